@@ -1,0 +1,58 @@
+# wsgate: the two commands a newcomer needs are `make demo` and `make test`.
+# Everything they need on a fresh machine is installed from here: Debian
+# packages (scripts/system-deps.sh), Python packages into .venv
+# (requirements.txt), Go modules (go.mod).
+
+GO      ?= go
+PYTHON  ?= python3
+VENV    := .venv
+VPY     := $(abspath $(VENV))/bin/python
+BIN     := $(abspath bin/wsgate)
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+
+# Debian packages: the tests drive real clients (git for hg/trac fixtures,
+# chromium for the browser test); the benchmark needs wrk.
+TEST_DEBS  := git chromium curl
+BENCH_DEBS := wrk
+
+export WSGATE_TEST_PYTHON := $(VPY)
+
+.PHONY: build venv test test-go test-python lint demo bench clean FORCE
+
+build: $(BIN)
+
+$(BIN): FORCE
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/wsgate
+
+$(VENV)/.stamp: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --disable-pip-version-check --upgrade pip
+	$(VPY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	touch $@
+
+venv: $(VENV)/.stamp
+
+lint:
+	@out=$$(gofmt -l cmd internal python test bench 2>/dev/null); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+test: venv build lint
+	./scripts/system-deps.sh $(TEST_DEBS)
+	$(MAKE) test-go test-python
+
+test-go:
+	WSGATE_TEST_STRICT=1 WSGATE_BIN=$(BIN) $(GO) test -count=1 -timeout 25m ./...
+
+test-python:
+	cd python && WSGATE_BIN=$(BIN) $(VPY) -m pytest -q tests
+
+demo: venv build
+	./scripts/demo.sh
+
+bench: venv build
+	./scripts/system-deps.sh $(BENCH_DEBS)
+	WSGATE_BIN=$(BIN) $(VPY) bench/run.py
+
+clean:
+	rm -rf bin

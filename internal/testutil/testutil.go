@@ -1,0 +1,73 @@
+// Package testutil gives tests the real parts they run against: the project's
+// virtualenv interpreter (Django, PasteDeploy, Mercurial… from
+// requirements.txt) and a freshly built wsgate binary.
+//
+// Outside `make test` a missing virtualenv skips the tests that need it; under
+// `make test` (WSGATE_TEST_STRICT=1) it fails them, so CI can never pass by
+// skipping.
+package testutil
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+)
+
+// RepoRoot is the repository's top directory, found from this source file.
+func RepoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+func strict() bool { return os.Getenv("WSGATE_TEST_STRICT") == "1" }
+
+// VenvPython returns the project virtualenv's interpreter (WSGATE_TEST_PYTHON
+// overrides it).
+func VenvPython(t testing.TB) string {
+	t.Helper()
+	p := os.Getenv("WSGATE_TEST_PYTHON")
+	if p == "" {
+		p = filepath.Join(RepoRoot(), ".venv", "bin", "python")
+	}
+	if _, err := os.Stat(p); err != nil {
+		if strict() {
+			t.Fatalf("test interpreter %s missing: run `make venv`", p)
+		}
+		t.Skipf("test interpreter %s missing: run `make venv` (or `make test`)", p)
+	}
+	return p
+}
+
+var (
+	buildOnce sync.Once
+	buildPath string
+	buildErr  error
+	buildOut  []byte
+)
+
+// Binary returns a wsgate binary built from this checkout (WSGATE_BIN
+// overrides it), built once per test process.
+func Binary(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("WSGATE_BIN"); p != "" {
+		return p
+	}
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "wsgate-test-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		buildPath = filepath.Join(dir, "wsgate")
+		cmd := exec.Command("go", "build", "-o", buildPath, "./cmd/wsgate")
+		cmd.Dir = RepoRoot()
+		buildOut, buildErr = cmd.CombinedOutput()
+	})
+	if buildErr != nil {
+		t.Fatalf("building wsgate: %v\n%s", buildErr, buildOut)
+	}
+	return buildPath
+}
