@@ -1,0 +1,79 @@
+"""`wsgate manage development.ini demo_setup`: everything the demo needs on
+first run besides `migrate`, idempotent so that it can run on every start.
+
+* the superuser named by the DEMO_ADMIN setting (filled in from the INI file's
+  demo_admin_user / demo_admin_password), kept in step with the INI file;
+* the Mercurial repository DEMO_VAR_DIR/hg/demo, with one commit, that hgweb
+  serves at /hg/demo;
+* the Trac environment DEMO_VAR_DIR/trac that Trac serves at /trac/, where the
+  superuser is a TRAC_ADMIN.
+"""
+
+import os
+import subprocess
+import sys
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+
+from demo import hg, trac
+
+
+class Command(BaseCommand):
+    help = "Create the demo's superuser, Mercurial repository and Trac environment (idempotent)."
+
+    def handle(self, *args, **options):
+        username = self.ensure_superuser()
+        self.ensure_hg_repository()
+        self.ensure_trac_environment(username)
+
+    def ensure_superuser(self):
+        admin = settings.DEMO_ADMIN or {}
+        username, password = admin.get("username"), admin.get("password")
+        if not username or not password:
+            raise CommandError(
+                "DEMO_ADMIN needs a username and a password: set demo_admin_user and "
+                "demo_admin_password in the INI file's [DEFAULT] (or with --set)"
+            )
+        User = get_user_model()
+        user, created = User.objects.get_or_create(username=username)
+        user.email = admin.get("email", "")
+        user.is_staff = user.is_superuser = user.is_active = True
+        user.set_password(password)
+        user.save()
+        verb = "created" if created else "updated from the INI file"
+        self.stdout.write(f"demo_setup: superuser {username!r} {verb}")
+        return username
+
+    def ensure_hg_repository(self):
+        path = hg.demo_repository_path()
+        if not os.path.isdir(os.path.join(path, ".hg")):
+            os.makedirs(path, exist_ok=True)
+            run_hg("init", path)
+            with open(os.path.join(path, "README.txt"), "w") as f:
+                f.write(
+                    "A Mercurial repository served by hgweb embedded in a Django view,\n"
+                    "served by wsgate. Clone it anonymously; push as a Django user.\n"
+                )
+            run_hg("--cwd", path, "commit", "--addremove", "--user", "wsgate demo <demo@example.com>",
+                   "--message", "Start the demo repository")
+            self.stdout.write(f"demo_setup: Mercurial repository {path} created")
+        hg.write_hgrc(path)
+
+    def ensure_trac_environment(self, admin_username):
+        path = trac.environment_path()
+        created = trac.ensure_environment(path, admin_username)
+        if created:
+            self.stdout.write(f"demo_setup: Trac environment {path} created")
+
+
+def run_hg(*args):
+    """Mercurial's own command line, from the interpreter running us (the one
+    that has Mercurial installed), whatever is on PATH."""
+    cmd = [sys.executable, "-c", "from mercurial import dispatch; dispatch.run()", *args]
+    # No user or system hgrc: the demo's commit must not depend on them.
+    env = dict(os.environ, HGRCPATH="", HGPLAIN="1")
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise CommandError(f"hg {' '.join(args)} failed: {done.stderr.strip() or done.stdout.strip()}")

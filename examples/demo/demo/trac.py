@@ -1,0 +1,95 @@
+"""Trac embedded in Django, with Django's single sign-on.
+
+The view at /trac/ hands requests to Trac with wsgate.django's call_wsgi_app:
+Trac sees /trac as SCRIPT_NAME (so every link it writes stays under /trac/)
+and the Django user of the request as REMOTE_USER, which Trac's own login
+module takes as the Trac user: a Django user *is* the Trac user.
+
+Trac's "Login" link (/trac/login) and "Logout" button (a POST to
+/trac/logout) never reach Trac: the view sends the first to Django's login
+page and performs the second as a Django logout, so there is one session, the
+Django one.
+"""
+
+import contextlib
+import io
+import os
+
+from django.conf import settings
+from django.contrib.auth import logout
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.views.decorators.csrf import csrf_exempt
+
+from wsgate.django import call_wsgi_app
+
+MOUNT = "/trac/"
+ENVIRONMENT = "trac"  # under DEMO_VAR_DIR
+
+# trac.ini values the demo sets on every environment it makes.
+TRAC_CONFIG = [
+    ("project", "descr", "Trac embedded in a Django site served by wsgate"),
+    # The logo leads back to the Django site.
+    ("header_logo", "link", "/"),
+    ("header_logo", "src", "common/trac_banner.png"),
+    ("header_logo", "alt", "wsgate demo"),
+    ("logging", "log_type", "none"),
+]
+
+
+def environment_path():
+    return os.path.join(settings.DEMO_VAR_DIR, ENVIRONMENT)
+
+
+def ensure_environment(path, admin_username):
+    """Make the Trac environment with trac-admin's initenv if it is missing,
+    and make the demo's superuser a TRAC_ADMIN. True when it was made."""
+    from trac.admin.console import run as trac_admin
+    from trac.env import Environment
+    from trac.perm import PermissionSystem
+
+    created = False
+    if not os.path.isfile(os.path.join(path, "VERSION")):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):  # trac-admin's chatty welcome text
+            status = trac_admin([path, "initenv", settings.DEMO_SITE_TITLE, "sqlite:db/trac.db"])
+        if status:
+            raise RuntimeError(f"trac-admin {path} initenv failed (status {status}):\n{out.getvalue()}")
+        created = True
+    env = Environment(path)
+    try:
+        for section, option, value in TRAC_CONFIG:
+            env.config.set(section, option, value)
+        env.config.save()
+        perms = PermissionSystem(env)
+        if "TRAC_ADMIN" not in perms.get_user_permissions(admin_username):
+            perms.grant_permission(admin_username, "TRAC_ADMIN")
+    finally:
+        env.shutdown()
+    return created
+
+
+def trac_app(environ, start_response):
+    """Trac's WSGI application, pointed at the demo's environment."""
+    from trac.web.main import dispatch_request
+
+    environ["trac.env_path"] = environment_path()
+    return dispatch_request(environ, start_response)
+
+
+@csrf_exempt  # Trac's forms carry Trac's own token (__FORM_TOKEN), checked by Trac
+def trac_view(request, path_info):
+    action = path_info.strip("/")
+    if action == "login":
+        return redirect_to_login(MOUNT)
+    if action == "logout":
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        # Trac's logout button posts Trac's form token; check it as Trac
+        # would, so that another site cannot log our users out.
+        token = request.COOKIES.get("trac_form_token")
+        if token and request.POST.get("__FORM_TOKEN") == token:
+            logout(request)
+        return HttpResponseRedirect(MOUNT)
+    return call_wsgi_app(trac_app, request, path_info)
