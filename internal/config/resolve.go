@@ -1,0 +1,265 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
+	"sync"
+
+	"github.com/wsgate/wsgate/python"
+)
+
+var (
+	nativeMu sync.RWMutex
+	native   = map[string]string{}
+)
+
+// RegisterNative makes `use = <use>` resolve to the Go component named
+// component: such nodes get Factory "go:<component>" and are not resolved
+// by Python. use is matched as written (e.g. "egg:wsgate#static").
+func RegisterNative(use, component string) {
+	nativeMu.Lock()
+	defer nativeMu.Unlock()
+	native[use] = component
+}
+
+func nativeComponent(use string) (string, bool) {
+	nativeMu.RLock()
+	defer nativeMu.RUnlock()
+	c, ok := native[use]
+	return c, ok
+}
+
+// resolveRequest is what `python -m wsgate.resolve` reads on stdin.
+type resolveRequest struct {
+	Specs []resolveSpec `json:"specs"`
+}
+
+type resolveSpec struct {
+	ID         int    `json:"id"`
+	Kind       string `json:"kind"` // egg, call, object, require
+	Spec       string `json:"spec,omitempty"`
+	Dist       string `json:"dist,omitempty"`
+	Entry      string `json:"entry,omitempty"`
+	ObjectType string `json:"object_type,omitempty"`
+}
+
+type resolveResult struct {
+	ID       int    `json:"id"`
+	Factory  string `json:"factory"`
+	Protocol string `json:"protocol"`
+	Error    string `json:"error"`
+}
+
+type resolveResponse struct {
+	Results []resolveResult `json:"results"`
+}
+
+// Resolve fills Factory (and, for egg: specs, Protocol) on every node of
+// the tree with one call of `python -m wsgate.resolve` per level of
+// composites, then loads every application a composite names (Loadable) and
+// resolves those too. Mistakes come back as *Error located at the node's
+// section; a missing or broken interpreter is a plain error.
+func Resolve(n *Node, interpreter string, extraPath []string) error {
+	pending := []*Node{}
+	n.Walk(func(x *Node) { pending = append(pending, x) })
+	for len(pending) > 0 {
+		if err := resolveBatch(pending, interpreter, extraPath); err != nil {
+			return err
+		}
+		var next []*Node
+		for _, c := range pending {
+			if !c.IsComposite() || c.Loadable != nil {
+				continue
+			}
+			added, err := c.loadLoadables()
+			if err != nil {
+				return err
+			}
+			for _, a := range added {
+				a.Walk(func(x *Node) {
+					if !x.resolved {
+						next = append(next, x)
+					}
+				})
+			}
+		}
+		pending = next
+	}
+	return nil
+}
+
+func (n *Node) useLocation() location {
+	opt := "use"
+	if n.specKind == "object" {
+		opt = n.Protocol
+	}
+	if n.srcIsRef {
+		opt = ""
+	}
+	loc := location{file: n.Source.File, line: n.Source.Line, section: n.Source.Section, option: opt}
+	if n.loader != nil && !n.srcIsRef {
+		if sec, ok := n.loader.ini.byName[n.Source.Section]; ok {
+			if o, ok := sec.byName[opt]; ok {
+				loc.line = o.line
+			}
+		}
+	}
+	return loc
+}
+
+func resolveBatch(nodes []*Node, interpreter string, extraPath []string) error {
+	var req resolveRequest
+	type target struct {
+		node    *Node
+		require bool
+	}
+	var targets []target
+	add := func(s resolveSpec, t target) {
+		s.ID = len(targets)
+		req.Specs = append(req.Specs, s)
+		targets = append(targets, t)
+	}
+	for _, n := range nodes {
+		if n.resolved {
+			continue
+		}
+		n.resolved = true
+		if c, ok := nativeComponent(n.Use); ok && n.specKind != "" {
+			n.Factory = GoFactoryPrefix + c
+			if n.protocolPending {
+				n.Protocol = ProtocolApp
+				if n.ObjectType == TypeFilter {
+					n.Protocol = ProtocolFilter
+				}
+				n.protocolPending = false
+			}
+			continue
+		}
+		switch n.specKind {
+		case "egg":
+			add(resolveSpec{Kind: "egg", Dist: n.eggDist, Entry: n.eggEntry, ObjectType: n.ObjectType}, target{node: n})
+		case "call":
+			add(resolveSpec{Kind: "call", Spec: strings.TrimPrefix(n.Use[strings.IndexByte(n.Use, ':')+1:], ""), ObjectType: n.ObjectType}, target{node: n})
+		case "object":
+			add(resolveSpec{Kind: "object", Spec: n.Use, ObjectType: n.ObjectType}, target{node: n})
+		}
+		for _, r := range n.Require {
+			add(resolveSpec{Kind: "require", Dist: r}, target{node: n, require: true})
+		}
+	}
+	if len(req.Specs) == 0 {
+		return nil
+	}
+	resp, err := runResolver(req, interpreter, extraPath)
+	if err != nil {
+		return err
+	}
+	byID := map[int]resolveResult{}
+	for _, r := range resp.Results {
+		byID[r.ID] = r
+	}
+	for i, t := range targets {
+		r, ok := byID[i]
+		if !ok {
+			return fmt.Errorf("wsgate.resolve gave no answer for %s", t.node.Use)
+		}
+		loc := t.node.useLocation()
+		if t.require {
+			if r.Error != "" {
+				loc.option = "require"
+				return loc.errorf("%s", r.Error)
+			}
+			continue
+		}
+		if r.Error != "" {
+			return loc.errorf("%s: %s", t.node.Use, r.Error)
+		}
+		t.node.Factory = r.Factory
+		if t.node.protocolPending {
+			t.node.Protocol = r.Protocol
+			t.node.protocolPending = false
+		}
+	}
+	return nil
+}
+
+func runResolver(req resolveRequest, interpreter string, extraPath []string) (*resolveResponse, error) {
+	in, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	cmd, err := python.Command(interpreter, extraPath, "wsgate.resolve")
+	if err != nil {
+		return nil, fmt.Errorf("preparing the Python resolver: %w", err)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdin = bytes.NewReader(in)
+	cmd.Stdout = &stdout
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		var ee *exec.ExitError
+		if errors.Is(err, exec.ErrNotFound) || (!errors.As(err, &ee)) {
+			return nil, fmt.Errorf("cannot run the Python interpreter %q: %w (choose one with --python or WSGATE_PYTHON)", interpreter, err)
+		}
+		return nil, fmt.Errorf("the Python resolver failed (%s %v): %s", interpreter, err, strings.TrimSpace(stderr.String()))
+	}
+	var resp resolveResponse
+	if err := json.Unmarshal(stdout.Bytes(), &resp); err != nil {
+		return nil, fmt.Errorf("the Python resolver (%s) answered something unreadable: %w; stderr: %s", interpreter, err, strings.TrimSpace(stderr.String()))
+	}
+	return &resp, nil
+}
+
+// loadLoadables loads, for a composite, each local_conf value that names an
+// application: a section of the composite's file or a config:/egg:/call:
+// URI, with the composite's global_conf, as the loader PasteDeploy hands to
+// composite factories would on get_app(value).
+func (n *Node) loadLoadables() ([]*Node, error) {
+	n.Loadable = map[string]*Node{}
+	l := n.loader
+	if l == nil {
+		return nil, nil
+	}
+	key := n.Source.String()
+	for _, p := range n.compositePath {
+		if p == key {
+			return nil, n.useLocation().errorf("composite cycle: %s contains itself through %s", key, strings.Join(append(n.compositePath, key), " → "))
+		}
+	}
+	path := append(append([]string(nil), n.compositePath...), key)
+	var added []*Node
+	for _, k := range n.LocalConf.Keys() {
+		v, _ := n.LocalConf.Get(k)
+		if _, done := n.Loadable[v]; done {
+			continue
+		}
+		loc := location{file: n.Source.File, line: n.Source.Line, section: n.Source.Section, option: k}
+		if sec, ok := l.ini.byName[n.Source.Section]; ok {
+			if o, ok := sec.byName[k]; ok {
+				loc.line = o.line
+			}
+		}
+		if m := schemeRe.FindString(v); m != "" {
+			switch strings.ToLower(strings.TrimSuffix(m, ":")) {
+			case "config", "egg", "call":
+			default:
+				continue
+			}
+		} else if _, err := l.findConfigSection(appType, v, loc); err != nil {
+			continue // a plain setting, not a name
+		}
+		child, err := l.getContext(appType, v, n.GlobalConf, loc)
+		if err != nil {
+			return nil, err
+		}
+		child.Walk(func(x *Node) { x.compositePath = path })
+		n.Loadable[v] = child
+		n.LoadableOrder = append(n.LoadableOrder, v)
+		added = append(added, child)
+	}
+	return added, nil
+}
