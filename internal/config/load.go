@@ -3,12 +3,12 @@ package config
 import (
 	"errors"
 	"fmt"
-	"unicode/utf8"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
+	"unicode/utf8"
 )
 
 // This file is PasteDeploy 3's loadwsgi.loadcontext, step by step: which
