@@ -14,6 +14,10 @@ import (
 type Conf struct {
 	keys []string
 	vals map[string]string
+	// origins says where each value was written ("file:LINE [section]
+	// option", or "--set key"); it travels with the value through copies
+	// and updates.
+	origins map[string]string
 }
 
 // NewConf returns an empty Conf.
@@ -41,11 +45,30 @@ func (c *Conf) Get(key string) (string, bool) {
 func (c *Conf) Has(key string) bool { _, ok := c.Get(key); return ok }
 
 // Set sets key, keeping its position when it already exists.
-func (c *Conf) Set(key, value string) {
+func (c *Conf) Set(key, value string) { c.setFrom(key, value, "") }
+
+// Origin says where the value of key was written: "file:LINE [section]
+// option" or "--set key"; "" when unknown (here, __file__).
+func (c *Conf) Origin(key string) string {
+	if c == nil {
+		return ""
+	}
+	return c.origins[key]
+}
+
+func (c *Conf) setFrom(key, value, origin string) {
 	if _, ok := c.vals[key]; !ok {
 		c.keys = append(c.keys, key)
 	}
 	c.vals[key] = value
+	if origin == "" {
+		delete(c.origins, key)
+		return
+	}
+	if c.origins == nil {
+		c.origins = map[string]string{}
+	}
+	c.origins[key] = origin
 }
 
 // Delete removes key (no-op when absent).
@@ -54,6 +77,7 @@ func (c *Conf) Delete(key string) {
 		return
 	}
 	delete(c.vals, key)
+	delete(c.origins, key)
 	for i, k := range c.keys {
 		if k == key {
 			c.keys = append(c.keys[:i:i], c.keys[i+1:]...)
@@ -98,7 +122,7 @@ func (c *Conf) Update(o *Conf) {
 		return
 	}
 	for _, k := range o.keys {
-		c.Set(k, o.vals[k])
+		c.setFrom(k, o.vals[k], o.origins[k])
 	}
 }
 
@@ -118,6 +142,17 @@ func (c *Conf) without(keys ...string) *Conf {
 		n.Delete(k)
 	}
 	return n
+}
+
+// originsConf is the origins as a Conf (same key order), for JSON.
+func (c *Conf) originsConf() *Conf {
+	o := NewConf()
+	for _, k := range c.Keys() {
+		if v := c.origins[k]; v != "" {
+			o.Set(k, v)
+		}
+	}
+	return o
 }
 
 // MarshalJSON writes the keys in order.

@@ -47,3 +47,10 @@ type location struct {
 func (l location) errorf(format string, args ...any) *Error {
 	return &Error{File: l.file, Line: l.line, Section: l.section, Option: l.option, Msg: fmt.Sprintf(format, args...)}
 }
+
+// String renders the location as an origin: "file:LINE [section] option".
+func (l location) String() string {
+	e := Error{File: l.file, Line: l.line, Section: l.section, Option: l.option}
+	s := e.Error()
+	return s[:len(s)-2] // drop the ": " before the (empty) message
+}

@@ -175,7 +175,7 @@ func openTop(uri string, opts Options) (*session, *fileLoader, string, error) {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		gc.Set(k, opts.Overrides[k])
+		gc.setFrom(k, opts.Overrides[k], "--set "+k)
 	}
 	l, err := s.newFileLoader(path, gc, location{file: s.display(path)})
 	if err != nil {
@@ -213,6 +213,7 @@ type fileLoader struct {
 	ini        *iniFile
 	defaults   *Conf // raw parser defaults
 	defaultLoc map[string]location
+	defaultOrg map[string]string // origin of defaults an including file passed in
 	topGlobal  *Conf
 }
 
@@ -251,7 +252,7 @@ func (s *session) newFileLoader(filename string, gc *Conf, ref location) (*fileL
 		s.files[abs] = f
 	}
 	l := &fileLoader{s: s, filename: filename, abs: abs, display: display, ini: f,
-		defaults: NewConf(), defaultLoc: map[string]location{}}
+		defaults: NewConf(), defaultLoc: map[string]location{}, defaultOrg: map[string]string{}}
 	l.defaults.Set("here", filepath.Dir(abs))
 	l.defaults.Set("__file__", abs)
 	for _, o := range f.defaults.opts {
@@ -265,6 +266,7 @@ func (s *session) newFileLoader(filename string, gc *Conf, ref location) (*fileL
 			v, _ := gc.Get(k)
 			l.defaults.Set(k, v)
 			l.defaultLoc[k] = location{file: display, section: defaultSection, option: k}
+			l.defaultOrg[k] = gc.Origin(k)
 		}
 	}
 	return l, nil
@@ -292,7 +294,11 @@ func (l *fileLoader) interpolatedDefaults() (*Conf, error) {
 		if v == "" {
 			v = raw
 		}
-		out.Set(k, v)
+		origin := l.defaultOrg[k]
+		if loc, ok := l.defaultLoc[k]; ok && loc.line > 0 {
+			origin = loc.String()
+		}
+		out.setFrom(k, v, origin)
 	}
 	return out, nil
 }
@@ -448,8 +454,9 @@ func (l *fileLoader) getContext(ot *objectType, name string, globalConf *Conf, r
 				return nil, err
 			}
 			n := pyStrip(opt[4:])
-			additions.Set(n, v)
-			gc.Set(n, v)
+			origin := l.optionLoc(sec, opt).String()
+			additions.setFrom(n, v, origin)
+			gc.setFrom(n, v, origin)
 		case strings.HasPrefix(opt, "get "):
 			v, err := l.get(sec, opt)
 			if err != nil {
@@ -467,7 +474,7 @@ func (l *fileLoader) getContext(ot *objectType, name string, globalConf *Conf, r
 			if err != nil {
 				return nil, err
 			}
-			local.Set(opt, v)
+			local.setFrom(opt, v, l.optionLoc(sec, opt).String())
 		}
 	}
 	for _, localVar := range gets.Keys() {
@@ -477,7 +484,7 @@ func (l *fileLoader) getContext(ot *objectType, name string, globalConf *Conf, r
 			return nil, getLoc[localVar].errorf("global_conf has no %q to get (known: %s); define it in [DEFAULT], with `set %s = …`, or with --set %s=…",
 				globVar, strings.Join(gc.without("here", "__file__").Keys(), ", "), globVar, globVar)
 		}
-		local.Set(localVar, v)
+		local.setFrom(localVar, v, gc.Origin(globVar))
 	}
 	filterWith, hasFilterWith := "", false
 	if (ot == appType || ot == filterType) && local.Has("filter-with") {

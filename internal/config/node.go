@@ -165,6 +165,9 @@ func (n *Node) writeJSON(b *bytes.Buffer, worker bool) error {
 		lc = NewConf()
 	}
 	fields = append(fields, jsonField{"global_conf", gc}, jsonField{"local_conf", lc})
+	if worker {
+		fields = append(fields, jsonField{"global_conf_sources", gc.originsConf()}, jsonField{"local_conf_sources", lc.originsConf()})
+	}
 	b.WriteByte('{')
 	for i, f := range fields {
 		if i > 0 {

@@ -19,14 +19,18 @@ apply their filter to ``next``. Standard library only.
 """
 
 import importlib
+import threading
 
-__all__ = ["load", "load_filter", "load_server", "lookup", "LoadError", "CompositeLoader"]
+__all__ = ["load", "load_filter", "load_server", "lookup", "current_node", "LoadError", "CompositeLoader"]
 
 APP_PROTOCOLS = ("paste.app_factory", "paste.composite_factory", "paste.composit_factory", "wsgate.callable")
 
 
 class LoadError(Exception):
-    """A node could not be turned into an application (names its source)."""
+    """A node could not be turned into an application (names its source).
+
+    Exceptions whose class has ``wsgate_config_error = True`` (a factory's
+    own one-line configuration message) pass through unwrapped."""
 
 
 def lookup(factory):
@@ -42,15 +46,33 @@ def _where(node):
     return node.get("source") or node.get("use") or node.get("factory") or "?"
 
 
+_building = threading.local()
+
+
+def current_node():
+    """The worker-form node whose factory is being called right now (in this
+    thread), or None: lets a factory with PasteDeploy's signature read the
+    node's sources."""
+    stack = getattr(_building, "stack", None)
+    return stack[-1] if stack else None
+
+
 def _call(node, what, fn, *args, **kwargs):
+    stack = _building.__dict__.setdefault("stack", [])
+    stack.append(node)
     try:
         return fn(*args, **kwargs)
     except LoadError:
         raise
     except Exception as exc:
+        if getattr(exc, "wsgate_config_error", False):
+            # Already a complete one-line message about the configuration.
+            raise
         raise LoadError(
             "%s: %s %s raised %s: %s" % (_where(node), what, node.get("factory"), type(exc).__name__, exc)
         ) from exc
+    finally:
+        stack.pop()
 
 
 def _factory(node):
