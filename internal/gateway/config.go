@@ -1,0 +1,70 @@
+package gateway
+
+import (
+	"log/slog"
+	"runtime"
+	"time"
+)
+
+// Config is everything the pool needs. Each field is one `wsgate serve`
+// flag and one `[server:…]` option (docs/serve.md lists them); Defaults
+// fills what is left zero.
+type Config struct {
+	// Python is the interpreter that runs the workers.
+	Python string
+	// PythonPath directories go on PYTHONPATH after the runtime (--pythonpath).
+	PythonPath []string
+	// Dir is the workers' working directory, put on sys.path (--chdir).
+	Dir string
+	// Node is the application's node tree in worker form (JSON).
+	Node []byte
+	// AppName names the application in messages ("mysite.wsgi:application").
+	AppName string
+	// Workers is the number of worker processes (--workers; default: cores).
+	Workers int
+	// Threads is the number of threads per worker, each with its own socket
+	// (--threads; default 1).
+	Threads int
+	// Timeout bounds a request from dispatch to its last frame: past it the
+	// client gets 504 and the worker is killed and replaced (--timeout; 30s).
+	Timeout time.Duration
+	// MaxRequests recycles a worker gracefully after this many requests
+	// (--max-requests; 0 = never).
+	MaxRequests int
+	// MaxRequestsJitter adds 0..N to each worker's MaxRequests so the
+	// workers do not all restart at once (--max-requests-jitter).
+	MaxRequestsJitter int
+	// QueueSize bounds the requests waiting for a free worker; past it they
+	// get 503 with Retry-After (--queue-size; default 1024).
+	QueueSize int
+	// GracefulTimeout bounds how long a draining worker may take to finish
+	// its requests before it is killed (--graceful-timeout; default 30s).
+	GracefulTimeout time.Duration
+	// Logger receives the pool's log lines (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// Defaults fills zero fields with their documented defaults.
+func (c *Config) Defaults() {
+	if c.Workers <= 0 {
+		c.Workers = runtime.NumCPU()
+	}
+	if c.Threads <= 0 {
+		c.Threads = 1
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 30 * time.Second
+	}
+	if c.QueueSize <= 0 {
+		c.QueueSize = 1024
+	}
+	if c.GracefulTimeout <= 0 {
+		c.GracefulTimeout = 30 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Python == "" {
+		c.Python = "python3"
+	}
+}

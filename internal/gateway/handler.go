@@ -1,0 +1,362 @@
+package gateway
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/textproto"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/wsgate/wsgate/internal/protocol"
+)
+
+// Handler serves HTTP requests with the pool's Python application: it
+// frames each request to a worker and writes the frames that come back to
+// the client.
+type Handler struct {
+	pool  *Pool
+	mount string
+}
+
+// NewHandler returns the http.Handler of a pool's application, mounted at
+// mount ("" for the root; a Go urlmap may instead use WithScriptName).
+func NewHandler(p *Pool, mount string) *Handler {
+	return &Handler{pool: p, mount: strings.TrimSuffix(mount, "/")}
+}
+
+var inlineBodies = sync.Pool{New: func() any { b := make([]byte, protocol.InitialWindow); return &b }}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	scriptName, pathInfo, err := requestPath(r, h.mount)
+	if err != nil {
+		http.Error(w, "400 Bad Request: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	// A small body is read before a worker is taken, so a slow client
+	// costs a goroutine, not a worker.
+	var flags byte
+	var inline []byte
+	if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
+		flags |= protocol.FlagHasBody
+		if r.ContentLength > 0 && r.ContentLength <= protocol.InitialWindow {
+			bp := inlineBodies.Get().(*[]byte)
+			defer inlineBodies.Put(bp)
+			inline = (*bp)[:r.ContentLength]
+			if _, err := io.ReadFull(r.Body, inline); err != nil {
+				http.Error(w, "400 Bad Request: incomplete request body", http.StatusBadRequest)
+				return
+			}
+			flags |= protocol.FlagBodyInline
+		}
+	}
+	s, err := h.pool.acquire(r.Context())
+	if err != nil {
+		if errors.Is(err, ErrQueueFull) || errors.Is(err, errQueueTimeout) {
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "503 Service Unavailable: "+err.Error(), http.StatusServiceUnavailable)
+		}
+		return // otherwise the client went away while queued
+	}
+	x := exchange{h: h, s: s, w: w, r: r}
+	x.run(scriptName, pathInfo, flags, inline)
+	h.pool.release(s, x.healthy, x.reason)
+	if x.abort {
+		// The response started and then failed: cut the connection so the
+		// client cannot take a truncated body for a whole one.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// exchange is one request's conversation with a worker slot.
+type exchange struct {
+	h       *Handler
+	s       *slot
+	w       http.ResponseWriter
+	r       *http.Request
+	stream  uint32
+	started bool  // START written to the client
+	bodyEnd bool  // BODY_END or BODY_FAIL sent
+	werr    error // first error writing to the client; later writes are skipped
+	flusher http.Flusher
+	healthy bool   // the worker is in a known state at the end
+	reason  string // why not
+	abort   bool   // cut the client connection
+	start   protocol.StartPayload
+}
+
+func (x *exchange) run(scriptName, pathInfo string, flags byte, inline []byte) {
+	s := x.s
+	cfg := &x.h.pool.cfg
+	s.stream++
+	if s.stream == 0 {
+		s.stream = 1
+	}
+	x.stream = s.stream
+	_ = s.conn.SetDeadline(time.Now().Add(cfg.Timeout))
+
+	b := protocol.AppendHeader(s.wbuf[:0], protocol.Request, x.stream, 0)
+	b = append(b, flags)
+	b = appendEnviron(b, x.r, scriptName, pathInfo)
+	binary.BigEndian.PutUint32(b[0:4], uint32(len(b)-protocol.HeaderSize))
+	if flags&protocol.FlagBodyInline != 0 {
+		if len(inline) > 0 {
+			b = protocol.AppendFrame(b, protocol.Body, x.stream, inline)
+		}
+		b = protocol.AppendHeader(b, protocol.BodyEnd, x.stream, 0)
+		x.bodyEnd = true
+	}
+	if len(b) > protocol.MaxPayload {
+		x.fail(http.StatusRequestHeaderFieldsTooLarge, "request headers too large", true)
+		return
+	}
+	if cap(b) <= 256<<10 {
+		s.wbuf = b[:0]
+	}
+	if _, err := s.conn.Write(b); err != nil {
+		x.lost(err)
+		return
+	}
+	x.flusher, _ = x.w.(http.Flusher)
+	for {
+		hd, err := protocol.ReadHeader(s.br)
+		if err != nil {
+			x.lost(err)
+			return
+		}
+		if hd.Stream != x.stream {
+			x.lost(fmt.Errorf("%w: %s frame for stream %d during stream %d", protocol.ErrViolation, hd.Type, hd.Stream, x.stream))
+			return
+		}
+		switch hd.Type {
+		case protocol.Data:
+			if !x.started {
+				x.lost(fmt.Errorf("%w: DATA before START", protocol.ErrViolation))
+				return
+			}
+			if err := x.copyData(int(hd.Len)); err != nil {
+				x.lost(err)
+				return
+			}
+			if s.br.Buffered() == 0 && x.flusher != nil && x.werr == nil {
+				x.flusher.Flush() // the worker has nothing more yet: let the client see it
+			}
+		case protocol.End:
+			if !x.started {
+				x.lost(fmt.Errorf("%w: END before START", protocol.ErrViolation))
+				return
+			}
+			x.healthy = true
+			return
+		default:
+			payload, err := protocol.ReadPayload(s.br, hd, &s.rbuf)
+			if err != nil {
+				x.lost(err)
+				return
+			}
+			done, err := x.control(hd.Type, payload)
+			if err != nil {
+				x.lost(err)
+				return
+			}
+			if done {
+				return
+			}
+		}
+	}
+}
+
+// control handles the frames other than DATA and END; done ends the stream.
+func (x *exchange) control(t protocol.Type, payload []byte) (done bool, err error) {
+	switch t {
+	case protocol.Start:
+		if x.started {
+			return false, fmt.Errorf("%w: second START", protocol.ErrViolation)
+		}
+		if err := protocol.ParseStart(payload, &x.start); err != nil {
+			return false, err
+		}
+		hdr := x.w.Header()
+		for _, kv := range x.start.Headers {
+			k := textproto.CanonicalMIMEHeaderKey(string(kv[0]))
+			hdr[k] = append(hdr[k], string(kv[1]))
+		}
+		x.started = true
+		x.w.WriteHeader(x.start.Code)
+	case protocol.Log:
+		x.h.pool.log.Info("wsgi.errors", "pid", x.s.w.pid, "text", string(payload))
+	case protocol.Credit:
+		n, err := protocol.ParseCredit(payload)
+		if err != nil {
+			return false, err
+		}
+		return false, x.sendBody(int(n))
+	case protocol.File:
+		fp, err := protocol.ParseFile(payload)
+		if err != nil {
+			return false, err
+		}
+		if !x.started {
+			return false, fmt.Errorf("%w: FILE before START", protocol.ErrViolation)
+		}
+		return false, x.sendFile(fp)
+	case protocol.Error:
+		x.h.pool.log.Error("application error", "pid", x.s.w.pid, "method", x.r.Method,
+			"uri", x.r.RequestURI, "traceback", string(payload))
+		x.healthy = true
+		if x.started {
+			x.abort = true
+		} else {
+			http.Error(x.w, "500 Internal Server Error", http.StatusInternalServerError)
+		}
+		return true, nil
+	default:
+		return false, fmt.Errorf("%w: unexpected %s frame during a request", protocol.ErrViolation, t)
+	}
+	return false, nil
+}
+
+// copyData streams n bytes of a DATA payload from the worker to the client
+// through the reader's own buffer.
+func (x *exchange) copyData(n int) error {
+	br := x.s.br
+	for n > 0 {
+		if br.Buffered() == 0 {
+			if _, err := br.Peek(1); err != nil {
+				return unexpectedEOF(err)
+			}
+		}
+		k := min(n, br.Buffered())
+		p, _ := br.Peek(k)
+		x.write(p)
+		_, _ = br.Discard(k)
+		n -= k
+	}
+	return nil
+}
+
+func (x *exchange) write(p []byte) {
+	if x.werr != nil {
+		return
+	}
+	if _, err := x.w.Write(p); err != nil {
+		x.werr = err // the client is gone (or the body is not allowed): keep the worker in step
+	}
+}
+
+// sendBody answers one CREDIT with one frame: BODY with 1..n bytes, BODY_END
+// at the end of the body, or BODY_FAIL if the client's body broke off.
+func (x *exchange) sendBody(n int) error {
+	s := x.s
+	if x.bodyEnd {
+		return writeFrame(s, protocol.BodyEnd, x.stream, nil)
+	}
+	n = min(max(n, 1), 1<<20)
+	if cap(s.body) < n {
+		s.body = make([]byte, max(n, protocol.InitialWindow))
+	}
+	buf := s.body[:n]
+	var got int
+	var err error
+	for got == 0 && err == nil {
+		got, err = x.r.Body.Read(buf)
+	}
+	if got > 0 {
+		return writeFrame(s, protocol.Body, x.stream, buf[:got])
+	}
+	x.bodyEnd = true
+	if err == io.EOF {
+		return writeFrame(s, protocol.BodyEnd, x.stream, nil)
+	}
+	return writeFrame(s, protocol.BodyFail, x.stream, []byte(err.Error()))
+}
+
+func writeFrame(s *slot, t protocol.Type, stream uint32, payload []byte) error {
+	b := protocol.AppendFrame(s.wbuf[:0], t, stream, payload)
+	if cap(b) <= 256<<10 {
+		s.wbuf = b[:0]
+	}
+	_, err := s.conn.Write(b)
+	return err
+}
+
+// sendFile sends a wsgi.file_wrapper file from the master's own descriptor
+// (sendfile on Linux), opened through /proc before the worker may close it.
+func (x *exchange) sendFile(fp protocol.FilePayload) error {
+	path := "/proc/" + strconv.Itoa(x.s.w.pid) + "/fd/" + strconv.FormatUint(uint64(fp.FD), 10)
+	f, err := os.Open(path)
+	ack := []byte{1}
+	if err != nil {
+		ack[0] = 0 // the worker streams it as DATA instead
+	}
+	if err := writeFrame(x.s, protocol.FileAck, x.stream, ack); err != nil {
+		if f != nil {
+			f.Close()
+		}
+		return err
+	}
+	if f == nil {
+		return nil
+	}
+	defer f.Close()
+	if x.werr != nil {
+		return nil
+	}
+	if _, err := f.Seek(int64(fp.Offset), io.SeekStart); err != nil {
+		x.werr = err
+		x.abort = true
+		return nil
+	}
+	n, err := io.Copy(x.w, io.LimitReader(f, int64(fp.Count)))
+	if err != nil || uint64(n) != fp.Count {
+		x.werr = fmt.Errorf("sending %s: %d of %d bytes: %v", path, n, fp.Count, err)
+		x.abort = true
+	}
+	return nil
+}
+
+// lost ends an exchange whose worker can no longer be trusted: it died, it
+// broke the protocol, or it passed the timeout.
+func (x *exchange) lost(err error) {
+	log := x.h.pool.log
+	pid := x.s.w.pid
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		log.Error("request timed out; killing its worker", "pid", pid, "method", x.r.Method,
+			"uri", x.r.RequestURI, "timeout", x.h.pool.cfg.Timeout.String())
+		x.fail(http.StatusGatewayTimeout, "the application did not answer in time", false)
+		x.reason = "timeout"
+	case errors.Is(err, protocol.ErrViolation):
+		log.Error("worker broke the protocol; killing it", "pid", pid, "error", err.Error())
+		x.fail(http.StatusBadGateway, "the application worker failed", false)
+		x.reason = "protocol violation"
+	default:
+		log.Error("worker lost during a request", "pid", pid, "method", x.r.Method,
+			"uri", x.r.RequestURI, "error", err.Error())
+		x.fail(http.StatusBadGateway, "the application worker died", false)
+		x.reason = "lost"
+	}
+}
+
+// fail answers the client with an error page, or cuts the response if it
+// has started.
+func (x *exchange) fail(code int, msg string, healthy bool) {
+	x.healthy = healthy
+	if x.started {
+		x.abort = true
+		return
+	}
+	http.Error(x.w, strconv.Itoa(code)+" "+http.StatusText(code)+": "+msg, code)
+}
+
+func unexpectedEOF(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}

@@ -1,0 +1,438 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+)
+
+// Pool supervises the Python workers, as gunicorn's arbiter does: it
+// spawns them, lends their slots to requests, replaces the ones that die,
+// recycles them after MaxRequests, reloads them on demand and drains them at
+// shutdown. One goroutine (run) owns the set of workers; request goroutines
+// touch only the idle channel and atomics.
+type Pool struct {
+	cfg  Config
+	log  *slog.Logger
+	rand *rand.Rand // arbiter goroutine only
+
+	idle    chan *slot // slots free to take a request
+	waiting atomic.Int64
+	events  chan event
+	reload  chan struct{}
+	stop    chan stopRequest
+	ready   atomic.Int32 // workers in StateReady, for Stats
+
+	// owned by the arbiter goroutine
+	workers    map[*worker]struct{}
+	nextID     int
+	gen        int // generation new workers join
+	reloadGen  int // generation being started by a reload; 0 if none
+	failures   int // consecutive load failures, for the respawn backoff
+	respawnDue <-chan time.Time
+	stopping   bool
+}
+
+type eventKind int
+
+const (
+	evReady      eventKind = iota // all slots of w said READY
+	evLoadFailed                  // w could not load the application
+	evExited                      // w's process has exited
+	evRetired                     // w started draining after MaxRequests
+)
+
+type event struct {
+	kind eventKind
+	w    *worker
+	err  error
+}
+
+type stopRequest struct {
+	ctx  context.Context
+	done chan struct{}
+}
+
+// ErrQueueFull is returned by acquire when QueueSize requests already wait.
+var ErrQueueFull = errors.New("all workers busy and the queue is full")
+
+// errQueueTimeout: no slot freed up within Timeout.
+var errQueueTimeout = errors.New("no worker became free in time")
+
+// NewPool checks the configuration; Start spawns the workers.
+func NewPool(cfg Config) *Pool {
+	cfg.Defaults()
+	slots := cfg.Workers * cfg.Threads
+	return &Pool{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		rand:    rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0x5eed)),
+		idle:    make(chan *slot, 4*slots+16),
+		events:  make(chan event, 4*cfg.Workers+64),
+		reload:  make(chan struct{}, 1),
+		stop:    make(chan stopRequest),
+		workers: make(map[*worker]struct{}),
+		gen:     1,
+	}
+}
+
+// Config returns the configuration with its defaults filled in.
+func (p *Pool) Config() Config { return p.cfg }
+
+// Start spawns the workers and returns once every one has loaded the
+// application. If one cannot, Start stops the others and returns the error
+// (a *LoadError when the application itself failed): the caller exits
+// rather than retrying in a loop.
+func (p *Pool) Start() error {
+	for i := 0; i < p.cfg.Workers; i++ {
+		if _, err := p.spawn(p.gen); err != nil {
+			p.abort()
+			return err
+		}
+	}
+	for ready := 0; ready < p.cfg.Workers; {
+		ev := <-p.events
+		switch ev.kind {
+		case evReady:
+			if p.onReady(ev.w) {
+				ready++
+			}
+		case evLoadFailed:
+			p.abort()
+			return ev.err
+		case evExited:
+			p.onExited(ev.w)
+		}
+	}
+	go p.run()
+	return nil
+}
+
+// abort kills every worker and waits for them (start-up failed).
+func (p *Pool) abort() {
+	p.stopping = true
+	for w := range p.workers {
+		w.kill("start-up failed")
+	}
+	for w := range p.workers {
+		<-w.exited
+		w.closeSlots()
+	}
+}
+
+// Reload replaces every worker by a fresh one (SIGHUP): the new ones load
+// the application, then the old ones drain. If the new ones cannot load it,
+// the old ones keep serving.
+func (p *Pool) Reload() {
+	select {
+	case p.reload <- struct{}{}:
+	default:
+	}
+}
+
+// Stop drains the workers: each finishes its requests and exits; past ctx's
+// deadline the remaining ones are killed. It returns when all have exited.
+func (p *Pool) Stop(ctx context.Context) {
+	done := make(chan struct{})
+	p.stop <- stopRequest{ctx: ctx, done: done}
+	<-done
+}
+
+// Ready is the number of workers serving now.
+func (p *Pool) Ready() int { return int(p.ready.Load()) }
+
+func (p *Pool) spawn(gen int) (*worker, error) {
+	p.nextID++
+	w, err := p.spawnWorker(p.nextID, gen)
+	if err != nil {
+		return nil, err
+	}
+	p.workers[w] = struct{}{}
+	return w, nil
+}
+
+// run is the arbiter loop.
+func (p *Pool) run() {
+	for {
+		select {
+		case ev := <-p.events:
+			p.handle(ev)
+		case <-p.reload:
+			p.startReload()
+		case <-p.respawnDue:
+			p.respawnDue = nil
+			p.reconcile(true)
+		case req := <-p.stop:
+			p.shutdown(req)
+			return
+		}
+	}
+}
+
+func (p *Pool) handle(ev event) {
+	switch ev.kind {
+	case evReady:
+		p.onReady(ev.w)
+	case evLoadFailed:
+		p.onLoadFailed(ev.w, ev.err)
+	case evExited:
+		p.onExited(ev.w)
+		p.reconcile(false)
+	case evRetired:
+		p.reconcile(false)
+	}
+}
+
+// onReady puts a freshly loaded worker's slots to work.
+func (p *Pool) onReady(w *worker) bool {
+	if !w.transition(StateStarting, StateReady, "") {
+		w.closeSlots()
+		return false
+	}
+	p.failures = 0
+	for _, s := range w.slots {
+		s.state.Store(slotIdle)
+		p.idle <- s
+	}
+	if p.reloadGen != 0 && w.gen == p.reloadGen {
+		n := 0
+		for o := range p.workers {
+			if o.gen == p.reloadGen && o.State() == StateReady {
+				n++
+			}
+		}
+		if n == p.cfg.Workers {
+			for o := range p.workers {
+				if o.gen != p.reloadGen {
+					o.drain("reload")
+				}
+			}
+			p.gen, p.reloadGen = p.reloadGen, 0
+			p.log.Info("reload complete", "workers", p.cfg.Workers, "generation", p.gen)
+		}
+	}
+	return true
+}
+
+func (p *Pool) onLoadFailed(w *worker, err error) {
+	attrs := []any{"worker", w.id, "pid", w.pid, "app", p.cfg.AppName, "error", err.Error()}
+	var le *LoadError
+	if errors.As(err, &le) {
+		attrs = append(attrs, "traceback", le.Traceback())
+	}
+	if p.reloadGen != 0 && w.gen == p.reloadGen {
+		p.log.Error("reload failed: the new workers cannot load the application; the running ones keep serving", attrs...)
+		for o := range p.workers {
+			if o.gen == p.reloadGen {
+				o.kill("reload failed")
+			}
+		}
+		p.reloadGen = 0
+		return
+	}
+	p.failures++
+	p.log.Error("a replacement worker cannot load the application", attrs...)
+	w.kill("load failed")
+}
+
+// onExited forgets an exited worker; its busy requests see their socket
+// close and answer 502.
+func (p *Pool) onExited(w *worker) {
+	delete(p.workers, w)
+	prev := State(w.state.Swap(int32(StateStopped)))
+	if prev == StateReady {
+		p.ready.Add(-1)
+	}
+	w.closeSlots()
+	status := "exit 0"
+	if w.exitErr != nil {
+		status = w.exitErr.Error()
+	}
+	attrs := []any{"worker", w.id, "pid", w.pid, "from", prev.String(), "to", StateStopped.String(), "status", status}
+	if prev == StateDraining {
+		p.log.Info("worker state", attrs...)
+	} else {
+		p.log.Warn("worker state", append(attrs, "reason", "died")...)
+	}
+}
+
+// reconcile spawns workers until the current generation has cfg.Workers
+// starting or serving; after load failures it waits with a growing delay
+// instead of respawning in a loop.
+func (p *Pool) reconcile(backoffOver bool) {
+	if p.stopping {
+		return
+	}
+	live := 0
+	for w := range p.workers {
+		if w.gen == p.gen {
+			if s := w.State(); s == StateStarting || s == StateReady {
+				live++
+			}
+		}
+	}
+	if live >= p.cfg.Workers {
+		return
+	}
+	if p.failures > 0 && !backoffOver {
+		if p.respawnDue == nil {
+			delay := time.Second << min(p.failures-1, 5)
+			p.log.Info("respawning after a delay", "delay", delay.String(), "failures", p.failures)
+			p.respawnDue = time.After(delay)
+		}
+		return
+	}
+	for ; live < p.cfg.Workers; live++ {
+		if _, err := p.spawn(p.gen); err != nil {
+			p.failures++
+			p.log.Error("cannot spawn a worker", "error", err.Error())
+			p.reconcile(false)
+			return
+		}
+	}
+}
+
+func (p *Pool) startReload() {
+	if p.stopping {
+		return
+	}
+	if p.reloadGen != 0 {
+		p.log.Info("reload already in progress")
+		return
+	}
+	p.reloadGen = p.gen + 1
+	p.log.Info("reloading workers", "workers", p.cfg.Workers, "generation", p.reloadGen)
+	for i := 0; i < p.cfg.Workers; i++ {
+		if _, err := p.spawn(p.reloadGen); err != nil {
+			p.log.Error("reload failed: cannot spawn a worker", "error", err.Error())
+			for o := range p.workers {
+				if o.gen == p.reloadGen {
+					o.kill("reload failed")
+				}
+			}
+			p.reloadGen = 0
+			return
+		}
+	}
+}
+
+func (p *Pool) shutdown(req stopRequest) {
+	p.stopping = true
+	for w := range p.workers {
+		w.drain("shutdown")
+	}
+	expired := req.ctx.Done()
+	for len(p.workers) > 0 {
+		select {
+		case ev := <-p.events:
+			if ev.kind == evExited {
+				p.onExited(ev.w)
+			} else if ev.kind == evReady {
+				ev.w.kill("shutdown")
+			}
+		case <-expired:
+			expired = nil
+			for w := range p.workers {
+				p.log.Warn("graceful timeout passed; killing worker", "worker", w.id, "pid", w.pid)
+				w.kill("shutdown")
+			}
+		}
+	}
+	close(req.done)
+}
+
+// armDrainKill bounds how long a draining worker with no open slot may take
+// to exit (a close() hook that hangs, an atexit that never returns).
+func (p *Pool) armDrainKill(w *worker) {
+	time.AfterFunc(p.cfg.GracefulTimeout, func() {
+		select {
+		case <-w.exited:
+		default:
+			p.log.Warn("draining worker did not exit in time; killing it", "worker", w.id, "pid", w.pid)
+			w.kill("graceful timeout")
+		}
+	})
+}
+
+// acquire lends the caller a free slot, waiting in the bounded queue if all
+// are busy.
+func (p *Pool) acquire(ctx context.Context) (*slot, error) {
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		var s *slot
+		select {
+		case s = <-p.idle:
+		default:
+			if p.waiting.Add(1) > int64(p.cfg.QueueSize) {
+				p.waiting.Add(-1)
+				return nil, ErrQueueFull
+			}
+			if timer == nil {
+				timer = time.NewTimer(p.cfg.Timeout)
+			}
+			select {
+			case s = <-p.idle:
+				p.waiting.Add(-1)
+			case <-ctx.Done():
+				p.waiting.Add(-1)
+				return nil, ctx.Err()
+			case <-timer.C:
+				p.waiting.Add(-1)
+				return nil, errQueueTimeout
+			}
+		}
+		if s.state.CompareAndSwap(slotIdle, slotBusy) {
+			return s, nil
+		}
+		// A slot of a draining or dead worker: drop it and take another.
+	}
+}
+
+// release gives a slot back after a request. healthy is false when the
+// request left the worker in an unknown state: the worker is killed.
+func (p *Pool) release(s *slot, healthy bool, reason string) {
+	w := s.w
+	if !healthy {
+		w.kill(reason)
+		s.close()
+		return
+	}
+	if n := w.served.Add(1); w.maxRequests > 0 && n >= w.maxRequests {
+		if w.drain("max-requests") {
+			p.events <- event{kind: evRetired, w: w}
+		}
+	}
+	if w.State() != StateReady {
+		s.close()
+		return
+	}
+	s.state.Store(slotIdle)
+	if w.State() != StateReady {
+		// drain ran between the check and the store: close it ourselves
+		// unless drain already did.
+		if s.state.CompareAndSwap(slotIdle, slotClosed) {
+			s.once.Do(func() { s.conn.Close(); w.slotClosed() })
+		}
+		return
+	}
+	select {
+	case p.idle <- s:
+	default:
+		p.log.Error("idle slot queue full; closing a slot", "worker", w.id)
+		s.close()
+	}
+}
+
+// String describes the pool for log lines.
+func (p *Pool) String() string {
+	return fmt.Sprintf("%d workers × %d threads", p.cfg.Workers, p.cfg.Threads)
+}

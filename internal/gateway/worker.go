@@ -1,0 +1,282 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/wsgate/wsgate/internal/protocol"
+	"github.com/wsgate/wsgate/python"
+)
+
+// State is a worker's place in its life; every transition is logged with
+// these names.
+type State int32
+
+// Worker states.
+const (
+	StateStarting State = iota // spawned, loading the application
+	StateReady                 // serving requests
+	StateDraining              // takes no new request; exits when its requests are done
+	StateStopped               // the process has exited
+)
+
+func (s State) String() string {
+	switch s {
+	case StateStarting:
+		return "starting"
+	case StateReady:
+		return "ready"
+	case StateDraining:
+		return "draining"
+	case StateStopped:
+		return "stopped"
+	}
+	return "state(" + strconv.Itoa(int(s)) + ")"
+}
+
+// Slot states: a slot is one worker thread's socket, lent to one request at
+// a time.
+const (
+	slotIdle int32 = iota
+	slotBusy
+	slotClosed
+)
+
+// slot is the master's end of one worker thread's socket.
+type slot struct {
+	w      *worker
+	conn   net.Conn
+	br     *bufio.Reader
+	wbuf   []byte // frames being written; reused across requests
+	rbuf   []byte // scratch for payloads larger than br's buffer
+	body   []byte // request body chunk buffer, allocated on first upload
+	state  atomic.Int32
+	stream uint32
+	once   sync.Once
+}
+
+func (s *slot) close() {
+	s.once.Do(func() {
+		s.state.Store(slotClosed)
+		s.conn.Close()
+		s.w.slotClosed()
+	})
+}
+
+// worker is one Python process and its slots.
+type worker struct {
+	pool        *Pool
+	id          int
+	gen         int
+	cmd         *exec.Cmd
+	pid         int
+	slots       []*slot
+	state       atomic.Int32
+	reason      atomic.Value // string: why it is draining
+	served      atomic.Int64
+	maxRequests int64
+	open        atomic.Int32 // slots not closed yet
+	exited      chan struct{}
+	exitErr     error
+}
+
+func (w *worker) State() State { return State(w.state.Load()) }
+
+// transition moves the worker from one state to another and logs it; it
+// reports false if the worker was not in from.
+func (w *worker) transition(from, to State, reason string) bool {
+	if !w.state.CompareAndSwap(int32(from), int32(to)) {
+		return false
+	}
+	if reason != "" {
+		w.reason.Store(reason)
+	}
+	if from == StateReady {
+		w.pool.ready.Add(-1)
+	}
+	if to == StateReady {
+		w.pool.ready.Add(1)
+	}
+	attrs := []any{"worker", w.id, "pid", w.pid, "from", from.String(), "to", to.String()}
+	if reason != "" {
+		attrs = append(attrs, "reason", reason)
+	}
+	w.pool.log.Info("worker state", attrs...)
+	return true
+}
+
+// drain stops giving the worker requests and closes its idle slots; busy
+// slots close when their request ends. With every slot closed the worker
+// reads EOF and exits.
+func (w *worker) drain(reason string) bool {
+	if !w.transition(StateReady, StateDraining, reason) && !w.transition(StateStarting, StateDraining, reason) {
+		return false
+	}
+	for _, s := range w.slots {
+		if s.state.CompareAndSwap(slotIdle, slotClosed) {
+			s.once.Do(func() { s.conn.Close(); w.slotClosed() })
+		}
+	}
+	return true
+}
+
+// kill ends the worker at once (timeout, protocol violation, shutdown past
+// its grace period).
+func (w *worker) kill(reason string) {
+	if w.transition(StateReady, StateDraining, reason) || w.transition(StateStarting, StateDraining, reason) {
+		w.pool.log.Warn("killing worker", "worker", w.id, "pid", w.pid, "reason", reason)
+	}
+	if w.cmd.Process != nil {
+		_ = w.cmd.Process.Kill()
+	}
+}
+
+func (w *worker) slotClosed() {
+	if w.open.Add(-1) == 0 && w.State() == StateDraining {
+		w.pool.armDrainKill(w)
+	}
+}
+
+// spawnWorker starts one worker process with one socketpair per thread.
+func (p *Pool) spawnWorker(id, gen int) (*worker, error) {
+	cfg := &p.cfg
+	w := &worker{pool: p, id: id, gen: gen, exited: make(chan struct{})}
+	w.state.Store(int32(StateStarting))
+	if cfg.MaxRequests > 0 {
+		w.maxRequests = int64(cfg.MaxRequests)
+		if cfg.MaxRequestsJitter > 0 {
+			w.maxRequests += int64(p.rand.IntN(cfg.MaxRequestsJitter + 1))
+		}
+	}
+	var childFiles []*os.File
+	defer func() {
+		for _, f := range childFiles {
+			f.Close()
+		}
+	}()
+	fds := make([]string, 0, cfg.Threads)
+	for i := 0; i < cfg.Threads; i++ {
+		pair, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+		if err != nil {
+			w.closeSlots()
+			return nil, fmt.Errorf("creating a worker socket: %w", err)
+		}
+		parent := os.NewFile(uintptr(pair[0]), "wsgate-worker")
+		conn, err := net.FileConn(parent)
+		parent.Close()
+		if err != nil {
+			syscall.Close(pair[1])
+			w.closeSlots()
+			return nil, fmt.Errorf("creating a worker socket: %w", err)
+		}
+		childFiles = append(childFiles, os.NewFile(uintptr(pair[1]), "wsgate-worker-child"))
+		fds = append(fds, strconv.Itoa(3+i))
+		w.slots = append(w.slots, &slot{w: w, conn: conn, br: bufio.NewReaderSize(conn, 64<<10), wbuf: make([]byte, 0, 4096)})
+	}
+	w.open.Store(int32(len(w.slots)))
+	cmd, err := python.Command(cfg.Python, cfg.PythonPath, "wsgate.worker",
+		"--fds", strings.Join(fds, ","), "--workers", strconv.Itoa(cfg.Workers))
+	if err != nil {
+		w.closeSlots()
+		return nil, fmt.Errorf("preparing the Python runtime: %w", err)
+	}
+	cmd.Dir = cfg.Dir
+	cmd.Stdin = bytes.NewReader(cfg.Node)
+	cmd.Stdout = os.Stdout
+	cmd.Stderr = os.Stderr
+	cmd.ExtraFiles = childFiles
+	// Own process group: a terminal's Ctrl-C reaches the master only, which
+	// then drains the workers. Pdeathsig: no orphan outlives a killed master.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		w.closeSlots()
+		return nil, fmt.Errorf("starting %s: %w", cfg.Python, err)
+	}
+	w.cmd = cmd
+	w.pid = cmd.Process.Pid
+	p.log.Info("worker state", "worker", w.id, "pid", w.pid, "to", StateStarting.String())
+	go func() {
+		w.exitErr = cmd.Wait()
+		close(w.exited)
+		p.events <- event{kind: evExited, w: w}
+	}()
+	go w.awaitReady()
+	return w, nil
+}
+
+func (w *worker) closeSlots() {
+	for _, s := range w.slots {
+		s.once.Do(func() { s.state.Store(slotClosed); s.conn.Close() })
+	}
+}
+
+// awaitReady reads each slot's READY frame (or the load error) and reports
+// to the pool.
+func (w *worker) awaitReady() {
+	for _, s := range w.slots {
+		h, err := protocol.ReadHeader(s.br)
+		if err != nil {
+			w.pool.events <- event{kind: evLoadFailed, w: w, err: loadExitError(w, err)}
+			return
+		}
+		payload, err := protocol.ReadPayload(s.br, h, &s.rbuf)
+		if err != nil {
+			w.pool.events <- event{kind: evLoadFailed, w: w, err: loadExitError(w, err)}
+			return
+		}
+		switch h.Type {
+		case protocol.Error:
+			w.pool.events <- event{kind: evLoadFailed, w: w, err: &LoadError{Message: string(payload)}}
+			return
+		case protocol.CtlFromW:
+			if _, err := protocol.ParseReady(payload); err != nil {
+				w.pool.events <- event{kind: evLoadFailed, w: w, err: err}
+				return
+			}
+		default:
+			w.pool.events <- event{kind: evLoadFailed, w: w,
+				err: fmt.Errorf("%w: %s frame before READY", protocol.ErrViolation, h.Type)}
+			return
+		}
+	}
+	w.pool.events <- event{kind: evReady, w: w}
+}
+
+func loadExitError(w *worker, readErr error) error {
+	if errors.Is(readErr, io.EOF) || errors.Is(readErr, io.ErrUnexpectedEOF) || errors.Is(readErr, net.ErrClosed) {
+		<-w.exited
+		if w.exitErr != nil {
+			return fmt.Errorf("the worker exited before loading the application: %v", w.exitErr)
+		}
+		return errors.New("the worker exited before loading the application")
+	}
+	return readErr
+}
+
+// LoadError is the application failing to load in a worker: Message's first
+// line says what and where, the rest is the Python traceback.
+type LoadError struct {
+	Message string
+}
+
+func (e *LoadError) Error() string {
+	line, _, _ := strings.Cut(e.Message, "\n")
+	return line
+}
+
+// Traceback is the Python traceback that followed the summary line.
+func (e *LoadError) Traceback() string {
+	_, rest, _ := strings.Cut(e.Message, "\n")
+	return rest
+}

@@ -1,0 +1,150 @@
+"""The worker's side of the wsgate wire protocol (docs/protocol.md).
+
+Frames are ``u32 length · u8 type · u32 stream · payload`` (big-endian); the
+length counts the payload only. This module holds the constants, the frame
+encoder and a buffered frame reader for one socket. Standard library only.
+"""
+
+import struct
+
+HEADER = struct.Struct(">IBI")
+HEADER_SIZE = HEADER.size  # 9
+U32 = struct.Struct(">I")
+FILE_PAYLOAD = struct.Struct(">IQQ")
+
+MAX_PAYLOAD = 16 << 20
+INITIAL_WINDOW = 64 << 10
+# DATA frames larger than this are split, so the master never sees one
+# frame bigger than it has to.
+MAX_DATA_FRAME = 1 << 20
+
+# master -> worker
+REQUEST = 1
+BODY = 2
+BODY_END = 3
+FILE_ACK = 4
+BODY_FAIL = 5
+CONTROL_TO_WORKER = 9
+# worker -> master
+START = 16
+DATA = 17
+FILE = 18
+END = 19
+ERROR = 20
+LOG = 21
+CREDIT = 22
+CONTROL_FROM_WORKER = 23
+
+# REQUEST flags (first payload byte)
+FLAG_HAS_BODY = 1
+FLAG_BODY_INLINE = 2
+
+# control kinds (first payload byte of a CONTROL frame)
+CTL_READY = 1
+CTL_STOP = 2
+
+NAMES = {
+    REQUEST: "REQUEST", BODY: "BODY", BODY_END: "BODY_END", FILE_ACK: "FILE_ACK", BODY_FAIL: "BODY_FAIL",
+    CONTROL_TO_WORKER: "CONTROL", START: "START", DATA: "DATA", FILE: "FILE", END: "END",
+    ERROR: "ERROR", LOG: "LOG", CREDIT: "CREDIT", CONTROL_FROM_WORKER: "CONTROL",
+}
+
+
+class ProtocolError(Exception):
+    """The master sent something this worker cannot make sense of."""
+
+
+def frame(ftype, stream, payload=b""):
+    """One encoded frame."""
+    return HEADER.pack(len(payload), ftype, stream) + payload
+
+
+def encode_start(status, headers):
+    """The START payload: status NUL name NUL value … in latin-1.
+
+    Raises ValueError for what PEP 3333 forbids a server to send: CR, LF or
+    NUL inside the status or a header, or a status that is not "NNN reason".
+    """
+    parts = [status]
+    for name, value in headers:
+        parts.append(name)
+        parts.append(value)
+    text = "\0".join(parts)
+    if "\r" in text or "\n" in text or text.count("\0") != 2 * len(headers):
+        raise ValueError("CR, LF or NUL in the status or a header: %r" % ([status] + list(headers),))
+    return text.encode("latin-1")
+
+
+def decode_start(payload):
+    """(status, [(name, value), …]) from a START payload (used by tests)."""
+    parts = payload.decode("latin-1").split("\0")
+    return parts[0], [(parts[i], parts[i + 1]) for i in range(1, len(parts), 2)]
+
+
+def decode_frames(data):
+    """[(type, stream, payload), …] from a byte string holding whole frames."""
+    out = []
+    pos = 0
+    while pos < len(data):
+        if len(data) - pos < HEADER_SIZE:
+            raise ProtocolError("%d trailing bytes, short of a header" % (len(data) - pos))
+        length, ftype, stream = HEADER.unpack_from(data, pos)
+        pos += HEADER_SIZE
+        if length > MAX_PAYLOAD or pos + length > len(data):
+            raise ProtocolError("frame of %d bytes does not fit" % length)
+        out.append((ftype, stream, bytes(data[pos:pos + length])))
+        pos += length
+    return out
+
+
+class Channel:
+    """A buffered frame reader and writer on one connected socket."""
+
+    __slots__ = ("sock", "buf", "pos", "send")
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = bytearray()
+        self.pos = 0
+        self.send = sock.sendall
+
+    def _fill(self, need):
+        buf = self.buf
+        if self.pos:
+            del buf[:self.pos]
+            self.pos = 0
+        recv = self.sock.recv
+        while len(buf) < need:
+            chunk = recv(max(262144, need - len(buf)))
+            if not chunk:
+                if buf:
+                    raise ProtocolError("connection closed inside a frame")
+                raise EOFError
+            buf += chunk
+
+    def buffered(self):
+        """Whether bytes of a next frame are already buffered."""
+        return len(self.buf) > self.pos
+
+    def read_frame(self):
+        """(type, stream, payload) of the next frame; EOFError at a clean end."""
+        buf = self.buf
+        pos = self.pos
+        if len(buf) - pos < HEADER_SIZE:
+            self._fill(HEADER_SIZE)
+            pos = 0
+        length, ftype, stream = HEADER.unpack_from(buf, pos)
+        if length > MAX_PAYLOAD:
+            raise ProtocolError("frame of %d bytes" % length)
+        end = pos + HEADER_SIZE + length
+        if end > len(buf):
+            self._fill(HEADER_SIZE + length)
+            pos = 0
+            end = HEADER_SIZE + length
+        payload = bytes(buf[pos + HEADER_SIZE:end])
+        if end == len(buf):
+            del buf[:]
+            self.pos = 0
+        else:
+            self.pos = end
+        return ftype, stream, payload

@@ -1,0 +1,494 @@
+"""The wsgate worker: loads the WSGI application once, then serves requests
+framed by the master (docs/protocol.md) in a tight loop.
+
+    python -m wsgate.worker --fds 3[,4,…] --workers N
+
+The master passes one connected socket per thread (fds 3…) and the node tree
+(JSON, worker form) on stdin. Each thread owns one socket, so a thread never
+waits for another and the master never has to demultiplex. Standard library
+only; CPython 3.9+.
+"""
+
+import argparse
+import importlib
+import json
+import marshal
+import os
+import signal
+import socket
+import stat
+import sys
+import threading
+import traceback
+
+from wsgate import protocol as P
+
+_HOP_BY_HOP = frozenset((
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
+    "te", "trailers", "transfer-encoding", "upgrade",
+))
+
+_frame = P.frame
+_HEADER_pack = P.HEADER.pack
+_U32_pack = P.U32.pack
+_loads = marshal.loads
+_END = P.END
+_DATA = P.DATA
+_START = P.START
+
+
+class ClientDisconnected(OSError):
+    """wsgi.input: the client's request body broke off before its end."""
+
+
+class AppLoadError(Exception):
+    """The application named by the node could not be loaded."""
+
+
+# ---------------------------------------------------------------- the app
+
+def load_callable(spec):
+    """The object `module:qualname` names (gunicorn's --app form)."""
+    module_name, sep, qualname = spec.partition(":")
+    if not sep:
+        qualname = "application"
+    if not module_name or not qualname:
+        raise AppLoadError("%r is not of the form module:callable" % spec)
+    module = importlib.import_module(module_name)
+    obj = module
+    for part in qualname.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise AppLoadError("module %s has no attribute %r" % (module_name, qualname)) from None
+    if not callable(obj):
+        raise AppLoadError("%s is a %s, not a WSGI callable" % (spec, type(obj).__name__))
+    return obj
+
+
+def load_app(node):
+    if node.get("protocol") == "wsgate.callable":
+        return load_callable(node["factory"])
+    from wsgate import loader  # the configuration engine's node loader
+    return loader.load(node)
+
+
+def describe_load_error(exc):
+    """One line naming the error and where it happened."""
+    if isinstance(exc, AppLoadError):
+        return str(exc)
+    where = ""
+    tb = traceback.extract_tb(exc.__traceback__)
+    if tb and not isinstance(exc, SyntaxError):
+        last = tb[-1]
+        where = " (at %s:%s)" % (last.filename, last.lineno)
+    return "%s: %s%s" % (type(exc).__name__, exc, where)
+
+
+# ---------------------------------------------------------------- PEP 3333 objects
+
+class FileWrapper:
+    """wsgi.file_wrapper: a real file given to it is sent by the master with
+    sendfile; anything else is iterated in blocks."""
+
+    __slots__ = ("filelike", "blksize", "close")
+
+    def __init__(self, filelike, blksize=8192):
+        self.filelike = filelike
+        self.blksize = blksize
+        close = getattr(filelike, "close", None)
+        if close is not None:
+            self.close = close
+
+    def __iter__(self):
+        read = self.filelike.read
+        blksize = self.blksize
+        while True:
+            data = read(blksize)
+            if not data:
+                return
+            yield data
+
+
+class Input:
+    """wsgi.input: the request body, pulled from the master with a credit
+    window so a body of any size goes through in bounded memory."""
+
+    __slots__ = ("_chan", "_stream", "_buf", "_eof", "_inline")
+
+    def __init__(self, chan, stream, flags):
+        self._chan = chan
+        self._stream = stream
+        self._buf = bytearray()
+        self._eof = not (flags & P.FLAG_HAS_BODY)
+        self._inline = bool(flags & P.FLAG_BODY_INLINE)
+
+    def _more(self, want):
+        chan = self._chan
+        if not self._inline:
+            want = min(max(want, P.INITIAL_WINDOW), P.MAX_DATA_FRAME)
+            chan.send(_HEADER_pack(4, P.CREDIT, self._stream) + _U32_pack(want))
+        ftype, _stream, payload = chan.read_frame()
+        if ftype == P.BODY:
+            self._buf += payload
+        elif ftype == P.BODY_END:
+            self._eof = True
+        elif ftype == P.BODY_FAIL:
+            self._eof = True
+            self._inline = True  # nothing more will come
+            raise ClientDisconnected(payload.decode("utf-8", "replace"))
+        else:
+            raise P.ProtocolError("expected BODY, got %s" % P.NAMES.get(ftype, ftype))
+
+    def read(self, size=-1):
+        buf = self._buf
+        if size is None or size < 0:
+            while not self._eof:
+                self._more(P.MAX_DATA_FRAME)
+            data = bytes(buf)
+            del buf[:]
+            return data
+        while len(buf) < size and not self._eof:
+            self._more(size - len(buf))
+        data = bytes(buf[:size])
+        del buf[:size]
+        return data
+
+    def readline(self, size=-1):
+        buf = self._buf
+        start = 0
+        while True:
+            nl = buf.find(b"\n", start)
+            if nl >= 0:
+                end = nl + 1
+                break
+            if size is not None and 0 <= size <= len(buf):
+                end = size
+                break
+            if self._eof:
+                end = len(buf)
+                break
+            start = len(buf)
+            self._more(P.INITIAL_WINDOW)
+        if size is not None and 0 <= size < end:
+            end = size
+        data = bytes(buf[:end])
+        del buf[:end]
+        return data
+
+    def readlines(self, hint=-1):
+        lines = []
+        total = 0
+        while True:
+            line = self.readline()
+            if not line:
+                return lines
+            lines.append(line)
+            total += len(line)
+            if hint is not None and 0 < hint <= total:
+                return lines
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+    def finish(self):
+        """Consume what the master already sent of an unread inline body."""
+        if self._inline:
+            while not self._eof:
+                self._more(0)
+
+
+class Errors:
+    """wsgi.errors: text written here becomes a log line of the master."""
+
+    __slots__ = ("_chan", "_stream", "_pending")
+
+    def __init__(self, chan, stream):
+        self._chan = chan
+        self._stream = stream
+        self._pending = ""
+
+    def write(self, s):
+        if not isinstance(s, str):
+            raise TypeError("wsgi.errors.write() takes str, not %s" % type(s).__name__)
+        text = self._pending + s
+        nl = text.rfind("\n")
+        if nl < 0:
+            self._pending = text
+            return
+        self._pending = text[nl + 1:]
+        self._send(text[:nl])
+
+    def writelines(self, seq):
+        for s in seq:
+            self.write(s)
+
+    def flush(self):
+        if self._pending:
+            text, self._pending = self._pending, ""
+            self._send(text)
+
+    def _send(self, text):
+        data = text.encode("utf-8", "replace")
+        self._chan.send(_HEADER_pack(len(data), P.LOG, self._stream) + data)
+
+
+class Response:
+    """start_response, write() and the sending of the response frames."""
+
+    __slots__ = ("chan", "stream", "head", "is_head", "start", "code", "has_length", "sent")
+
+    def __init__(self, chan, stream, is_head):
+        self.chan = chan
+        self.stream = stream
+        self.is_head = is_head  # HEAD: no body, but the GET's Content-Length
+        self.head = is_head  # no body is sent
+        self.start = None  # encoded START payload
+        self.sent = False
+
+    def start_response(self, status, headers, exc_info=None):
+        if exc_info is not None:
+            try:
+                if self.sent:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None
+        elif self.start is not None:
+            raise AssertionError("start_response called a second time without exc_info")
+        if type(status) is not str:
+            raise TypeError("status must be str, not %s" % type(status).__name__)
+        if len(status) < 4 or status[3] != " " or not status[:3].isdigit():
+            raise ValueError("status %r is not of the form '200 OK'" % status)
+        has_length = False
+        for name, value in headers:
+            lname = name.lower()
+            if lname in _HOP_BY_HOP:
+                raise ValueError("hop-by-hop header %r is not allowed from a WSGI application (PEP 3333)" % name)
+            if lname == "content-length":
+                has_length = True
+            if type(value) is not str:
+                raise TypeError("header %r: value must be str, not %s" % (name, type(value).__name__))
+        self.start = P.encode_start(status, headers)
+        code = int(status[:3])
+        self.code = code
+        self.has_length = has_length
+        self.head = self.is_head or code < 200 or code == 204 or code == 304
+        return self.write
+
+    def _start_frame(self):
+        if self.start is None:
+            raise AssertionError("the application sent a body before calling start_response")
+        self.sent = True
+        return _HEADER_pack(len(self.start), _START, self.stream) + self.start
+
+    def write(self, data):
+        if type(data) is not bytes:
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                raise TypeError("a WSGI body block must be bytes, not %s" % type(data).__name__)
+            data = bytes(data)
+        if not self.sent:
+            out = self._start_frame()
+        elif not data or self.head:
+            return
+        else:
+            out = b""
+        if data and not self.head:
+            stream = self.stream
+            for i in range(0, len(data), P.MAX_DATA_FRAME):
+                chunk = data[i:i + P.MAX_DATA_FRAME]
+                out += _HEADER_pack(len(chunk), _DATA, stream) + chunk
+        self.chan.send(out)
+
+    def send_list(self, blocks):
+        """A list or tuple body: START, DATA and END in one write."""
+        data = b"".join(blocks)
+        if self.start is None:
+            raise AssertionError("the application returned without calling start_response")
+        if not self.has_length and (self.is_head or not self.head):
+            self.start += b"\0Content-Length\0" + str(len(data)).encode()
+        out = self._start_frame()
+        if data and not self.head:
+            stream = self.stream
+            for i in range(0, len(data), P.MAX_DATA_FRAME):
+                chunk = data[i:i + P.MAX_DATA_FRAME]
+                out += _HEADER_pack(len(chunk), _DATA, stream) + chunk
+        self.chan.send(out + _HEADER_pack(0, _END, self.stream))
+
+    def send_file(self, wrapper):
+        """A wsgi.file_wrapper around a regular file: the master sends it with
+        sendfile from its own descriptor. False if this file cannot go that way."""
+        f = wrapper.filelike
+        try:
+            fd = f.fileno()
+            st = os.fstat(fd)
+            offset = f.tell()
+        except (AttributeError, OSError, ValueError):
+            return False
+        if not stat.S_ISREG(st.st_mode) or offset < 0:
+            return False
+        count = max(st.st_size - offset, 0)
+        if self.start is None:
+            raise AssertionError("the application returned without calling start_response")
+        if not self.has_length and (self.is_head or not self.head):
+            self.start += b"\0Content-Length\0" + str(count).encode()
+        if self.head:
+            self.chan.send(self._start_frame() + _HEADER_pack(0, _END, self.stream))
+            return True
+        payload = P.FILE_PAYLOAD.pack(fd, offset, count)
+        self.chan.send(self._start_frame() + _HEADER_pack(len(payload), P.FILE, self.stream) + payload)
+        ftype, _stream, ack = self.chan.read_frame()
+        if ftype != P.FILE_ACK:
+            raise P.ProtocolError("expected FILE_ACK, got %s" % P.NAMES.get(ftype, ftype))
+        if ack[:1] != b"\x01":
+            f.seek(offset)
+            for block in wrapper:
+                self.write(block)
+        self.chan.send(_HEADER_pack(0, _END, self.stream))
+        return True
+
+    def finish(self):
+        out = b"" if self.sent else self._start_frame()
+        self.chan.send(out + _HEADER_pack(0, _END, self.stream))
+
+
+# ---------------------------------------------------------------- the loop
+
+def serve(chan, app, base_environ):
+    """Serve requests from one socket until the master closes it."""
+    read_frame = chan.read_frame
+    while True:
+        try:
+            ftype, stream, payload = read_frame()
+        except EOFError:
+            return
+        if ftype == P.REQUEST:
+            handle(chan, app, base_environ, stream, payload)
+        elif ftype == P.CONTROL_TO_WORKER and payload[:1] == bytes((P.CTL_STOP,)):
+            return
+        else:
+            raise P.ProtocolError("unexpected %s frame between requests" % P.NAMES.get(ftype, ftype))
+
+
+def handle(chan, app, base_environ, stream, payload):
+    environ = _loads(memoryview(payload)[1:])
+    environ.update(base_environ)
+    inp = Input(chan, stream, payload[0])
+    errors = Errors(chan, stream)
+    environ["wsgi.input"] = inp
+    environ["wsgi.errors"] = errors
+    resp = Response(chan, stream, environ["REQUEST_METHOD"] == "HEAD")
+    result = None
+    try:
+        result = app(environ, resp.start_response)
+        rtype = type(result)
+        if rtype is list or rtype is tuple:
+            if resp.sent:
+                for block in result:
+                    resp.write(block)
+                resp.finish()
+            else:
+                resp.send_list(result)
+        elif rtype is FileWrapper and not resp.sent:
+            inp.finish()  # inline body frames must not stand before FILE_ACK
+            if not resp.send_file(result):
+                _send_iterable(resp, result)
+        else:
+            _send_iterable(resp, result)
+    except P.ProtocolError:
+        raise
+    except Exception:
+        fail(chan, stream, errors)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception:
+                errors.write("wsgate: the response iterable's close() raised:\n" + traceback.format_exc())
+        errors.flush()
+        inp.finish()
+
+
+def _send_iterable(resp, result):
+    write = resp.write
+    for block in result:
+        if block:
+            write(block)
+    resp.finish()
+
+
+def fail(chan, stream, errors):
+    """Tell the master the request failed: it answers 500 (or cuts the
+    response short if the headers are already out) and logs the traceback."""
+    errors.flush()
+    text = traceback.format_exc().encode("utf-8", "replace")
+    chan.send(_HEADER_pack(len(text), P.ERROR, stream) + text)
+
+
+def base_environ(threads, workers):
+    return {
+        "wsgi.version": (1, 0),
+        "wsgi.multithread": threads > 1,
+        "wsgi.multiprocess": workers > 1,
+        "wsgi.run_once": False,
+        "wsgi.file_wrapper": FileWrapper,
+        "wsgi.input_terminated": True,
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="wsgate.worker")
+    parser.add_argument("--fds", required=True, help="comma-separated socket fds, one per thread")
+    parser.add_argument("--workers", type=int, default=1, help="how many workers the master runs")
+    args = parser.parse_args(argv)
+    # The master owns signals: Ctrl-C in a terminal must not interrupt a request.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    socks = []
+    for fd in args.fds.split(","):
+        sock = socket.socket(fileno=int(fd))
+        sock.set_inheritable(False)  # a subprocess of the app must not hold our socket open
+        socks.append(sock)
+    chans = [P.Channel(s) for s in socks]
+    node = json.load(sys.stdin)
+    try:
+        sys.stdin.close()
+        sys.stdin = open(os.devnull)
+    except OSError:
+        pass
+    try:
+        app = load_app(node)
+    except BaseException as exc:  # SystemExit too: the master says why
+        message = describe_load_error(exc) + "\n" + traceback.format_exc()
+        data = message.encode("utf-8", "replace")
+        chans[0].send(P.frame(P.ERROR, 0, data))
+        return 3
+    ready = bytes((P.CTL_READY,)) + P.U32.pack(os.getpid())
+    for chan in chans:
+        chan.send(P.frame(P.CONTROL_FROM_WORKER, 0, ready))
+    env = base_environ(len(chans), args.workers)
+    threads = [threading.Thread(target=_serve_thread, args=(c, app, env), daemon=True) for c in chans[1:]]
+    for t in threads:
+        t.start()
+    _serve_thread(chans[0], app, env)
+    for t in threads:
+        t.join()
+    return 0
+
+
+def _serve_thread(chan, app, env):
+    try:
+        serve(chan, app, env)
+    except (P.ProtocolError, OSError) as exc:
+        sys.stderr.write("wsgate worker %d: %s; exiting\n" % (os.getpid(), exc))
+        sys.stderr.flush()
+        os._exit(70)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
