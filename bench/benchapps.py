@@ -1,0 +1,34 @@
+"""The plain WSGI applications the benchmark serves (cases hello, big and upload).
+
+Each callable does the least its case needs, so the table measures the servers, not the apps.
+"""
+
+HELLO = b"Hello, World!"
+BIG = b"x" * (1024 * 1024)  # built once: the 1 MB case measures moving bytes, not making them
+CHUNK = 64 * 1024
+
+
+def hello(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(HELLO)))])
+    return [HELLO]
+
+
+def big(environ, start_response):
+    start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(len(BIG)))])
+    return [BIG]
+
+
+def upload(environ, start_response):
+    """Reads the whole request body in 64 KiB pieces and answers how many bytes came."""
+    remaining = int(environ.get("CONTENT_LENGTH") or 0)
+    stream = environ["wsgi.input"]
+    total = 0
+    while remaining > 0:
+        piece = stream.read(min(CHUNK, remaining))
+        if not piece:
+            break
+        total += len(piece)
+        remaining -= len(piece)
+    body = b"%d\n" % total
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]

@@ -1,0 +1,497 @@
+"""`make bench`: wsgate against gunicorn (sync, gthread), uWSGI and granian, in the same run.
+
+For each case, every server is started in turn on 127.0.0.1 with the same number of worker processes, awaited
+until it answers, warmed up, loaded with wrk, measured (throughput, latency, RSS and CPU of its process tree) and
+stopped. One table per case compares them; the issue's targets are checked at the end. docs/bench.md explains
+the cases, the server command lines and how to read the output.
+
+Standard library only; run with the project's .venv interpreter (the peers are installed there).
+"""
+
+import argparse
+import datetime
+import http.client
+import json
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+REPO_DIR = os.path.dirname(BENCH_DIR)
+VENV_BIN = os.path.dirname(sys.executable)
+RESULTS_DIR = os.path.join(BENCH_DIR, "results")
+HOST = "127.0.0.1"
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+sys.path.insert(0, BENCH_DIR)
+import wrkparse  # noqa: E402
+
+
+class Case:
+    def __init__(self, name, title, app, path, script=None):
+        self.name, self.title, self.app, self.path, self.script = name, title, app, path, script
+
+
+CASES = {
+    c.name: c
+    for c in (
+        Case("hello", "hello world (13-byte text response)", "benchapps:hello", "/"),
+        Case("django", "Django view rendering a tiny template", "djbench.wsgi:application", "/"),
+        Case("big", "1 MiB response", "benchapps:big", "/big"),
+        Case("upload", "10 MiB upload (POST, app reads all of wsgi.input)", "benchapps:upload", "/upload",
+             script=os.path.join(BENCH_DIR, "upload.lua")),
+    )
+}
+
+
+# --- the servers: each is started as its documentation recommends for production -------------------------------
+
+def wsgate_argv(opts, app, port):
+    return [opts.wsgate_bin, "serve", "--app", app, "--pythonpath", BENCH_DIR, "--chdir", BENCH_DIR,
+            "--bind", "%s:%d" % (HOST, port), "--workers", str(opts.workers)]
+
+
+def gunicorn_sync_argv(opts, app, port):
+    return [os.path.join(VENV_BIN, "gunicorn"), "--worker-class", "sync", "--workers", str(opts.workers),
+            "--bind", "%s:%d" % (HOST, port), "--chdir", BENCH_DIR, app]
+
+
+def gunicorn_gthread_argv(opts, app, port):
+    return [os.path.join(VENV_BIN, "gunicorn"), "--worker-class", "gthread", "--workers", str(opts.workers),
+            "--threads", str(opts.gthread_threads), "--bind", "%s:%d" % (HOST, port), "--chdir", BENCH_DIR, app]
+
+
+def uwsgi_argv(opts, app, port):
+    # --http: uWSGI's own HTTP router process owns the client connections and talks to the workers over the
+    # uwsgi protocol, which is what uWSGI documents for serving HTTP clients directly and the same shape as
+    # wsgate's (a front process + workers). --http-socket makes each worker parse HTTP itself, with no
+    # keep-alive: every wrk request would reconnect and count as a read error (see docs/bench.md).
+    return [os.path.join(VENV_BIN, "uwsgi"), "--master", "--http", "%s:%d" % (HOST, port), "--http-keepalive",
+            "--processes", str(opts.workers), "--chdir", BENCH_DIR, "--module", app,
+            "--thunder-lock", "--disable-logging", "--need-app", "--die-on-term", "--strict"]
+
+
+def uwsgi_socket_argv(opts, app, port):
+    # uWSGI as its docs advise behind a front web server: the workers speak HTTP themselves. Reported for
+    # reference (it is uWSGI's fastest raw mode); it closes every connection, which wrk counts as read errors.
+    return [os.path.join(VENV_BIN, "uwsgi"), "--master", "--http-socket", "%s:%d" % (HOST, port),
+            "--processes", str(opts.workers), "--thunder-lock", "--chdir", BENCH_DIR, "--module", app,
+            "--disable-logging", "--need-app", "--die-on-term", "--strict"]
+
+
+def granian_argv(opts, app, port):
+    # One Python (blocking) thread per worker like the others; granian's WSGI default would be 256 of them.
+    return [os.path.join(VENV_BIN, "granian"), "--interface", "wsgi", "--host", HOST, "--port", str(port),
+            "--workers", str(opts.workers), "--blocking-threads", "1", "--no-ws", "--log-level", "warning",
+            "--working-dir", BENCH_DIR, app]
+
+
+SERVERS = {
+    "wsgate": wsgate_argv,
+    "uwsgi": uwsgi_argv,
+    "gunicorn-sync": gunicorn_sync_argv,
+    "granian": granian_argv,
+    "gunicorn-gthread": gunicorn_gthread_argv,
+    "uwsgi-socket": uwsgi_socket_argv,
+}
+DEFAULT_ORDER = ["wsgate", "uwsgi", "gunicorn-sync", "granian", "gunicorn-gthread", "uwsgi-socket"]
+
+
+# --- /proc: the server's process tree, its RSS and CPU time ------------------------------------------------------
+
+def read_stat(pid):
+    """(ppid, rss_bytes, cpu_seconds) of a process, or None when it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    fields = data[data.rindex(b")") + 2:].split()
+    # fields[0] is field 3 of proc(5): state; ppid=4, utime=14, stime=15, rss=24
+    return int(fields[1]), int(fields[21]) * PAGE_SIZE, (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def process_tree(root):
+    """{pid: (ppid, rss, cpu)} for root and all its descendants."""
+    stats = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            st = read_stat(int(entry))
+            if st:
+                stats[int(entry)] = st
+    tree, todo = {}, [root]
+    children = {}
+    for pid, st in stats.items():
+        children.setdefault(st[0], []).append(pid)
+    while todo:
+        pid = todo.pop()
+        if pid in stats and pid not in tree:
+            tree[pid] = stats[pid]
+            todo.extend(children.get(pid, ()))
+    return tree
+
+
+class Sampler(threading.Thread):
+    """Samples the RSS of the master (the process we started) and of the rest of its tree until stopped."""
+
+    def __init__(self, root, interval=0.2):
+        super().__init__(daemon=True)
+        self.root, self.interval = root, interval
+        self.master_peak = self.workers_peak = 0
+        self.samples = 0
+        self._done = threading.Event()
+
+    def run(self):
+        while not self._done.is_set():
+            self.sample()
+            self._done.wait(self.interval)
+
+    def sample(self):
+        tree = process_tree(self.root)
+        if self.root in tree:
+            self.master_peak = max(self.master_peak, tree[self.root][1])
+        self.workers_peak = max(self.workers_peak, sum(st[1] for pid, st in tree.items() if pid != self.root))
+        self.samples += 1
+
+    def stop(self):
+        self._done.set()
+        self.join()
+        self.sample()
+
+
+def cpu_split(root, before, after):
+    """CPU seconds used between two process_tree snapshots: (master, workers)."""
+    master = after.get(root, (0, 0, 0))[2] - before.get(root, (0, 0, 0))[2]
+    workers = sum(st[2] - before.get(pid, (0, 0, 0))[2] for pid, st in after.items() if pid != root)
+    return master, workers
+
+
+# --- running one server ------------------------------------------------------------------------------------------
+
+def free_port():
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+class ServerFailed(Exception):
+    pass
+
+
+def log_tail(path, lines=8):
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-lines:]).strip()
+    except OSError:
+        return ""
+
+
+def wait_ready(proc, port, path, log_path, timeout):
+    """Polls the port with GET requests until the application answers 2xx (the server has loaded it)."""
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ServerFailed("exited with status %s before answering: %s" % (proc.returncode, log_tail(log_path)))
+        conn = http.client.HTTPConnection(HOST, port, timeout=2)
+        try:
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            resp.read()
+            if 200 <= resp.status < 300:
+                return
+            last = "HTTP %d" % resp.status
+        except OSError as e:
+            last = str(e) or type(e).__name__
+        except http.client.HTTPException as e:
+            last = "%s: %s" % (type(e).__name__, e)
+        finally:
+            conn.close()
+        time.sleep(0.05)
+    raise ServerFailed("not ready after %ss (%s): %s" % (timeout, last, log_tail(log_path)))
+
+
+def stop(proc, grace=15):
+    """SIGTERM (every server here drains on it), then SIGKILL the process group we created if it lingers."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # our own session: leftovers of this server only
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def wrk(opts, case, port, duration):
+    argv = ["wrk", "-t%d" % opts.wrk_threads, "-c%d" % opts.connections, "-d%ds" % duration, "--latency",
+            "--timeout", "%ds" % opts.wrk_timeout]
+    if case.script:
+        argv += ["-s", case.script]
+    argv.append("http://%s:%d%s" % (HOST, port, case.path))
+    out = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return out.stdout
+
+
+def run_one(opts, case, server, log_dir):
+    port = free_port()
+    argv = SERVERS[server](opts, case.app, port)
+    log_path = os.path.join(log_dir, "%s-%s.log" % (case.name, server))
+    result = {"case": case.name, "server": server, "argv": argv, "log": log_path}
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(argv, cwd=BENCH_DIR, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        started = time.monotonic()
+        wait_ready(proc, port, case.path, log_path, opts.ready_timeout)
+        result["ready_s"] = round(time.monotonic() - started, 2)
+        idle = process_tree(proc.pid)
+        result["master_idle_mb"] = idle.get(proc.pid, (0, 0, 0))[1] / 2**20
+        result["processes"] = len(idle)
+        sampler = Sampler(proc.pid)
+        sampler.start()
+        if opts.warmup > 0:
+            wrk(opts, case, port, opts.warmup)
+        before = process_tree(proc.pid)
+        result["loadavg"] = open("/proc/loadavg").read().split()[0]
+        text = wrk(opts, case, port, opts.duration)
+        after = process_tree(proc.pid)
+        sampler.stop()
+        try:
+            result.update(wrkparse.parse(text))
+        except wrkparse.WrkParseError as e:
+            raise ServerFailed(str(e))
+        master_cpu, workers_cpu = cpu_split(proc.pid, before, after)
+        result["master_cpu_pct"] = 100.0 * master_cpu / result["seconds"]
+        result["workers_cpu_pct"] = 100.0 * workers_cpu / result["seconds"]
+        result["master_peak_mb"] = sampler.master_peak / 2**20
+        result["workers_peak_mb"] = sampler.workers_peak / 2**20
+        result["master_growth_mb"] = result["master_peak_mb"] - result["master_idle_mb"]
+        if proc.poll() is not None:
+            raise ServerFailed("exited with status %s during the run: %s" % (proc.returncode, log_tail(log_path)))
+    except ServerFailed as e:
+        result["failed"] = str(e)
+    finally:
+        stop(proc)
+    return result
+
+
+# --- output ------------------------------------------------------------------------------------------------------
+
+def median_result(runs):
+    """One result per server out of several rounds: medians of the rates and latencies, peaks of the memory."""
+    ok = [r for r in runs if "failed" not in r]
+    if not ok:
+        return runs[-1]
+    merged = dict(ok[0])
+    for key in ("rps", "p50_ms", "p99_ms", "avg_ms", "master_cpu_pct", "workers_cpu_pct"):
+        merged[key] = statistics.median(r[key] for r in ok)
+    for key in ("master_peak_mb", "workers_peak_mb", "master_growth_mb"):
+        merged[key] = max(r[key] for r in ok)
+    merged["requests"] = sum(r["requests"] for r in ok)
+    merged["non2xx"] = sum(r["non2xx"] for r in ok)
+    merged["errors"] = {"total": sum(r["errors"]["total"] for r in ok)}
+    merged["rounds"] = [{k: r.get(k) for k in ("rps", "p50_ms", "p99_ms", "failed")} for r in runs]
+    return merged
+
+
+def fmt_ms(ms):
+    return "%.2fms" % ms if ms < 100 else "%.0fms" % ms
+
+
+def print_table(case, results, out=sys.stdout):
+    base = results.get("wsgate")
+    base_rps = base["rps"] if base and "failed" not in base else None
+    print("\n== %s: %s" % (case.name, case.title), file=out)
+    header = "%-17s %9s %9s %9s %8s %7s %9s %9s %11s %7s %7s  %s" % (
+        "server", "rps", "p50", "p99", "sock err", "non-2xx", "master", "workers", "master grow", "mst CPU",
+        "wkr CPU", "wsgate/peer")
+    print(header, file=out)
+    print("-" * len(header), file=out)
+    for name, r in results.items():
+        if "failed" in r:
+            print("%-17s FAILED: %s" % (name, r["failed"].splitlines()[0][:150] if r["failed"] else ""), file=out)
+            continue
+        ratio = "—" if name == "wsgate" or base_rps is None else "%.2f×" % (base_rps / r["rps"])
+        print("%-17s %9.0f %9s %9s %8d %7d %7.1fMB %7.1fMB %9.1fMB %6.0f%% %6.0f%%  %s" % (
+            name, r["rps"], fmt_ms(r["p50_ms"]), fmt_ms(r["p99_ms"]), r["errors"]["total"], r["non2xx"],
+            r["master_peak_mb"],
+            r["workers_peak_mb"], r["master_growth_mb"], r["master_cpu_pct"], r["workers_cpu_pct"], ratio),
+            file=out)
+
+
+def check_targets(table):
+    """The issue's targets: [(description, verdict, detail)]. verdict is 'met', 'not met' or 'n/a'."""
+    def get(case, server):
+        r = table.get(case, {}).get(server)
+        return r if r and "failed" not in r else None
+
+    targets = []
+
+    def ratio_target(case, peer, minimum):
+        w, p = get(case, "wsgate"), get(case, peer)
+        desc = "%s: wsgate rps ≥ %.1f× %s" % (case, minimum, peer)
+        if case not in table:
+            return
+        if not w or not p:
+            targets.append((desc, "n/a", "not measured"))
+        else:
+            ratio = w["rps"] / p["rps"]
+            targets.append((desc, "met" if ratio >= minimum else "not met", "%.2f×" % ratio))
+
+    ratio_target("hello", "uwsgi", 0.9)
+    ratio_target("hello", "gunicorn-sync", 2.0)
+    ratio_target("django", "uwsgi", 0.9)
+    for case in CASES:
+        w, p = get(case, "wsgate"), get(case, "uwsgi")
+        desc = "%s: wsgate p99 ≤ 2× uwsgi's" % case
+        if case not in table:
+            continue
+        if not w or not p:
+            targets.append((desc, "n/a", "not measured"))
+        else:
+            targets.append((desc, "met" if w["p99_ms"] <= 2 * p["p99_ms"] else "not met",
+                            "%s vs %s" % (fmt_ms(w["p99_ms"]), fmt_ms(p["p99_ms"]))))
+    w = get("upload", "wsgate")
+    desc = "upload: wsgate master RSS growth < 16 MB"
+    if "upload" in table:
+        if not w:
+            targets.append((desc, "n/a", "not measured"))
+        else:
+            targets.append((desc, "met" if w["master_growth_mb"] < 16 else "not met",
+                            "%.1f MB" % w["master_growth_mb"]))
+    for case in table:
+        w, g = get(case, "wsgate"), get(case, "granian")
+        if w and g:
+            targets.append(("%s: wsgate rps vs granian (goal: ≥ 1×)" % case,
+                            "met" if w["rps"] >= g["rps"] else "not met", "%.2f×" % (w["rps"] / g["rps"])))
+    return targets
+
+
+def versions(opts):
+    def cmd(argv):
+        try:
+            out = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=30)
+            return out.stdout.strip().splitlines()[0] if out.stdout.strip() else "?"
+        except (OSError, subprocess.TimeoutExpired):
+            return "not found"
+
+    def last_word(text):
+        return text.replace("(version ", "").strip("() ").split()[-1]
+
+    return {
+        "wsgate": last_word(cmd([opts.wsgate_bin, "version"])),
+        "gunicorn": last_word(cmd([os.path.join(VENV_BIN, "gunicorn"), "--version"])),
+        "uwsgi": cmd([os.path.join(VENV_BIN, "uwsgi"), "--version"]),
+        "granian": last_word(cmd([os.path.join(VENV_BIN, "granian"), "--version"])),
+        "django": cmd([sys.executable, "-c", "import django; print(django.get_version())"]),
+        "python": platform.python_version(),
+        "wrk": cmd(["wrk", "--version"]).split()[1],
+    }
+
+
+def machine():
+    model = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {"host": socket.gethostname(), "cpus": os.cpu_count(), "cpu": model, "kernel": platform.release()}
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--duration", type=int, default=12, help="seconds of measured load per server and case")
+    p.add_argument("--warmup", type=int, default=2, help="seconds of unmeasured load before each measurement")
+    p.add_argument("--cases", default=",".join(CASES), help="comma-separated cases: " + ", ".join(CASES))
+    p.add_argument("--servers", default=",".join(DEFAULT_ORDER),
+                   help="comma-separated servers, run in this order (interleaved per case): " + ", ".join(SERVERS))
+    p.add_argument("--workers", type=int, default=2, help="worker processes of every server")
+    p.add_argument("--gthread-threads", type=int, default=4, help="threads per gunicorn gthread worker")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="repeat each case's server sequence (alternating its order); medians are reported")
+    p.add_argument("--connections", type=int, default=32, help="wrk -c")
+    p.add_argument("--wrk-threads", type=int, default=2, help="wrk -t")
+    p.add_argument("--wrk-timeout", type=int, default=10, help="wrk --timeout, seconds")
+    p.add_argument("--ready-timeout", type=int, default=60, help="seconds to wait for a server to answer")
+    p.add_argument("--wsgate-bin", default=os.environ.get("WSGATE_BIN", os.path.join(REPO_DIR, "bin", "wsgate")))
+    p.add_argument("--json", metavar="FILE",
+                   help="write all results here (default: bench/results/bench-<UTC time>.json)")
+    opts = p.parse_args(argv)
+    opts.cases = [c for c in opts.cases.split(",") if c]
+    opts.servers = [s for s in opts.servers.split(",") if s]
+    for c in opts.cases:
+        if c not in CASES:
+            p.error("unknown case %r (known: %s)" % (c, ", ".join(CASES)))
+    for s in opts.servers:
+        if s not in SERVERS:
+            p.error("unknown server %r (known: %s)" % (s, ", ".join(SERVERS)))
+    if opts.workers < 1 or opts.duration < 1 or opts.rounds < 1:
+        p.error("--workers, --duration and --rounds must be at least 1")
+    opts.wsgate_bin = os.path.abspath(opts.wsgate_bin)
+    return opts
+
+
+def main(argv=None):
+    opts = parse_args(sys.argv[1:] if argv is None else argv)
+    if "wsgate" in opts.servers and not os.access(opts.wsgate_bin, os.X_OK):
+        print("bench: %s is not an executable; build it (make build) or leave wsgate out with --servers"
+              % opts.wsgate_bin, file=sys.stderr)
+        return 2
+    stamp = datetime.datetime.now(datetime.timezone.utc)
+    log_dir = os.path.join(RESULTS_DIR, "logs")
+    os.makedirs(log_dir, exist_ok=True)
+    json_path = opts.json or os.path.join(RESULTS_DIR, "bench-%s.json" % stamp.strftime("%Y%m%dT%H%M%SZ"))
+    runs = len(opts.cases) * len(opts.servers) * opts.rounds
+    info = {"date": stamp.isoformat(timespec="seconds"), "machine": machine(), "versions": versions(opts),
+            "settings": {k: getattr(opts, k) for k in ("duration", "warmup", "workers", "gthread_threads", "rounds",
+                                                      "connections", "wrk_threads", "cases", "servers")}}
+    print("wsgate bench %s on %s (%s CPUs, %s), load %s" % (
+        info["date"], info["machine"]["host"], info["machine"]["cpus"], info["machine"]["cpu"],
+        open("/proc/loadavg").read().split()[0]))
+    print("%d workers each (gunicorn gthread: %d threads per worker; others: one), wrk -t%d -c%d -d%ds "
+          "after %ds of warm-up; %d runs, about %d s" % (
+              opts.workers, opts.gthread_threads, opts.wrk_threads, opts.connections, opts.duration, opts.warmup,
+              runs, runs * (opts.duration + opts.warmup + 2)))
+    print("versions: " + ", ".join("%s %s" % kv for kv in info["versions"].items()))
+    table = {}
+    for case_name in opts.cases:
+        case = CASES[case_name]
+        per_server = {s: [] for s in opts.servers}
+        for rnd in range(opts.rounds):
+            order = opts.servers if rnd % 2 == 0 else list(reversed(opts.servers))
+            for server in order:
+                print("  %s / %s%s ..." % (case.name, server, " (round %d)" % (rnd + 1) if opts.rounds > 1 else ""),
+                      end="", flush=True)
+                r = run_one(opts, case, server, log_dir)
+                per_server[server].append(r)
+                print(" FAILED" if "failed" in r else " %.0f rps" % r["rps"], flush=True)
+        table[case_name] = {s: median_result(rs) for s, rs in per_server.items()}
+        print_table(case, table[case_name])
+    targets = check_targets(table)
+    print("\n== targets (issue 3), same run")
+    for desc, verdict, detail in targets:
+        print("  %-48s %-8s %s" % (desc, verdict, detail))
+    with open(json_path, "w") as f:
+        json.dump({"info": info, "results": table, "targets": targets}, f, indent=1)
+    print("\nresults: %s; server logs: %s" % (os.path.relpath(json_path), os.path.relpath(log_dir)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
