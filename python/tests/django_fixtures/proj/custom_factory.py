@@ -1,0 +1,18 @@
+# A project's own factory wrapping wsgate's, as twod.wsgi's manual suggests.
+from wsgate.django import get_configured_django_wsgi_app
+
+STEPS = []
+
+
+def make_app(global_conf, **local_conf):
+    STEPS.append("before")
+    app = get_configured_django_wsgi_app(global_conf, **local_conf)
+    STEPS.append("after")
+
+    def wrapped(environ, start_response):
+        def marked(status, headers, exc_info=None):
+            return start_response(status, headers + [("X-Custom-Factory", ",".join(STEPS))], exc_info)
+
+        return app(environ, marked)
+
+    return wrapped
