@@ -10,7 +10,7 @@ import os
 from django.conf import settings
 
 
-def prepare(*args, **kwargs):
+def prepare():
     """Make the state directory, so that `wsgate manage … migrate` on a fresh
     checkout finds a place for the SQLite file (SQLite creates the file, never
     its directory)."""

@@ -43,7 +43,7 @@ def environment_path():
 
 def ensure_environment(path, admin_username):
     """Make the Trac environment with trac-admin's initenv if it is missing,
-    and make the demo's superuser a TRAC_ADMIN. True when it was made."""
+    and make the demo's superuser (if any) a TRAC_ADMIN. True when it was made."""
     from trac.admin.console import run as trac_admin
     from trac.env import Environment
     from trac.perm import PermissionSystem
@@ -63,7 +63,7 @@ def ensure_environment(path, admin_username):
             env.config.set(section, option, value)
         env.config.save()
         perms = PermissionSystem(env)
-        if "TRAC_ADMIN" not in perms.get_user_permissions(admin_username):
+        if admin_username and "TRAC_ADMIN" not in perms.get_user_permissions(admin_username):
             perms.grant_permission(admin_username, "TRAC_ADMIN")
     finally:
         env.shutdown()

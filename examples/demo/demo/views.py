@@ -1,10 +1,10 @@
 """The demo's own pages: the home page shows where its settings came from."""
 
-import importlib
+import os
 
 import django
 
-from django.conf import global_settings, settings
+from django.conf import settings
 from django.shortcuts import render
 
 # Values the home page must not print.
@@ -21,38 +21,42 @@ def home(request):
 
 
 def ini_settings():
-    """[(name, printable value, origin)] for every setting the INI files gave.
-
-    wsgate records where each setting came from; when it cannot tell us, a
-    setting counts as the INI's when its value is neither the settings
-    module's nor Django's default.
-    """
-    origins = wsgate_origins()
-    if origins is None:
-        module = importlib.import_module(settings.SETTINGS_MODULE)
-        origins = {}
-        for name in dir(settings):
-            if not name.isupper():
-                continue
-            value = getattr(settings, name)
-            baseline = getattr(module, name, getattr(global_settings, name, _MISSING))
-            if value != baseline:
-                origins[name] = "INI file"
-    return [(name, printable(name, getattr(settings, name, None)), origin) for name, origin in sorted(origins.items())]
+    """[(name, printable value, origin)] for every setting the INI files gave,
+    as wsgate recorded them while applying the INI file."""
+    return [(name, printable(name, getattr(settings, name, None)), origin)
+            for name, origin in sorted(ini_origins().items())]
 
 
-def wsgate_origins():
-    """{setting: "file:line"} from wsgate for the settings an INI file gave,
-    or None when this wsgate does not say."""
+def ini_origins():
+    """{setting: "file:line [section] NAME"} for the settings an INI file gave
+    (not the settings module, not Django's defaults)."""
+    found = {}
+    for name, origin in setting_origins().items():
+        origin = str(origin)
+        if origin.startswith("module ") or origin == "django default":
+            continue
+        found[name] = short_path(origin)
+    return found
+
+
+def setting_origins():
     try:
         from wsgate.django import setting_origins
     except ImportError:
-        return None
-    found = {}
-    for name, origin in setting_origins().items():
-        if "module" not in str(origin):
-            found[name] = str(origin)
-    return found
+        # TEMPORARY until wsgate.django exports setting_origins().
+        from wsgate.django import factory
+
+        outcome = factory._state.get("outcome")
+        return dict(outcome.origins) if outcome else {}
+    return setting_origins()
+
+
+def short_path(origin):
+    """An origin with the INI file's path made relative to the project."""
+    path, sep, rest = origin.partition(":")
+    if sep and os.path.isabs(path):
+        path = os.path.relpath(path, settings.BASE_DIR)
+    return path + sep + rest
 
 
 def printable(name, value):
@@ -62,5 +66,3 @@ def printable(name, value):
         return {k: ("(hidden)" if "password" in str(k).lower() else printable(name, v)) for k, v in value.items()}
     return value
 
-
-_MISSING = object()

@@ -1,12 +1,12 @@
 """`wsgate manage development.ini demo_setup`: everything the demo needs on
 first run besides `migrate`, idempotent so that it can run on every start.
 
-* the superuser named by the DEMO_ADMIN setting (filled in from the INI file's
-  demo_admin_user / demo_admin_password), kept in step with the INI file;
+* the superuser named by the DEMO_ADMIN setting (development.ini fills it in
+  from demo_admin_user / demo_admin_password), kept in step with the INI file;
 * the Mercurial repository DEMO_VAR_DIR/hg/demo, with one commit, that hgweb
   serves at /hg/demo;
 * the Trac environment DEMO_VAR_DIR/trac that Trac serves at /trac/, where the
-  superuser is a TRAC_ADMIN.
+  superuser (if any) is a TRAC_ADMIN.
 """
 
 import os
@@ -30,6 +30,12 @@ class Command(BaseCommand):
 
     def ensure_superuser(self):
         admin = settings.DEMO_ADMIN or {}
+        if not admin:
+            self.stdout.write(
+                "demo_setup: no DEMO_ADMIN in the INI file, no superuser made "
+                "(make one with `wsgate manage … createsuperuser`)"
+            )
+            return None
         username, password = admin.get("username"), admin.get("password")
         if not username or not password:
             raise CommandError(
