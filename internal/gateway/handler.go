@@ -129,7 +129,9 @@ func (x *exchange) run(scriptName, pathInfo string, flags byte, inline []byte) {
 			x.lost(err)
 			return
 		}
-		if hd.Stream != x.stream {
+		// LOG frames may trail a finished stream (an iterable's close()
+		// runs after END), so they are accepted from any stream.
+		if hd.Stream != x.stream && hd.Type != protocol.Log {
 			x.lost(fmt.Errorf("%w: %s frame for stream %d during stream %d", protocol.ErrViolation, hd.Type, hd.Stream, x.stream))
 			return
 		}

@@ -66,7 +66,7 @@ const (
 var typeNames = map[Type]string{
 	Request: "REQUEST", Body: "BODY", BodyEnd: "BODY_END", FileAck: "FILE_ACK", BodyFail: "BODY_FAIL",
 	CtlToW: "CONTROL",
-	Start: "START", Data: "DATA", File: "FILE", End: "END", Error: "ERROR", Log: "LOG",
+	Start:  "START", Data: "DATA", File: "FILE", End: "END", Error: "ERROR", Log: "LOG",
 	Credit: "CREDIT", CtlFromW: "CONTROL",
 }
 

@@ -1,0 +1,365 @@
+"""The worker runtime against a fake master speaking the protocol over real
+socketpairs: each test starts `python -m wsgate.worker` (with the project's
+interpreter and with CPython 3.9, the oldest supported) and checks the frames
+it answers. The applications are wrapped in wsgiref.validate.validator."""
+
+import hashlib
+import json
+import marshal
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PYDIR = os.path.dirname(HERE)
+FIXTURES = os.path.join(HERE, "worker_fixtures")
+sys.path.insert(0, PYDIR)
+
+from wsgate import protocol as P  # noqa: E402
+
+PY39 = "/root/.pyenv/versions/3.9.18/bin/python"
+INTERPRETERS = [sys.executable]
+if os.path.exists(PY39) or os.environ.get("WSGATE_TEST_STRICT") == "1":
+    INTERPRETERS.append(PY39)
+
+BASE = {
+    "REQUEST_METHOD": "GET", "SCRIPT_NAME": "", "PATH_INFO": "/", "QUERY_STRING": "",
+    "SERVER_NAME": "localhost", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1",
+    "wsgi.url_scheme": "http", "REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "localhost",
+}
+
+
+class Worker:
+    """A worker process and the master's ends of its sockets."""
+
+    def __init__(self, python, spec, threads=1, workers=1):
+        pairs = [socket.socketpair() for _ in range(threads)]
+        child_fds = [c.fileno() for _, c in pairs]
+        env = dict(os.environ, PYTHONPATH=PYDIR)
+        node = {"object_type": "application", "protocol": "wsgate.callable", "factory": spec,
+                "global_conf": {}, "local_conf": {}}
+        self.proc = subprocess.Popen(
+            [python, "-m", "wsgate.worker", "--fds", ",".join(map(str, child_fds)), "--workers", str(workers)],
+            stdin=subprocess.PIPE, pass_fds=child_fds, cwd=FIXTURES, env=env)
+        self.proc.stdin.write(json.dumps(node).encode())
+        self.proc.stdin.close()
+        for _, c in pairs:
+            c.close()
+        self.socks = [p for p, _ in pairs]
+        self.chans = [P.Channel(s) for s in self.socks]
+        self.stream = 0
+
+    def ready(self):
+        for chan in self.chans:
+            ftype, stream, payload = chan.read_frame()
+            assert (ftype, stream) == (P.CONTROL_FROM_WORKER, 0), (ftype, payload)
+            assert payload[0] == P.CTL_READY
+            assert P.U32.unpack(payload[1:]) == (self.proc.pid,)
+        return self
+
+    def request(self, slot=0, body=None, inline=True, file_ack=1, chunk=None, **environ):
+        """Send one request; return [(type, payload)] up to END or ERROR."""
+        self.stream += 1
+        stream = self.stream
+        env = dict(BASE, **environ)
+        flags = 0
+        tail = b""
+        if body is not None:
+            flags |= P.FLAG_HAS_BODY
+            if inline:
+                flags |= P.FLAG_BODY_INLINE
+                tail = (P.frame(P.BODY, stream, body) if body else b"") + P.frame(P.BODY_END, stream)
+        chan = self.chans[slot]
+        chan.send(P.frame(P.REQUEST, stream, bytes((flags,)) + marshal.dumps(env)) + tail)
+        pending = body
+        out = []
+        while True:
+            ftype, fstream, payload = chan.read_frame()
+            if ftype == P.LOG:
+                out.append((ftype, payload))
+                continue
+            assert fstream == stream
+            if ftype == P.CREDIT:
+                assert not inline
+                (n,) = P.U32.unpack(payload)
+                assert n > 0
+                if pending:
+                    take = min(n, chunk or n)
+                    chan.send(P.frame(P.BODY, stream, pending[:take]))
+                    pending = pending[take:]
+                else:
+                    chan.send(P.frame(P.BODY_END, stream))
+                continue
+            out.append((ftype, payload))
+            if ftype == P.FILE:
+                fd, offset, count = P.FILE_PAYLOAD.unpack(payload)
+                # Open the worker's descriptor as the Go master does.
+                self.sent_file = open("/proc/%d/fd/%d" % (self.proc.pid, fd), "rb")
+                self.sent_file.seek(offset)
+                self.file_bytes = self.sent_file.read(count)
+                chan.send(P.frame(P.FILE_ACK, stream, bytes((file_ack,))))
+            if ftype in (P.END, P.ERROR):
+                return out
+
+    def trailing_logs(self, slot=0):
+        """LOG frames sent after END (an iterable's close())."""
+        out = []
+        chan = self.chans[slot]
+        self.socks[slot].settimeout(5)
+        ftype, _, payload = chan.read_frame()
+        out.append((ftype, payload))
+        return out
+
+    def close(self):
+        for s in self.socks:
+            s.close()
+        return self.proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module", params=INTERPRETERS, ids=lambda p: os.path.basename(os.path.dirname(os.path.dirname(p))) or p)
+def python(request):
+    if not os.path.exists(request.param):
+        pytest.fail("interpreter %s missing" % request.param)
+    return request.param
+
+
+def serve(python, name, **kw):
+    return Worker(python, "worker_apps:" + name, **kw).ready()
+
+
+def start_of(frames):
+    assert frames[0][0] == P.START, frames
+    return P.decode_start(frames[0][1])
+
+
+def body_of(frames):
+    return b"".join(p for t, p in frames if t == P.DATA)
+
+
+def types(frames):
+    return [P.NAMES[t] for t, _ in frames if t != P.LOG]
+
+
+def test_validated_hello(python):
+    w = serve(python, "hello")
+    frames = w.request()
+    assert types(frames)[0] == "START" and types(frames)[-1] == "END"
+    assert body_of(frames) == b"Hello, world!\n"
+    w.close()
+
+
+def test_list_body_goes_in_one_batch_with_content_length(python):
+    w = serve(python, "hello_raw")
+    frames = w.request()
+    assert types(frames) == ["START", "DATA", "END"]
+    status, headers = start_of(frames)
+    assert status == "200 OK"
+    assert ("Content-Length", "14") in headers
+    assert body_of(frames) == b"Hello, world!\n"
+    # the loop goes on: a second request on the same socket
+    assert body_of(w.request()) == b"Hello, world!\n"
+    assert w.close() == 0
+
+
+def test_environ_keys_and_modes(python):
+    w = serve(python, "environ_dump", threads=2, workers=3)
+    frames = w.request(slot=1, PATH_INFO="/caf\u00e9", QUERY_STRING="a=%C3%A9", HTTP_X_DUP="a, b",
+                       CONTENT_TYPE="text/plain")
+    env = json.loads(body_of(frames))
+    assert env["PATH_INFO"] == "/caf\u00e9"
+    assert env["QUERY_STRING"] == "a=%C3%A9"
+    assert env["HTTP_X_DUP"] == "a, b"
+    assert env["CONTENT_TYPE"] == "text/plain"
+    assert env["http_content_type"] is False
+    assert env["wsgi.multithread"] is True
+    assert env["wsgi.multiprocess"] is True
+    assert env["wsgi.run_once"] is False
+    assert env["wsgi.version"] == [1, 0]
+    w.close()
+
+
+def test_single_thread_single_process_flags(python):
+    w = serve(python, "environ_dump")
+    env = json.loads(body_of(w.request()))
+    assert env["wsgi.multithread"] is False
+    assert env["wsgi.multiprocess"] is False
+    w.close()
+
+
+BODY = b"".join(b"line %d of the body\n" % i for i in range(5000)) + b"no newline at the end"
+
+
+@pytest.mark.parametrize("mode", ["read7", "readline", "readline5", "iter", "readlines"])
+@pytest.mark.parametrize("inline", [True, False], ids=["inline", "credit"])
+def test_wsgi_input_reads_to_eof(python, mode, inline):
+    w = serve(python, "echo")
+    body = BODY if not inline else BODY[:3000]
+    frames = w.request(body=body, inline=inline, chunk=1000, REQUEST_METHOD="POST",
+                       QUERY_STRING=mode, CONTENT_LENGTH=str(len(body)))
+    assert body_of(frames) == b"%d %s\n" % (len(body), hashlib.sha256(body).hexdigest().encode())
+    w.close()
+
+
+def test_read_without_size_and_eof_repeats(python):
+    w = serve(python, "read_all")
+    frames = w.request(body=BODY, inline=False, chunk=4096, REQUEST_METHOD="POST")
+    assert body_of(frames) == b"%d %s 0" % (len(BODY), hashlib.sha256(BODY).hexdigest().encode())
+    w.close()
+
+
+def test_unread_inline_body_does_not_desync(python):
+    w = serve(python, "echo")
+    frames = w.request(body=b"x" * 100, REQUEST_METHOD="POST", QUERY_STRING="none", CONTENT_LENGTH="100")
+    assert body_of(frames).startswith(b"0 ")
+    assert body_of(w.request(QUERY_STRING="none")).startswith(b"0 ")
+    w.close()
+
+
+def test_body_fail_raises_in_the_app(python):
+    w = Worker(python, "worker_apps:read_all").ready()
+    w.stream += 1
+    chan = w.chans[0]
+    chan.send(P.frame(P.REQUEST, w.stream, bytes((P.FLAG_HAS_BODY,)) + marshal.dumps(dict(BASE, REQUEST_METHOD="POST"))))
+    ftype, _, _ = chan.read_frame()
+    assert ftype == P.CREDIT
+    chan.send(P.frame(P.BODY_FAIL, w.stream, b"client went away"))
+    ftype, _, payload = chan.read_frame()
+    assert ftype == P.ERROR
+    assert b"ClientDisconnected: client went away" in payload
+    w.close()
+
+
+def test_generator_streams_blocks_and_skips_empty_ones(python):
+    w = serve(python, "stream")
+    frames = w.request()
+    assert types(frames) == ["START", "DATA", "DATA", "DATA", "END"]
+    _, headers = start_of(frames)
+    assert not any(h[0].lower() == "content-length" for h in headers)  # the master chunks it
+    assert body_of(frames) == b"block 0\nblock 1\nblock 2\n"
+    w.close()
+
+
+def test_write_callable(python):
+    w = serve(python, "write_callable")
+    frames = w.request()
+    assert types(frames)[0] == "START"
+    assert body_of(frames) == b"written returned"
+    w.close()
+
+
+def test_exc_info_after_headers_reraises(python):
+    w = serve(python, "error_after_headers")
+    frames = w.request()
+    assert types(frames) == ["START", "DATA", "ERROR"]
+    assert b"boom after headers" in frames[-1][1]
+    w.close()
+
+
+def test_exc_info_before_headers_replaces_them(python):
+    w = serve(python, "error_before_headers")
+    frames = w.request()
+    assert start_of(frames)[0] == "500 Internal Server Error"
+    assert body_of(frames) == b"sorry"
+    w.close()
+
+
+@pytest.mark.parametrize("app,needle", [
+    ("raises", b"KeyError: 'app bug'"),
+    ("crlf_header", b"CR, LF or NUL"),
+    ("hop_by_hop", b"hop-by-hop header 'Connection'"),
+])
+def test_app_errors_become_error_frames(python, app, needle):
+    w = serve(python, app)
+    frames = w.request()
+    assert types(frames) == ["ERROR"]
+    assert needle in frames[0][1]
+    assert b"Traceback" in frames[0][1]
+    # the worker keeps serving
+    assert types(w.request()) == ["ERROR"]
+    w.close()
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_close_is_always_called(python, fail):
+    w = serve(python, "closing")
+    frames = w.request(QUERY_STRING="fail" if fail else "")
+    assert types(frames)[-1] == ("ERROR" if fail else "END")
+    logs = [p for t, p in frames if t == P.LOG]
+    if not logs:
+        logs = [p for t, p in w.trailing_logs() if t == P.LOG]
+    assert logs == [b"close called"]
+    w.close()
+
+
+def test_wsgi_errors_become_log_frames_by_line(python):
+    w = serve(python, "errors_log")
+    frames = w.request()
+    assert [p for t, p in frames if t == P.LOG] == [b"first line", b"second line", b"tail"]
+    w.close()
+
+
+@pytest.mark.parametrize("ack", [1, 0], ids=["sendfile", "fallback"])
+def test_file_wrapper_sends_the_descriptor(python, ack, tmp_path):
+    data = os.urandom(100000)
+    path = tmp_path / "blob.bin"
+    path.write_bytes(data)
+    w = serve(python, "file_wrapper")
+    frames = w.request(QUERY_STRING="%s&1000" % path, file_ack=ack)
+    assert types(frames)[:2] == ["START", "FILE"]
+    _, headers = start_of(frames)
+    assert ("Content-Length", str(len(data) - 1000)) in headers
+    assert w.file_bytes == data[1000:]
+    if ack:
+        assert types(frames) == ["START", "FILE", "END"]
+    else:
+        assert body_of(frames) == data[1000:]
+    w.close()
+
+
+def test_head_keeps_content_length_sends_no_body(python):
+    w = serve(python, "hello_raw")
+    frames = w.request(REQUEST_METHOD="HEAD")
+    assert types(frames) == ["START", "END"]
+    assert ("Content-Length", "14") in start_of(frames)[1]
+    w.close()
+
+
+def test_204_sends_no_body(python):
+    w = serve(python, "no_content")
+    frames = w.request()
+    assert types(frames) == ["START", "END"]
+    assert start_of(frames)[0] == "204 No Content"
+    w.close()
+
+
+@pytest.mark.parametrize("spec,needle", [
+    ("broken_app:app", "ImportError: this module is broken on purpose (at "),
+    ("no_such_module:app", "ModuleNotFoundError: No module named 'no_such_module'"),
+    ("worker_apps:missing", "module worker_apps has no attribute 'missing'"),
+    ("worker_apps:not_callable", "worker_apps:not_callable is a int, not a WSGI callable"),
+])
+def test_load_error_is_reported_then_exit(python, spec, needle):
+    w = Worker(python, spec)
+    ftype, stream, payload = w.chans[0].read_frame()
+    assert (ftype, stream) == (P.ERROR, 0)
+    first = payload.decode().split("\n")[0]
+    assert needle in first
+    assert w.proc.wait(timeout=10) == 3
+    w.close()
+
+
+def test_stop_control_ends_the_worker(python):
+    w = serve(python, "hello")
+    w.chans[0].send(P.frame(P.CONTROL_TO_WORKER, 0, bytes((P.CTL_STOP,))))
+    assert w.proc.wait(timeout=10) == 0
+    w.close()
+
+
+def test_garbage_frame_ends_the_worker(python):
+    w = serve(python, "hello")
+    w.chans[0].send(P.frame(P.START, 1, b"not for a worker"))
+    assert w.proc.wait(timeout=10) == 70
+    w.close()
