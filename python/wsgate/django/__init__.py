@@ -7,7 +7,7 @@ Factories (named by ``use =`` in INI files, see docs/django.md):
 
 Helpers, importable from here: ``call_wsgi_app``, ``make_wsgi_view``,
 ``RoutingArgsMiddleware``, ``DjangoApplication``, ``WSGIRequest``,
-``get_configured_django_wsgi_app``. They are imported on first use, so
+``get_configured_django_wsgi_app``, ``setting_origins``. They are imported on first use, so
 importing this package does not import Django.
 """
 
@@ -19,6 +19,7 @@ _EXPORTS = {
     "WSGIRequest": "handler",
     "get_configured_django_wsgi_app": "factory",
     "make_wsgi_app": "factory",
+    "setting_origins": "factory",
     "DjangoConfigError": "errors",
     "ApplicationCallError": "errors",
 }

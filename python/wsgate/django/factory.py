@@ -21,6 +21,15 @@ from .errors import DjangoConfigError
 _state = {"key": None, "outcome": None, "hooks_ran": False}
 
 
+def setting_origins():
+    """Where each setting of the configured project came from:
+    ``{"SECRET_KEY": "development.ini:12 [app:main] SECRET_KEY", "DEBUG":
+    "module mysite.settings", …}`` (``{}`` before Django is configured).
+    The same data ``wsgate check`` shows."""
+    outcome = _state["outcome"]
+    return dict(outcome.origins) if outcome is not None else {}
+
+
 def current_node():
     """The worker-form node wsgate's loader is instantiating, if any."""
     try:

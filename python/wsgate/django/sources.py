@@ -1,8 +1,8 @@
 """Where each option of a Django application's configuration comes from.
 
 Error messages and ``wsgate check`` name options as ``file:line [section]
-option``. The worker-form node may carry ``local_conf_sources`` and
-``global_conf_sources`` (``{"NAME": "file:line [section]"}``); when it does not,
+option``. The worker-form node carries ``local_conf_sources`` and
+``global_conf_sources`` (``{"NAME": "file:line [section] NAME"}``); when it does not,
 or when a factory is called without a node (PasteDeploy itself, tests), the INI
 files are scanned here: the application's section first, then the sections its
 ``use =`` chain names, then the DEFAULT sections of those files.
@@ -73,6 +73,12 @@ def _index(path):
 _SOURCE = re.compile(r"^(?P<path>.*?):(?P<line>\d+) \[(?P<section>[^\]]*)\]$")
 
 
+def _with_option(source, name):
+    """A node's source for an option, with the option's name at the end
+    (config writes ``file:line [section] option``, or ``--set key``)."""
+    return source if not source.endswith("]") else "%s %s" % (source, name)
+
+
 def _fmt(path, line, section):
     return "%s:%d [%s]" % (path, line, section)
 
@@ -135,7 +141,7 @@ class Sources:
     def local(self, name):
         """``file:line [section] name`` for a local_conf option."""
         if name in self.local_sources:
-            return "%s %s" % (self.local_sources[name], name)
+            return _with_option(self.local_sources[name], name)
         for path, section in self.chain:
             if section is None:
                 continue
@@ -149,8 +155,7 @@ class Sources:
     def global_(self, name):
         """``file:line [section] name`` for a global_conf (DEFAULT) option."""
         if name in self.global_sources:
-            src = self.global_sources[name]
-            return src if src.startswith("--") else "%s %s" % (src, name)
+            return _with_option(self.global_sources[name], name)
         for path, section in self.chain:
             if section is None:
                 continue

@@ -1,0 +1,196 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/wsgate/wsgate/internal/testutil"
+)
+
+// End-to-end tests of `wsgate manage` and `wsgate test`: the real binary,
+// the real Python interpreter of .venv, real Django, a project whose
+// settings come from an INI file. Identifiers start with "dj".
+
+const djSettings = `
+SECRET_KEY = "module-secret"
+DEBUG = False
+INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth"]
+DATABASES = {}
+USE_TZ = True
+DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+`
+
+const djHooks = `
+from django.conf import settings
+
+
+def record():
+    with open(settings.HOOK_LOG, "a") as f:
+        f.write("hook ran\n")
+`
+
+const djINI = `[DEFAULT]
+debug = true
+django_settings_module = djsite_settings
+
+[app:main]
+use = egg:wsgate#django
+DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": "${here}/db.sqlite3"}}
+HOOK_LOG = "${here}/hooks.log"
+FROM_INI = "yes, from the INI file"
+startup = djsite_hooks:record
+`
+
+const djPassingTests = `
+from django.conf import settings
+from django.test import SimpleTestCase
+
+
+class SettingsComeFromTheINI(SimpleTestCase):
+    def test_setting(self):
+        self.assertEqual(settings.FROM_INI, "yes, from the INI file")
+        self.assertTrue(settings.DEBUG is False)  # the test runner turns DEBUG off
+`
+
+const djFailingTests = `
+from django.test import SimpleTestCase
+
+
+class Failing(SimpleTestCase):
+    def test_fails(self):
+        self.assertEqual(1, 2)
+`
+
+// djProject writes a small Django project configured by dev.ini into a
+// temporary directory and returns it.
+func djProject(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	files := map[string]string{
+		"djsite_settings.py": djSettings,
+		"djsite_hooks.py":    djHooks,
+		"dev.ini":            djINI,
+		"test_djpass.py":     djPassingTests,
+		"test_djfail.py":     djFailingTests,
+	}
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(strings.TrimLeft(text, "\n")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+type djResult struct {
+	status         int
+	stdout, stderr string
+}
+
+// djRun runs wsgate with args in dir, stdin as given, and returns its exit
+// status and output.
+func djRun(t *testing.T, dir, stdin string, env []string, args ...string) djResult {
+	t.Helper()
+	cmd := exec.Command(testutil.Binary(t), args...)
+	cmd.Dir = dir
+	cmd.Env = append(append(os.Environ(), "WSGATE_PYTHON="+testutil.VenvPython(t)), env...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	status := 0
+	if err != nil {
+		exitErr, ok := err.(*exec.ExitError)
+		if !ok {
+			t.Fatalf("wsgate %v: %v", args, err)
+		}
+		status = exitErr.ExitCode()
+	}
+	return djResult{status, stdout.String(), stderr.String()}
+}
+
+func TestDjangoManageRunsCommandsWithTheINISettings(t *testing.T) {
+	dir := djProject(t)
+	r := djRun(t, dir, "", nil, "manage", "dev.ini", "migrate", "--verbosity", "0")
+	if r.status != 0 {
+		t.Fatalf("manage migrate: status %d\n%s%s", r.status, r.stdout, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "db.sqlite3")); err != nil {
+		t.Fatalf("migrate did not create the database the INI file names: %v", err)
+	}
+	hooks, err := os.ReadFile(filepath.Join(dir, "hooks.log"))
+	if err != nil || string(hooks) != "hook ran\n" {
+		t.Fatalf("start-up hook: want one run before the command, got %q (%v)", hooks, err)
+	}
+
+	// Environment and stdin reach the command: createsuperuser --noinput, then shell reading stdin.
+	r = djRun(t, dir, "", []string{"DJANGO_SUPERUSER_PASSWORD=s3cret-pass", "DJANGO_SUPERUSER_EMAIL=a@example.com"},
+		"manage", "dev.ini", "createsuperuser", "--noinput", "--username", "admin")
+	if r.status != 0 {
+		t.Fatalf("manage createsuperuser: status %d\n%s%s", r.status, r.stdout, r.stderr)
+	}
+	script := "from django.conf import settings\nfrom django.contrib.auth.models import User\n" +
+		"print('seen:', settings.FROM_INI, User.objects.get(username='admin').check_password('s3cret-pass'))\n"
+	r = djRun(t, dir, script, nil, "manage", "dev.ini", "shell")
+	if r.status != 0 || !strings.Contains(r.stdout, "seen: yes, from the INI file True") {
+		t.Fatalf("manage shell with stdin: status %d\nstdout:\n%s\nstderr:\n%s", r.status, r.stdout, r.stderr)
+	}
+}
+
+func TestDjangoManageExitsWithTheCommandsStatus(t *testing.T) {
+	dir := djProject(t)
+	if r := djRun(t, dir, "", nil, "manage", "dev.ini", "check"); r.status != 0 {
+		t.Fatalf("manage check: status %d\n%s%s", r.status, r.stdout, r.stderr)
+	}
+	r := djRun(t, dir, "", nil, "manage", "dev.ini", "no_such_command")
+	if r.status != 1 || !strings.Contains(r.stderr, "Unknown command: 'no_such_command'") {
+		t.Fatalf("manage no_such_command: want status 1 and Django's message, got %d\n%s", r.status, r.stderr)
+	}
+	// A command that fails with CommandError.
+	r = djRun(t, dir, "", nil, "manage", "dev.ini", "migrate", "no_such_app")
+	if r.status != 1 {
+		t.Fatalf("manage migrate no_such_app: want status 1, got %d\n%s", r.status, r.stderr)
+	}
+	if r := djRun(t, dir, "", nil, "manage"); r.status != 2 {
+		t.Fatalf("manage without CONFIG_URI: want usage status 2, got %d", r.status)
+	}
+}
+
+func TestDjangoTestExitsZeroOnlyWhenTestsPass(t *testing.T) {
+	dir := djProject(t)
+	r := djRun(t, dir, "", nil, "test", "dev.ini", "test_djpass")
+	if r.status != 0 || !strings.Contains(r.stderr, "Ran 1 test") || !strings.Contains(r.stderr, "OK") {
+		t.Fatalf("test test_djpass: want status 0 and one passing test, got %d\n%s%s", r.status, r.stdout, r.stderr)
+	}
+	r = djRun(t, dir, "", nil, "test", "dev.ini", "test_djfail")
+	if r.status != 1 || !strings.Contains(r.stderr, "FAILED (failures=1)") {
+		t.Fatalf("test test_djfail: want status 1 and one failure, got %d\n%s%s", r.status, r.stdout, r.stderr)
+	}
+	hooks, _ := os.ReadFile(filepath.Join(dir, "hooks.log"))
+	if got := strings.Count(string(hooks), "hook ran"); got != 2 {
+		t.Fatalf("start-up hook: want one run per `wsgate test`, got %d", got)
+	}
+}
+
+func TestDjangoConfigurationMistakeIsOneLineWithFileAndLine(t *testing.T) {
+	dir := djProject(t)
+	ini := strings.Replace(djINI, `FROM_INI = "yes, from the INI file"`, `FROM_INI = not json`, 1)
+	if err := os.WriteFile(filepath.Join(dir, "bad.ini"), []byte(ini), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, sub := range []string{"manage", "test"} {
+		r := djRun(t, dir, "", nil, sub, "bad.ini", "check")
+		line := 1 + strings.Count(ini[:strings.Index(ini, "FROM_INI")], "\n")
+		want := fmt.Sprintf("bad.ini:%d [app:main] FROM_INI: invalid JSON 'not json'", line)
+		if r.status != 1 || !strings.Contains(r.stderr, want) || strings.Contains(r.stderr, "Traceback") {
+			t.Fatalf("%s with invalid JSON: want status 1 and %q without a traceback, got %d\n%s", sub, want, r.status, r.stderr)
+		}
+		if lines := strings.Count(strings.TrimSpace(r.stderr), "\n"); lines != 0 {
+			t.Fatalf("%s with invalid JSON: want one line, got\n%s", sub, r.stderr)
+		}
+	}
+}
