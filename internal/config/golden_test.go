@@ -1,0 +1,71 @@
+package config_test
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/wsgate/wsgate/internal/config"
+	"github.com/wsgate/wsgate/internal/testutil"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files of testdata/golden")
+
+// TestGolden resolves each `#! golden NAME` of testdata/golden/*.ini and
+// compares ContractJSON (with "use" and "source") with
+// testdata/golden/FILE#NAME.json. The testdata directory is written
+// $TESTDATA there, so the files hold no machine's paths.
+func TestGolden(t *testing.T) {
+	py := testutil.VenvPython(t)
+	testdata, _ := filepath.Abs("testdata")
+	fake := filepath.Join(testdata, "fakepkgs")
+	files, _ := filepath.Glob(filepath.Join(testdata, "golden", "*.ini"))
+	n := 0
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			name, ok := strings.CutPrefix(line, "#! golden ")
+			if !ok {
+				continue
+			}
+			n++
+			rel := filepath.Join("golden", filepath.Base(f))
+			t.Run(rel+"#"+name, func(t *testing.T) {
+				node, err := config.LoadApp(rel+"#"+name, config.Options{Dir: testdata})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := config.Resolve(node, py, []string{fake}); err != nil {
+					t.Fatal(err)
+				}
+				got, err := node.ContractJSON()
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = bytes.ReplaceAll(got, []byte(testdata), []byte("$TESTDATA"))
+				golden := strings.TrimSuffix(f, ".ini") + "#" + name + ".json"
+				if *update {
+					if err := os.WriteFile(golden, got, 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+				want, err := os.ReadFile(golden)
+				if err != nil {
+					t.Fatalf("%v (run go test -run TestGolden -update to create it)", err)
+				}
+				if !bytes.Equal(got, want) {
+					t.Errorf("%s differs from %s:\n%s", rel, golden, got)
+				}
+			})
+		}
+	}
+	if n < 5 {
+		t.Fatalf("only %d golden cases", n)
+	}
+}
