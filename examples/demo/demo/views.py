@@ -7,6 +7,8 @@ import django
 from django.conf import settings
 from django.shortcuts import render
 
+from wsgate.django import setting_origins
+
 # Values the home page must not print.
 SECRET_WORDS = ("SECRET", "PASSWORD", "KEY")
 
@@ -31,24 +33,12 @@ def ini_origins():
     """{setting: "file:line [section] NAME"} for the settings an INI file gave
     (not the settings module, not Django's defaults)."""
     found = {}
-    for name, origin in setting_origins().items():
+    for name, origin in setting_origins().items():  # wsgate's record, as `wsgate check` shows it
         origin = str(origin)
         if origin.startswith("module ") or origin == "django default":
             continue
         found[name] = short_path(origin)
     return found
-
-
-def setting_origins():
-    try:
-        from wsgate.django import setting_origins
-    except ImportError:
-        # TEMPORARY until wsgate.django exports setting_origins().
-        from wsgate.django import factory
-
-        outcome = factory._state.get("outcome")
-        return dict(outcome.origins) if outcome else {}
-    return setting_origins()
 
 
 def short_path(origin):
