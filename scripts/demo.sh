@@ -38,7 +38,7 @@ admin_user="$(ini_default demo_admin_user)"
 admin_password="$(ini_default demo_admin_password)"
 
 # Serve, echoing wsgate's log, and say where to go once every worker is ready.
-"$wsgate" serve development.ini --bind "$bind" 2>&1 | {
+"$wsgate" serve --bind "$bind" development.ini 2>&1 | {
 	url=""
 	while IFS= read -r line; do
 		printf '%s\n' "$line"
