@@ -1,0 +1,341 @@
+"""WSGI test application for wsgate's end-to-end tests.
+
+`app` dispatches on the first segment of PATH_INFO. Nearly every route is
+wrapped in wsgiref.validate.validator, so any PEP 3333 violation by the server
+(a wrong environ type, a missing key, a bad wsgi.input) fails the request with
+an AssertionError. The few routes that must misbehave on purpose (hop-by-hop
+or CR/LF headers, file_wrapper handed to the server unwrapped) are marked raw.
+
+Routes record what they observed (pids, close() calls, re-raised exc_info)
+as files in the directory named by the E2E_RECORD_DIR environment variable,
+so the Go tests can check what happened inside the worker.
+"""
+
+import ctypes
+import hashlib
+import io
+import json
+import os
+import signal
+import sys
+import time
+from urllib.parse import parse_qs
+from wsgiref.validate import validator
+
+RECORD_DIR = os.environ.get("E2E_RECORD_DIR", "")
+
+
+def record(name, text):
+    """Write a record file atomically (the tests poll for it to appear)."""
+    if not RECORD_DIR:
+        raise RuntimeError("E2E_RECORD_DIR is not set")
+    path = os.path.join(RECORD_DIR, name)
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.rename(path + ".tmp", path)
+
+
+def query(environ):
+    return {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+
+
+def text(start_response, body, status="200 OK", extra=()):
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    start_response(status, [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))] + list(extra))
+    return [body]
+
+
+def as_json(start_response, obj):
+    body = json.dumps(obj, sort_keys=True).encode("ascii")
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+# --- environ -----------------------------------------------------------------
+
+
+def environ_view(environ, start_response):
+    """Every CGI/HTTP key with its value, plus the wsgi.* facts, as JSON.
+
+    Strings go out as JSON \\u escapes, so the latin-1 code points of
+    PATH_INFO reach the test exactly."""
+    out = {}
+    for key, value in environ.items():
+        if key.startswith("wsgi."):
+            continue
+        if not isinstance(value, str):
+            out[key] = {"not-a-str": type(value).__name__}
+            continue
+        out[key] = value
+    out["wsgi.version"] = list(environ["wsgi.version"])
+    out["wsgi.url_scheme"] = environ["wsgi.url_scheme"]
+    for flag in ("wsgi.multithread", "wsgi.multiprocess", "wsgi.run_once"):
+        out[flag] = environ[flag]
+    out["has wsgi.file_wrapper"] = "wsgi.file_wrapper" in environ
+    out["pid"] = os.getpid()
+    return as_json(start_response, out)
+
+
+# --- wsgi.input --------------------------------------------------------------
+
+
+def read_view(environ, start_response):
+    """Read the body the way ?mode= says, then check EOF stays EOF.
+
+    Without CONTENT_LENGTH (a chunked request) every mode reads until the
+    stream says EOF; with it, "exact" reads exactly CONTENT_LENGTH bytes."""
+    mode = query(environ).get("mode", "chunks")
+    inp = environ["wsgi.input"]
+    length = environ.get("CONTENT_LENGTH", "")
+    pieces = []
+    if mode == "chunks":
+        while True:
+            b = inp.read(65536)
+            if not b:
+                break
+            pieces.append(b)
+    elif mode == "small":
+        while True:
+            b = inp.read(7)
+            if not b:
+                break
+            pieces.append(b)
+    elif mode == "all":
+        # read() without a size is allowed by the stream but not by the
+        # validator's wrapper, so call the server's own object.
+        pieces.append(getattr(inp, "input", inp).read())
+    elif mode == "exact":
+        pieces.append(inp.read(int(length)))
+    elif mode == "readline":
+        while True:
+            line = inp.readline()
+            if not line:
+                break
+            pieces.append(line)
+    elif mode == "readline_n":
+        while True:
+            line = inp.readline(5)
+            if not line:
+                break
+            if len(line) > 5:
+                raise AssertionError("readline(5) returned %d bytes" % len(line))
+            pieces.append(line)
+    elif mode == "readlines":
+        pieces.extend(inp.readlines())
+    elif mode == "iter":
+        for line in inp:
+            pieces.append(line)
+    else:
+        raise ValueError("unknown mode %r" % mode)
+    data = b"".join(pieces)
+    after = [inp.read(1), inp.read(65536), inp.readline()]
+    return as_json(start_response, {
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "length": len(data),
+        "pieces": len(pieces),
+        "lines_ok": all(p.endswith(b"\n") for p in pieces[:-1]) if mode in ("readline", "readlines", "iter") else True,
+        "eof_sticky": after == [b"", b"", b""],
+        "content_length": length,
+    })
+
+
+# --- responses ---------------------------------------------------------------
+
+
+def hello_view(environ, start_response):
+    return text(start_response, "hello world\n")
+
+
+def pid_view(environ, start_response):
+    return text(start_response, str(os.getpid()))
+
+
+def write_view(environ, start_response):
+    write = start_response("200 OK", [("Content-Type", "text/plain")])
+    write(b"one-")
+    write(b"two-")
+    return [b"three"]
+
+
+def stream_view(environ, start_response):
+    """n pieces and no Content-Length: the server must frame it itself."""
+    n = int(query(environ).get("n", "5"))
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return (("piece %d\n" % i).encode() for i in range(n))
+
+
+def status_view(environ, start_response):
+    """A body-less status with body bytes the server must not send."""
+    q = query(environ)
+    status = q["status"]
+    headers = [] if status.startswith(("204", "304")) else [("Content-Type", "text/plain")]
+    start_response(status, headers)
+    return [b"MUST-NOT-BE-SENT"]
+
+
+def excinfo_view(environ, start_response):
+    q = query(environ)
+    if q.get("when") == "before":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        try:
+            1 / 0
+        except ZeroDivisionError:
+            start_response("500 Internal Server Error",
+                           [("Content-Type", "text/plain"), ("X-Replaced", "yes")], sys.exc_info())
+        return [b"replaced body"]
+
+    ident = q["id"]
+
+    def body():
+        yield b"first chunk, headers are out\n"
+        try:
+            1 / 0
+        except ZeroDivisionError:
+            try:
+                start_response("500 Internal Server Error", [("Content-Type", "text/plain")], sys.exc_info())
+            except ZeroDivisionError:
+                record(ident, "reraised")
+                raise
+            record(ident, "not reraised")
+        yield b"must not be reached\n"
+
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return body()
+
+
+class ClosingBody:
+    """An iterable whose close() leaves a record of how many pieces went out."""
+
+    def __init__(self, ident, mode, count):
+        self.ident, self.mode, self.count, self.sent = ident, mode, count, 0
+
+    def __iter__(self):
+        chunk = b"x" * 65536
+        for _ in range(self.count):
+            if self.mode == "raise" and self.sent == 1:
+                raise RuntimeError("e2e: app fails mid-stream")
+            self.sent += 1
+            yield chunk
+
+    def close(self):
+        record("closed-" + self.ident, str(self.sent))
+
+
+def close_view(environ, start_response):
+    q = query(environ)
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return ClosingBody(q["id"], q.get("mode", "normal"), int(q.get("n", "3")))
+
+
+def errors_view(environ, start_response):
+    environ["wsgi.errors"].write("e2e wsgi.errors marker %s\n" % query(environ)["id"])
+    environ["wsgi.errors"].flush()
+    return text(start_response, "logged")
+
+
+# --- supervision -------------------------------------------------------------
+
+
+def block_view(environ, start_response):
+    """Hold a worker until the test creates <id>.release (or forever)."""
+    ident = query(environ)["id"]
+    record(ident + ".started", str(os.getpid()))
+    release = os.path.join(RECORD_DIR, ident + ".release")
+    while not os.path.exists(release):
+        time.sleep(0.005)
+    return text(start_response, str(os.getpid()))
+
+
+def crash_view(environ, start_response):
+    """Kill this worker the way ?how= says, before or after the headers."""
+    q = query(environ)
+    record(q["id"] + ".pid", str(os.getpid()))
+
+    def die():
+        how = q["how"]
+        sys.stdout.flush()
+        sys.stderr.flush()
+        if how == "exit":
+            os._exit(7)
+        elif how == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        elif how == "segv":
+            ctypes.string_at(0)
+        raise ValueError("unknown crash %r" % how)
+
+    if q.get("after") != "headers":
+        die()
+
+    def body():
+        yield b"first chunk before the crash\n"
+        die()
+
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return body()
+
+
+# --- raw routes (no validator: they misbehave on purpose) ------------------------
+
+
+def hop_view(environ, start_response):
+    q = query(environ)
+    start_response("200 OK", [("Content-Type", "text/plain"), (q["name"], q["value"])])
+    return [b"hop-by-hop header sent by the app\n"]
+
+
+def crlf_view(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain"),
+                              ("X-Injected", "a\r\nSet-Cookie: e2e=pwned")])
+    return [b"header injection\n"]
+
+
+def file_view(environ, start_response):
+    """Return a real file (or a BytesIO with ?like=bytesio) through
+    wsgi.file_wrapper, from ?seek= on, so the server may use sendfile."""
+    q = query(environ)
+    f = open(q["path"], "rb")
+    size = os.fstat(f.fileno()).st_size
+    offset = int(q.get("seek", "0"))
+    f.seek(offset)
+    if q.get("like") == "bytesio":
+        data = f.read()
+        f.close()
+        f = io.BytesIO(data)
+    headers = [("Content-Type", "application/octet-stream")]
+    if q.get("length") != "none":
+        headers.append(("Content-Length", str(size - offset)))
+    start_response("200 OK", headers)
+    return environ["wsgi.file_wrapper"](f, 8192)
+
+
+VALIDATED = {
+    "environ": environ_view,
+    "read": read_view,
+    "hello": hello_view,
+    "pid": pid_view,
+    "write": write_view,
+    "stream": stream_view,
+    "status": status_view,
+    "excinfo": excinfo_view,
+    "close": close_view,
+    "errors": errors_view,
+    "block": block_view,
+    "crash": crash_view,
+    "vfile": file_view,
+}
+RAW = {
+    "hop": hop_view,
+    "crlf": crlf_view,
+    "file": file_view,
+}
+ROUTES = {name: validator(view) for name, view in VALIDATED.items()}
+ROUTES.update(RAW)
+
+
+def app(environ, start_response):
+    name = environ.get("PATH_INFO", "/").lstrip("/").split("/", 1)[0]
+    view = ROUTES.get(name)
+    if view is None:
+        return text(start_response, "no route %r\n" % name, status="404 Not Found")
+    return view(environ, start_response)

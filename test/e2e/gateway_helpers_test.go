@@ -1,0 +1,214 @@
+package e2e
+
+// Helpers of the gateway end-to-end tests. Every identifier here starts with
+// "gw" so the other test files of this package (demo_*) cannot collide.
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wsgate/wsgate/internal/testutil"
+	"github.com/wsgate/wsgate/test/e2e/harness"
+)
+
+// gwIOGuard bounds a single client read or write so that a server which stops
+// answering fails the test instead of hanging it. Not a speed assertion.
+const gwIOGuard = 60 * time.Second
+
+// gwServer is a running `wsgate serve --app pep3333:app` plus the directory
+// where the app leaves its records (E2E_RECORD_DIR).
+type gwServer struct {
+	*harness.Server
+	rec  string
+	addr string // host:port of the first listener
+}
+
+func gwAppsDir() string { return filepath.Join(testutil.RepoRoot(), "test", "e2e", "apps") }
+
+// gwStart serves test/e2e/apps/pep3333.py:app with extra serve flags. When the
+// test ends it stops the server (exit 0 required) and fails if a validator
+// assertion (a PEP 3333 violation) was logged.
+func gwStart(t *testing.T, extra ...string) *gwServer {
+	t.Helper()
+	return gwStartApp(t, "pep3333:app", "", extra...)
+}
+
+func gwStartApp(t *testing.T, app, python string, extra ...string) *gwServer {
+	t.Helper()
+	rec := t.TempDir()
+	args := append([]string{"--app", app, "--pythonpath", gwAppsDir()}, extra...)
+	srv := harness.Start(t, harness.Options{Args: args, Env: []string{"E2E_RECORD_DIR=" + rec}, Python: python})
+	s := &gwServer{Server: srv, rec: rec, addr: strings.TrimPrefix(srv.URL, "http://")}
+	t.Cleanup(func() {
+		srv.Stop()
+		if strings.Contains(srv.Logs(), "AssertionError") {
+			t.Errorf("a wsgiref.validate assertion (PEP 3333 violation) was logged:\n%s", srv.Logs())
+		}
+	})
+	return s
+}
+
+// gwRecord is the path of a record file the app writes.
+func (s *gwServer) gwRecord(name string) string { return filepath.Join(s.rec, name) }
+
+// gwRelease lets a /block?id=ident request finish.
+func (s *gwServer) gwRelease(t *testing.T, ident string) {
+	t.Helper()
+	if err := os.WriteFile(s.gwRecord(ident+".release"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// gwClient is a plain HTTP client with a hang guard.
+var gwClient = &http.Client{Timeout: gwIOGuard}
+
+type gwResponse struct {
+	status  int
+	header  http.Header
+	body    []byte
+	bodyErr error // error while reading the body (a truncated response)
+	resp    *http.Response
+}
+
+func gwDo(t *testing.T, req *http.Request) gwResponse {
+	t.Helper()
+	resp, err := gwClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return gwResponse{status: resp.StatusCode, header: resp.Header, body: body, bodyErr: err, resp: resp}
+}
+
+func gwGet(t *testing.T, url string) gwResponse {
+	t.Helper()
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return gwDo(t, req)
+}
+
+// gwOK fails the test unless r is a 200 whose body was read completely.
+func gwOK(t *testing.T, what string, r gwResponse) {
+	t.Helper()
+	if r.status != 200 || r.bodyErr != nil {
+		t.Fatalf("%s: status %d, body error %v, want 200 and a complete body; body: %.300q", what, r.status, r.bodyErr, r.body)
+	}
+}
+
+// gwJSON decodes a 200 JSON response into v.
+func gwJSON(t *testing.T, what string, r gwResponse, v any) {
+	t.Helper()
+	gwOK(t, what, r)
+	if err := json.Unmarshal(r.body, v); err != nil {
+		t.Fatalf("%s: %v in %.300q", what, err, r.body)
+	}
+}
+
+func gwSHA(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+// gwDial opens a raw connection to the server with a hang guard.
+func (s *gwServer) gwDial(t *testing.T) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatalf("dial %s: %v", s.addr, err)
+	}
+	_ = c.SetDeadline(time.Now().Add(gwIOGuard))
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// gwRawExchange writes raw request bytes and returns everything the server
+// sends until it closes the connection.
+func (s *gwServer) gwRawExchange(t *testing.T, raw string) []byte {
+	t.Helper()
+	c := s.gwDial(t)
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Fatalf("writing request: %v", err)
+	}
+	b, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("reading response to %.80q: %v (got %.300q)", raw, err, b)
+	}
+	return b
+}
+
+// gwReadResponse parses one response for a request of the given method from
+// br, reading its body (if the method and status allow one) completely.
+func gwReadResponse(t *testing.T, br *bufio.Reader, method string) (*http.Response, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(method, "/", nil)
+	resp, err := http.ReadResponse(br, req)
+	if err != nil {
+		t.Fatalf("reading response to %s: %v", method, err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatalf("reading %s response body: %v (got %.300q)", method, err, body)
+	}
+	return resp, body
+}
+
+// gwStatusLine is the first line of a raw response.
+func gwStatusLine(b []byte) string {
+	line, _, _ := strings.Cut(string(b), "\r\n")
+	return line
+}
+
+// gwLatin1 is the string whose code points are the bytes of b: how PEP 3333
+// says a server presents raw bytes in native strings.
+func gwLatin1(b []byte) string {
+	r := make([]rune, len(b))
+	for i, c := range b {
+		r[i] = rune(c)
+	}
+	return string(r)
+}
+
+// gwLines builds a body of text lines of varied lengths (one longer than any
+// read buffer) ending without a newline, so every wsgi.input reading mode
+// meets its edge cases.
+func gwLines() []byte {
+	var sb strings.Builder
+	for i := 0; i < 2000; i++ {
+		fmt.Fprintf(&sb, "line %d %s\n", i, strings.Repeat("ab", i%97))
+	}
+	sb.WriteString(strings.Repeat("L", 70000) + "\n")
+	sb.WriteString("\n\nlast line without newline")
+	return []byte(sb.String())
+}
+
+// gwHideLength wraps a body so net/http cannot see its length and sends it
+// chunked, in pieces of at most n bytes (one chunk each).
+type gwHideLength struct {
+	r io.Reader
+	n int
+}
+
+func (h gwHideLength) Read(p []byte) (int, error) {
+	if len(p) > h.n {
+		p = p[:h.n]
+	}
+	return h.r.Read(p)
+}
+
+// gwReadBody reads a response body to its end.
+func gwReadBody(resp *http.Response) ([]byte, error) { return io.ReadAll(resp.Body) }

@@ -1,0 +1,421 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/wsgate/wsgate/test/e2e/harness"
+)
+
+// TestGatewayPEP3333 drives every PEP 3333 path of the gateway against one
+// server (2 workers, 1 thread) running validator-wrapped test apps.
+func TestGatewayPEP3333(t *testing.T) {
+	s := gwStart(t, "--workers", "2", "--threads", "1")
+
+	t.Run("EnvironCGIKeys", func(t *testing.T) {
+		c := s.gwDial(t)
+		_, clientPort, _ := net.SplitHostPort(c.LocalAddr().String())
+		raw := "GET /environ/caf%C3%A9%2Fx%FF%20y?a=%20b&c=d+e&x=%FF&&z HTTP/1.1\r\n" +
+			"Host: example.test:8080\r\n" +
+			"X-Dup: first\r\n" +
+			"User-Agent: e2e\r\n" +
+			"X-Dup: second\r\n" +
+			"Content-Type: text/x-e2e; charset=latin-1\r\n" +
+			"Content-Length: 3\r\n" +
+			"Connection: close\r\n\r\nabc"
+		if _, err := io.WriteString(c, raw); err != nil {
+			t.Fatal(err)
+		}
+		resp, body := gwReadResponse(t, bufio.NewReader(c), "GET")
+		var env map[string]any
+		gwJSON(t, "environ", gwResponse{status: resp.StatusCode, body: body}, &env)
+
+		want := map[string]any{
+			"REQUEST_METHOD":  "GET",
+			"SCRIPT_NAME":     "",
+			"PATH_INFO":       "/environ/" + gwLatin1([]byte("caf\xc3\xa9/x\xff y")),
+			"QUERY_STRING":    "a=%20b&c=d+e&x=%FF&&z",
+			"CONTENT_TYPE":    "text/x-e2e; charset=latin-1",
+			"CONTENT_LENGTH":  "3",
+			"SERVER_PROTOCOL": "HTTP/1.1",
+			"REMOTE_ADDR":     "127.0.0.1",
+			"REMOTE_PORT":     clientPort,
+			"HTTP_HOST":       "example.test:8080",
+			"HTTP_X_DUP":      "first, second",
+			"HTTP_USER_AGENT": "e2e",
+			"wsgi.url_scheme": "http",
+		}
+		for k, v := range want {
+			if env[k] != v {
+				t.Errorf("environ[%q] = %#v, want %#v", k, env[k], v)
+			}
+		}
+		for _, k := range []string{"HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"} {
+			if _, ok := env[k]; ok {
+				t.Errorf("environ has %s; PEP 3333 keeps it only as the CGI key", k)
+			}
+		}
+		if v, _ := env["wsgi.version"].([]any); len(v) != 2 || v[0] != 1.0 || v[1] != 0.0 {
+			t.Errorf("wsgi.version = %v, want [1 0]", env["wsgi.version"])
+		}
+		// PEP 3333's URL reconstruction must give back what the client asked.
+		if got, want := gwReconstructURL(env), "http://example.test:8080/environ/"+gwLatin1([]byte("caf\xc3\xa9/x\xff y"))+"?a=%20b&c=d+e&x=%FF&&z"; got != want {
+			t.Errorf("reconstructed URL %q, want %q", got, want)
+		}
+	})
+
+	t.Run("EnvironHTTP10WithoutHost", func(t *testing.T) {
+		b := s.gwRawExchange(t, "GET /environ/plain HTTP/1.0\r\n\r\n")
+		resp, body := gwReadResponse(t, bufio.NewReader(bytes.NewReader(b)), "GET")
+		var env map[string]any
+		gwJSON(t, "environ over HTTP/1.0", gwResponse{status: resp.StatusCode, body: body}, &env)
+		if env["SERVER_PROTOCOL"] != "HTTP/1.0" {
+			t.Errorf("SERVER_PROTOCOL = %v, want HTTP/1.0", env["SERVER_PROTOCOL"])
+		}
+		if _, ok := env["HTTP_HOST"]; ok {
+			t.Errorf("HTTP_HOST = %v for a request without Host", env["HTTP_HOST"])
+		}
+		_, port, _ := net.SplitHostPort(s.addr)
+		if env["SERVER_NAME"] != "127.0.0.1" || env["SERVER_PORT"] != port {
+			t.Errorf("SERVER_NAME:SERVER_PORT = %v:%v, want the listener 127.0.0.1:%s", env["SERVER_NAME"], env["SERVER_PORT"], port)
+		}
+		if _, ok := env["CONTENT_LENGTH"]; ok && env["CONTENT_LENGTH"] != "" && env["CONTENT_LENGTH"] != "0" {
+			t.Errorf("CONTENT_LENGTH = %v for a request without a body", env["CONTENT_LENGTH"])
+		}
+	})
+
+	t.Run("WSGIFlagsOneThread", func(t *testing.T) {
+		var env map[string]any
+		gwJSON(t, "environ", gwGet(t, s.URL+"/environ/"), &env)
+		if env["wsgi.multithread"] != false || env["wsgi.multiprocess"] != true || env["wsgi.run_once"] != false {
+			t.Errorf("--workers 2 --threads 1: multithread=%v multiprocess=%v run_once=%v, want false true false",
+				env["wsgi.multithread"], env["wsgi.multiprocess"], env["wsgi.run_once"])
+		}
+		if env["has wsgi.file_wrapper"] != true {
+			t.Errorf("wsgi.file_wrapper missing from environ")
+		}
+	})
+
+	t.Run("InputModes", func(t *testing.T) {
+		body := gwLines()
+		for _, mode := range []string{"chunks", "small", "all", "exact", "readline", "readline_n", "readlines", "iter"} {
+			for _, chunked := range []bool{false, true} {
+				if mode == "exact" && chunked {
+					continue // needs CONTENT_LENGTH
+				}
+				name := mode
+				if chunked {
+					name += "/chunked"
+				}
+				t.Run(name, func(t *testing.T) {
+					var r io.Reader = bytes.NewReader(body)
+					if chunked {
+						r = gwHideLength{r: r, n: 4093}
+					}
+					req, _ := http.NewRequest("POST", s.URL+"/read?mode="+mode, r)
+					if chunked {
+						req.ContentLength = -1
+					}
+					var got struct {
+						SHA256        string `json:"sha256"`
+						Length        int    `json:"length"`
+						LinesOK       bool   `json:"lines_ok"`
+						EOFSticky     bool   `json:"eof_sticky"`
+						ContentLength string `json:"content_length"`
+					}
+					gwJSON(t, "read "+name, gwDo(t, req), &got)
+					if got.Length != len(body) || got.SHA256 != gwSHA(body) {
+						t.Errorf("app read %d bytes (sha %s), want %d (sha %s)", got.Length, got.SHA256, len(body), gwSHA(body))
+					}
+					if !got.LinesOK {
+						t.Errorf("a line read in mode %s did not end with a newline", mode)
+					}
+					if !got.EOFSticky {
+						t.Errorf("after EOF, read(1)/read(n)/readline() did not all return b''")
+					}
+					if !chunked && got.ContentLength != strconv.Itoa(len(body)) {
+						t.Errorf("CONTENT_LENGTH = %q, want %d", got.ContentLength, len(body))
+					}
+					if chunked && got.ContentLength != "" && got.ContentLength != strconv.Itoa(len(body)) {
+						t.Errorf("chunked request: CONTENT_LENGTH = %q, want empty or the real length %d", got.ContentLength, len(body))
+					}
+				})
+			}
+		}
+	})
+
+	t.Run("EmptyBody", func(t *testing.T) {
+		req, _ := http.NewRequest("POST", s.URL+"/read?mode=chunks", strings.NewReader(""))
+		var got struct {
+			Length    int  `json:"length"`
+			EOFSticky bool `json:"eof_sticky"`
+		}
+		gwJSON(t, "empty POST", gwDo(t, req), &got)
+		if got.Length != 0 || !got.EOFSticky {
+			t.Errorf("empty body: read %d bytes, eof sticky %v", got.Length, got.EOFSticky)
+		}
+	})
+
+	t.Run("WriteCallable", func(t *testing.T) {
+		r := gwGet(t, s.URL+"/write")
+		gwOK(t, "/write", r)
+		if string(r.body) != "one-two-three" {
+			t.Errorf("body %q, want the write() calls then the iterable: %q", r.body, "one-two-three")
+		}
+	})
+
+	t.Run("ChunkedWhenNoContentLength", func(t *testing.T) {
+		r := gwGet(t, s.URL+"/stream?n=5")
+		gwOK(t, "/stream", r)
+		want := "piece 0\npiece 1\npiece 2\npiece 3\npiece 4\n"
+		if string(r.body) != want {
+			t.Errorf("body %q, want %q", r.body, want)
+		}
+		if te := r.resp.TransferEncoding; len(te) != 1 || te[0] != "chunked" {
+			t.Errorf("Transfer-Encoding %v, want chunked for an HTTP/1.1 response without Content-Length", te)
+		}
+		// An HTTP/1.0 client cannot read chunks: the body ends with the connection.
+		b := s.gwRawExchange(t, "GET /stream?n=3 HTTP/1.0\r\n\r\n")
+		resp, body := gwReadResponse(t, bufio.NewReader(bytes.NewReader(b)), "GET")
+		if resp.StatusCode != 200 || string(body) != "piece 0\npiece 1\npiece 2\n" || len(resp.TransferEncoding) != 0 {
+			t.Errorf("HTTP/1.0: status %d, transfer-encoding %v, body %q", resp.StatusCode, resp.TransferEncoding, body)
+		}
+	})
+
+	t.Run("HeadHasNoBody", func(t *testing.T) {
+		c := s.gwDial(t)
+		// Two requests on one connection: a body sent after the HEAD
+		// response would be read as the start of the GET response.
+		io.WriteString(c, "HEAD /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+		br := bufio.NewReader(c)
+		head, _ := gwReadResponse(t, br, "HEAD")
+		if head.StatusCode != 200 || head.ContentLength != int64(len("hello world\n")) {
+			t.Errorf("HEAD: status %d, Content-Length %d, want 200 and the app's 12", head.StatusCode, head.ContentLength)
+		}
+		io.WriteString(c, "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		get, body := gwReadResponse(t, br, "GET")
+		if get.StatusCode != 200 || string(body) != "hello world\n" {
+			t.Errorf("GET after HEAD on the same connection: %d %q", get.StatusCode, body)
+		}
+		if rest, _ := io.ReadAll(br); len(rest) > 0 {
+			t.Errorf("bytes after the last response: %q", rest)
+		}
+	})
+
+	for _, status := range []string{"204 No Content", "304 Not Modified"} {
+		t.Run("NoBody"+status[:3], func(t *testing.T) {
+			c := s.gwDial(t)
+			fmt.Fprintf(c, "GET /status?status=%s HTTP/1.1\r\nHost: x\r\n\r\n", url.QueryEscape(status))
+			br := bufio.NewReader(c)
+			first, _ := gwReadResponse(t, br, "GET")
+			if first.StatusCode != gwAtoi(status[:3]) {
+				t.Errorf("status %d, want %s", first.StatusCode, status)
+			}
+			if len(first.TransferEncoding) != 0 {
+				t.Errorf("%s framed with Transfer-Encoding %v", status, first.TransferEncoding)
+			}
+			// Body bytes sent anyway would now sit before the next response.
+			io.WriteString(c, "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+			all, err := io.ReadAll(br)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bytes.Contains(all, []byte("MUST-NOT-BE-SENT")) {
+				t.Fatalf("the app's body was sent with %s:\n%q", status, all)
+			}
+			second, body := gwReadResponse(t, bufio.NewReader(bytes.NewReader(all)), "GET")
+			if second.StatusCode != 200 || string(body) != "hello world\n" {
+				t.Errorf("next response on the connection: %d %q", second.StatusCode, body)
+			}
+		})
+	}
+
+	t.Run("NoBody1xx", func(t *testing.T) {
+		// A WSGI app cannot send an interim response, so an app that
+		// answers 103 must not get its body bytes onto the wire; whatever
+		// the server sends instead, the server keeps serving.
+		all := s.gwRawExchange(t, "GET /status?status=103+Early+Hints HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		if bytes.Contains(all, []byte("MUST-NOT-BE-SENT")) {
+			t.Errorf("the app's body was sent after a 1xx status:\n%q", all)
+		}
+		if !strings.HasPrefix(string(all), "HTTP/1.1 ") {
+			t.Errorf("no HTTP response to an app answering 103: %q", all)
+		}
+		gwOK(t, "next request", gwGet(t, s.URL+"/hello"))
+	})
+
+	t.Run("ExcInfoBeforeHeadersReplacesThem", func(t *testing.T) {
+		r := gwGet(t, s.URL+"/excinfo?when=before")
+		if r.status != 500 || r.header.Get("X-Replaced") != "yes" || string(r.body) != "replaced body" || r.bodyErr != nil {
+			t.Errorf("got %d X-Replaced=%q body %q (%v), want the app's replacement 500", r.status, r.header.Get("X-Replaced"), r.body, r.bodyErr)
+		}
+	})
+
+	t.Run("ExcInfoAfterHeadersReraises", func(t *testing.T) {
+		r := gwGet(t, s.URL+"/excinfo?when=after&id=exc1")
+		if got := harness.WaitFile(t, s.gwRecord("exc1")); got != "reraised" {
+			t.Errorf("start_response(…, exc_info) after the headers were sent: app recorded %q, want reraised", got)
+		}
+		if r.status != 200 || !strings.HasPrefix(string(r.body), "first chunk") {
+			t.Errorf("status %d body %q, want the 200 already sent and its first chunk", r.status, r.body)
+		}
+		if r.bodyErr == nil {
+			t.Errorf("the response ended cleanly (%q) although the app failed mid-body: the client cannot tell it is truncated", r.body)
+		}
+		gwOK(t, "next request", gwGet(t, s.URL+"/hello"))
+	})
+
+	t.Run("CloseCalled", func(t *testing.T) {
+		r := gwGet(t, s.URL+"/close?id=normal&n=3")
+		gwOK(t, "/close", r)
+		if len(r.body) != 3*65536 {
+			t.Errorf("body %d bytes, want %d", len(r.body), 3*65536)
+		}
+		if got := harness.WaitFile(t, s.gwRecord("closed-normal")); got != "3" {
+			t.Errorf("close() recorded %q pieces sent, want 3", got)
+		}
+	})
+
+	t.Run("CloseCalledWhenAppRaises", func(t *testing.T) {
+		r := gwGet(t, s.URL+"/close?id=raise&mode=raise&n=3")
+		if got := harness.WaitFile(t, s.gwRecord("closed-raise")); got != "1" {
+			t.Errorf("close() recorded %q pieces sent, want 1", got)
+		}
+		if r.bodyErr == nil {
+			t.Errorf("response ended cleanly with %d bytes although the app raised mid-stream", len(r.body))
+		}
+		s.WaitLog("e2e: app fails mid-stream")
+	})
+
+	t.Run("CloseCalledWhenClientDisconnects", func(t *testing.T) {
+		const pieces = 4000 // 256 MB if nobody stops the app
+		c := s.gwDial(t)
+		fmt.Fprintf(c, "GET /close?id=gone&mode=stream&n=%d HTTP/1.1\r\nHost: x\r\n\r\n", pieces)
+		if _, err := io.ReadFull(c, make([]byte, 200000)); err != nil {
+			t.Fatalf("reading the start of the stream: %v", err)
+		}
+		c.Close()
+		got := harness.WaitFile(t, s.gwRecord("closed-gone"))
+		if n, err := strconv.Atoi(got); err != nil || n >= pieces {
+			t.Errorf("close() recorded %q pieces sent: the app was not stopped when the client went away", got)
+		}
+		gwOK(t, "next request", gwGet(t, s.URL+"/hello"))
+	})
+
+	t.Run("FileWrapper", func(t *testing.T) {
+		data := make([]byte, 1<<20+12345)
+		rand.Read(data)
+		path := filepath.Join(t.TempDir(), "payload.bin")
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cases := []struct{ name, query string }{
+			{"RealFile", ""},
+			{"FromOffset", "&seek=1000"},
+			{"BytesIO", "&like=bytesio"},
+			{"NoContentLength", "&length=none"},
+			{"Validated", ""},
+		}
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				route := "/file"
+				if tc.name == "Validated" {
+					route = "/vfile"
+				}
+				r := gwGet(t, s.URL+route+"?path="+url.QueryEscape(path)+tc.query)
+				gwOK(t, route, r)
+				want := data
+				if tc.query == "&seek=1000" {
+					want = data[1000:]
+				}
+				if len(r.body) != len(want) || gwSHA(r.body) != gwSHA(want) {
+					t.Errorf("got %d bytes (sha %s), want %d (sha %s)", len(r.body), gwSHA(r.body), len(want), gwSHA(want))
+				}
+			})
+		}
+	})
+
+	t.Run("HopByHopHeadersRejected", func(t *testing.T) {
+		for _, h := range [][2]string{
+			{"Connection", "close"},
+			{"Keep-Alive", "timeout=1234"},
+			{"Transfer-Encoding", "chunked"},
+			{"Upgrade", "e2e/1"},
+			{"Proxy-Authenticate", "Basic"},
+			{"TE", "trailers"},
+			{"Trailer", "X-E2E"},
+		} {
+			t.Run(h[0], func(t *testing.T) {
+				r := gwGet(t, s.URL+"/hop?name="+url.QueryEscape(h[0])+"&value="+url.QueryEscape(h[1]))
+				if r.status != 500 {
+					t.Errorf("app sent hop-by-hop %s: status %d, want 500", h[0], r.status)
+				}
+				for _, v := range r.header.Values(h[0]) {
+					if v == h[1] {
+						t.Errorf("the app's %s: %s reached the client", h[0], h[1])
+					}
+				}
+			})
+		}
+		gwOK(t, "next request", gwGet(t, s.URL+"/hello"))
+	})
+
+	t.Run("CRLFInHeaderRefused", func(t *testing.T) {
+		r := gwGet(t, s.URL+"/crlf")
+		if r.status != 500 {
+			t.Errorf("status %d, want 500 for a header value holding CR/LF", r.status)
+		}
+		if c := r.header.Get("Set-Cookie"); c != "" {
+			t.Errorf("header injection reached the client: Set-Cookie %q", c)
+		}
+		s.WaitLog("X-Injected")
+	})
+
+	t.Run("ErrorsToServerLog", func(t *testing.T) {
+		gwOK(t, "/errors", gwGet(t, s.URL+"/errors?id=e2e-7731"))
+		s.WaitLog("e2e wsgi.errors marker e2e-7731")
+	})
+}
+
+// TestGatewayWSGIFlagsThreaded checks wsgi.multithread in a threaded worker.
+func TestGatewayWSGIFlagsThreaded(t *testing.T) {
+	s := gwStart(t, "--workers", "1", "--threads", "4")
+	var env map[string]any
+	gwJSON(t, "environ", gwGet(t, s.URL+"/environ/"), &env)
+	if env["wsgi.multithread"] != true || env["wsgi.run_once"] != false {
+		t.Errorf("--threads 4: multithread=%v run_once=%v, want true false", env["wsgi.multithread"], env["wsgi.run_once"])
+	}
+}
+
+// gwReconstructURL is PEP 3333's "URL Reconstruction" algorithm.
+func gwReconstructURL(env map[string]any) string {
+	str := func(k string) string { s, _ := env[k].(string); return s }
+	u := str("wsgi.url_scheme") + "://"
+	if host := str("HTTP_HOST"); host != "" {
+		u += host
+	} else {
+		u += str("SERVER_NAME")
+		if (str("wsgi.url_scheme") == "https" && str("SERVER_PORT") != "443") || (str("wsgi.url_scheme") == "http" && str("SERVER_PORT") != "80") {
+			u += ":" + str("SERVER_PORT")
+		}
+	}
+	// The path is compared decoded, as the environ holds it.
+	u += str("SCRIPT_NAME") + str("PATH_INFO")
+	if q := str("QUERY_STRING"); q != "" {
+		u += "?" + q
+	}
+	return u
+}
+
+func gwAtoi(s string) int { n, _ := strconv.Atoi(s); return n }

@@ -1,0 +1,185 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestGatewayRobustness: big and chunked uploads arrive intact, slow clients
+// cost no worker, malformed requests get 400 and the server keeps serving.
+// One server (2 workers) for all of it.
+func TestGatewayRobustness(t *testing.T) {
+	s := gwStart(t, "--workers", "2", "--threads", "1")
+
+	upload := make([]byte, 5<<20)
+	rand.Read(upload)
+	for _, chunked := range []bool{false, true} {
+		name := "Upload5MB"
+		if chunked {
+			name += "Chunked"
+		}
+		t.Run(name, func(t *testing.T) {
+			var body io.Reader = bytes.NewReader(upload)
+			if chunked {
+				body = gwHideLength{r: body, n: 100003}
+			}
+			req, _ := http.NewRequest("POST", s.URL+"/read?mode=chunks", body)
+			if chunked {
+				req.ContentLength = -1
+			}
+			var got struct {
+				SHA256 string `json:"sha256"`
+				Length int    `json:"length"`
+			}
+			gwJSON(t, name, gwDo(t, req), &got)
+			if got.Length != len(upload) || got.SHA256 != gwSHA(upload) {
+				t.Errorf("app received %d bytes (sha %s), want %d (sha %s)", got.Length, got.SHA256, len(upload), gwSHA(upload))
+			}
+		})
+	}
+
+	t.Run("SlowClients", func(t *testing.T) {
+		// 500 clients dribble their request headers one byte per round and
+		// 50 more dribble a POST body; between rounds ordinary requests must
+		// still be answered, which only holds if a slow client costs no
+		// Python worker (there are 2).
+		const headerClients, bodyClients, bodyLen = 500, 50, 40
+		head := "GET /hello HTTP/1.1\r\nHost: slow.test\r\nConnection: close\r\n"
+		post := fmt.Sprintf("POST /read?mode=small HTTP/1.1\r\nHost: slow.test\r\nConnection: close\r\nContent-Length: %d\r\n\r\n", bodyLen)
+		payload := strings.Repeat("z", bodyLen)
+
+		slowHead := make([]net.Conn, headerClients)
+		for i := range slowHead {
+			slowHead[i] = s.gwDial(t)
+		}
+		slowBody := make([]net.Conn, bodyClients)
+		for i := range slowBody {
+			slowBody[i] = s.gwDial(t)
+			if _, err := io.WriteString(slowBody[i], post); err != nil {
+				t.Fatalf("slow body client %d: %v", i, err)
+			}
+		}
+		rounds := max(len(head), bodyLen)
+		for round := range rounds {
+			for i, c := range slowHead {
+				if round < len(head) {
+					if _, err := c.Write([]byte{head[round]}); err != nil {
+						t.Fatalf("slow header client %d, byte %d: %v", i, round, err)
+					}
+				}
+			}
+			for i, c := range slowBody {
+				if round < bodyLen {
+					if _, err := c.Write([]byte{payload[round]}); err != nil {
+						t.Fatalf("slow body client %d, byte %d: %v", i, round, err)
+					}
+				}
+			}
+			if round%4 == 0 {
+				r := gwGet(t, s.URL+"/hello")
+				if r.status != 200 || string(r.body) != "hello world\n" {
+					t.Fatalf("ordinary request during round %d of the slow clients: %d %q", round, r.status, r.body)
+				}
+			}
+		}
+		// Now every slow client completes and must get its answer.
+		for _, c := range slowHead {
+			io.WriteString(c, "\r\n")
+		}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		failures := 0
+		check := func(i int, c net.Conn, want string) {
+			defer wg.Done()
+			resp, body := gwReadResponseQuiet(c)
+			if resp == nil || resp.StatusCode != 200 || !strings.Contains(string(body), want) {
+				mu.Lock()
+				defer mu.Unlock()
+				if failures++; failures <= 5 {
+					t.Errorf("slow client %d: response %v body %.200q, want 200 with %q", i, resp, body, want)
+				}
+			}
+		}
+		for i, c := range slowHead {
+			wg.Add(1)
+			go check(i, c, "hello world")
+		}
+		for i, c := range slowBody {
+			wg.Add(1)
+			go check(i, c, `"length": 40`)
+		}
+		wg.Wait()
+		if failures > 0 {
+			t.Errorf("%d slow clients did not get their answer", failures)
+		}
+	})
+
+	malformed := []struct {
+		name, raw string
+		statuses  []int
+	}{
+		{"BadRequestLine", "GARBAGE\r\n\r\n", []int{400}},
+		{"RequestLineExtraField", "GET /hello HTTP/1.1 extra\r\nHost: x\r\n\r\n", []int{400}},
+		{"MissingHost", "GET /hello HTTP/1.1\r\n\r\n", []int{400}},
+		{"HeaderWithoutColon", "GET /hello HTTP/1.1\r\nHost: x\r\nNoColonHere\r\n\r\n", []int{400}},
+		{"ControlCharInHeader", "GET /hello HTTP/1.1\r\nHost: x\r\nX-Bad: a\x00b\r\n\r\n", []int{400}},
+		{"ContentLengthAndTransferEncoding", "POST /read HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", []int{400}},
+		{"TwoContentLengths", "POST /read HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", []int{400}},
+		{"ContentLengthNotANumber", "POST /read HTTP/1.1\r\nHost: x\r\nContent-Length: five\r\n\r\nhello", []int{400}},
+		{"BadChunkSize", "POST /read HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", []int{400}},
+		// 431 is the status RFC 6585 made for exactly this; both say "your request", not "our fault".
+		{"OversizedHeaders", "GET /hello HTTP/1.1\r\nHost: x\r\n" + strings.Repeat("X-Big: "+strings.Repeat("b", 8000)+"\r\n", 160) + "\r\n", []int{400, 431}},
+	}
+	for _, m := range malformed {
+		t.Run("Malformed/"+m.name, func(t *testing.T) {
+			c := s.gwDial(t)
+			// The server may answer and close before the whole request is
+			// written (oversized headers): write in the background.
+			go func() { io.WriteString(c, m.raw) }()
+			resp, body := gwReadResponseQuiet(c)
+			if resp == nil {
+				t.Fatalf("no HTTP response to a malformed request: %.200q", body)
+			}
+			ok := false
+			for _, st := range m.statuses {
+				ok = ok || resp.StatusCode == st
+			}
+			if !ok {
+				t.Errorf("status %d, want one of %v; body %.200q", resp.StatusCode, m.statuses, body)
+			}
+			r := gwGet(t, s.URL+"/hello")
+			if r.status != 200 || string(r.body) != "hello world\n" {
+				t.Errorf("request after the malformed one: %d %q", r.status, r.body)
+			}
+		})
+	}
+	t.Run("NoPanicLogged", func(t *testing.T) {
+		if l := s.Logs(); strings.Contains(l, "panic") || strings.Contains(l, "goroutine ") {
+			t.Errorf("server log shows a Go panic:\n%s", l)
+		}
+	})
+}
+
+// gwReadResponseQuiet reads one response from c; on failure it returns nil and
+// whatever bytes arrived, so the caller can say what it got.
+func gwReadResponseQuiet(c net.Conn) (*http.Response, []byte) {
+	_ = c.SetReadDeadline(time.Now().Add(gwIOGuard))
+	var raw bytes.Buffer
+	br := bufio.NewReader(io.TeeReader(c, &raw))
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return nil, raw.Bytes()
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, body
+}

@@ -1,0 +1,275 @@
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/wsgate/wsgate/test/e2e/harness"
+)
+
+// gwBlock starts GET /block?id=ident in the background and returns once the
+// app has the request (a worker is now busy with it), with that worker's pid
+// and a channel delivering the response once the test releases it.
+func (s *gwServer) gwBlock(t *testing.T, ident string) (pid int, done <-chan gwResponse) {
+	t.Helper()
+	ch := make(chan gwResponse, 1)
+	go func() {
+		resp, err := gwClient.Get(s.URL + "/block?id=" + ident)
+		if err != nil {
+			ch <- gwResponse{status: -1, bodyErr: err}
+			return
+		}
+		defer resp.Body.Close()
+		r := gwResponse{status: resp.StatusCode, header: resp.Header, resp: resp}
+		r.body, r.bodyErr = gwReadBody(resp)
+		ch <- r
+	}()
+	got := harness.WaitFile(t, s.gwRecord(ident+".started"))
+	pid, err := strconv.Atoi(got)
+	if err != nil {
+		t.Fatalf("block %s: bad pid %q", ident, got)
+	}
+	return pid, ch
+}
+
+// gwFinish waits for a blocked request's response and checks it is a complete
+// 200 from the expected worker.
+func gwFinish(t *testing.T, what string, pid int, done <-chan gwResponse) {
+	t.Helper()
+	r := <-done
+	if r.status == -1 {
+		t.Fatalf("%s: request failed: %v", what, r.bodyErr)
+	}
+	gwOK(t, what, r)
+	if string(r.body) != strconv.Itoa(pid) {
+		t.Errorf("%s: answered by %q, want the worker %d that took it", what, r.body, pid)
+	}
+}
+
+// gwAssertPoolServes proves that n distinct live workers, none of them in
+// dead, serve requests: it holds n requests at once (so n workers must be up
+// to take them), then lets them finish.
+func (s *gwServer) gwAssertPoolServes(t *testing.T, n int, tag string, dead ...int) {
+	t.Helper()
+	pids := make([]int, n)
+	dones := make([]<-chan gwResponse, n)
+	for i := range n {
+		pids[i], dones[i] = s.gwBlock(t, fmt.Sprintf("%s-pool%d", tag, i))
+	}
+	seen := map[int]bool{}
+	for _, p := range pids {
+		if seen[p] {
+			t.Errorf("two held requests on worker %d with --threads 1", p)
+		}
+		seen[p] = true
+		for _, d := range dead {
+			if p == d {
+				t.Errorf("request served by worker %d, which should be dead", p)
+			}
+		}
+	}
+	for i := range n {
+		s.gwRelease(t, fmt.Sprintf("%s-pool%d", tag, i))
+		gwFinish(t, fmt.Sprintf("pool request %d", i), pids[i], dones[i])
+	}
+}
+
+// TestGatewayWorkerCrash: a worker dying mid-request costs that request a 502;
+// a request running on the other worker is unaffected; the dead worker is
+// replaced.
+func TestGatewayWorkerCrash(t *testing.T) {
+	s := gwStart(t, "--workers", "2", "--threads", "1")
+	for _, how := range []string{"exit", "kill", "segv"} {
+		t.Run(how, func(t *testing.T) {
+			busyPid, busy := s.gwBlock(t, how+"-busy")
+			r := gwGet(t, s.URL+"/crash?how="+how+"&id="+how)
+			crashed, _ := strconv.Atoi(harness.WaitFile(t, s.gwRecord(how+".pid")))
+			if r.status != 502 {
+				t.Errorf("request whose worker died (%s): status %d, want 502", how, r.status)
+			}
+			if crashed == busyPid {
+				t.Fatalf("crash request was given to the busy worker %d", busyPid)
+			}
+			harness.WaitFor(t, fmt.Sprintf("crashed worker %d to be gone", crashed), func() bool { return !harness.ProcessAlive(crashed) })
+			s.gwRelease(t, how+"-busy")
+			gwFinish(t, "request on the other worker", busyPid, busy)
+			s.gwAssertPoolServes(t, 2, how, crashed)
+		})
+	}
+	t.Run("AfterHeaders", func(t *testing.T) {
+		r := gwGet(t, s.URL+"/crash?how=exit&after=headers&id=late")
+		crashed, _ := strconv.Atoi(harness.WaitFile(t, s.gwRecord("late.pid")))
+		if r.status != 200 || !strings.HasPrefix(string(r.body), "first chunk") {
+			t.Errorf("status %d body %q, want the 200 already sent and its first chunk", r.status, r.body)
+		}
+		if r.bodyErr == nil {
+			t.Errorf("response ended cleanly although its worker died mid-body: the client cannot tell it is truncated")
+		}
+		s.gwAssertPoolServes(t, 2, "late", crashed)
+	})
+}
+
+// TestGatewayImportError: an application that cannot be loaded stops serve
+// with exit status 1 and one clear line, not a crash loop.
+func TestGatewayImportError(t *testing.T) {
+	for _, tc := range []struct{ app, mention string }{
+		{"badimport:app", "this module fails at import"},
+		{"pep3333:no_such_callable", "no_such_callable"},
+		{"no_such_module_e2e:app", "no_such_module_e2e"},
+	} {
+		t.Run(tc.app, func(t *testing.T) {
+			res := harness.Run(t, harness.Options{Args: []string{"--app", tc.app, "--pythonpath", gwAppsDir(), "--workers", "2"}})
+			if res.ExitCode != 1 {
+				t.Errorf("exit status %d, want 1\n%s", res.ExitCode, res.Output)
+			}
+			var errLines []string
+			for _, line := range strings.Split(res.Output, "\n") {
+				if strings.HasPrefix(line, "wsgate") && strings.Contains(line, tc.mention) {
+					errLines = append(errLines, line)
+				}
+				if strings.HasPrefix(line, "wsgate: ready") {
+					t.Errorf("serve said ready with an application that cannot load")
+				}
+			}
+			if len(errLines) != 1 {
+				t.Errorf("want exactly one wsgate error line naming %q, got %d:\n%s", tc.mention, len(errLines), res.Output)
+			}
+			if strings.Contains(res.Output, "goroutine ") || strings.Contains(res.Output, "panic:") {
+				t.Errorf("Go panic for a bad application:\n%s", res.Output)
+			}
+		})
+	}
+}
+
+// TestGatewayTimeout: a request past --timeout gets 504, its worker is killed
+// and replaced, the other worker keeps serving meanwhile.
+func TestGatewayTimeout(t *testing.T) {
+	s := gwStart(t, "--workers", "2", "--threads", "1", "--timeout", "2")
+	hungPid, hung := s.gwBlock(t, "hung") // never released
+	gwOK(t, "request on the other worker", gwGet(t, s.URL+"/hello"))
+	r := <-hung
+	if r.status != 504 {
+		t.Errorf("request past --timeout: status %d (%v), want 504", r.status, r.bodyErr)
+	}
+	harness.WaitFor(t, fmt.Sprintf("timed-out worker %d to be killed", hungPid), func() bool { return !harness.ProcessAlive(hungPid) })
+	s.gwAssertPoolServes(t, 2, "after", hungPid)
+}
+
+// TestGatewayMaxRequests: --max-requests recycles workers (new pids, old ones
+// exit) without failing a single request.
+func TestGatewayMaxRequests(t *testing.T) {
+	s := gwStart(t, "--workers", "2", "--threads", "1", "--max-requests", "5")
+	const clients, each = 4, 20
+	var mu sync.Mutex
+	pids := map[int]int{}
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				resp, err := gwClient.Get(s.URL + "/pid")
+				if err != nil {
+					t.Errorf("request during recycling: %v", err)
+					return
+				}
+				body, err := gwReadBody(resp)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || err != nil {
+					t.Errorf("request during recycling: status %d, %v", resp.StatusCode, err)
+					continue
+				}
+				pid, _ := strconv.Atoi(string(body))
+				mu.Lock()
+				pids[pid]++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(pids) < 3 {
+		t.Fatalf("%d requests with --workers 2 --max-requests 5 were served by %d worker pids %v: no recycling", clients*each, len(pids), pids)
+	}
+	// Recycled workers must exit; at most the 2 current ones stay.
+	harness.WaitFor(t, "recycled workers to exit", func() bool {
+		alive := 0
+		for pid := range pids {
+			if harness.ProcessAlive(pid) {
+				alive++
+			}
+		}
+		return alive <= 2
+	})
+}
+
+// TestGatewayDrain: SIGTERM stops accepting, lets the in-flight request
+// finish, and exits 0.
+func TestGatewayDrain(t *testing.T) {
+	s := gwStart(t, "--workers", "2", "--threads", "1")
+	pid, inflight := s.gwBlock(t, "inflight")
+	s.Signal(syscall.SIGTERM)
+	harness.WaitFor(t, "the listener to refuse connections after SIGTERM", func() bool {
+		c, err := net.Dial("tcp", s.addr)
+		if err != nil {
+			return true
+		}
+		c.Close()
+		return false
+	})
+	select {
+	case <-s.Done():
+		t.Fatalf("serve exited with a request in flight\n%s", s.Logs())
+	default:
+	}
+	s.gwRelease(t, "inflight")
+	gwFinish(t, "in-flight request during drain", pid, inflight)
+	if code := s.Wait(); code != 0 {
+		t.Errorf("exit status %d after SIGTERM, want 0\n%s", code, s.Logs())
+	}
+	harness.WaitFor(t, "workers to exit with the master", func() bool { return !harness.ProcessAlive(pid) })
+}
+
+// TestGatewayQueueFull: with every worker busy, requests wait in a bounded
+// queue; past it they get 503 with Retry-After, and the queued ones are served
+// once a worker is free.
+func TestGatewayQueueFull(t *testing.T) {
+	const queue, extra = 2, 8
+	s := gwStart(t, "--workers", "1", "--threads", "1", "--queue", strconv.Itoa(queue))
+	pid, busy := s.gwBlock(t, "occupy")
+	results := make(chan gwResponse, queue+extra)
+	for range queue + extra {
+		go func() {
+			resp, err := gwClient.Get(s.URL + "/hello")
+			if err != nil {
+				results <- gwResponse{status: -1, bodyErr: err}
+				return
+			}
+			defer resp.Body.Close()
+			r := gwResponse{status: resp.StatusCode, header: resp.Header}
+			r.body, r.bodyErr = gwReadBody(resp)
+			results <- r
+		}()
+	}
+	// The worker is held, so only the requests beyond the queue can
+	// answer now; they must all be rejections.
+	for i := range extra {
+		r := <-results
+		if r.status != 503 || r.header.Get("Retry-After") == "" {
+			t.Errorf("answer %d while the worker is busy and the queue full: status %d Retry-After %q (%v), want 503 with Retry-After",
+				i, r.status, r.header.Get("Retry-After"), r.bodyErr)
+		}
+	}
+	s.gwRelease(t, "occupy")
+	gwFinish(t, "the occupying request", pid, busy)
+	for range queue {
+		r := <-results
+		if r.status != 200 {
+			t.Errorf("queued request: status %d, want 200 once the worker was free", r.status)
+		}
+	}
+}
