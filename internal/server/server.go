@@ -107,7 +107,8 @@ func Serve(ctx context.Context, lns []Listener, opts Options) error {
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true)
 	srv := &http.Server{
-		Handler:           opts.Handler,
+		Handler:           rejectConflictingFraming(opts.Handler),
+		ConnContext:       rememberConn,
 		MaxHeaderBytes:    opts.MaxHeaderBytes,
 		ReadHeaderTimeout: opts.ReadHeaderTimeout,
 		IdleTimeout:       opts.IdleTimeout,
@@ -121,7 +122,7 @@ func Serve(ctx context.Context, lns []Listener, opts Options) error {
 	errs := make(chan error, len(lns))
 	for _, l := range lns {
 		go func() {
-			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := srv.Serve(framedListener{l}); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errs <- fmt.Errorf("serving on %s: %w", l.URL, err)
 			}
 		}()

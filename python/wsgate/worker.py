@@ -466,11 +466,17 @@ def main(argv=None):
     except BaseException as exc:  # SystemExit too: the master says why
         message = describe_load_error(exc) + "\n" + traceback.format_exc()
         data = message.encode("utf-8", "replace")
-        chans[0].send(P.frame(P.ERROR, 0, data))
+        try:
+            chans[0].send(P.frame(P.ERROR, 0, data))
+        except OSError:
+            sys.stderr.write("wsgate worker: cannot load the application: " + message)
         return 3
     ready = bytes((P.CTL_READY,)) + P.U32.pack(os.getpid())
-    for chan in chans:
-        chan.send(P.frame(P.CONTROL_FROM_WORKER, 0, ready))
+    try:
+        for chan in chans:
+            chan.send(P.frame(P.CONTROL_FROM_WORKER, 0, ready))
+    except OSError:
+        return 0  # the master stopped wanting us while we loaded
     env = base_environ(len(chans), args.workers)
     threads = [threading.Thread(target=_serve_thread, args=(c, app, env), daemon=True) for c in chans[1:]]
     for t in threads:

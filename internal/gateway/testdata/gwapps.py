@@ -1,0 +1,67 @@
+"""Applications the gateway tests serve through real workers."""
+
+import hashlib
+import json
+import os
+import sys
+import time
+from wsgiref.validate import validator
+
+
+@validator
+def hello(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"hello from %d" % os.getpid()]
+
+
+@validator
+def environ_json(environ, start_response):
+    out = {k: v for k, v in environ.items() if isinstance(v, str)}
+    body = json.dumps(out).encode()
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [body]
+
+
+@validator
+def upload_hash(environ, start_response):
+    inp = environ["wsgi.input"]
+    h = hashlib.sha256()
+    n = 0
+    while True:
+        block = inp.read(100000)
+        if not block:
+            break
+        h.update(block)
+        n += len(block)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [("%d %s" % (n, h.hexdigest())).encode()]
+
+
+def send_file(environ, start_response):
+    f = open(environ["QUERY_STRING"], "rb")
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return environ["wsgi.file_wrapper"](f)
+
+
+def die(environ, start_response):
+    os._exit(1)
+
+
+def sleepy(environ, start_response):
+    time.sleep(float(environ["QUERY_STRING"] or "60"))
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"slept"]
+
+
+def raises(environ, start_response):
+    raise RuntimeError("boom")
+
+
+def garbage(environ, start_response):
+    os.write(3, b"\xff" * 64)  # the worker's own socket to the master
+    time.sleep(30)
+
+
+def latin1_header(environ, start_response):
+    start_response("200 OK", [("X-Path", environ["PATH_INFO"])])
+    return [environ["PATH_INFO"].encode("latin-1")]

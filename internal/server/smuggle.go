@@ -1,0 +1,130 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"sync/atomic"
+)
+
+// net/http follows RFC 9112 §6.3 for a request carrying both Content-Length
+// and Transfer-Encoding: it drops Content-Length and reads the body chunked.
+// Such a request is the classic smuggling attempt, so wsgate refuses it with
+// 400 instead. net/http leaves no trace of the dropped header, so each
+// HTTP/1 connection is watched as it is read: framedConn notes a header block
+// that names both fields, and rejectConflictingFraming turns the chunked
+// request that follows into a 400.
+
+// framedConn scans what the client sends for a header block with both
+// Content-Length and Transfer-Encoding.
+type framedConn struct {
+	net.Conn
+	conflict atomic.Bool
+	line     []byte // the first bytes of the current line (len(teName) at most)
+	sawCL    bool
+	sawTE    bool
+}
+
+type framedConnKey struct{}
+
+func (c *framedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 && !c.conflict.Load() {
+		c.scan(p[:n])
+	}
+	return n, err
+}
+
+var (
+	clName = []byte("content-length:")
+	teName = []byte("transfer-encoding:")
+)
+
+// scan looks at the first bytes of every line: a field name is noted, an
+// empty line ends a header block. Body lines may be noted too; they only
+// matter to a chunked request on the same connection.
+func (c *framedConn) scan(b []byte) {
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		part := b
+		if i >= 0 {
+			part = b[:i]
+		}
+		if room := len(teName) - len(c.line); room > 0 {
+			c.line = append(c.line, part[:min(room, len(part))]...)
+		}
+		if i < 0 {
+			return
+		}
+		b = b[i+1:]
+		line := c.line
+		c.line = c.line[:0]
+		if len(line) == 0 || (len(line) == 1 && line[0] == '\r') {
+			if c.sawCL && c.sawTE {
+				c.conflict.Store(true)
+				return
+			}
+			c.sawCL, c.sawTE = false, false
+			continue
+		}
+		c.note(line)
+	}
+}
+
+func (c *framedConn) note(line []byte) {
+	if hasPrefixFold(line, clName) {
+		c.sawCL = true
+	} else if hasPrefixFold(line, teName) {
+		c.sawTE = true
+	}
+}
+
+func hasPrefixFold(s, lowerPrefix []byte) bool {
+	if len(s) < len(lowerPrefix) {
+		return false
+	}
+	for i, c := range lowerPrefix {
+		b := s[i]
+		if 'A' <= b && b <= 'Z' {
+			b += 'a' - 'A'
+		}
+		if b != c {
+			return false
+		}
+	}
+	return true
+}
+
+// framedListener wraps every accepted connection in a framedConn.
+type framedListener struct{ net.Listener }
+
+func (l framedListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &framedConn{Conn: c}, nil
+}
+
+func rememberConn(ctx context.Context, c net.Conn) context.Context {
+	if fc, ok := c.(*framedConn); ok {
+		return context.WithValue(ctx, framedConnKey{}, fc)
+	}
+	return ctx
+}
+
+// rejectConflictingFraming answers 400 to a chunked HTTP/1 request whose
+// header block also carried Content-Length, and closes the connection.
+func rejectConflictingFraming(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(r.TransferEncoding) > 0 && r.ProtoMajor == 1 {
+			if fc, ok := r.Context().Value(framedConnKey{}).(*framedConn); ok && fc.conflict.Load() {
+				w.Header().Set("Connection", "close")
+				http.Error(w, "400 Bad Request: both Content-Length and Transfer-Encoding", http.StatusBadRequest)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
