@@ -7,31 +7,28 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	_ "net/http/pprof" // served only when WSGATE_PPROF is set, on its own listener
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/wsgate/wsgate/internal/config"
 	"github.com/wsgate/wsgate/internal/gateway"
 	"github.com/wsgate/wsgate/internal/server"
 	"github.com/wsgate/wsgate/python"
 )
 
-// listFlag is a repeatable string flag.
-type listFlag []string
-
-func (l *listFlag) String() string     { return strings.Join(*l, ",") }
-func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
-
 // serveOptions are the settings of `wsgate serve`; docs/serve.md lists them.
 type serveOptions struct {
 	app             string
-	pythonPath      listFlag
+	pythonPath      stringList
 	chdir           string
-	binds           listFlag
+	binds           stringList
 	workers         int
 	threads         int
 	timeout         float64
@@ -42,6 +39,7 @@ type serveOptions struct {
 	gracefulTimeout float64
 	maxHeaderBytes  int
 	logLevel        string
+	sets            stringList
 }
 
 func serveFlags(o *serveOptions) *flag.FlagSet {
@@ -60,23 +58,8 @@ func serveFlags(o *serveOptions) *flag.FlagSet {
 	fs.Float64Var(&o.gracefulTimeout, "graceful-timeout", 0, "seconds in-flight requests get to finish on SIGTERM (default 30)")
 	fs.IntVar(&o.maxHeaderBytes, "max-header-size", 64<<10, "bytes of request line and headers accepted (431 past it)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.Var(&o.sets, "set", "override a [DEFAULT] value of CONFIG_URI: --set key=value (repeatable)")
 	return fs
-}
-
-// parseInterleaved parses flags that may come before or after CONFIG_URI.
-func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
-	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return positional, nil
-		}
-		positional = append(positional, args[0])
-		args = args[1:]
-	}
 }
 
 func runServe(args []string) int {
@@ -86,7 +69,7 @@ func runServe(args []string) int {
 		fmt.Fprintln(os.Stderr, "Usage: wsgate serve [options] CONFIG_URI | --app module:callable")
 		fs.PrintDefaults()
 	}
-	positional, err := parseInterleaved(fs, args)
+	positional, err := parseInterspersed(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -101,6 +84,16 @@ func runServe(args []string) int {
 		fmt.Fprintln(os.Stderr, "wsgate serve: give either a CONFIG_URI or --app module:callable")
 		return exitUsage
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var appNode *config.Node
+	if len(positional) == 1 {
+		node, code := loadConfig(positional[0], &o, set)
+		if code != exitOK {
+			return code
+		}
+		appNode = node
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		fmt.Fprintf(os.Stderr, "wsgate serve: --log-level %q: use debug, info, warn or error\n", o.logLevel)
@@ -110,7 +103,7 @@ func runServe(args []string) int {
 	slog.SetDefault(log)
 
 	cfg := gateway.Config{
-		Python:            python.Interpreter(o.python, ""),
+		Python:            o.python,
 		PythonPath:        o.pythonPath,
 		Dir:               o.chdir,
 		Workers:           o.workers,
@@ -126,9 +119,18 @@ func runServe(args []string) int {
 		cfg.AppName = o.app
 		cfg.Node = callableNode(o.app)
 	} else {
-		fmt.Fprintf(os.Stderr, "wsgate serve: serving a CONFIG_URI (%s) is not wired yet; use --app\n", positional[0])
-		return exitUsage
+		cfg.AppName = positional[0]
+		node, err := appNode.WorkerJSON()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "wsgate: error: %s: %v\n", positional[0], err)
+			return exitConfig
+		}
+		cfg.Node = node
 	}
+	if o.app != "" {
+		o.python = python.Interpreter(o.python, "")
+	}
+	cfg.Python = o.python
 	// Resolve the interpreter before --chdir changes what a relative path means.
 	interp, err := exec.LookPath(cfg.Python)
 	if err != nil {
@@ -217,4 +219,138 @@ func callableNode(spec string) []byte {
 
 func seconds(s float64) time.Duration {
 	return time.Duration(s * float64(time.Second))
+}
+
+// loadConfig loads CONFIG_URI's application, resolves its factories, and
+// fills the options the command line left unset from its server section
+// ([server:NAME], else [server:main]).
+func loadConfig(uri string, o *serveOptions, set map[string]bool) (*config.Node, int) {
+	overrides, err := parseSets(o.sets)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "wsgate serve: %v\n", err)
+		return nil, exitUsage
+	}
+	if _, _, err := config.ParseURI(uri); err != nil {
+		fmt.Fprintf(os.Stderr, "wsgate serve: %v\n", err)
+		return nil, exitUsage
+	}
+	fail := func(err error) (*config.Node, int) {
+		fmt.Fprintf(os.Stderr, "wsgate: error: %v\n", err)
+		return nil, exitConfig
+	}
+	opts := config.Options{Overrides: overrides}
+	app, err := config.LoadApp(uri, opts)
+	if err != nil {
+		return fail(err)
+	}
+	srv, err := serverFor(uri, opts)
+	if err != nil {
+		return fail(err)
+	}
+	if srv != nil {
+		if err := applyServerSection(srv.LocalConf, o, set); err != nil {
+			return fail(err)
+		}
+	}
+	o.python = python.Interpreter(o.python, "")
+	// The workers run in --chdir with it on sys.path: resolve from there too.
+	resolvePath := []string(o.pythonPath)
+	if o.chdir != "" {
+		if abs, err := filepath.Abs(o.chdir); err == nil {
+			resolvePath = append(append([]string{}, resolvePath...), abs)
+		}
+	}
+	if err := config.Resolve(app, o.python, resolvePath); err != nil {
+		return fail(err)
+	}
+	var goNode string
+	app.Walk(func(n *config.Node) {
+		if strings.HasPrefix(n.Factory, "go:") && goNode == "" {
+			goNode = n.Source.String()
+		}
+	})
+	if goNode != "" {
+		return fail(fmt.Errorf("%s: Go-native components are not served by this build yet", goNode))
+	}
+	return app, exitOK
+}
+
+// applyServerSection fills options from a [server:…] section; an option
+// given on the command line wins. Unknown options are left alone: the
+// section may be written for another server (egg:Paste#http, gunicorn).
+func applyServerSection(conf *config.Conf, o *serveOptions, set map[string]bool) error {
+	bad := func(key, want string) error {
+		v, _ := conf.Get(key)
+		where := conf.Origin(key)
+		if where == "" {
+			where = "[server] " + key
+		}
+		return fmt.Errorf("%s: %q is not %s", where, v, want)
+	}
+	str := func(key, flagName string, dst *string) {
+		if v, ok := conf.Get(key); ok && !set[flagName] {
+			*dst = strings.TrimSpace(v)
+		}
+	}
+	integer := func(key, flagName string, dst *int) error {
+		v, ok := conf.Get(key)
+		if !ok || set[flagName] {
+			return nil
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < 0 {
+			return bad(key, "a whole number ≥ 0")
+		}
+		*dst = n
+		return nil
+	}
+	float := func(key, flagName string, dst *float64) error {
+		v, ok := conf.Get(key)
+		if !ok || set[flagName] {
+			return nil
+		}
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil || f < 0 {
+			return bad(key, "a number of seconds ≥ 0")
+		}
+		*dst = f
+		return nil
+	}
+	str("python", "python", &o.python)
+	str("chdir", "chdir", &o.chdir)
+	str("log_level", "log-level", &o.logLevel)
+	for _, e := range []struct {
+		key, flag string
+		dst       *int
+	}{
+		{"workers", "workers", &o.workers}, {"threads", "threads", &o.threads},
+		{"max_requests", "max-requests", &o.maxRequests}, {"max_requests_jitter", "max-requests-jitter", &o.jitter},
+		{"queue_size", "queue-size", &o.queueSize}, {"max_header_size", "max-header-size", &o.maxHeaderBytes},
+	} {
+		if err := integer(e.key, e.flag, e.dst); err != nil {
+			return err
+		}
+	}
+	if err := float("timeout", "timeout", &o.timeout); err != nil {
+		return err
+	}
+	if err := float("graceful_timeout", "graceful-timeout", &o.gracefulTimeout); err != nil {
+		return err
+	}
+	if v, ok := conf.Get("pythonpath"); ok && !set["pythonpath"] {
+		o.pythonPath = append(o.pythonPath, strings.Fields(v)...)
+	}
+	if !set["bind"] {
+		if v, ok := conf.Get("bind"); ok {
+			o.binds = strings.Fields(v)
+		} else if port, ok := conf.Get("port"); ok {
+			host, _ := conf.Get("host")
+			host = strings.TrimSpace(host)
+			if host == "" {
+				host = "127.0.0.1"
+			}
+			o.binds = []string{net.JoinHostPort(host, strings.TrimSpace(port))}
+		}
+	}
+	return nil
 }
