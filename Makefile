@@ -56,3 +56,19 @@ bench: venv build
 
 clean:
 	rm -rf bin
+
+# Django 4.2 LTS: the Django tests again, in .venv-dj42 (requirements-django42.txt).
+VENV_DJ42 := .venv-dj42
+VPY_DJ42  := $(abspath $(VENV_DJ42))/bin/python
+.PHONY: venv-dj42 test-django42
+
+$(VENV_DJ42)/.stamp: requirements-django42.txt
+	$(PYTHON) -m venv $(VENV_DJ42)
+	$(VPY_DJ42) -m pip install -q --disable-pip-version-check --upgrade pip
+	$(VPY_DJ42) -m pip install -q --disable-pip-version-check -r requirements-django42.txt
+	touch $@
+
+venv-dj42: $(VENV_DJ42)/.stamp
+
+test-django42: venv-dj42
+	cd python && $(VPY_DJ42) -m pytest -q tests/test_django_*.py
