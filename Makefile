@@ -17,7 +17,7 @@ BENCH_DEBS := wrk
 
 export WSGATE_TEST_PYTHON := $(VPY)
 
-.PHONY: build venv test test-go test-python lint demo bench clean FORCE
+.PHONY: build venv venv-dj42 test test-go test-python test-django42 lint demo bench clean FORCE
 
 build: $(BIN)
 
@@ -32,14 +32,29 @@ $(VENV)/.stamp: requirements.txt
 
 venv: $(VENV)/.stamp
 
+# Django 4.2 LTS: the Django tests again, in .venv-dj42 (requirements-django42.txt).
+VENV_DJ42 := .venv-dj42
+VPY_DJ42  := $(abspath $(VENV_DJ42))/bin/python
+
+$(VENV_DJ42)/.stamp: requirements-django42.txt
+	$(PYTHON) -m venv $(VENV_DJ42)
+	$(VPY_DJ42) -m pip install -q --disable-pip-version-check --upgrade pip
+	$(VPY_DJ42) -m pip install -q --disable-pip-version-check -r requirements-django42.txt
+	touch $@
+
+venv-dj42: $(VENV_DJ42)/.stamp
+
+test-django42: venv-dj42
+	cd python && $(VPY_DJ42) -m pytest -q tests/test_django_*.py
+
 lint:
 	@out=$$(gofmt -l cmd internal python test bench 2>/dev/null); \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-test: venv build lint
+test: venv venv-dj42 build lint
 	./scripts/system-deps.sh $(TEST_DEBS)
-	$(MAKE) test-go test-python
+	$(MAKE) -k test-go test-python test-django42
 
 test-go:
 	WSGATE_TEST_STRICT=1 WSGATE_BIN=$(BIN) $(GO) test -count=1 -timeout 25m ./...
@@ -56,19 +71,3 @@ bench: venv build
 
 clean:
 	rm -rf bin
-
-# Django 4.2 LTS: the Django tests again, in .venv-dj42 (requirements-django42.txt).
-VENV_DJ42 := .venv-dj42
-VPY_DJ42  := $(abspath $(VENV_DJ42))/bin/python
-.PHONY: venv-dj42 test-django42
-
-$(VENV_DJ42)/.stamp: requirements-django42.txt
-	$(PYTHON) -m venv $(VENV_DJ42)
-	$(VPY_DJ42) -m pip install -q --disable-pip-version-check --upgrade pip
-	$(VPY_DJ42) -m pip install -q --disable-pip-version-check -r requirements-django42.txt
-	touch $@
-
-venv-dj42: $(VENV_DJ42)/.stamp
-
-test-django42: venv-dj42
-	cd python && $(VPY_DJ42) -m pytest -q tests/test_django_*.py
