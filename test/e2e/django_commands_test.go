@@ -3,6 +3,8 @@ package e2e
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/wsgate/wsgate/internal/testutil"
+	"github.com/wsgate/wsgate/test/e2e/harness"
 )
 
 // End-to-end tests of `wsgate manage` and `wsgate test`: the real binary,
@@ -192,5 +195,50 @@ func TestDjangoConfigurationMistakeIsOneLineWithFileAndLine(t *testing.T) {
 		if lines := strings.Count(strings.TrimSpace(r.stderr), "\n"); lines != 0 {
 			t.Fatalf("%s with invalid JSON: want one line, got\n%s", sub, r.stderr)
 		}
+	}
+}
+
+// `wsgate serve` of the same project: the start-up hook runs once in each
+// worker before the server says it is ready, and the INI settings are what
+// the served Django sees.
+func TestDjangoServeRunsStartupHooksOncePerWorker(t *testing.T) {
+	dir := djProject(t)
+	urls := "from django.conf import settings\nfrom django.http import HttpResponse\nfrom django.urls import path\n" +
+		"urlpatterns = [path('from-ini', lambda request: HttpResponse(settings.FROM_INI))]\n"
+	if err := os.WriteFile(filepath.Join(dir, "djsite_urls.py"), []byte(urls), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ini := djINI + "ROOT_URLCONF = \"djsite_urls\"\nALLOWED_HOSTS = [\"127.0.0.1\"]\n"
+	if err := os.WriteFile(filepath.Join(dir, "serve.ini"), []byte(ini), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv := harness.Start(t, harness.Options{Args: []string{"serve.ini", "--workers", "2"}, Dir: dir})
+	hooks, err := os.ReadFile(filepath.Join(dir, "hooks.log"))
+	if err != nil || string(hooks) != "hook ran\nhook ran\n" {
+		t.Fatalf("start-up hook with 2 workers: want 2 runs before readiness, got %q (%v)", hooks, err)
+	}
+	resp, err := http.Get(srv.URL + "/from-ini")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "yes, from the INI file" {
+		t.Fatalf("GET /from-ini: %d %q", resp.StatusCode, body)
+	}
+	srv.Stop()
+}
+
+func TestDjangoServeRefusesABadSettingInOneLine(t *testing.T) {
+	dir := djProject(t)
+	ini := strings.Replace(djINI, `FROM_INI = "yes, from the INI file"`, `FROM_INI = not json`, 1)
+	if err := os.WriteFile(filepath.Join(dir, "bad.ini"), []byte(ini), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := harness.Run(t, harness.Options{Args: []string{"bad.ini"}, Dir: dir})
+	line := 1 + strings.Count(ini[:strings.Index(ini, "FROM_INI")], "\n")
+	want := fmt.Sprintf("bad.ini:%d [app:main] FROM_INI: invalid JSON 'not json'", line)
+	if r.ExitCode != 1 || !strings.Contains(r.Output, want) || strings.Contains(r.Output, "Traceback") {
+		t.Fatalf("serve with invalid JSON: want exit 1 and %q without a traceback, got %d\n%s", want, r.ExitCode, r.Output)
 	}
 }
