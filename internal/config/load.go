@@ -146,7 +146,13 @@ type session struct {
 	dir   string
 	files map[string]*iniFile
 	stack []stackEntry
+	nodes int // sections resolved so far, against maxNodes
 }
+
+// maxNodes bounds how many sections one load may resolve: pipelines of
+// pipelines can fan out exponentially, and a configuration that big is a
+// mistake, not a site.
+const maxNodes = 20000
 
 type stackEntry struct {
 	key string
@@ -421,6 +427,9 @@ func (l *fileLoader) getContext(ot *objectType, name string, globalConf *Conf, r
 		return nil, err
 	}
 	secLoc := location{file: l.display, line: sec.line, section: sec.name}
+	if l.s.nodes++; l.s.nodes > maxNodes {
+		return nil, ref.errorf("the configuration expands to more than %d sections (pipelines or composites nested in each other many times?)", maxNodes)
+	}
 	key := l.abs + "\x00" + sec.name
 	for i, e := range l.s.stack {
 		if e.key == key {

@@ -97,6 +97,12 @@ func (n *Node) useLocation() location {
 	if n.specKind == "object" {
 		opt = n.Protocol
 	}
+	return n.optionLocation(opt)
+}
+
+// optionLocation locates an option of the node's section (the section
+// header when the option is not written there).
+func (n *Node) optionLocation(opt string) location {
 	if n.srcIsRef {
 		opt = ""
 	}
@@ -170,8 +176,7 @@ func resolveBatch(nodes []*Node, interpreter string, extraPath []string) error {
 		loc := t.node.useLocation()
 		if t.require {
 			if r.Error != "" {
-				loc.option = "require"
-				return loc.errorf("%s", r.Error)
+				return t.node.optionLocation("require").errorf("%s", r.Error)
 			}
 			continue
 		}
