@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import re
+import sys
 import traceback
 
 from .errors import DjangoConfigError
@@ -66,15 +67,19 @@ class Outcome:
 
 def describe_exception(exc):
     """``Type: message (file:line)`` naming the innermost frame outside the
-    import machinery, so a user sees where their code failed."""
+    import machinery, Django and wsgate, so a user sees where their own code
+    failed (no location when the failure is in none of it)."""
     where = ""
     if isinstance(exc, SyntaxError) and exc.filename:
         where = " (%s:%s)" % (exc.filename, exc.lineno)
     else:
+        skipped = [os.sep + "wsgate" + os.sep + "django" + os.sep, os.sep + "importlib" + os.sep]
+        django = sys.modules.get("django")
+        if django is not None and getattr(django, "__file__", None):
+            skipped.append(os.path.dirname(django.__file__) + os.sep)
         frames = [
             f for f in traceback.extract_tb(exc.__traceback__)
-            if "importlib" not in f.filename and not f.filename.startswith("<frozen")
-            and os.sep + "wsgate" + os.sep + "django" + os.sep not in f.filename
+            if not f.filename.startswith("<frozen") and not any(s in f.filename for s in skipped)
         ]
         if frames:
             where = " (%s:%s)" % (frames[-1].filename, frames[-1].lineno)
