@@ -38,6 +38,11 @@ emit("routing", web.get("/prefix/routing/hello-world/3/").json)
 r = web.post("/prefix/webob/", b"abc", headers={"User-Agent": "TestAgent/1"}, content_type="text/plain")
 emit("webob", r.json)
 
+r = web.get("/prefix/headers/h")
+emit("headers", {"link": r.headers.getall("Link"), "connection": r.headers.get("Connection"),
+                 "type": r.headers.get("Content-Type")})
+emit("form_replayed", web.post("/prefix/post-then-embed/f", {"a": "1", "b": "two"}).json["body"])
+
 # Streaming: each chunk reaches the server before the next is produced.
 from wsgiref.util import setup_testing_defaults
 environ = {"PATH_INFO": "/stream/s", "REQUEST_METHOD": "GET", "HTTP_HOST": "localhost"}
@@ -60,11 +65,20 @@ body = b"".join(app(environ, lambda status, headers, exc_info=None: out.append(s
 emit("unknown_length", [out[0], body.decode()])
 
 from django.test import RequestFactory
+from django.utils.module_loading import import_string
+emit("handler_by_name", type(import_string("wsgate.django.handler.application")).__name__)
 from wsgate.django import call_wsgi_app, ApplicationCallError
 try:
     call_wsgi_app(site_urls.echo_app, RequestFactory().get("/a/b"), "/x")
 except ApplicationCallError as exc:
     emit("bad_path", str(exc))
+from django.core.files.uploadedfile import SimpleUploadedFile
+upload = RequestFactory().post("/up/x", {"f": SimpleUploadedFile("f.txt", b"file body")})
+upload.POST.get("f")
+try:
+    call_wsgi_app(site_urls.echo_app, upload, "/x")
+except ApplicationCallError as exc:
+    emit("multipart_consumed", str(exc))
 '''
 
 
@@ -137,6 +151,22 @@ def test_request_webob_and_django_share_the_body(served):
 
 def test_content_length_minus_one_is_read_to_the_end(served):
     assert served["unknown_length"] == ["200 OK", '{"django_body": "length unknown to the server", "class": "WSGIRequest"}']
+
+
+def test_repeated_headers_joined_hop_by_hop_dropped_no_invented_content_type(served):
+    assert served["headers"] == {"link": ["</a>; rel=a, </b>; rel=b"], "connection": None, "type": None}
+
+
+def test_body_django_already_read_is_replayed(served):
+    assert served["form_replayed"] == "a=1&b=two"
+
+
+def test_body_consumed_by_the_upload_parser_is_an_error_not_an_empty_body(served):
+    assert "already consumed by Django" in served["multipart_consumed"]
+
+
+def test_wsgate_handler_can_be_named_in_wsgi_application(served):
+    assert served["handler_by_name"] == "DjangoApplication"
 
 
 def test_path_info_must_end_the_request_path(served):

@@ -70,6 +70,17 @@ def write_app(environ, start_response):
     return [b"returned"]
 
 
+def headers_app(environ, start_response):
+    start_response("200 OK", [("Link", "</a>; rel=a"), ("Link", "</b>; rel=b"), ("Connection", "close")])
+    return [b""]
+
+
+def post_then_embed(request, path_info):
+    """Reads the form first (as a view or CSRF middleware may), then embeds."""
+    request.POST.get("anything")
+    return call_wsgi_app(echo_app, request, path_info)
+
+
 def settings_view(request):
     names = request.GET.get("names", "").split(",")
     return JsonResponse({n: repr(getattr(settings, n, "<unset>")) for n in names if n})
@@ -117,6 +128,8 @@ urlpatterns = [
     re_path(r"^stream(/.*)$", make_wsgi_view(streaming_app)),
     re_path(r"^lazy(/.*)$", make_wsgi_view(lazy_start_app)),
     re_path(r"^write(/.*)$", make_wsgi_view(write_app)),
+    re_path(r"^headers(/.*)$", make_wsgi_view(headers_app)),
+    re_path(r"^post-then-embed(/.*)$", csrf_exempt(post_then_embed)),
     path("routing/<slug:slug>/<int:number>/", routing_view),
     path("login-as/<str:username>/", login_view),
 ]
