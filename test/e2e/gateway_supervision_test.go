@@ -239,7 +239,7 @@ func TestGatewayDrain(t *testing.T) {
 // once a worker is free.
 func TestGatewayQueueFull(t *testing.T) {
 	const queue, extra = 2, 8
-	s := gwStart(t, "--workers", "1", "--threads", "1", "--queue", strconv.Itoa(queue))
+	s := gwStart(t, "--workers", "1", "--threads", "1", "--queue-size", strconv.Itoa(queue))
 	pid, busy := s.gwBlock(t, "occupy")
 	results := make(chan gwResponse, queue+extra)
 	for range queue + extra {
@@ -272,4 +272,17 @@ func TestGatewayQueueFull(t *testing.T) {
 			t.Errorf("queued request: status %d, want 200 once the worker was free", r.status)
 		}
 	}
+}
+
+// TestGatewayDrainBounded: a request that outlives --graceful-timeout does not
+// keep a terminating server alive; its worker goes with the master.
+func TestGatewayDrainBounded(t *testing.T) {
+	s := gwStart(t, "--workers", "1", "--threads", "1", "--graceful-timeout", "1")
+	pid, stuck := s.gwBlock(t, "stuck") // never released
+	s.Signal(syscall.SIGTERM)
+	s.Wait()
+	if r := <-stuck; r.status == 200 && r.bodyErr == nil {
+		t.Errorf("the stuck request looks complete (%q) although it never finished", r.body)
+	}
+	harness.WaitFor(t, fmt.Sprintf("stuck worker %d to die with the master", pid), func() bool { return !harness.ProcessAlive(pid) })
 }

@@ -159,10 +159,25 @@ def write_view(environ, start_response):
 
 
 def stream_view(environ, start_response):
-    """n pieces and no Content-Length: the server must frame it itself."""
-    n = int(query(environ).get("n", "5"))
+    """n pieces and no Content-Length: the server must frame it itself.
+
+    With ?hold=id the app yields the first piece, then waits for the test to
+    create id.release before the rest: the client can only see that piece
+    if the server transmits each block without waiting for the next."""
+    q = query(environ)
+    n = int(q.get("n", "5"))
+    hold = q.get("hold")
+
+    def body():
+        for i in range(n):
+            if i == 1 and hold:
+                release = os.path.join(RECORD_DIR, hold + ".release")
+                while not os.path.exists(release):
+                    time.sleep(0.005)
+            yield ("piece %d\n" % i).encode()
+
     start_response("200 OK", [("Content-Type", "text/plain")])
-    return (("piece %d\n" % i).encode() for i in range(n))
+    return body()
 
 
 def status_view(environ, start_response):
