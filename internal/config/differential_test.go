@@ -3,12 +3,12 @@ package config_test
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/wsgate/wsgate/internal/config"
@@ -252,20 +252,28 @@ func TestDifferentialAgainstPasteDeploy(t *testing.T) {
 		t.Fatalf("the differential corpus has %d configs; it should have at least 30", len(files))
 	}
 
-	// wsgate: the worker form, in-process, for the loader half.
+	// wsgate: the worker form, in-process, for the loader half (a few
+	// interpreters at a time: most of the cost is starting them).
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 4)
 	for i := range cases {
-		c := &cases[i]
-		n, err := config.LoadApp(c.File+"#"+c.Name, config.Options{Overrides: c.GlobalConf, Dir: dir})
-		if err == nil {
-			err = config.Resolve(n, py, []string{fake})
-		}
-		if err == nil {
-			c.Worker, err = n.WorkerJSON()
-		}
-		if err != nil {
-			c.Worker = nil
-		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(c *diffCase) {
+			defer func() { <-sem; wg.Done() }()
+			n, err := config.LoadApp(c.File+"#"+c.Name, config.Options{Overrides: c.GlobalConf, Dir: dir})
+			if err == nil {
+				err = config.Resolve(n, py, []string{fake})
+			}
+			if err == nil {
+				c.Worker, err = n.WorkerJSON()
+			}
+			if err != nil {
+				c.Worker = nil
+			}
+		}(&cases[i])
 	}
+	wg.Wait()
 	paste := runOracle(t, py, "paste", []string{fake}, cases)
 	var loadable []diffCase
 	for _, c := range cases {
@@ -277,6 +285,7 @@ func TestDifferentialAgainstPasteDeploy(t *testing.T) {
 
 	for _, c := range cases {
 		t.Run(c.label(), func(t *testing.T) {
+			t.Parallel()
 			args := []string{"check", "--json", "--python", py}
 			for k, v := range c.GlobalConf {
 				args = append(args, "--set", k+"="+v)
@@ -343,5 +352,5 @@ func TestDifferentialAgainstPasteDeploy(t *testing.T) {
 			}
 		})
 	}
-	fmt.Fprintf(os.Stderr, "differential: %d cases from %d configs\n", len(cases), len(files))
+	t.Logf("differential: %d cases from %d configs", len(cases), len(files))
 }
