@@ -63,7 +63,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return // otherwise the client went away while queued
 	}
-	x := exchange{h: h, s: s, w: w, r: r}
+	x := exchange{h: h, s: s, w: w, r: r, start: &s.start}
 	x.run(scriptName, pathInfo, flags, inline)
 	h.pool.release(s, x.healthy, x.reason)
 	if x.abort {
@@ -84,10 +84,10 @@ type exchange struct {
 	bodyEnd bool  // BODY_END or BODY_FAIL sent
 	werr    error // first error writing to the client; later writes are skipped
 	flusher http.Flusher
-	healthy bool   // the worker is in a known state at the end
-	reason  string // why not
-	abort   bool   // cut the client connection
-	start   protocol.StartPayload
+	healthy bool                   // the worker is in a known state at the end
+	reason  string                 // why not
+	abort   bool                   // cut the client connection
+	start   *protocol.StartPayload // the slot's, reused
 }
 
 func (x *exchange) run(scriptName, pathInfo string, flags byte, inline []byte) {
@@ -180,13 +180,20 @@ func (x *exchange) control(t protocol.Type, payload []byte) (done bool, err erro
 		if x.started {
 			return false, fmt.Errorf("%w: second START", protocol.ErrViolation)
 		}
-		if err := protocol.ParseStart(payload, &x.start); err != nil {
+		if err := protocol.ParseStart(payload, x.start); err != nil {
 			return false, err
 		}
 		hdr := x.w.Header()
-		for _, kv := range x.start.Headers {
-			k := textproto.CanonicalMIMEHeaderKey(string(kv[0]))
-			hdr[k] = append(hdr[k], string(kv[1]))
+		// One backing array for every value: a header usually comes once.
+		values := make([]string, len(x.start.Headers))
+		for i, kv := range x.start.Headers {
+			k := textproto.CanonicalMIMEHeaderKey(kv[0])
+			values[i] = kv[1]
+			if old, ok := hdr[k]; ok {
+				hdr[k] = append(old, kv[1])
+			} else {
+				hdr[k] = values[i : i+1 : i+1]
+			}
 		}
 		x.started = true
 		x.w.WriteHeader(x.start.Code)

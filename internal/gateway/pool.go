@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"runtime"
 	"sync/atomic"
 	"time"
 )
@@ -426,6 +427,12 @@ func (p *Pool) release(s *slot, healthy bool, reason string) {
 	}
 	select {
 	case p.idle <- s:
+		if p.waiting.Load() > 0 {
+			// A queued request has just been handed this slot: let it
+			// send its REQUEST before this goroutine goes on to flush its
+			// own response, so the worker waits as little as possible.
+			runtime.Gosched()
+		}
 	default:
 		p.log.Error("idle slot queue full; closing a slot", "worker", w.id)
 		s.close()

@@ -61,6 +61,7 @@ type slot struct {
 	wbuf   []byte // frames being written; reused across requests
 	rbuf   []byte // scratch for payloads larger than br's buffer
 	body   []byte // request body chunk buffer, allocated on first upload
+	start  protocol.StartPayload
 	state  atomic.Int32
 	stream uint32
 	once   sync.Once

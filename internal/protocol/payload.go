@@ -1,65 +1,59 @@
 package protocol
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // StartPayload is a decoded START frame: the status line the application
 // gave start_response and its headers, names and values as sent (latin-1).
+// All strings share one allocation, the payload's.
 type StartPayload struct {
 	Code    int
 	Status  string // "200 OK"
-	Headers [][2][]byte
+	Headers [][2]string
 }
 
 // ParseStart decodes a START payload: status NUL name NUL value NUL … (no
 // trailing NUL). The worker has already refused CR, LF and NUL inside names and
-// values; this checks again because the master trusts no worker.
-func ParseStart(p []byte, into *StartPayload) error {
-	i := bytes.IndexByte(p, 0)
-	status := p
-	rest := []byte(nil)
-	if i >= 0 {
-		status, rest = p[:i], p[i+1:]
-	}
+// values; this checks again because the master trusts no worker. into's
+// Headers slice is reused.
+func ParseStart(payload []byte, into *StartPayload) error {
+	p := string(payload)
+	status, rest, more := strings.Cut(p, "\x00")
 	code, err := parseStatus(status)
 	if err != nil {
 		return err
 	}
 	into.Code = code
-	into.Status = string(status)
+	into.Status = status
 	into.Headers = into.Headers[:0]
-	for i >= 0 {
-		j := bytes.IndexByte(rest, 0)
-		if j < 0 {
-			return fmt.Errorf("%w: START header %q has no value", ErrViolation, rest)
+	for more {
+		var name, value string
+		var ok bool
+		name, rest, ok = strings.Cut(rest, "\x00")
+		if !ok {
+			return fmt.Errorf("%w: START header %q has no value", ErrViolation, name)
 		}
-		name := rest[:j]
-		rest = rest[j+1:]
-		value := rest
-		i = bytes.IndexByte(rest, 0)
-		if i >= 0 {
-			value, rest = rest[:i], rest[i+1:]
-		}
+		value, rest, more = strings.Cut(rest, "\x00")
 		if !validName(name) {
 			return fmt.Errorf("%w: START header name %q", ErrViolation, name)
 		}
-		if bytes.ContainsAny(value, "\r\n") {
+		if strings.ContainsAny(value, "\r\n") {
 			return fmt.Errorf("%w: START header %s carries CR or LF", ErrViolation, name)
 		}
-		into.Headers = append(into.Headers, [2][]byte{name, value})
+		into.Headers = append(into.Headers, [2]string{name, value})
 	}
 	return nil
 }
 
-func parseStatus(s []byte) (int, error) {
-	if len(s) < 3 || (len(s) > 3 && s[3] != ' ') || bytes.ContainsAny(s, "\r\n") {
+func parseStatus(s string) (int, error) {
+	if len(s) < 3 || (len(s) > 3 && s[3] != ' ') || strings.ContainsAny(s, "\r\n") {
 		return 0, fmt.Errorf("%w: START status %q", ErrViolation, s)
 	}
-	code, err := strconv.Atoi(string(s[:3]))
+	code, err := strconv.Atoi(s[:3])
 	if err != nil || code < 100 {
 		return 0, fmt.Errorf("%w: START status %q", ErrViolation, s)
 	}
@@ -67,12 +61,13 @@ func parseStatus(s []byte) (int, error) {
 }
 
 // validName reports whether name is an RFC 9110 token.
-func validName(name []byte) bool {
+func validName(name string) bool {
 	if len(name) == 0 {
 		return false
 	}
-	for _, c := range name {
-		if c <= ' ' || c >= 0x7f || bytes.IndexByte([]byte("\"(),/:;<=>?@[\\]{}"), c) >= 0 {
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte("\"(),/:;<=>?@[\\]{}", c) >= 0 {
 			return false
 		}
 	}

@@ -159,7 +159,7 @@ func TestGoldenVectors(t *testing.T) {
 					t.Fatalf("START decoded as %q with %d headers", sp.Status, len(sp.Headers))
 				}
 				for j, h := range golden.Headers {
-					if string(sp.Headers[j][0]) != latin1(h[0]) || string(sp.Headers[j][1]) != latin1(h[1]) {
+					if sp.Headers[j][0] != latin1(h[0]) || sp.Headers[j][1] != latin1(h[1]) {
 						t.Fatalf("header %d decoded as %q: %q", j, sp.Headers[j][0], sp.Headers[j][1])
 					}
 				}

@@ -1,0 +1,113 @@
+package gateway
+
+import (
+	"bufio"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"testing"
+
+	"github.com/wsgate/wsgate/internal/protocol"
+)
+
+// fakeWorker answers every REQUEST on conn with a hello-world response, as
+// fast as Go can: the benchmark then measures the master's own per-request
+// path (environ encoding, framing, response parsing, slot hand-off).
+func fakeWorker(conn net.Conn) {
+	br := bufio.NewReader(conn)
+	var scratch []byte
+	var out []byte
+	start := protocol.AppendStart(nil, "200 OK", [][2]string{{"Content-Type", "text/plain"}, {"Content-Length", "13"}})
+	for {
+		h, err := protocol.ReadHeader(br)
+		if err != nil {
+			return
+		}
+		if _, err := protocol.ReadPayload(br, h, &scratch); err != nil {
+			return
+		}
+		out = protocol.AppendFrame(out[:0], protocol.Start, h.Stream, start)
+		out = protocol.AppendFrame(out, protocol.Data, h.Stream, []byte("Hello, World!"))
+		out = protocol.AppendFrame(out, protocol.End, h.Stream, nil)
+		if _, err := conn.Write(out); err != nil {
+			return
+		}
+	}
+}
+
+// discardWriter is a ResponseWriter that keeps nothing, reusing its header.
+type discardWriter struct{ h http.Header }
+
+func (d *discardWriter) Header() http.Header         { return d.h }
+func (d *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (d *discardWriter) WriteHeader(int)             {}
+
+func benchPool(b *testing.B) *Pool {
+	p := NewPool(Config{Workers: 1, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	w := &worker{pool: p, id: 1, exited: make(chan struct{})}
+	w.state.Store(int32(StateReady))
+	a, c := net.Pipe()
+	if uc, err := unixPair(); err == nil {
+		a, c = uc[0], uc[1]
+	}
+	go fakeWorker(c)
+	s := &slot{w: w, conn: a, br: bufio.NewReaderSize(a, 64<<10), wbuf: make([]byte, 0, 4096)}
+	w.slots = []*slot{s}
+	w.open.Store(1)
+	p.idle <- s
+	b.Cleanup(func() { a.Close(); c.Close() })
+	return p
+}
+
+func unixPair() ([2]net.Conn, error) {
+	l, err := net.Listen("unix", "")
+	if err != nil {
+		return [2]net.Conn{}, err
+	}
+	defer l.Close()
+	ch := make(chan net.Conn, 1)
+	go func() {
+		c, _ := l.Accept()
+		ch <- c
+	}()
+	d, err := net.Dial("unix", l.Addr().String())
+	if err != nil {
+		return [2]net.Conn{}, err
+	}
+	return [2]net.Conn{d, <-ch}, nil
+}
+
+// BenchmarkServeHTTP is one hello-world request through the master's
+// gateway handler against an in-process fake worker.
+func BenchmarkServeHTTP(b *testing.B) {
+	p := benchPool(b)
+	h := NewHandler(p, "")
+	req, _ := http.NewRequest("GET", "http://127.0.0.1:8000/hello?x=1", nil)
+	req.RequestURI = "/hello?x=1"
+	req.RemoteAddr = "127.0.0.1:50000"
+	req.Header.Set("User-Agent", "wrk")
+	req.Header.Set("Accept", "*/*")
+	w := &discardWriter{h: http.Header{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		clear(w.h)
+		h.ServeHTTP(w, req)
+	}
+}
+
+// BenchmarkEnviron is the environ encoding alone.
+func BenchmarkEnviron(b *testing.B) {
+	req, _ := http.NewRequest("GET", "http://127.0.0.1:8000/hello?x=1", nil)
+	req.RequestURI = "/hello?x=1"
+	req.RemoteAddr = "127.0.0.1:50000"
+	req.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64)")
+	req.Header.Set("Accept", "text/html,application/xhtml+xml")
+	req.Header.Set("Accept-Language", "en-US,en;q=0.5")
+	req.Header.Set("Cookie", "sessionid=abc; csrftoken=def")
+	buf := make([]byte, 0, 4096)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = appendEnviron(buf[:0], req, "", "/hello")
+	}
+}
