@@ -32,6 +32,9 @@ func TestGatewayPEP3333(t *testing.T) {
 			"User-Agent: e2e\r\n" +
 			"X-Dup: second\r\n" +
 			"Content-Type: text/x-e2e; charset=latin-1\r\n" +
+			"X-Forwarded-User: real\r\n" +
+			"X_Forwarded_User: spoofed\r\n" +
+			"X-Name: caf\xc3\xa9\r\n" +
 			"Content-Length: 3\r\n" +
 			"Connection: close\r\n\r\nabc"
 		if _, err := io.WriteString(c, raw); err != nil {
@@ -54,6 +57,10 @@ func TestGatewayPEP3333(t *testing.T) {
 			"HTTP_HOST":       "example.test:8080",
 			"HTTP_X_DUP":      "first, second",
 			"HTTP_USER_AGENT": "e2e",
+			// A header spelt with "_" must not pass for the "-" one.
+			"HTTP_X_FORWARDED_USER": "real",
+			// Header bytes reach the app as latin-1 code points.
+			"HTTP_X_NAME":     gwLatin1([]byte("caf\xc3\xa9")),
 			"wsgi.url_scheme": "http",
 		}
 		for k, v := range want {
@@ -175,6 +182,119 @@ func TestGatewayPEP3333(t *testing.T) {
 		}
 	})
 
+	t.Run("LazyStartResponse", func(t *testing.T) {
+		r := gwGet(t, s.URL+"/lazy")
+		gwOK(t, "/lazy", r)
+		if string(r.body) != "lazy body" || r.header.Get("X-Lazy") != "yes" {
+			t.Errorf("generator app calling start_response on first next(): X-Lazy %q body %q", r.header.Get("X-Lazy"), r.body)
+		}
+	})
+
+	t.Run("ResponseHeaders", func(t *testing.T) {
+		all := s.gwRawExchange(t, "GET /cookies HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		resp, _ := gwReadResponse(t, bufio.NewReader(bytes.NewReader(all)), "GET")
+		if got := resp.Header.Values("Set-Cookie"); len(got) != 2 || got[0] != "a=1; Path=/" || got[1] != "b=2, c=3; Path=/" {
+			t.Errorf("Set-Cookie headers %q, want the app's two, separate and in order", got)
+		}
+		// PEP 3333: header values are latin-1 strings, sent as those bytes.
+		if !bytes.Contains(all, []byte("X-Latin1: caf\xe9\r\n")) {
+			t.Errorf("X-Latin1 \"caf\\xe9\" not sent as the latin-1 byte: %q", all)
+		}
+	})
+
+	t.Run("BadHeaderFromAppRefused", func(t *testing.T) {
+		for _, h := range [][2]string{
+			{"X-Euro", "\u20ac"}, // not latin-1
+			{"X Space", "v"},     // not a token
+			{"X-Ctl", "a\x01b"},  // control character
+		} {
+			c := s.gwDial(t)
+			fmt.Fprintf(c, "GET /header?name=%s&value=%s HTTP/1.1\r\nHost: x\r\n\r\n", url.QueryEscape(h[0]), url.QueryEscape(h[1]))
+			br := bufio.NewReader(c)
+			resp, _ := gwReadResponse(t, br, "GET")
+			if resp.StatusCode != 500 {
+				t.Errorf("app header %q: %q: status %d, want 500", h[0], h[1], resp.StatusCode)
+			}
+			// The connection stays usable unless the server said otherwise.
+			if !resp.Close {
+				io.WriteString(c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+				if next, body := gwReadResponse(t, br, "GET"); next.StatusCode != 200 || string(body) != "hello world\n" {
+					t.Errorf("next request on the connection: %d %q", next.StatusCode, body)
+				}
+			}
+		}
+	})
+
+	t.Run("ContentLengthShort", func(t *testing.T) {
+		// The app declares 100 bytes and sends 10: the client must be able
+		// to tell the response is incomplete.
+		r := gwGet(t, s.URL+"/badlength?declared=100&actual=10")
+		if r.bodyErr == nil {
+			t.Errorf("response with %d of its declared 100 bytes ended cleanly", len(r.body))
+		}
+		gwOK(t, "next request", gwGet(t, s.URL+"/hello"))
+	})
+
+	t.Run("ContentLengthExceeded", func(t *testing.T) {
+		// The app declares 5 bytes and sends 10: no more than 5 may reach
+		// the client, or they would poison the next response.
+		c := s.gwDial(t)
+		io.WriteString(c, "GET /badlength?declared=5&actual=10 HTTP/1.1\r\nHost: x\r\n\r\n")
+		br := bufio.NewReader(c)
+		req, _ := http.NewRequest("GET", "/", nil)
+		resp, err := http.ReadResponse(br, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if len(body) > 5 {
+			t.Errorf("got %d body bytes, the app declared 5", len(body))
+		}
+		io.WriteString(c, "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		rest, _ := io.ReadAll(br)
+		if len(rest) > 0 && !bytes.HasPrefix(rest, []byte("HTTP/1.1 200")) {
+			t.Errorf("after the over-long body the connection carries %q", rest)
+		}
+	})
+
+	t.Run("UnreadRequestBody", func(t *testing.T) {
+		// /hello never reads its body. The response must still come, and
+		// the connection be either reusable or closed, never desynchronised.
+		for _, size := range []int{10 << 10, 5 << 20} {
+			c := s.gwDial(t)
+			go func() {
+				fmt.Fprintf(c, "POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", size)
+				c.Write(bytes.Repeat([]byte("u"), size))
+				io.WriteString(c, "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+			}()
+			br := bufio.NewReader(c)
+			first, body := gwReadResponse(t, br, "POST")
+			if first.StatusCode != 200 || string(body) != "hello world\n" {
+				t.Fatalf("POST of %d unread bytes: %d %q", size, first.StatusCode, body)
+			}
+			rest, _ := io.ReadAll(br)
+			if len(rest) == 0 && !first.Close && size <= 10<<10 {
+				t.Errorf("connection dropped after a small unread body without Connection: close")
+			}
+			if len(rest) > 0 && !bytes.HasPrefix(rest, []byte("HTTP/1.1 200")) {
+				t.Errorf("after an unread %d-byte body the connection carries %.100q", size, rest)
+			}
+		}
+	})
+
+	t.Run("Pipelining", func(t *testing.T) {
+		all := s.gwRawExchange(t, "GET /write HTTP/1.1\r\nHost: x\r\n\r\n"+
+			"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"+
+			"GET /lazy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		br := bufio.NewReader(bytes.NewReader(all))
+		for _, want := range []string{"one-two-three", "hello world\n", "lazy body"} {
+			resp, body := gwReadResponse(t, br, "GET")
+			if resp.StatusCode != 200 || string(body) != want {
+				t.Errorf("pipelined response: %d %q, want 200 %q", resp.StatusCode, body, want)
+			}
+		}
+	})
+
 	t.Run("ChunkedWhenNoContentLength", func(t *testing.T) {
 		r := gwGet(t, s.URL+"/stream?n=5")
 		gwOK(t, "/stream", r)
@@ -285,6 +405,14 @@ func TestGatewayPEP3333(t *testing.T) {
 	t.Run("ExcInfoBeforeHeadersReplacesThem", func(t *testing.T) {
 		r := gwGet(t, s.URL+"/excinfo?when=before")
 		if r.status != 500 || r.header.Get("X-Replaced") != "yes" || string(r.body) != "replaced body" || r.bodyErr != nil {
+			t.Errorf("got %d X-Replaced=%q body %q (%v), want the app's replacement 500", r.status, r.header.Get("X-Replaced"), r.body, r.bodyErr)
+		}
+	})
+
+	t.Run("ExcInfoAfterEmptyBlockReplaces", func(t *testing.T) {
+		// An empty block sends nothing, so the headers are not out yet.
+		r := gwGet(t, s.URL+"/excinfo?when=empty")
+		if r.status != 500 || r.header.Get("X-Replaced") != "yes" || string(r.body) != "replaced after an empty block" {
 			t.Errorf("got %d X-Replaced=%q body %q (%v), want the app's replacement 500", r.status, r.header.Get("X-Replaced"), r.body, r.bodyErr)
 		}
 	})
@@ -422,6 +550,19 @@ func TestGatewayWSGIFlagsThreaded(t *testing.T) {
 	gwJSON(t, "environ", gwGet(t, s.URL+"/environ/"), &env)
 	if env["wsgi.multithread"] != true || env["wsgi.run_once"] != false {
 		t.Errorf("--threads 4: multithread=%v run_once=%v, want true false", env["wsgi.multithread"], env["wsgi.run_once"])
+	}
+	// Four requests held at once in the one worker: its four threads.
+	var pids [4]int
+	var dones [4]<-chan gwResponse
+	for i := range 4 {
+		pids[i], dones[i] = s.gwBlock(t, fmt.Sprintf("thread%d", i))
+		if pids[i] != pids[0] {
+			t.Errorf("held request %d on pid %d, request 0 on %d: --workers 1 has one process", i, pids[i], pids[0])
+		}
+	}
+	for i := range 4 {
+		s.gwRelease(t, fmt.Sprintf("thread%d", i))
+		gwFinish(t, fmt.Sprintf("threaded request %d", i), pids[i], dones[i])
 	}
 }
 

@@ -117,13 +117,14 @@ func TestGatewayWorkerCrash(t *testing.T) {
 // TestGatewayImportError: an application that cannot be loaded stops serve
 // with exit status 1 and one clear line, not a crash loop.
 func TestGatewayImportError(t *testing.T) {
-	for _, tc := range []struct{ app, mention string }{
-		{"badimport:app", "this module fails at import"},
-		{"pep3333:no_such_callable", "no_such_callable"},
-		{"no_such_module_e2e:app", "no_such_module_e2e"},
+	for _, tc := range []struct{ app, python, mention string }{
+		{"badimport:app", "", "this module fails at import"},
+		{"pep3333:no_such_callable", "", "no_such_callable"},
+		{"no_such_module_e2e:app", "", "no_such_module_e2e"},
+		{"pep3333:app", "/nonexistent/e2e/python3", "/nonexistent/e2e/python3"},
 	} {
-		t.Run(tc.app, func(t *testing.T) {
-			res := harness.Run(t, harness.Options{Args: []string{"--app", tc.app, "--pythonpath", gwAppsDir(), "--workers", "2"}})
+		t.Run(tc.app+tc.python, func(t *testing.T) {
+			res := harness.Run(t, harness.Options{Args: []string{"--app", tc.app, "--pythonpath", gwAppsDir(), "--workers", "2"}, Python: tc.python})
 			if res.ExitCode != 1 {
 				t.Errorf("exit status %d, want 1\n%s", res.ExitCode, res.Output)
 			}

@@ -74,6 +74,7 @@ def environ_view(environ, start_response):
         out[flag] = environ[flag]
     out["has wsgi.file_wrapper"] = "wsgi.file_wrapper" in environ
     out["pid"] = os.getpid()
+    out["cwd"] = os.getcwd()
     return as_json(start_response, out)
 
 
@@ -200,6 +201,21 @@ def excinfo_view(environ, start_response):
                            [("Content-Type", "text/plain"), ("X-Replaced", "yes")], sys.exc_info())
         return [b"replaced body"]
 
+    if q.get("when") == "empty":
+        # Only empty blocks so far: PEP 3333 says the headers are not sent
+        # yet, so exc_info may still replace them.
+        def empty_first():
+            yield b""
+            try:
+                1 / 0
+            except ZeroDivisionError:
+                start_response("500 Internal Server Error",
+                               [("Content-Type", "text/plain"), ("X-Replaced", "yes")], sys.exc_info())
+            yield b"replaced after an empty block"
+
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return empty_first()
+
     ident = q["id"]
 
     def body():
@@ -241,6 +257,29 @@ def close_view(environ, start_response):
     q = query(environ)
     start_response("200 OK", [("Content-Type", "application/octet-stream")])
     return ClosingBody(q["id"], q.get("mode", "normal"), int(q.get("n", "3")))
+
+
+def lazy_view(environ, start_response):
+    """A generator application: start_response runs at the first next(),
+    after the server got the iterable back."""
+    start_response("200 OK", [("Content-Type", "text/plain"), ("X-Lazy", "yes")])
+    yield b"lazy "
+    yield b"body"
+
+
+def cookies_view(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain"),
+                              ("Set-Cookie", "a=1; Path=/"),
+                              ("Set-Cookie", "b=2, c=3; Path=/"),
+                              ("X-Latin1", "caf\xe9")])
+    return [b"cookies"]
+
+
+def badlength_view(environ, start_response):
+    """Declare one Content-Length, send another number of bytes."""
+    q = query(environ)
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", q["declared"])])
+    return [b"x" * int(q["actual"])]
 
 
 def errors_view(environ, start_response):
@@ -299,6 +338,13 @@ def hop_view(environ, start_response):
     return [b"hop-by-hop header sent by the app\n"]
 
 
+def header_view(environ, start_response):
+    """Any header value the query names, even one PEP 3333 forbids."""
+    q = query(environ)
+    start_response("200 OK", [("Content-Type", "text/plain"), (q["name"], q["value"])])
+    return [b"header sent by the app\n"]
+
+
 def crlf_view(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain"),
                               ("X-Injected", "a\r\nSet-Cookie: e2e=pwned")])
@@ -335,12 +381,16 @@ VALIDATED = {
     "excinfo": excinfo_view,
     "close": close_view,
     "errors": errors_view,
+    "lazy": lazy_view,
+    "cookies": cookies_view,
+    "badlength": badlength_view,
     "block": block_view,
     "crash": crash_view,
     "vfile": file_view,
 }
 RAW = {
     "hop": hop_view,
+    "header": header_view,
     "crlf": crlf_view,
     "file": file_view,
 }

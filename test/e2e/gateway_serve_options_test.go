@@ -1,0 +1,62 @@
+package e2e
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/wsgate/wsgate/test/e2e/harness"
+)
+
+// TestGatewayChdir: --chdir runs the workers in that directory and puts it on
+// the Python path, so the app imports with no --pythonpath (as gunicorn does).
+func TestGatewayChdir(t *testing.T) {
+	srv := harness.Start(t, harness.Options{
+		Args: []string{"--app", "pep3333:app", "--chdir", gwAppsDir(), "--workers", "1"},
+		Env:  []string{"E2E_RECORD_DIR=" + t.TempDir()},
+	})
+	var env map[string]any
+	gwJSON(t, "environ", gwGet(t, srv.URL+"/environ/"), &env)
+	if env["cwd"] != gwAppsDir() {
+		t.Errorf("worker cwd %v, want %s", env["cwd"], gwAppsDir())
+	}
+	srv.Stop()
+}
+
+// TestGatewayUnixSocket: a unix socket listener next to a TCP one, each
+// announced on its own line; the socket file goes away with the server.
+func TestGatewayUnixSocket(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "wsgate.sock")
+	srv := harness.Start(t, harness.Options{
+		Args: []string{"--app", "pep3333:app", "--pythonpath", gwAppsDir(), "--workers", "1",
+			"--bind", "unix:" + sock, "--bind", "127.0.0.1:0"},
+		Env: []string{"E2E_RECORD_DIR=" + t.TempDir()},
+	})
+	if len(srv.Listeners) != 2 || srv.Listeners[0] != "unix:"+sock || !strings.HasPrefix(srv.Listeners[1], "http://127.0.0.1:") {
+		t.Fatalf("listening lines %q, want unix:%s then http://127.0.0.1:PORT", srv.Listeners, sock)
+	}
+	client := &http.Client{Timeout: gwIOGuard, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		},
+	}}
+	resp, err := client.Get("http://unix.test/hello")
+	if err != nil {
+		t.Fatalf("GET over %s: %v", sock, err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "hello world\n" {
+		t.Errorf("over the unix socket: %d %q", resp.StatusCode, body)
+	}
+	gwOK(t, "over TCP", gwGet(t, srv.Listeners[1]+"/hello"))
+	srv.Stop()
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
+		t.Errorf("socket file %s left behind after exit (%v)", sock, err)
+	}
+}
