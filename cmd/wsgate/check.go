@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -111,6 +113,10 @@ func runCheck(args []string) int {
 	if err := config.Resolve(app, interpreter, pythonPath); err != nil {
 		return fail(err)
 	}
+	report, err := djangoSettings(app, interpreter, pythonPath)
+	if err != nil {
+		return fail(err)
+	}
 	if *asJSON {
 		out, err := app.ContractJSON()
 		if err != nil {
@@ -120,8 +126,91 @@ func runCheck(args []string) int {
 		return exitOK
 	}
 	fmt.Printf("%s: valid (interpreter %s)\n", uri, interpreter)
+	if gc := app.GlobalConf; gc.Len() > 0 {
+		for _, k := range gc.Keys() {
+			if k == "here" || k == "__file__" {
+				continue
+			}
+			v, _ := gc.Get(k)
+			fmt.Printf("global %s = %s\n", k, strings.ReplaceAll(v, "\n", "\n    "))
+		}
+	}
 	printTree(os.Stdout, app)
+	if report != nil {
+		printDjangoReport(os.Stdout, report)
+	}
 	return exitOK
+}
+
+// djangoFactories are the factories whose settings `check` asks
+// wsgate.django.settings_report about.
+var djangoFactories = map[string]bool{
+	"wsgate.django.factory:make_wsgi_app": true,
+	"wsgate.django.compat:make_twod_app":  true,
+	"wsgate.django.compat:make_dpds_app":  true,
+}
+
+type djangoReport struct {
+	Mode           string `json:"mode"`
+	Use            string `json:"use"`
+	Source         string `json:"source"`
+	SettingsModule string `json:"settings_module"`
+	Settings       []struct {
+		Name   string `json:"name"`
+		Value  string `json:"value"`
+		Origin string `json:"origin"`
+	} `json:"settings"`
+	Warnings []string `json:"warnings"`
+	Error    string   `json:"error"`
+}
+
+// djangoSettings runs `python -m wsgate.django.settings_report` on the
+// tree when it holds a Django application: the settings the configuration
+// gives must load, and the human output shows where each came from.
+func djangoSettings(app *config.Node, interpreter string, pythonPath []string) (*djangoReport, error) {
+	found := false
+	app.Walk(func(n *config.Node) { found = found || djangoFactories[n.Factory] })
+	if !found {
+		return nil, nil
+	}
+	tree, err := app.WorkerJSON()
+	if err != nil {
+		return nil, err
+	}
+	cmd, err := python.Command(interpreter, pythonPath, "wsgate.django.settings_report")
+	if err != nil {
+		return nil, fmt.Errorf("preparing the Django settings report: %w", err)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdin = bytes.NewReader(tree)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	runErr := cmd.Run()
+	var rep djangoReport
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		if runErr != nil {
+			return nil, fmt.Errorf("the Django settings report failed (%v): %s", runErr, lastLine(stderr.String()))
+		}
+		return nil, fmt.Errorf("the Django settings report answered something unreadable: %w", err)
+	}
+	if rep.Error != "" {
+		return nil, errors.New(rep.Error)
+	}
+	return &rep, nil
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
+
+func printDjangoReport(w io.Writer, r *djangoReport) {
+	fmt.Fprintf(w, "Django settings of %s (%s, settings module %s):\n", r.Source, r.Mode, r.SettingsModule)
+	for _, s := range r.Settings {
+		fmt.Fprintf(w, "  %s = %s    ← %s\n", s.Name, s.Value, s.Origin)
+	}
+	for _, warn := range r.Warnings {
+		fmt.Fprintf(w, "  warning: %s\n", warn)
+	}
 }
 
 // serverFor finds the server section for uri: [server:NAME] of the URI's

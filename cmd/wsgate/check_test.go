@@ -1,0 +1,160 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/wsgate/wsgate/internal/testutil"
+)
+
+// runWsgate runs the built binary in dir and returns stdout, stderr and the
+// exit code.
+func runCheckBinary(t *testing.T, dir string, env []string, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(testutil.Binary(t), args...)
+	cmd.Dir = dir
+	fake := filepath.Join(testutil.RepoRoot(), "internal", "config", "testdata", "fakepkgs")
+	cmd.Env = append(append(os.Environ(), "PYTHONPATH="+fake, "WSGATE_PYTHON="), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if _, ok := err.(*exec.ExitError); err != nil && !ok {
+		t.Fatal(err)
+	}
+	return stdout.String(), stderr.String(), cmd.ProcessState.ExitCode()
+}
+
+const checkTestINI = `[DEFAULT]
+debug = false
+
+[pipeline:main]
+pipeline = tag app
+
+[filter:tag]
+use = egg:FakeApp#tag
+
+[app:app]
+use = egg:FakeApp#configed
+greeting = hello
+
+[server:main]
+use = egg:FakeApp
+python = %s
+`
+
+func checkTestDir(t *testing.T, serverPython string) string {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "site.ini"), []byte(strings.Replace(checkTestINI, "%s", serverPython, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestCheckHumanOutputShowsEverySource(t *testing.T) {
+	py := testutil.VenvPython(t)
+	dir := checkTestDir(t, py)
+	stdout, stderr, code := runCheckBinary(t, dir, nil, "check", "site.ini")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{
+		"site.ini: valid (interpreter " + py + ")",
+		"global debug = false",
+		"pipeline  site.ini:4 [pipeline:main]",
+		"├─ filter: filter egg:FakeApp#tag → fakeapp.filters:make_tag (paste.filter_factory)  site.ini:7 [filter:tag]",
+		"└─ app: application egg:FakeApp#configed → fakeapp.apps:make_configed_app (paste.app_factory)  site.ini:10 [app:app]",
+		"greeting = hello",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout)
+		}
+	}
+}
+
+func TestCheckJSONAndSet(t *testing.T) {
+	py := testutil.VenvPython(t)
+	dir := checkTestDir(t, py)
+	// Flags may follow the URI.
+	stdout, stderr, code := runCheckBinary(t, dir, nil, "check", "site.ini", "--json", "--set", "debug=true", "--set", "extra=1")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var tree struct {
+		ObjectType string            `json:"object_type"`
+		GlobalConf map[string]string `json:"global_conf"`
+		Source     string            `json:"source"`
+		App        struct {
+			Factory string `json:"factory"`
+		} `json:"app"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &tree); err != nil {
+		t.Fatalf("%v\n%s", err, stdout)
+	}
+	if tree.ObjectType != "pipeline" || tree.Source != "site.ini:4 [pipeline:main]" || tree.App.Factory != "fakeapp.apps:make_configed_app" {
+		t.Errorf("unexpected tree %+v", tree)
+	}
+	if tree.GlobalConf["debug"] != "true" || tree.GlobalConf["extra"] != "1" {
+		t.Errorf("--set not applied: %v", tree.GlobalConf)
+	}
+	if _, ok := tree.GlobalConf["here"]; ok {
+		t.Errorf("here must be left out of the contract form: %v", tree.GlobalConf)
+	}
+}
+
+func TestCheckExitCodes(t *testing.T) {
+	py := testutil.VenvPython(t)
+	dir := checkTestDir(t, py)
+	if err := os.WriteFile(filepath.Join(dir, "bad.ini"), []byte("[app:main]\nuse = egg:FakeApp#nope\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"check"}, exitUsage, "wsgate check: give exactly one CONFIG_URI"},
+		{[]string{"check", "a.ini", "b.ini"}, exitUsage, "wsgate check: give exactly one CONFIG_URI"},
+		{[]string{"check", "--bogus", "site.ini"}, exitUsage, "wsgate check: flag provided but not defined: -bogus"},
+		{[]string{"check", "--set", "novalue", "site.ini"}, exitUsage, `wsgate check: --set "novalue": want key=value`},
+		{[]string{"check", "egg:FakeApp"}, exitUsage, "only config: URIs (or plain file paths) can be loaded"},
+		{[]string{"check", "missing.ini"}, exitConfig, "wsgate check: missing.ini: cannot read the configuration: no such file"},
+		{[]string{"check", "bad.ini"}, exitConfig, "wsgate check: bad.ini:2 [app:main] use: egg:FakeApp#nope: FakeApp 1.0 has no entry point 'nope'"},
+		{[]string{"check", "site.ini#nothing"}, exitConfig, `wsgate check: site.ini: site.ini has no application section named "nothing"`},
+	} {
+		_, stderr, code := runCheckBinary(t, dir, nil, c.args...)
+		if code != c.code || !strings.Contains(stderr, c.msg) {
+			t.Errorf("wsgate %v: exit %d, stderr %q; want exit %d and %q", c.args, code, stderr, c.code, c.msg)
+		}
+		if c.code == exitConfig && (strings.Count(strings.TrimSpace(stderr), "\n") > 0 || strings.Contains(stderr, "Traceback") || strings.Contains(stderr, "panic")) {
+			t.Errorf("wsgate %v: the error is not one line: %q", c.args, stderr)
+		}
+	}
+	if stdout, _, code := runCheckBinary(t, dir, nil, "check", "-h"); code != exitOK || !strings.Contains(stdout, "Usage: wsgate check") {
+		t.Errorf("check -h: exit %d, %q", code, stdout)
+	}
+}
+
+// TestCheckInterpreterChoice: --python, then WSGATE_PYTHON, then `python =`
+// in the server section, then python3.
+func TestCheckInterpreterChoice(t *testing.T) {
+	py := testutil.VenvPython(t)
+	missing := "/nonexistent/bin/python-for-wsgate-test"
+	dir := checkTestDir(t, missing+"-from-server")
+	_, stderr, code := runCheckBinary(t, dir, nil, "check", "site.ini")
+	if code != exitConfig || !strings.Contains(stderr, `cannot run the Python interpreter "`+missing+`-from-server"`) {
+		t.Errorf("server python: exit %d %q", code, stderr)
+	}
+	_, stderr, code = runCheckBinary(t, dir, []string{"WSGATE_PYTHON=" + missing + "-from-env"}, "check", "site.ini")
+	if code != exitConfig || !strings.Contains(stderr, missing+"-from-env") {
+		t.Errorf("WSGATE_PYTHON: exit %d %q", code, stderr)
+	}
+	stdout, stderr, code := runCheckBinary(t, dir, []string{"WSGATE_PYTHON=" + missing + "-from-env"}, "check", "--python", py, "site.ini")
+	if code != exitOK || !strings.Contains(stdout, "(interpreter "+py+")") {
+		t.Errorf("--python: exit %d %q %q", code, stdout, stderr)
+	}
+}
