@@ -75,8 +75,8 @@ def load_app(node):
 
 def describe_load_error(exc):
     """One line naming the error and where it happened."""
-    if isinstance(exc, AppLoadError):
-        return str(exc)
+    if isinstance(exc, AppLoadError) or getattr(type(exc), "wsgate_config_error", False):
+        return str(exc)  # already names the place: file:line [section] option
     where = ""
     tb = traceback.extract_tb(exc.__traceback__)
     if tb and not isinstance(exc, SyntaxError):
