@@ -196,7 +196,44 @@ func (s *session) top(l *fileLoader, ot *objectType, name string) (*Node, error)
 	if err != nil {
 		return nil, err
 	}
+	if err := validateProtocols(n); err != nil {
+		return nil, err
+	}
 	return n, nil
+}
+
+// validProtocols are the protocols each object type can be built with.
+var validProtocols = map[string][]string{
+	TypeApplication: {ProtocolApp, ProtocolComposite, ProtocolComposit},
+	TypeFilter:      {ProtocolFilter, ProtocolFilterApp},
+	TypeServer:      {ProtocolServer, ProtocolServerRunner},
+}
+
+// validateProtocols refuses what loadcontext accepts but PasteDeploy cannot
+// build (its create() fails): a call: named directly as a pipeline item,
+// next or filter-with has no protocol, and `use = call:…` in a filter-app
+// section gets "paste.filter-app_factory".
+func validateProtocols(root *Node) error {
+	var err error
+	root.Walk(func(n *Node) {
+		if err != nil || n.specKind == "" || n.protocolPending {
+			return
+		}
+		for _, p := range validProtocols[n.ObjectType] {
+			if n.Protocol == p {
+				return
+			}
+		}
+		loc := n.useLocation()
+		if n.Protocol == "" {
+			err = loc.errorf("%s has no protocol here: PasteDeploy only infers one from the kind of a section; write a [%s:name] section with `use = %s` and name that section instead",
+				n.Use, map[string]string{TypeApplication: "app", TypeFilter: "filter", TypeServer: "server"}[n.ObjectType], n.Use)
+			return
+		}
+		err = loc.errorf("%s would be called as %q, which PasteDeploy cannot build a %s with; give the filter its own [filter:name] section and `use = name`",
+			n.Use, n.Protocol, n.ObjectType)
+	})
+	return err
 }
 
 // display names a file for messages: relative to the session directory when
