@@ -116,6 +116,9 @@ def test_twod_serves_webob_requests_by_default(twod_base):
     assert twod_base["app_class"] == "wsgate.django.handler.DjangoApplication"
 
 
+DEBUG_IN_MODULE = "startproject_settings.py:%d: settings module startproject_settings defines DEBUG" % line_of(
+    os.path.join(djharness.PROJ, "startproject_settings.py"), "DEBUG")
+
 TWOD_HEAD = """
 [DEFAULT]
 debug = false
@@ -139,7 +142,7 @@ def test_twod_refuses_unsupported_settings(tmp_path, setting):
     ("[DEFAULT]\ndjango_settings_module = compat_settings\n[app:main]\nuse = egg:twod.wsgi\n", "`debug` must be set"),
     (TWOD_HEAD + "DEBUG = true\n", "[app:main] DEBUG: do not set Django's DEBUG"),
     (TWOD_HEAD.replace("debug = false", "debug = false\nDEBUG = true"), "[DEFAULT] DEBUG: do not set Django's DEBUG"),
-    (TWOD_HEAD.replace("compat_settings", "startproject_settings"), "defines DEBUG"),
+    (TWOD_HEAD.replace("compat_settings", "startproject_settings"), DEBUG_IN_MODULE),
     (TWOD_HEAD + "EMAIL_PORT = twenty\n", "[app:main] EMAIL_PORT: 'twenty' is not an integer"),
     (TWOD_HEAD + "USE_I18N = maybe\n", "[app:main] USE_I18N: 'maybe' is not a boolean"),
     (TWOD_HEAD.replace("debug = false", "debug = perhaps"), "[DEFAULT] debug: 'perhaps' is not a boolean"),
@@ -207,7 +210,7 @@ use = egg:django-pastedeploy-settings
     ("[DEFAULT]\ndjango_settings_module = compat_settings\n[app:main]\nuse = egg:django-pastedeploy-settings\n",
      "`debug` must be set"),
     (DPDS_HEAD + "DEBUG = true\n", "[app:main] DEBUG: Django's DEBUG must not be set"),
-    (DPDS_HEAD.replace("compat_settings", "startproject_settings"), "defines DEBUG"),
+    (DPDS_HEAD.replace("compat_settings", "startproject_settings"), DEBUG_IN_MODULE),
     (DPDS_HEAD + "LANGUAGES = []\n", "[app:main] LANGUAGES: Django setting LANGUAGES is not supported"),
     (DPDS_HEAD + "FILE_UPLOAD_PERMISSIONS = 420\n", "[app:main] FILE_UPLOAD_PERMISSIONS: Django setting"),
     (DPDS_HEAD + "MESSAGE_TAGS = {}\n", "[app:main] MESSAGE_TAGS: Django setting"),

@@ -252,3 +252,33 @@ def test_without_debug_the_module_or_ini_decides(tmp_path):
     assert values(djharness.run(paste="config:" + path))["DEBUG"] is False
     path = write(tmp_path, "e.ini", HEAD.replace("debug = false\n", ""))
     assert values(djharness.run(paste="config:" + path))["DEBUG"] is True
+
+
+def test_a_second_configuration_in_one_process_is_refused():
+    body = """
+from wsgate.django.factory import make_wsgi_app
+try:
+    make_wsgi_app({"django_settings_module": "compat_settings"})
+except Exception as exc:
+    emit("second", [str(exc), bool(getattr(exc, "wsgate_config_error", False))])
+"""
+    result = djharness.run(body, factory=NATIVE, global_conf={"django_settings_module": "startproject_settings"})
+    message, config_error = result["second"]
+    assert config_error and "a second Django configuration in one process" in message
+
+
+def test_manage_refuses_a_tree_without_django(tmp_path):
+    import json
+    import subprocess
+
+    node = tmp_path / "node.json"
+    node.write_text(json.dumps({"object_type": "application", "protocol": "wsgate.callable",
+                                "factory": "wsgiref.simple_server:demo_app", "global_conf": {}, "local_conf": {},
+                                "source": "plain.ini:1 [app:main]"}))
+    env = dict(os.environ, PYTHONPATH=djharness.RUNTIME)
+    proc = subprocess.run([sys.executable, "-m", "wsgate.django.manage", str(node), "check"],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == ("wsgate manage: plain.ini:1 [app:main]: this application configures no Django "
+                                   "project (no egg:wsgate#django, egg:twod.wsgi or egg:django-pastedeploy-settings "
+                                   "application in it)")

@@ -161,9 +161,25 @@ def _startup_specs(outcome, global_conf, local_conf):
         outcome.startup.append((spec, location))
 
 
+def module_line(module, name):
+    """``file:line`` of the first assignment to ``name`` in the module's
+    source, or the module's file (or name) when it cannot be found."""
+    path = getattr(module, "__file__", None)
+    if not path:
+        return module.__name__
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for number, line in enumerate(f, 1):
+                if re.match(r"%s\s*(:[^=]*)?=" % re.escape(name), line):
+                    return "%s:%d" % (path, number)
+    except OSError:
+        pass
+    return path
+
+
 def _require_debug_absent_from_module(module, mode, global_location):
     if hasattr(module, "DEBUG"):
-        where = getattr(module, "__file__", module.__name__)
+        where = module_line(module, "DEBUG")
         raise DjangoConfigError(
             "%s: settings module %s defines DEBUG; with use = %s DEBUG comes only from `debug` "
             "in [DEFAULT] (%s): remove DEBUG from the module" % (where, module.__name__, MODE_NAMES[mode], global_location)
