@@ -212,3 +212,21 @@ func (h gwHideLength) Read(p []byte) (int, error) {
 
 // gwReadBody reads a response body to its end.
 func gwReadBody(resp *http.Response) ([]byte, error) { return io.ReadAll(resp.Body) }
+
+// gwFailedVisibly fails the test unless a response whose app failed mid-body
+// tells the client so: either an error status (the server had not sent the
+// headers yet) or the already-started 200 with firstChunk, cut short.
+func gwFailedVisibly(t *testing.T, what string, r gwResponse, firstChunk string) {
+	t.Helper()
+	switch {
+	case r.status == 500 || r.status == 502:
+	case r.status == 200 && r.bodyErr != nil:
+		if !strings.HasPrefix(string(r.body), firstChunk) {
+			t.Errorf("%s: truncated 200 with body %.200q, want it to start with %q", what, r.body, firstChunk)
+		}
+	case r.status == 200:
+		t.Errorf("%s: the response ended cleanly (%d bytes) although the app failed mid-body: the client cannot tell it is truncated", what, len(r.body))
+	default:
+		t.Errorf("%s: status %d, want 500/502 or a visibly truncated 200", what, r.status)
+	}
+}

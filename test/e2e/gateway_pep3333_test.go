@@ -422,12 +422,7 @@ func TestGatewayPEP3333(t *testing.T) {
 		if got := harness.WaitFile(t, s.gwRecord("exc1")); got != "reraised" {
 			t.Errorf("start_response(…, exc_info) after the headers were sent: app recorded %q, want reraised", got)
 		}
-		if r.status != 200 || !strings.HasPrefix(string(r.body), "first chunk") {
-			t.Errorf("status %d body %q, want the 200 already sent and its first chunk", r.status, r.body)
-		}
-		if r.bodyErr == nil {
-			t.Errorf("the response ended cleanly (%q) although the app failed mid-body: the client cannot tell it is truncated", r.body)
-		}
+		gwFailedVisibly(t, "app raised after its first block", r, "first chunk")
 		gwOK(t, "next request", gwGet(t, s.URL+"/hello"))
 	})
 
@@ -447,9 +442,7 @@ func TestGatewayPEP3333(t *testing.T) {
 		if got := harness.WaitFile(t, s.gwRecord("closed-raise")); got != "1" {
 			t.Errorf("close() recorded %q pieces sent, want 1", got)
 		}
-		if r.bodyErr == nil {
-			t.Errorf("response ended cleanly with %d bytes although the app raised mid-stream", len(r.body))
-		}
+		gwFailedVisibly(t, "app raised mid-stream", r, "xxxx")
 		s.WaitLog("e2e: app fails mid-stream")
 	})
 
@@ -564,6 +557,19 @@ func TestGatewayWSGIFlagsThreaded(t *testing.T) {
 		s.gwRelease(t, fmt.Sprintf("thread%d", i))
 		gwFinish(t, fmt.Sprintf("threaded request %d", i), pids[i], dones[i])
 	}
+
+	// A worker that dies takes all its threads' requests: each gets 502,
+	// none hangs.
+	heldPid, held := s.gwBlock(t, "victim")
+	r := gwGet(t, s.URL+"/crash?how=kill&id=threadcrash")
+	if r.status != 502 {
+		t.Errorf("crashing request: status %d, want 502", r.status)
+	}
+	if other := <-held; other.status != 502 {
+		t.Errorf("request on another thread of the dead worker %d: status %d (%v), want 502", heldPid, other.status, other.bodyErr)
+	}
+	harness.WaitFor(t, "the dead worker to be gone", func() bool { return !harness.ProcessAlive(heldPid) })
+	gwOK(t, "request after the crash", gwGet(t, s.URL+"/hello"))
 }
 
 // gwReconstructURL is PEP 3333's "URL Reconstruction" algorithm.

@@ -47,6 +47,28 @@ func TestGatewayRobustness(t *testing.T) {
 		})
 	}
 
+	for _, chunked := range []bool{false, true} {
+		name := "Echo5MB"
+		if chunked {
+			name += "Chunked"
+		}
+		t.Run(name, func(t *testing.T) {
+			var body io.Reader = bytes.NewReader(upload)
+			if chunked {
+				body = gwHideLength{r: body, n: 65536}
+			}
+			req, _ := http.NewRequest("POST", s.URL+"/echo", body)
+			if chunked {
+				req.ContentLength = -1
+			}
+			r := gwDo(t, req)
+			gwOK(t, name, r)
+			if len(r.body) != len(upload) || gwSHA(r.body) != gwSHA(upload) {
+				t.Errorf("echoed %d bytes (sha %s), sent %d (sha %s)", len(r.body), gwSHA(r.body), len(upload), gwSHA(upload))
+			}
+		})
+	}
+
 	t.Run("SlowClients", func(t *testing.T) {
 		// 500 clients dribble their request headers one byte per round and
 		// 50 more dribble a POST body; between rounds ordinary requests must

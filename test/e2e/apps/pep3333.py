@@ -141,6 +141,22 @@ def read_view(environ, start_response):
     })
 
 
+def echo_view(environ, start_response):
+    """Stream the body back as it arrives: request and response flow at the
+    same time, which a server that waits for one before the other deadlocks on."""
+    inp = environ["wsgi.input"]
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+
+    def body():
+        while True:
+            b = inp.read(32768)
+            if not b:
+                return
+            yield b
+
+    return body()
+
+
 # --- responses ---------------------------------------------------------------
 
 
@@ -373,6 +389,7 @@ def file_view(environ, start_response):
 VALIDATED = {
     "environ": environ_view,
     "read": read_view,
+    "echo": echo_view,
     "hello": hello_view,
     "pid": pid_view,
     "write": write_view,
