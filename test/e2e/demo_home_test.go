@@ -1,0 +1,84 @@
+package e2e
+
+import (
+	"fmt"
+	"html"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// The demo's home page lists the settings the INI files gave, each with the
+// file:line it came from: development.ini's own, those it inherits from
+// base.ini through `use = config:base.ini#django`, and DEBUG from `debug` in
+// [DEFAULT]; secrets are not shown.
+func TestDemoHomePageShowsINISettings(t *testing.T) {
+	site := demoStart(t)
+	resp, page := demoGet(t, demoClient(t), site.URL+"/")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /: %s\n%s", resp.Status, page)
+	}
+	rows := demoSettingRows(page)
+
+	want := []struct{ name, value, file, where string }{
+		{"DEMO_SITE_TITLE", "wsgate demo (development)", "development.ini", "[app:main] DEMO_SITE_TITLE"},
+		{"ALLOWED_HOSTS", "['127.0.0.1', 'localhost', '[::1]']", "development.ini", "[app:main] ALLOWED_HOSTS"},
+		{"TIME_ZONE", "Europe/London", "base.ini", "[app:django] TIME_ZONE"},
+		{"DEBUG", "True", "development.ini", "[DEFAULT] debug"},
+	}
+	for _, w := range want {
+		row, ok := rows[w.name]
+		if !ok {
+			t.Fatalf("the home page lists no %s; it lists %v", w.name, rows)
+		}
+		key := strings.Fields(w.where)[1]
+		origin := fmt.Sprintf("%s:%d %s", w.file, demoLineOf(t, filepath.Join(site.Dir, w.file), key), w.where)
+		if row[0] != w.value || row[1] != origin {
+			t.Errorf("%s: shown as %q from %q, want %q from %q", w.name, row[0], row[1], w.value, origin)
+		}
+	}
+	// base.ini's var_dir = %(here)s/var, through ${var_dir}: this copy's own var/.
+	if db := rows["DATABASES"][0]; !strings.Contains(db, filepath.Join(site.Dir, "var", "demo.sqlite3")) {
+		t.Errorf("DATABASES shown as %q, want this copy's var/demo.sqlite3", db)
+	}
+	if v := rows["SECRET_KEY"][0]; v != "(hidden)" {
+		t.Errorf("SECRET_KEY shown as %q, want (hidden)", v)
+	}
+	if strings.Contains(page, site.AdminPassword) || strings.Contains(page, "development-only-") {
+		t.Errorf("the home page shows a secret\n%s", page)
+	}
+	if _, listed := rows["INSTALLED_APPS"]; listed {
+		t.Errorf("INSTALLED_APPS, from the settings module, is listed as an INI setting")
+	}
+}
+
+var demoSettingRow = regexp.MustCompile(`<tr><td><code>([A-Z_]+)</code></td><td><code>(.*?)</code></td><td>(.*?)</td></tr>`)
+
+// demoSettingRows reads the home page's table: name → [value, origin].
+func demoSettingRows(page string) map[string][2]string {
+	rows := map[string][2]string{}
+	for _, m := range demoSettingRow.FindAllStringSubmatch(page, -1) {
+		rows[m[1]] = [2]string{html.UnescapeString(m[2]), html.UnescapeString(m[3])}
+	}
+	return rows
+}
+
+// demoLineOf is the 1-based number of the line of an INI file that sets key.
+func demoLineOf(t *testing.T, path, key string) int {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(`^` + regexp.QuoteMeta(key) + `\s*=`)
+	for i, line := range strings.Split(string(data), "\n") {
+		if re.MatchString(line) {
+			return i + 1
+		}
+	}
+	t.Fatalf("%s sets no %s", path, key)
+	return 0
+}
