@@ -43,6 +43,9 @@ emit("headers", {"link": r.headers.getall("Link"), "connection": r.headers.get("
                  "type": r.headers.get("Content-Type")})
 emit("form_replayed", web.post("/prefix/post-then-embed/f", {"a": "1", "b": "two"}).json["body"])
 
+emit("lines", web.post("/prefix/lines/l", b"one\ntwo\nthree\nfour", content_type="text/plain").json)
+emit("body_then_webob", web.post("/prefix/body-then-webob/", b"xyz", content_type="text/plain").json)
+
 # Streaming: each chunk reaches the server before the next is produced.
 from wsgiref.util import setup_testing_defaults
 environ = {"PATH_INFO": "/stream/s", "REQUEST_METHOD": "GET", "HTTP_HOST": "localhost"}
@@ -147,6 +150,14 @@ def test_routing_args_middleware(served):
 def test_request_webob_and_django_share_the_body(served):
     assert served["webob"] == {"user_agent": "TestAgent/1", "webob_body": "abc", "django_body": "abc",
                                "urlvars": {}}
+
+
+def test_request_webob_after_django_read_the_body(served):
+    assert served["body_then_webob"] == {"django_body": "xyz", "webob_body": "xyz"}
+
+
+def test_embedded_app_reads_its_body_line_by_line(served):
+    assert served["lines"] == ["one\n", "two\n", ["three\n", "four"]]
 
 
 def test_content_length_minus_one_is_read_to_the_end(served):

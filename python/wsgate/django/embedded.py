@@ -39,6 +39,36 @@ def _wsgi_str(text):
     return text.encode("utf-8").decode("latin-1")
 
 
+class _Input:
+    """PEP 3333's wsgi.input over Django's length-limited request stream
+    (Django 4.2's lacks readlines and iteration)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def read(self, size=-1):
+        return self._stream.read(size if size is not None else -1)
+
+    def readline(self, size=-1):
+        return self._stream.readline(size if size is not None else -1)
+
+    def readlines(self, hint=-1):
+        lines, total = [], 0
+        for line in self:
+            lines.append(line)
+            total += len(line)
+            if 0 < hint <= total:
+                break
+        return lines
+
+    def __iter__(self):
+        while True:
+            line = self.readline()
+            if not line:
+                return
+            yield line
+
+
 def _request_body(request, environ):
     """Give the embedded application the request body, wherever it is now."""
     if "_body" in request.__dict__:  # Django read it whole (request.body, form POST)
@@ -58,7 +88,7 @@ def _request_body(request, environ):
             )
         return
     # Untouched: stream it through Django's length-limited reader.
-    environ["wsgi.input"] = request._stream
+    environ["wsgi.input"] = _Input(request._stream)
     request._read_started = True
 
 

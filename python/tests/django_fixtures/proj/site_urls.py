@@ -70,6 +70,21 @@ def write_app(environ, start_response):
     return [b"returned"]
 
 
+def lines_app(environ, start_response):
+    """Reads its body the ways PEP 3333 allows: readline, iteration, readlines."""
+    stream = environ["wsgi.input"]
+    first = stream.readline()
+    second = next(iter(stream))
+    rest = stream.readlines()
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps([first.decode(), second.decode(), [r.decode() for r in rest]]).encode()]
+
+
+def body_then_webob(request):
+    django_body = request.body
+    return JsonResponse({"django_body": django_body.decode(), "webob_body": request.webob.body.decode()})
+
+
 def headers_app(environ, start_response):
     start_response("200 OK", [("Link", "</a>; rel=a"), ("Link", "</b>; rel=b"), ("Connection", "close")])
     return [b""]
@@ -129,6 +144,8 @@ urlpatterns = [
     re_path(r"^lazy(/.*)$", make_wsgi_view(lazy_start_app)),
     re_path(r"^write(/.*)$", make_wsgi_view(write_app)),
     re_path(r"^headers(/.*)$", make_wsgi_view(headers_app)),
+    re_path(r"^lines(/.*)$", csrf_exempt(make_wsgi_view(lines_app))),
+    path("body-then-webob/", csrf_exempt(body_then_webob)),
     re_path(r"^post-then-embed(/.*)$", csrf_exempt(post_then_embed)),
     path("routing/<slug:slug>/<int:number>/", routing_view),
     path("login-as/<str:username>/", login_view),
