@@ -149,28 +149,25 @@ func demoClient(t *testing.T) *http.Client {
 func demoGet(t *testing.T, c *http.Client, url string) (*http.Response, string) {
 	t.Helper()
 	resp, err := c.Get(url)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("GET %s: reading the body: %v", url, err)
-	}
-	return resp, string(body)
+	return demoRead(t, "GET "+url, resp, err)
 }
 
 // demoPostForm posts a form and returns the response with its body read.
 func demoPostForm(t *testing.T, c *http.Client, url string, form url.Values) (*http.Response, string) {
 	t.Helper()
 	resp, err := c.PostForm(url, form)
+	return demoRead(t, "POST "+url, resp, err)
+}
+
+func demoRead(t *testing.T, what string, resp *http.Response, err error) (*http.Response, string) {
+	t.Helper()
 	if err != nil {
-		t.Fatalf("POST %s: %v", url, err)
+		t.Fatalf("%s: %v", what, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("POST %s: reading the body: %v", url, err)
+		t.Fatalf("%s: reading the body: %v", what, err)
 	}
 	return resp, string(body)
 }
