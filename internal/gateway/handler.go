@@ -75,19 +75,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // exchange is one request's conversation with a worker slot.
 type exchange struct {
-	h       *Handler
-	s       *slot
-	w       http.ResponseWriter
-	r       *http.Request
-	stream  uint32
-	started bool  // START written to the client
-	bodyEnd bool  // BODY_END or BODY_FAIL sent
-	werr    error // first error writing to the client; later writes are skipped
-	flusher http.Flusher
-	healthy bool                   // the worker is in a known state at the end
-	reason  string                 // why not
-	abort   bool                   // cut the client connection
-	start   *protocol.StartPayload // the slot's, reused
+	h          *Handler
+	s          *slot
+	w          http.ResponseWriter
+	r          *http.Request
+	stream     uint32
+	started    bool // START written to the client
+	bodyEnd    bool // BODY_END or BODY_FAIL sent
+	bodyFailed bool // BODY_FAIL sent: the client's body broke off
+	bodyErr    error
+	werr       error // first error writing to the client; later writes are skipped
+	flusher    http.Flusher
+	healthy    bool                   // the worker is in a known state at the end
+	reason     string                 // why not
+	abort      bool                   // cut the client connection
+	start      *protocol.StartPayload // the slot's, reused
 }
 
 func (x *exchange) run(scriptName, pathInfo string, flags byte, inline []byte) {
@@ -215,9 +217,17 @@ func (x *exchange) control(t protocol.Type, payload []byte) (done bool, err erro
 		}
 		return false, x.sendFile(fp)
 	case protocol.Error:
+		x.healthy = true
+		if x.bodyFailed && !x.started {
+			// The app failed because the client's body broke off (a bad
+			// chunk, a disconnect): a malformed request, not an app error.
+			x.h.pool.log.Warn("request body broke off", "method", x.r.Method, "uri", x.r.RequestURI,
+				"error", x.bodyErr.Error())
+			http.Error(x.w, "400 Bad Request: malformed request body", http.StatusBadRequest)
+			return true, nil
+		}
 		x.h.pool.log.Error("application error", "pid", x.s.w.pid, "method", x.r.Method,
 			"uri", x.r.RequestURI, "traceback", string(payload))
-		x.healthy = true
 		if x.started {
 			x.abort = true
 		} else {
@@ -254,7 +264,13 @@ func (x *exchange) write(p []byte) {
 		return
 	}
 	if _, err := x.w.Write(p); err != nil {
-		x.werr = err // the client is gone (or the body is not allowed): keep the worker in step
+		// The client is gone (or the body is not allowed): keep reading
+		// the worker's frames to stay in step, and tell it to stop
+		// iterating, so the application's close() runs now.
+		x.werr = err
+		if err != http.ErrBodyNotAllowed {
+			_ = writeFrame(x.s, protocol.CtlToW, x.stream, []byte{protocol.CtlCancel})
+		}
 	}
 }
 
@@ -282,6 +298,7 @@ func (x *exchange) sendBody(n int) error {
 	if err == io.EOF {
 		return writeFrame(s, protocol.BodyEnd, x.stream, nil)
 	}
+	x.bodyFailed, x.bodyErr = true, err
 	return writeFrame(s, protocol.BodyFail, x.stream, []byte(err.Error()))
 }
 

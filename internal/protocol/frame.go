@@ -59,8 +59,9 @@ const (
 
 // Control kinds (first payload byte of a control frame).
 const (
-	CtlReady = 1 // worker→master: the application is loaded; u32 pid follows
-	CtlStop  = 2 // master→worker: finish the current request, then exit
+	CtlReady  = 1 // worker→master: the application is loaded; u32 pid follows
+	CtlStop   = 2 // master→worker: finish the current request, then exit
+	CtlCancel = 3 // master→worker: the client of this stream is gone; stop iterating
 )
 
 var typeNames = map[Type]string{

@@ -270,6 +270,8 @@ def test_exc_info_before_headers_replaces_them(python):
     ("raises", b"KeyError: 'app bug'"),
     ("crlf_header", b"CR, LF or NUL"),
     ("hop_by_hop", b"hop-by-hop header 'Connection'"),
+    ("bad_header_name", b"header name 'X Space' is not an HTTP token"),
+    ("control_char", b"control character in the status or a header"),
 ])
 def test_app_errors_become_error_frames(python, app, needle):
     w = serve(python, app)
@@ -362,4 +364,31 @@ def test_garbage_frame_ends_the_worker(python):
     w = serve(python, "hello")
     w.chans[0].send(P.frame(P.START, 1, b"not for a worker"))
     assert w.proc.wait(timeout=10) == 70
+    w.close()
+
+
+def test_cancel_stops_an_endless_response(python):
+    """The master sends CANCEL when the client is gone: the worker stops
+    iterating, ends the stream and calls close()."""
+    w = serve(python, "endless")
+    w.stream += 1
+    chan = w.chans[0]
+    chan.send(P.frame(P.REQUEST, w.stream, b"\0" + marshal.dumps(BASE)))
+    ftype, _, _ = chan.read_frame()
+    assert ftype == P.START
+    chan.send(P.frame(P.CONTROL_TO_WORKER, w.stream, bytes((P.CTL_CANCEL,))))
+    seen = []
+    while True:
+        ftype, _, payload = chan.read_frame()
+        seen.append(ftype)
+        if ftype == P.END:
+            break
+        assert ftype == P.DATA
+    ftype, _, payload = chan.read_frame()
+    assert (ftype, payload) == (P.LOG, b"close called")
+    # a stale cancel between requests is ignored, and the worker serves on
+    chan.send(P.frame(P.CONTROL_TO_WORKER, w.stream, bytes((P.CTL_CANCEL,))))
+    w.stream += 1
+    chan.send(P.frame(P.REQUEST, w.stream, b"\0" + marshal.dumps(BASE)))
+    assert chan.read_frame()[0] == P.START
     w.close()

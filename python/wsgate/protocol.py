@@ -5,7 +5,10 @@ length counts the payload only. This module holds the constants, the frame
 encoder and a buffered frame reader for one socket. Standard library only.
 """
 
+import socket
 import struct
+
+_DONTWAIT = socket.MSG_DONTWAIT
 
 HEADER = struct.Struct(">IBI")
 HEADER_SIZE = HEADER.size  # 9
@@ -42,6 +45,7 @@ FLAG_BODY_INLINE = 2
 # control kinds (first payload byte of a CONTROL frame)
 CTL_READY = 1
 CTL_STOP = 2
+CTL_CANCEL = 3
 
 NAMES = {
     REQUEST: "REQUEST", BODY: "BODY", BODY_END: "BODY_END", FILE_ACK: "FILE_ACK", BODY_FAIL: "BODY_FAIL",
@@ -135,6 +139,30 @@ class Channel:
                     raise ProtocolError("connection closed inside a frame")
                 raise EOFError
             self.end += n
+
+    def poll_control(self, stream, kind):
+        """Without blocking: whether a CONTROL frame of this kind for this
+        stream is next in line (it is then consumed). Other frames stay."""
+        if self.end == self.start:
+            self.start = self.end = 0
+        if self.end < len(self.buf):
+            try:
+                n = self.sock.recv_into(self.view[self.end:], 0, _DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                n = None
+            if n == 0:
+                raise EOFError
+            if n:
+                self.end += n
+        if self.end - self.start < HEADER_SIZE + 1:
+            return False
+        length, ftype, fstream = HEADER.unpack_from(self.buf, self.start)
+        if ftype != CONTROL_TO_WORKER or fstream != stream or length < 1:
+            return False
+        if self.buf[self.start + HEADER_SIZE] != kind[0] or self.end - self.start < HEADER_SIZE + length:
+            return False
+        self.start += HEADER_SIZE + length
+        return True
 
     def buffered(self):
         """Whether bytes of a next frame are already buffered."""

@@ -14,6 +14,7 @@ import importlib
 import json
 import marshal
 import os
+import re
 import signal
 import socket
 import stat
@@ -28,6 +29,7 @@ _HOP_BY_HOP = frozenset((
     "te", "trailers", "transfer-encoding", "upgrade",
 ))
 
+_monotonic = __import__("time").monotonic
 _frame = P.frame
 _HEADER_pack = P.HEADER.pack
 _U32_pack = P.U32.pack
@@ -39,6 +41,18 @@ _START = P.START
 
 class ClientDisconnected(OSError):
     """wsgi.input: the client's request body broke off before its end."""
+
+
+class ClientGone(OSError):
+    """The client closed its connection while the response was streaming:
+    raised from write() so the iteration stops and close() is called."""
+
+
+# RFC 9110 token, and the characters no header may carry (PEP 3333 and
+# wsgiref.validate: control characters other than HTAB).
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z").match
+_CONTROL_CHARS = re.compile(r"[\x01-\x08\x0a-\x1f\x7f]").search
+_CANCEL = bytes((P.CTL_CANCEL,))
 
 
 class AppLoadError(Exception):
@@ -129,6 +143,10 @@ class Input:
             want = min(max(want, P.INITIAL_WINDOW), P.MAX_DATA_FRAME)
             chan.send(_HEADER_pack(4, P.CREDIT, self._stream) + _U32_pack(want))
         ftype, _stream, payload = chan.read_frame()
+        while ftype == P.CONTROL_TO_WORKER:
+            # a cancel of the response while the app reads its body: the
+            # response then runs to its end, drained by the master
+            ftype, _stream, payload = chan.read_frame()
         if ftype == P.BODY:
             self._buf += payload
         elif ftype == P.BODY_END:
@@ -242,7 +260,7 @@ class Errors:
 class Response:
     """start_response, write() and the sending of the response frames."""
 
-    __slots__ = ("chan", "stream", "head", "is_head", "start", "code", "has_length", "sent")
+    __slots__ = ("chan", "stream", "head", "is_head", "start", "code", "has_length", "sent", "next_poll")
 
     def __init__(self, chan, stream, is_head):
         self.chan = chan
@@ -251,6 +269,7 @@ class Response:
         self.head = is_head  # no body is sent
         self.start = None  # encoded START payload
         self.sent = False
+        self.next_poll = 0.0
 
     def start_response(self, status, headers, exc_info=None):
         if exc_info is not None:
@@ -274,7 +293,12 @@ class Response:
                 has_length = True
             if type(value) is not str:
                 raise TypeError("header %r: value must be str, not %s" % (name, type(value).__name__))
-        self.start = P.encode_start(status, headers)
+            if not _TOKEN(name):
+                raise ValueError("header name %r is not an HTTP token (RFC 9110)" % name)
+        start = P.encode_start(status, headers)
+        if _CONTROL_CHARS(status) or any(_CONTROL_CHARS(v) for _, v in headers):
+            raise ValueError("control character in the status or a header: %r" % ([status] + list(headers),))
+        self.start = start
         code = int(status[:3])
         self.code = code
         self.has_length = has_length
@@ -304,6 +328,12 @@ class Response:
                 chunk = data[i:i + P.MAX_DATA_FRAME]
                 out += _HEADER_pack(len(chunk), _DATA, stream) + chunk
         self.chan.send(out)
+        now = _monotonic()
+        if now >= self.next_poll:
+            # At most every 5 ms: has the master said the client is gone?
+            self.next_poll = now + 0.005
+            if self.chan.poll_control(self.stream, _CANCEL):
+                raise ClientGone("the client closed the connection")
 
     def send_list(self, blocks):
         """A list or tuple body: START, DATA and END in one write."""
@@ -371,6 +401,8 @@ def serve(chan, app, base_environ):
             handle(chan, app, base_environ, stream, payload)
         elif ftype == P.CONTROL_TO_WORKER and payload[:1] == bytes((P.CTL_STOP,)):
             return
+        elif ftype == P.CONTROL_TO_WORKER and payload[:1] == _CANCEL:
+            continue  # the cancel of a response that had already ended
         else:
             raise P.ProtocolError("unexpected %s frame between requests" % P.NAMES.get(ftype, ftype))
 
@@ -402,6 +434,8 @@ def handle(chan, app, base_environ, stream, payload):
             _send_iterable(resp, result)
     except P.ProtocolError:
         raise
+    except ClientGone:
+        chan.send(_HEADER_pack(0, _END, stream))  # the master is draining up to here
     except Exception:
         fail(chan, stream, errors)
     finally:

@@ -187,3 +187,30 @@ def exit_now(environ, start_response):
 
 
 not_callable = 42
+
+
+def bad_header_name(environ, start_response):
+    start_response("200 OK", [("X Space", "v")])
+    return [b"never"]
+
+
+def control_char(environ, start_response):
+    start_response("200 OK", [("X-Ctl", "a\x01b")])
+    return [b"never"]
+
+
+class Endless:
+    def __init__(self, environ):
+        self.environ = environ
+
+    def __iter__(self):
+        while True:
+            yield b"x" * 65536
+
+    def close(self):
+        self.environ["wsgi.errors"].write("close called\n")
+
+
+def endless(environ, start_response):
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return Endless(environ)
