@@ -14,6 +14,8 @@ import http.client
 import json
 import os
 import platform
+import resource
+import shutil
 import signal
 import socket
 import statistics
@@ -54,7 +56,7 @@ CASES = {
 # --- the servers: each is started as its documentation recommends for production -------------------------------
 
 def wsgate_argv(opts, app, port):
-    return [opts.wsgate_bin, "serve", "--app", app, "--pythonpath", BENCH_DIR, "--chdir", BENCH_DIR,
+    return [opts.wsgate_bin, "serve", "--app", app, "--python", sys.executable, "--chdir", BENCH_DIR,
             "--bind", "%s:%d" % (HOST, port), "--workers", str(opts.workers)]
 
 
@@ -166,6 +168,21 @@ class Sampler(threading.Thread):
         self.sample()
 
 
+def busy_cpu_seconds():
+    """CPU seconds all CPUs of the machine have spent not idle since boot (/proc/stat)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    guest = sum(fields[8:10]) if len(fields) > 9 else 0  # already counted in user and nice
+    return (sum(fields) - idle - guest) / CLOCK_TICKS
+
+
+def children_cpu_seconds():
+    """CPU seconds of our reaped children (wrk runs are the only ones reaped during a measurement)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def cpu_split(root, before, after):
     """CPU seconds used between two process_tree snapshots: (master, workers)."""
     master = after.get(root, (0, 0, 0))[2] - before.get(root, (0, 0, 0))[2]
@@ -264,7 +281,9 @@ def run_one(opts, case, server, log_dir):
             wrk(opts, case, port, opts.warmup)
         before = process_tree(proc.pid)
         result["loadavg"] = open("/proc/loadavg").read().split()[0]
+        busy0, wrk0 = busy_cpu_seconds(), children_cpu_seconds()
         text = wrk(opts, case, port, opts.duration)
+        busy1, wrk1 = busy_cpu_seconds(), children_cpu_seconds()
         after = process_tree(proc.pid)
         sampler.stop()
         try:
@@ -274,6 +293,10 @@ def run_one(opts, case, server, log_dir):
         master_cpu, workers_cpu = cpu_split(proc.pid, before, after)
         result["master_cpu_pct"] = 100.0 * master_cpu / result["seconds"]
         result["workers_cpu_pct"] = 100.0 * workers_cpu / result["seconds"]
+        result["wrk_cpu_pct"] = 100.0 * (wrk1 - wrk0) / result["seconds"]
+        # everything else the machine did meanwhile: other people's builds and tests, this script
+        result["other_cpu_pct"] = max(0.0, 100.0 * ((busy1 - busy0) - (wrk1 - wrk0) - master_cpu - workers_cpu)
+                                      / result["seconds"])
         result["master_peak_mb"] = sampler.master_peak / 2**20
         result["workers_peak_mb"] = sampler.workers_peak / 2**20
         result["master_growth_mb"] = result["master_peak_mb"] - result["master_idle_mb"]
@@ -286,6 +309,130 @@ def run_one(opts, case, server, log_dir):
     return result
 
 
+# --- profile mode: where wsgate's time goes ---------------------------------------------------------------------
+
+def start_wsgate(opts, app, port, log_path, env=None):
+    argv = wsgate_argv(opts, app, port)
+    with open(log_path, "w") as log:
+        return subprocess.Popen(argv, cwd=BENCH_DIR, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, env=dict(os.environ, **(env or {})))
+
+
+def run_profile(opts, case, out_dir):
+    """Two runs of wsgate under wrk: (1) a Go CPU profile of the master (WSGATE_PPROF) and a system-wide perf
+    sample split by process, (2) the same load with cProfile inside each worker. Prints the top of each."""
+    import urllib.request
+
+    print("\n== profile: %s (%s), wsgate %d workers, wrk -t%d -c%d -d%ds" % (
+        case.name, case.title, opts.workers, opts.wrk_threads, opts.connections, opts.duration))
+    # (1) the master: pprof over HTTP while wrk runs; perf for the CPU split between processes
+    port, pprof_port = free_port(), free_port()
+    log_path = os.path.join(out_dir, "%s-master.log" % case.name)
+    proc = start_wsgate(opts, case.app, port, log_path, {"WSGATE_PPROF": "%s:%d" % (HOST, pprof_port)})
+    pprof_path = os.path.join(out_dir, "%s-master.pprof" % case.name)
+    perf_path = os.path.join(out_dir, "%s-perf.data" % case.name)
+    perf = None
+    try:
+        wait_ready(proc, port, case.path, log_path, opts.ready_timeout)
+        wrk(opts, case, port, opts.warmup or 1)
+        seconds = max(1, opts.duration - 1)
+        counters = []
+        if shutil.which("perf"):
+            perf = subprocess.Popen(["perf", "record", "-a", "-e", "cpu-clock", "-F", "499", "-o", perf_path],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            workers = [pid for pid, st in process_tree(proc.pid).items() if st[0] == proc.pid]
+            for label, pid in [("master", proc.pid)] + [("worker", pid) for pid in workers[:1]]:
+                counters.append((label, subprocess.Popen(
+                    ["perf", "stat", "-x", ",", "-e", "raw_syscalls:sys_enter,context-switches", "-p", str(pid),
+                     "--", "sleep", str(seconds)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)))
+        report = {}
+        load = threading.Thread(target=lambda: report.update(text=wrk(opts, case, port, opts.duration)))
+        load.start()
+        url = "http://%s:%d/debug/pprof/profile?seconds=%d" % (HOST, pprof_port, seconds)
+        with urllib.request.urlopen(url, timeout=seconds + 30) as resp, open(pprof_path, "wb") as f:
+            f.write(resp.read())
+        load.join()
+        print(summarize_wrk(report["text"]))
+        rps = wrkparse.parse(report["text"])["rps"]
+        for label, counter in counters:
+            counts = {}
+            for line in counter.communicate()[1].splitlines():
+                fields = line.split(",")
+                if len(fields) > 2 and fields[0].isdigit():
+                    counts[fields[2]] = int(fields[0])
+            per = rps * seconds / (1 if label == "master" else opts.workers)
+            if per and counts:
+                print("  %s: %.1f syscalls and %.1f context switches per request (perf stat, %d s)" % (
+                    label, counts.get("raw_syscalls:sys_enter", 0) / per, counts.get("context-switches", 0) / per,
+                    seconds))
+    except (ServerFailed, OSError, wrkparse.WrkParseError) as e:
+        print("  master profile failed: %s" % e)
+        pprof_path = None
+    finally:
+        if perf:
+            perf.send_signal(signal.SIGINT)
+            perf.wait()
+        stop(proc)
+    if pprof_path:
+        print("\n-- Go CPU profile of the master (%s): top functions by flat time" % os.path.relpath(pprof_path))
+        out = subprocess.run(["go", "tool", "pprof", "-top", "-nodecount=%d" % opts.profile_top, opts.wsgate_bin,
+                              pprof_path], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        print(out.stdout.rstrip())
+        print("\n-- the same profile by cumulative time (what calls the syscalls)")
+        out = subprocess.run(["go", "tool", "pprof", "-top", "-cum", "-nodecount=%d" % opts.profile_top,
+                              opts.wsgate_bin, pprof_path], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        print("\n".join(out.stdout.rstrip().splitlines()[5:]))
+    if perf:
+        print("\n-- CPU split between processes during the run (perf, all CPUs; idle is the rest)")
+        out = subprocess.run(["perf", "report", "-i", perf_path, "--stdio", "--sort", "comm", "--percent-limit", "1"],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        print("\n".join(line for line in out.stdout.splitlines() if line.strip() and not line.startswith("#")))
+        print("\n-- where the master's own samples land (perf: share of its samples, by shared object and symbol)")
+        comm = os.path.basename(opts.wsgate_bin)[:15]  # the kernel keeps 15 characters of a command name
+        out = subprocess.run(["perf", "report", "-i", perf_path, "--stdio", "--comms", comm,
+                              "--sort", "dso,sym", "--percentage", "relative", "--percent-limit", "2"],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        print("\n".join(line for line in out.stdout.splitlines() if line.strip() and not line.startswith("#")))
+    # (2) the workers: cProfile inside, same load
+    port = free_port()
+    log_path = os.path.join(out_dir, "%s-workers.log" % case.name)
+    for old in os.listdir(out_dir):
+        if old.startswith("worker-") and old.endswith(".prof"):
+            os.unlink(os.path.join(out_dir, old))
+    proc = start_wsgate(opts, "benchprofile:app", port, log_path,
+                        {"BENCH_PROFILE_TARGET": case.app, "BENCH_PROFILE_DIR": out_dir})
+    dumps = set()
+    try:
+        wait_ready(proc, port, case.path, log_path, opts.ready_timeout)
+        print("\n-- under cProfile (slower):", summarize_wrk(wrk(opts, case, port, opts.duration)))
+        for _ in range(4 * opts.workers):
+            conn = http.client.HTTPConnection(HOST, port, timeout=30)
+            conn.request("GET", "/__cprofile/dump")
+            dumps.add(conn.getresponse().read().decode().strip())
+            conn.close()
+    except (ServerFailed, OSError, http.client.HTTPException) as e:
+        print("  worker profile failed: %s" % e)
+    finally:
+        stop(proc)
+    if dumps:
+        import pstats
+
+        first = sorted(dumps)[0]
+        print("\n-- cProfile of one worker (%s), top %d by own time" % (os.path.relpath(first), opts.profile_top))
+        stats = pstats.Stats(first)
+        stats.sort_stats("tottime").print_stats(opts.profile_top)
+        stats.sort_stats("cumulative").print_stats(12)
+
+
+def summarize_wrk(text):
+    try:
+        r = wrkparse.parse(text)
+    except wrkparse.WrkParseError as e:
+        return "wrk: %s" % e
+    return "%.0f rps, p50 %s, p99 %s, socket errors %d, non-2xx %d" % (
+        r["rps"], fmt_ms(r["p50_ms"]), fmt_ms(r["p99_ms"]), r["errors"]["total"], r["non2xx"])
+
+
 # --- output ------------------------------------------------------------------------------------------------------
 
 def median_result(runs):
@@ -294,7 +441,8 @@ def median_result(runs):
     if not ok:
         return runs[-1]
     merged = dict(ok[0])
-    for key in ("rps", "p50_ms", "p99_ms", "avg_ms", "master_cpu_pct", "workers_cpu_pct"):
+    for key in ("rps", "p50_ms", "p99_ms", "avg_ms", "master_cpu_pct", "workers_cpu_pct", "wrk_cpu_pct",
+                "other_cpu_pct"):
         merged[key] = statistics.median(r[key] for r in ok)
     for key in ("master_peak_mb", "workers_peak_mb", "master_growth_mb"):
         merged[key] = max(r[key] for r in ok)
@@ -313,9 +461,9 @@ def print_table(case, results, out=sys.stdout):
     base = results.get("wsgate")
     base_rps = base["rps"] if base and "failed" not in base else None
     print("\n== %s: %s" % (case.name, case.title), file=out)
-    header = "%-17s %9s %9s %9s %8s %7s %9s %9s %11s %7s %7s  %s" % (
+    header = "%-17s %9s %9s %9s %8s %7s %9s %9s %11s %7s %7s %7s  %s" % (
         "server", "rps", "p50", "p99", "sock err", "non-2xx", "master", "workers", "master grow", "mst CPU",
-        "wkr CPU", "wsgate/peer")
+        "wkr CPU", "others", "wsgate/peer")
     print(header, file=out)
     print("-" * len(header), file=out)
     for name, r in results.items():
@@ -323,11 +471,10 @@ def print_table(case, results, out=sys.stdout):
             print("%-17s FAILED: %s" % (name, r["failed"].splitlines()[0][:150] if r["failed"] else ""), file=out)
             continue
         ratio = "—" if name == "wsgate" or base_rps is None else "%.2f×" % (base_rps / r["rps"])
-        print("%-17s %9.0f %9s %9s %8d %7d %7.1fMB %7.1fMB %9.1fMB %6.0f%% %6.0f%%  %s" % (
+        print("%-17s %9.0f %9s %9s %8d %7d %7.1fMB %7.1fMB %9.1fMB %6.0f%% %6.0f%% %6.0f%%  %s" % (
             name, r["rps"], fmt_ms(r["p50_ms"]), fmt_ms(r["p99_ms"]), r["errors"]["total"], r["non2xx"],
-            r["master_peak_mb"],
-            r["workers_peak_mb"], r["master_growth_mb"], r["master_cpu_pct"], r["workers_cpu_pct"], ratio),
-            file=out)
+            r["master_peak_mb"], r["workers_peak_mb"], r["master_growth_mb"], r["master_cpu_pct"],
+            r["workers_cpu_pct"], r["other_cpu_pct"], ratio), file=out)
 
 
 def check_targets(table):
@@ -430,9 +577,15 @@ def parse_args(argv):
     p.add_argument("--wrk-timeout", type=int, default=10, help="wrk --timeout, seconds")
     p.add_argument("--ready-timeout", type=int, default=60, help="seconds to wait for a server to answer")
     p.add_argument("--wsgate-bin", default=os.environ.get("WSGATE_BIN", os.path.join(REPO_DIR, "bin", "wsgate")))
+    p.add_argument("--profile", action="store_true",
+                   help="instead of the comparison, profile wsgate on --cases (default hello): pprof of the master, "
+                        "perf split between processes, cProfile of a worker; files in bench/results/profile/")
+    p.add_argument("--profile-top", type=int, default=25, help="rows of each profile to print")
     p.add_argument("--json", metavar="FILE",
                    help="write all results here (default: bench/results/bench-<UTC time>.json)")
     opts = p.parse_args(argv)
+    if opts.profile and opts.cases == p.get_default("cases"):
+        opts.cases = "hello"
     opts.cases = [c for c in opts.cases.split(",") if c]
     opts.servers = [s for s in opts.servers.split(",") if s]
     for c in opts.cases:
@@ -453,6 +606,12 @@ def main(argv=None):
         print("bench: %s is not an executable; build it (make build) or leave wsgate out with --servers"
               % opts.wsgate_bin, file=sys.stderr)
         return 2
+    if opts.profile:
+        out_dir = os.path.join(RESULTS_DIR, "profile")
+        os.makedirs(out_dir, exist_ok=True)
+        for case_name in opts.cases:
+            run_profile(opts, CASES[case_name], out_dir)
+        return 0
     stamp = datetime.datetime.now(datetime.timezone.utc)
     log_dir = os.path.join(RESULTS_DIR, "logs")
     os.makedirs(log_dir, exist_ok=True)
