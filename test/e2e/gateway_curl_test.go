@@ -45,6 +45,17 @@ func TestGatewayCurl(t *testing.T) {
 		t.Errorf("chunked upload by curl: app saw %+v (%v), want %d bytes sha %s", got, err, len(data), gwSHA(data))
 	}
 
+	// With a known length above 1 MB curl sends Expect: 100-continue.
+	out = run("--fail", "--data-binary", "@"+file, s.URL+"/read?mode=small")
+	if err := json.Unmarshal([]byte(out), &got); err != nil || got.SHA256 != gwSHA(data) {
+		t.Errorf("upload with Expect: 100-continue: app saw %+v (%v), want sha %s", got, err, gwSHA(data))
+	}
+	// The same upload over HTTP/2 (h2c), where bodies arrive as DATA frames.
+	out = run("--fail", "--http2-prior-knowledge", "--data-binary", "@"+file, s.URL+"/read?mode=chunks")
+	if err := json.Unmarshal([]byte(out), &got); err != nil || got.SHA256 != gwSHA(data) || got.Length != len(data) {
+		t.Errorf("HTTP/2 upload: app saw %+v (%v), want %d bytes sha %s", got, err, len(data), gwSHA(data))
+	}
+
 	head := run("--head", s.URL+"/hello")
 	if !strings.HasPrefix(head, "HTTP/1.1 200") || !strings.Contains(strings.ToLower(head), "content-length: 12") {
 		t.Errorf("curl --head: %q", head)

@@ -92,6 +92,19 @@ func gwDo(t *testing.T, req *http.Request) gwResponse {
 	return gwResponse{status: resp.StatusCode, header: resp.Header, body: body, bodyErr: err, resp: resp}
 }
 
+// gwTry is gwGet for responses that may legitimately fail in transport: a
+// failure gives status -1 and the error in bodyErr.
+func gwTry(t *testing.T, url string) gwResponse {
+	t.Helper()
+	resp, err := gwClient.Get(url)
+	if err != nil {
+		return gwResponse{status: -1, bodyErr: err}
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return gwResponse{status: resp.StatusCode, header: resp.Header, body: body, bodyErr: err, resp: resp}
+}
+
 func gwGet(t *testing.T, url string) gwResponse {
 	t.Helper()
 	req, err := http.NewRequest("GET", url, nil)
@@ -214,12 +227,13 @@ func (h gwHideLength) Read(p []byte) (int, error) {
 func gwReadBody(resp *http.Response) ([]byte, error) { return io.ReadAll(resp.Body) }
 
 // gwFailedVisibly fails the test unless a response whose app failed mid-body
-// tells the client so: either an error status (the server had not sent the
-// headers yet) or the already-started 200 with firstChunk, cut short.
+// tells the client so: an error status (the server had not sent the headers
+// yet), the already-started 200 with firstChunk cut short, or no response at
+// all (the connection cut before anything reached the client).
 func gwFailedVisibly(t *testing.T, what string, r gwResponse, firstChunk string) {
 	t.Helper()
 	switch {
-	case r.status == 500 || r.status == 502:
+	case r.status == 500 || r.status == 502 || r.status == -1:
 	case r.status == 200 && r.bodyErr != nil:
 		if !strings.HasPrefix(string(r.body), firstChunk) {
 			t.Errorf("%s: truncated 200 with body %.200q, want it to start with %q", what, r.body, firstChunk)

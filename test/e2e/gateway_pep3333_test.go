@@ -102,6 +102,15 @@ func TestGatewayPEP3333(t *testing.T) {
 		}
 	})
 
+	t.Run("LongPath", func(t *testing.T) {
+		seg := strings.Repeat("%C3%A9abc", 1000) // 9000 bytes of request target
+		var env map[string]any
+		gwJSON(t, "long path", gwGet(t, s.URL+"/environ/"+seg), &env)
+		if want := "/environ/" + gwLatin1([]byte(strings.Repeat("\xc3\xa9abc", 1000))); env["PATH_INFO"] != want {
+			t.Errorf("PATH_INFO of a 9000-byte target differs (%d code points, want %d)", len([]rune(env["PATH_INFO"].(string))), len([]rune(want)))
+		}
+	})
+
 	t.Run("WSGIFlagsOneThread", func(t *testing.T) {
 		var env map[string]any
 		gwJSON(t, "environ", gwGet(t, s.URL+"/environ/"), &env)
@@ -418,7 +427,7 @@ func TestGatewayPEP3333(t *testing.T) {
 	})
 
 	t.Run("ExcInfoAfterHeadersReraises", func(t *testing.T) {
-		r := gwGet(t, s.URL+"/excinfo?when=after&id=exc1")
+		r := gwTry(t, s.URL+"/excinfo?when=after&id=exc1")
 		if got := harness.WaitFile(t, s.gwRecord("exc1")); got != "reraised" {
 			t.Errorf("start_response(…, exc_info) after the headers were sent: app recorded %q, want reraised", got)
 		}
@@ -438,7 +447,7 @@ func TestGatewayPEP3333(t *testing.T) {
 	})
 
 	t.Run("CloseCalledWhenAppRaises", func(t *testing.T) {
-		r := gwGet(t, s.URL+"/close?id=raise&mode=raise&n=3")
+		r := gwTry(t, s.URL+"/close?id=raise&mode=raise&n=3")
 		if got := harness.WaitFile(t, s.gwRecord("closed-raise")); got != "1" {
 			t.Errorf("close() recorded %q pieces sent, want 1", got)
 		}
@@ -568,7 +577,7 @@ func TestGatewayWSGIFlagsThreaded(t *testing.T) {
 	if other := <-held; other.status != 502 {
 		t.Errorf("request on another thread of the dead worker %d: status %d (%v), want 502", heldPid, other.status, other.bodyErr)
 	}
-	harness.WaitFor(t, "the dead worker to be gone", func() bool { return !harness.ProcessAlive(heldPid) })
+	harness.WaitFor(t, "the dead worker to be reaped", func() bool { return harness.ProcessReaped(heldPid) })
 	gwOK(t, "request after the crash", gwGet(t, s.URL+"/hello"))
 }
 

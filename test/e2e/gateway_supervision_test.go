@@ -3,6 +3,8 @@ package e2e
 import (
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -95,7 +97,7 @@ func TestGatewayWorkerCrash(t *testing.T) {
 			if crashed == busyPid {
 				t.Fatalf("crash request was given to the busy worker %d", busyPid)
 			}
-			harness.WaitFor(t, fmt.Sprintf("crashed worker %d to be gone", crashed), func() bool { return !harness.ProcessAlive(crashed) })
+			harness.WaitFor(t, fmt.Sprintf("crashed worker %d to be reaped", crashed), func() bool { return harness.ProcessReaped(crashed) })
 			s.gwRelease(t, how+"-busy")
 			gwFinish(t, "request on the other worker", busyPid, busy)
 			s.gwAssertPoolServes(t, 2, how, crashed)
@@ -112,14 +114,14 @@ func TestGatewayWorkerCrash(t *testing.T) {
 		if err := syscall.Kill(p0, syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		harness.WaitFor(t, "killed worker to be gone", func() bool { return !harness.ProcessAlive(p0) })
+		harness.WaitFor(t, "killed worker to be reaped", func() bool { return harness.ProcessReaped(p0) })
 		for i := range 6 {
 			gwOK(t, fmt.Sprintf("request %d after an idle worker was killed", i), gwGet(t, s.URL+"/hello"))
 		}
 		s.gwAssertPoolServes(t, 2, "idle", p0)
 	})
 	t.Run("AfterHeaders", func(t *testing.T) {
-		r := gwGet(t, s.URL+"/crash?how=exit&after=headers&id=late")
+		r := gwTry(t, s.URL+"/crash?how=exit&after=headers&id=late")
 		crashed, _ := strconv.Atoi(harness.WaitFile(t, s.gwRecord("late.pid")))
 		gwFailedVisibly(t, "worker died after its first block", r, "first chunk")
 		s.gwAssertPoolServes(t, 2, "late", crashed)
@@ -169,7 +171,7 @@ func TestGatewayTimeout(t *testing.T) {
 	if r.status != 504 {
 		t.Errorf("request past --timeout: status %d (%v), want 504", r.status, r.bodyErr)
 	}
-	harness.WaitFor(t, fmt.Sprintf("timed-out worker %d to be killed", hungPid), func() bool { return !harness.ProcessAlive(hungPid) })
+	harness.WaitFor(t, fmt.Sprintf("timed-out worker %d to be killed and reaped", hungPid), func() bool { return harness.ProcessReaped(hungPid) })
 	s.gwAssertPoolServes(t, 2, "after", hungPid)
 }
 
@@ -314,5 +316,76 @@ func TestGatewayReload(t *testing.T) {
 	s.gwAssertPoolServes(t, 2, "new", oldA, oldB)
 	s.gwRelease(t, "old-a")
 	gwFinish(t, "request in flight across the reload", oldA, heldA)
-	harness.WaitFor(t, "old workers to exit", func() bool { return !harness.ProcessAlive(oldA) && !harness.ProcessAlive(oldB) })
+	harness.WaitFor(t, "old workers to exit and be reaped", func() bool { return harness.ProcessReaped(oldA) && harness.ProcessReaped(oldB) })
+}
+
+// gwImportFailures counts the failed imports of apps/flaky.py so far.
+func (s *gwServer) gwImportFailures() int {
+	matches, _ := filepath.Glob(s.gwRecord("import-failed-*"))
+	return len(matches)
+}
+
+// TestGatewayRespawnFailsToLoad: a worker that dies and whose replacement
+// cannot load the app (the code changed under it) costs nothing to the other
+// worker's clients; once the app loads again the pool is whole.
+func TestGatewayRespawnFailsToLoad(t *testing.T) {
+	s := gwStartApp(t, "flaky:app", "", "--workers", "2", "--threads", "1")
+	p0, d0 := s.gwBlock(t, "r0")
+	p1, d1 := s.gwBlock(t, "r1")
+	s.gwRelease(t, "r0")
+	s.gwRelease(t, "r1")
+	gwFinish(t, "r0", p0, d0)
+	gwFinish(t, "r1", p1, d1)
+
+	if err := os.WriteFile(s.gwRecord("fail-import"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(p0, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	harness.WaitFor(t, "a replacement worker to fail its import", func() bool { return s.gwImportFailures() > 0 })
+	for i := range 10 {
+		r := gwGet(t, s.URL+"/pid")
+		gwOK(t, fmt.Sprintf("request %d while the replacement cannot load", i), r)
+		if string(r.body) != strconv.Itoa(p1) {
+			t.Errorf("request %d served by %q, want the surviving worker %d", i, r.body, p1)
+		}
+	}
+	select {
+	case <-s.Done():
+		t.Fatalf("serve exited because a replacement worker could not load the app\n%s", s.Logs())
+	default:
+	}
+	if err := os.Remove(s.gwRecord("fail-import")); err != nil {
+		t.Fatal(err)
+	}
+	s.gwAssertPoolServes(t, 2, "healed", p0)
+}
+
+// TestGatewayReloadFailsToLoad: SIGHUP while the app cannot load keeps the old
+// workers serving; a later SIGHUP with the app fixed replaces them.
+func TestGatewayReloadFailsToLoad(t *testing.T) {
+	s := gwStartApp(t, "flaky:app", "", "--workers", "1", "--threads", "1")
+	old, held := s.gwBlock(t, "before")
+	s.gwRelease(t, "before")
+	gwFinish(t, "before", old, held)
+
+	if err := os.WriteFile(s.gwRecord("fail-import"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.Signal(syscall.SIGHUP)
+	harness.WaitFor(t, "the reloaded worker to fail its import", func() bool { return s.gwImportFailures() > 0 })
+	for i := range 5 {
+		r := gwGet(t, s.URL+"/pid")
+		gwOK(t, fmt.Sprintf("request %d after a failed reload", i), r)
+		if string(r.body) != strconv.Itoa(old) {
+			t.Errorf("request %d served by %q, want the old worker %d", i, r.body, old)
+		}
+	}
+	if err := os.Remove(s.gwRecord("fail-import")); err != nil {
+		t.Fatal(err)
+	}
+	s.Signal(syscall.SIGHUP)
+	s.WaitLog("reload complete")
+	s.gwAssertPoolServes(t, 1, "reloaded", old)
 }

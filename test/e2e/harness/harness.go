@@ -353,6 +353,14 @@ func ProcessAlive(pid int) bool {
 	return ok && state != "Z" && state != "X"
 }
 
+// ProcessReaped reports whether pid is gone entirely: dead and waited for by
+// its parent (a zombie is dead but not reaped). A supervisor must reap the
+// workers it loses, so tests of crashes wait for this.
+func ProcessReaped(pid int) bool {
+	_, err := os.Stat(filepath.Join("/proc", strconv.Itoa(pid)))
+	return os.IsNotExist(err)
+}
+
 // WaitFor polls cond until it holds, failing the test after Deadline with
 // what. It is for conditions outside the server's output: a file an app
 // writes, a process that must die.
