@@ -9,6 +9,9 @@ run(...) builds the application one of three ways:
                  local_conf, then SPEC ("module:function") is called with them;
   factory=SPEC + global_conf/local_conf dicts.
 then runs `body` (Python code that may use `app` and `emit(key, value)`).
+
+The interpreter is the one running the tests, or DJHARNESS_PYTHON (e.g. a
+CPython 3.9 virtualenv with Django 4.2, to prove wsgate.django runs there).
 """
 
 import json
@@ -85,7 +88,8 @@ def run(body="pass", paste=None, factory=None, uri=None, global_conf=None, local
     full_env["DJHARNESS_SPEC"] = json.dumps(spec)
     full_env["PYTHONPATH"] = os.pathsep.join([RUNTIME, PROJ, DISTS])
     full_env.pop("DJANGO_SETTINGS_MODULE", None)
-    proc = subprocess.run([python or sys.executable, "-c", script], env=full_env, cwd=cwd or PROJ,
+    python = python or os.environ.get("DJHARNESS_PYTHON") or sys.executable
+    proc = subprocess.run([python, "-c", script], env=full_env, cwd=cwd or PROJ,
                           capture_output=True, text=True, timeout=120)
     for line in proc.stdout.splitlines():
         if line.startswith("DJHARNESS"):
