@@ -55,8 +55,8 @@ func gwFinish(t *testing.T, what string, pid int, done <-chan gwResponse) {
 
 // gwAssertPoolServes proves that n distinct live workers, none of them in
 // dead, serve requests: it holds n requests at once (so n workers must be up
-// to take them), then lets them finish.
-func (s *gwServer) gwAssertPoolServes(t *testing.T, n int, tag string, dead ...int) {
+// to take them), then lets them finish. It returns the workers' pids.
+func (s *gwServer) gwAssertPoolServes(t *testing.T, n int, tag string, dead ...int) []int {
 	t.Helper()
 	pids := make([]int, n)
 	dones := make([]<-chan gwResponse, n)
@@ -79,6 +79,7 @@ func (s *gwServer) gwAssertPoolServes(t *testing.T, n int, tag string, dead ...i
 		s.gwRelease(t, fmt.Sprintf("%s-pool%d", tag, i))
 		gwFinish(t, fmt.Sprintf("pool request %d", i), pids[i], dones[i])
 	}
+	return pids
 }
 
 // TestGatewayWorkerCrash: a worker dying mid-request costs that request a 502;
@@ -104,13 +105,7 @@ func TestGatewayWorkerCrash(t *testing.T) {
 		})
 	}
 	t.Run("KilledWhileIdle", func(t *testing.T) {
-		// Learn both workers' pids by holding a request on each.
-		p0, d0 := s.gwBlock(t, "idle0")
-		p1, d1 := s.gwBlock(t, "idle1")
-		s.gwRelease(t, "idle0")
-		s.gwRelease(t, "idle1")
-		gwFinish(t, "idle0", p0, d0)
-		gwFinish(t, "idle1", p1, d1)
+		p0 := s.gwAssertPoolServes(t, 2, "idle-before")[0]
 		if err := syscall.Kill(p0, syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
@@ -330,12 +325,8 @@ func (s *gwServer) gwImportFailures() int {
 // worker's clients; once the app loads again the pool is whole.
 func TestGatewayRespawnFailsToLoad(t *testing.T) {
 	s := gwStartApp(t, "flaky:app", "", "--workers", "2", "--threads", "1")
-	p0, d0 := s.gwBlock(t, "r0")
-	p1, d1 := s.gwBlock(t, "r1")
-	s.gwRelease(t, "r0")
-	s.gwRelease(t, "r1")
-	gwFinish(t, "r0", p0, d0)
-	gwFinish(t, "r1", p1, d1)
+	pids := s.gwAssertPoolServes(t, 2, "start")
+	p0, p1 := pids[0], pids[1]
 
 	if err := os.WriteFile(s.gwRecord("fail-import"), nil, 0o644); err != nil {
 		t.Fatal(err)
