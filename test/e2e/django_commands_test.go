@@ -158,6 +158,12 @@ func TestDjangoManageExitsWithTheCommandsStatus(t *testing.T) {
 	if r.status != 1 {
 		t.Fatalf("manage migrate no_such_app: want status 1, got %d\n%s", r.status, r.stderr)
 	}
+	// Options before CONFIG_URI: --chdir to the project, --set a DEFAULT value.
+	r = djRun(t, t.TempDir(), "", nil, "manage", "--chdir", dir, "--set", "debug=false", "dev.ini",
+		"shell", "-c", "from django.conf import settings; print('DEBUG is', settings.DEBUG)")
+	if r.status != 0 || !strings.Contains(r.stdout, "DEBUG is False") {
+		t.Fatalf("manage --chdir --set debug=false: status %d\n%s%s", r.status, r.stdout, r.stderr)
+	}
 	if r := djRun(t, dir, "", nil, "manage"); r.status != 2 {
 		t.Fatalf("manage without CONFIG_URI: want usage status 2, got %d", r.status)
 	}
