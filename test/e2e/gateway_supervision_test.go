@@ -19,6 +19,9 @@ import (
 // and a channel delivering the response once the test releases it.
 func (s *gwServer) gwBlock(t *testing.T, ident string) (pid int, done <-chan gwResponse) {
 	t.Helper()
+	if _, err := os.Stat(s.gwRecord(ident + ".started")); err == nil {
+		t.Fatalf("block id %q used twice in one server", ident)
+	}
 	ch := make(chan gwResponse, 1)
 	go func() {
 		resp, err := gwClient.Get(s.URL + "/block?id=" + ident)
