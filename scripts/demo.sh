@@ -7,13 +7,14 @@
 #   WSGATE_BIN        the wsgate binary          (default: bin/wsgate)
 #   WSGATE_PYTHON     the Python interpreter     (default: .venv/bin/python)
 #   WSGATE_DEMO_DIR   the demo project           (default: examples/demo)
-#   WSGATE_DEMO_BIND  where to listen            (default: 127.0.0.1:8000)
+#   WSGATE_DEMO_BIND  where to listen            (default: development.ini's [server:main], 127.0.0.1:8000)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 wsgate="${WSGATE_BIN:-$root/bin/wsgate}"
 export WSGATE_PYTHON="${WSGATE_PYTHON:-$root/.venv/bin/python}"
 demo_dir="${WSGATE_DEMO_DIR:-$root/examples/demo}"
-bind="${WSGATE_DEMO_BIND:-127.0.0.1:8000}"
+bind=()
+[ -z "${WSGATE_DEMO_BIND:-}" ] || bind=(--bind "$WSGATE_DEMO_BIND")
 
 for need in "$wsgate" "$WSGATE_PYTHON"; do
 	if [ ! -x "$need" ]; then
@@ -38,7 +39,7 @@ admin_user="$(ini_default demo_admin_user)"
 admin_password="$(ini_default demo_admin_password)"
 
 # Serve, echoing wsgate's log, and say where to go once every worker is ready.
-"$wsgate" serve --bind "$bind" development.ini 2>&1 | {
+"$wsgate" serve "${bind[@]}" development.ini 2>&1 | {
 	url=""
 	while IFS= read -r line; do
 		printf '%s\n' "$line"
