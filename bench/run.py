@@ -602,6 +602,9 @@ def parse_args(argv):
 
 def main(argv=None):
     opts = parse_args(sys.argv[1:] if argv is None else argv)
+    if not shutil.which("wrk"):
+        print("bench: wrk is not installed; ./scripts/system-deps.sh wrk installs it (make bench does)", file=sys.stderr)
+        return 2
     if "wsgate" in opts.servers and not os.access(opts.wsgate_bin, os.X_OK):
         print("bench: %s is not an executable; build it (make build) or leave wsgate out with --servers"
               % opts.wsgate_bin, file=sys.stderr)
