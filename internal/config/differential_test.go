@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/wsgate/wsgate/internal/config"
@@ -252,28 +251,29 @@ func TestDifferentialAgainstPasteDeploy(t *testing.T) {
 		t.Fatalf("the differential corpus has %d configs; it should have at least 30", len(files))
 	}
 
-	// wsgate: the worker form, in-process, for the loader half (a few
-	// interpreters at a time: most of the cost is starting them).
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 4)
+	// wsgate: the worker form, in-process, for the loader half; one
+	// interpreter run resolves every case.
+	var trees []*config.Node
+	var owners []*diffCase
 	for i := range cases {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(c *diffCase) {
-			defer func() { <-sem; wg.Done() }()
-			n, err := config.LoadApp(c.File+"#"+c.Name, config.Options{Overrides: c.GlobalConf, Dir: dir})
-			if err == nil {
-				err = config.Resolve(n, py, []string{fake})
-			}
-			if err == nil {
-				c.Worker, err = n.WorkerJSON()
-			}
-			if err != nil {
-				c.Worker = nil
-			}
-		}(&cases[i])
+		c := &cases[i]
+		n, err := config.LoadApp(c.File+"#"+c.Name, config.Options{Overrides: c.GlobalConf, Dir: dir})
+		if err == nil {
+			trees = append(trees, n)
+			owners = append(owners, c)
+		}
 	}
-	wg.Wait()
+	errs, err := config.ResolveEach(trees, py, []string{fake})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range trees {
+		if errs[i] == nil {
+			if owners[i].Worker, err = n.WorkerJSON(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	paste := runOracle(t, py, "paste", []string{fake}, cases)
 	var loadable []diffCase
 	for _, c := range cases {

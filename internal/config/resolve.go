@@ -64,32 +64,69 @@ type resolveResponse struct {
 // resolves those too. Mistakes come back as *Error located at the node's
 // section; a missing or broken interpreter is a plain error.
 func Resolve(n *Node, interpreter string, extraPath []string) error {
-	pending := []*Node{}
-	n.Walk(func(x *Node) { pending = append(pending, x) })
-	for len(pending) > 0 {
-		if err := resolveBatch(pending, interpreter, extraPath); err != nil {
-			return err
-		}
-		var next []*Node
-		for _, c := range pending {
-			if !c.IsComposite() || c.Loadable != nil {
+	errs, err := ResolveEach([]*Node{n}, interpreter, extraPath)
+	if err != nil {
+		return err
+	}
+	return errs[0]
+}
+
+// ResolveEach resolves several trees with one interpreter run per level of
+// composites for all of them (an application and its server, or many
+// configurations in a test). errs[i] is tree i's first mistake; err is a
+// failure of the interpreter itself.
+func ResolveEach(trees []*Node, interpreter string, extraPath []string) (errs []error, err error) {
+	errs = make([]error, len(trees))
+	pending := make([][]*Node, len(trees))
+	for i, t := range trees {
+		t.Walk(func(x *Node) { pending[i] = append(pending[i], x) })
+	}
+	for {
+		var all []*Node
+		var owner []int
+		for i, p := range pending {
+			if errs[i] != nil {
 				continue
 			}
-			added, err := c.loadLoadables()
-			if err != nil {
-				return err
-			}
-			for _, a := range added {
-				a.Walk(func(x *Node) {
-					if !x.resolved {
-						next = append(next, x)
-					}
-				})
+			for _, x := range p {
+				all = append(all, x)
+				owner = append(owner, i)
 			}
 		}
-		pending = next
+		if len(all) == 0 {
+			return errs, nil
+		}
+		nodeErrs, err := resolveBatch(all, interpreter, extraPath)
+		if err != nil {
+			return nil, err
+		}
+		for k, e := range nodeErrs {
+			if e != nil && errs[owner[k]] == nil {
+				errs[owner[k]] = e
+			}
+		}
+		for i, p := range pending {
+			var next []*Node
+			for _, c := range p {
+				if errs[i] != nil || !c.IsComposite() || c.Loadable != nil {
+					continue
+				}
+				added, err := c.loadLoadables()
+				if err != nil {
+					errs[i] = err
+					break
+				}
+				for _, a := range added {
+					a.Walk(func(x *Node) {
+						if !x.resolved {
+							next = append(next, x)
+						}
+					})
+				}
+			}
+			pending[i] = next
+		}
 	}
-	return nil
 }
 
 func (n *Node) useLocation() location {
@@ -117,10 +154,12 @@ func (n *Node) optionLocation(opt string) location {
 	return loc
 }
 
-func resolveBatch(nodes []*Node, interpreter string, extraPath []string) error {
+// resolveBatch resolves nodes in one interpreter run; the result holds each
+// node's first mistake (nil when resolved).
+func resolveBatch(nodes []*Node, interpreter string, extraPath []string) ([]error, error) {
 	var req resolveRequest
 	type target struct {
-		node    *Node
+		index   int // in nodes
 		require bool
 	}
 	var targets []target
@@ -129,7 +168,7 @@ func resolveBatch(nodes []*Node, interpreter string, extraPath []string) error {
 		req.Specs = append(req.Specs, s)
 		targets = append(targets, t)
 	}
-	for _, n := range nodes {
+	for i, n := range nodes {
 		if n.resolved {
 			continue
 		}
@@ -147,49 +186,51 @@ func resolveBatch(nodes []*Node, interpreter string, extraPath []string) error {
 		}
 		switch n.specKind {
 		case "egg":
-			add(resolveSpec{Kind: "egg", Dist: n.eggDist, Entry: n.eggEntry, ObjectType: n.ObjectType}, target{node: n})
+			add(resolveSpec{Kind: "egg", Dist: n.eggDist, Entry: n.eggEntry, ObjectType: n.ObjectType}, target{index: i})
 		case "call":
-			add(resolveSpec{Kind: "call", Spec: strings.TrimPrefix(n.Use[strings.IndexByte(n.Use, ':')+1:], ""), ObjectType: n.ObjectType}, target{node: n})
+			add(resolveSpec{Kind: "call", Spec: n.Use[strings.IndexByte(n.Use, ':')+1:], ObjectType: n.ObjectType}, target{index: i})
 		case "object":
-			add(resolveSpec{Kind: "object", Spec: n.Use, ObjectType: n.ObjectType}, target{node: n})
+			add(resolveSpec{Kind: "object", Spec: n.Use, ObjectType: n.ObjectType}, target{index: i})
 		}
 		for _, r := range n.Require {
-			add(resolveSpec{Kind: "require", Dist: r}, target{node: n, require: true})
+			add(resolveSpec{Kind: "require", Dist: r}, target{index: i, require: true})
 		}
 	}
+	errs := make([]error, len(nodes))
 	if len(req.Specs) == 0 {
-		return nil
+		return errs, nil
 	}
 	resp, err := runResolver(req, interpreter, extraPath)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	byID := map[int]resolveResult{}
 	for _, r := range resp.Results {
 		byID[r.ID] = r
 	}
-	for i, t := range targets {
-		r, ok := byID[i]
+	for id, t := range targets {
+		n := nodes[t.index]
+		r, ok := byID[id]
 		if !ok {
-			return fmt.Errorf("wsgate.resolve gave no answer for %s", t.node.Use)
+			return nil, fmt.Errorf("wsgate.resolve gave no answer for %s", n.Use)
 		}
-		loc := t.node.useLocation()
-		if t.require {
-			if r.Error != "" {
-				return t.node.optionLocation("require").errorf("%s", r.Error)
+		if r.Error != "" && errs[t.index] == nil {
+			if t.require {
+				errs[t.index] = n.optionLocation("require").errorf("%s", r.Error)
+			} else {
+				errs[t.index] = n.useLocation().errorf("%s: %s", n.Use, r.Error)
 			}
+		}
+		if r.Error != "" || t.require {
 			continue
 		}
-		if r.Error != "" {
-			return loc.errorf("%s: %s", t.node.Use, r.Error)
-		}
-		t.node.Factory = r.Factory
-		if t.node.protocolPending {
-			t.node.Protocol = r.Protocol
-			t.node.protocolPending = false
+		n.Factory = r.Factory
+		if n.protocolPending {
+			n.Protocol = r.Protocol
+			n.protocolPending = false
 		}
 	}
-	return nil
+	return errs, nil
 }
 
 func runResolver(req resolveRequest, interpreter string, extraPath []string) (*resolveResponse, error) {
