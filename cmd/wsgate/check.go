@@ -244,12 +244,6 @@ func printNode(w io.Writer, n *config.Node, indent, label, childIndent string) {
 		fmt.Fprintf(&b, " ← %s", v)
 	}
 	fmt.Fprintln(w, b.String())
-	if n.Factory != "" {
-		for _, k := range n.LocalConf.Keys() {
-			v, _ := n.LocalConf.Get(k)
-			fmt.Fprintf(w, "%s    %s = %s\n", childIndent, k, strings.ReplaceAll(v, "\n", "\n"+childIndent+"      "))
-		}
-	}
 	type child struct {
 		label string
 		node  *config.Node
@@ -269,6 +263,16 @@ func printNode(w io.Writer, n *config.Node, indent, label, childIndent string) {
 	}
 	for _, k := range n.LoadableOrder {
 		kids = append(kids, child{k + ": ", n.Loadable[k]})
+	}
+	if n.Factory != "" {
+		confIndent := childIndent + "    "
+		if len(kids) > 0 {
+			confIndent = childIndent + "│   "
+		}
+		for _, k := range n.LocalConf.Keys() {
+			v, _ := n.LocalConf.Get(k)
+			fmt.Fprintf(w, "%s%s = %s\n", confIndent, k, strings.ReplaceAll(v, "\n", "\n"+confIndent+"  "))
+		}
 	}
 	for i, k := range kids {
 		branch, cont := "├─ ", "│  "

@@ -251,13 +251,20 @@ func runResolver(req resolveRequest, interpreter string, extraPath []string) (*r
 		if errors.Is(err, exec.ErrNotFound) || (!errors.As(err, &ee)) {
 			return nil, fmt.Errorf("cannot run the Python interpreter %q: %w (choose one with --python or WSGATE_PYTHON)", interpreter, err)
 		}
-		return nil, fmt.Errorf("the Python resolver failed (%s %v): %s", interpreter, err, strings.TrimSpace(stderr.String()))
+		return nil, fmt.Errorf("the Python resolver failed (%s: %v): %s", interpreter, err, lastLine(stderr.String()))
 	}
 	var resp resolveResponse
 	if err := json.Unmarshal(stdout.Bytes(), &resp); err != nil {
-		return nil, fmt.Errorf("the Python resolver (%s) answered something unreadable: %w; stderr: %s", interpreter, err, strings.TrimSpace(stderr.String()))
+		return nil, fmt.Errorf("the Python resolver (%s) answered something unreadable: %w; stderr: %s", interpreter, err, lastLine(stderr.String()))
 	}
 	return &resp, nil
+}
+
+// lastLine is the last non-empty line of a process's stderr: the exception
+// line of a traceback, or the whole message.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
 }
 
 // loadLoadables loads, for a composite, each local_conf value that names an

@@ -201,6 +201,8 @@ def resolve_all(specs):
             result["factory"], result["protocol"] = resolve_one(spec)
         except ResolveError as exc:
             result["error"] = str(exc)
+        except Exception as exc:  # e.g. unreadable distribution metadata
+            result["error"] = "cannot resolve it: %s" % _exception_line(exc)
         results.append(result)
     return results
 
