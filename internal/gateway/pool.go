@@ -31,9 +31,10 @@ type Pool struct {
 	// owned by the arbiter goroutine
 	workers    map[*worker]struct{}
 	nextID     int
-	gen        int // generation new workers join
-	reloadGen  int // generation being started by a reload; 0 if none
-	failures   int // consecutive load failures, for the respawn backoff
+	gen        int  // generation new workers join
+	reloadGen  int  // generation being started by a reload; 0 if none
+	reloadMore bool // a reload was asked for during that one: run it after
+	failures   int  // consecutive load failures, for the respawn backoff
 	respawnDue <-chan time.Time
 	stopping   bool
 }
@@ -214,6 +215,7 @@ func (p *Pool) onReady(w *worker) bool {
 			}
 			p.gen, p.reloadGen = p.reloadGen, 0
 			p.log.Info("reload complete", "workers", p.cfg.Workers, "generation", p.gen)
+			p.reloadAgain()
 		}
 	}
 	return true
@@ -233,6 +235,7 @@ func (p *Pool) onLoadFailed(w *worker, err error) {
 			}
 		}
 		p.reloadGen = 0
+		p.reloadAgain()
 		return
 	}
 	p.failures++
@@ -302,7 +305,8 @@ func (p *Pool) startReload() {
 		return
 	}
 	if p.reloadGen != 0 {
-		p.log.Info("reload already in progress")
+		p.log.Info("reload in progress; another will follow it")
+		p.reloadMore = true
 		return
 	}
 	p.reloadGen = p.gen + 1
@@ -318,6 +322,14 @@ func (p *Pool) startReload() {
 			p.reloadGen = 0
 			return
 		}
+	}
+}
+
+// reloadAgain starts the reload that was asked for during the last one.
+func (p *Pool) reloadAgain() {
+	if p.reloadMore {
+		p.reloadMore = false
+		p.startReload()
 	}
 }
 
