@@ -539,6 +539,22 @@ func TestGatewayPEP3333(t *testing.T) {
 		s.WaitLog("X-Injected")
 	})
 
+	t.Run("AppMisbehaves", func(t *testing.T) {
+		pid := string(gwGet(t, s.URL+"/pid").body)
+		for _, how := range []string{"raise", "none", "nostart", "str", "badstatus", "twice"} {
+			r := gwTry(t, s.URL+"/misbehave?how="+how)
+			if r.status != 500 {
+				t.Errorf("app breaking WSGI (%s): status %d (%v), want 500", how, r.status, r.bodyErr)
+			}
+		}
+		s.WaitLog("e2e: the app raised before start_response")
+		// An app error is the request's, not the worker's: nobody died.
+		p0 := s.gwAssertPoolServes(t, 2, "after-misbehaving")
+		if strconv.Itoa(p0[0]) != pid && strconv.Itoa(p0[1]) != pid {
+			t.Errorf("worker %s is gone after app errors (pool now %v)", pid, p0)
+		}
+	})
+
 	t.Run("ErrorsToServerLog", func(t *testing.T) {
 		gwOK(t, "/errors", gwGet(t, s.URL+"/errors?id=e2e-7731"))
 		s.WaitLog("e2e wsgi.errors marker e2e-7731")

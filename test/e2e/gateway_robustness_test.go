@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -68,6 +69,52 @@ func TestGatewayRobustness(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("UploadMemoryFlat", func(t *testing.T) {
+		// 128 MB through the master: with a credit window its peak RSS
+		// barely moves; a master holding the body would grow by 128 MB.
+		const size, allowed = 128 << 20, 48 << 20
+		before := gwPeakRSS(t, s.PID)
+		req, _ := http.NewRequest("POST", s.URL+"/read?mode=chunks", gwHideLength{r: io.LimitReader(gwPattern{}, size), n: 1 << 20})
+		req.ContentLength = -1
+		var got struct {
+			Length int `json:"length"`
+		}
+		gwJSON(t, "128 MB upload", gwDo(t, req), &got)
+		if got.Length != size {
+			t.Fatalf("app read %d bytes, want %d", got.Length, size)
+		}
+		if grew := gwPeakRSS(t, s.PID) - before; grew > allowed {
+			t.Errorf("master peak RSS grew by %d MB during a 128 MB upload, want < %d MB", grew>>20, allowed>>20)
+		}
+	})
+
+	t.Run("ConcurrentBurst", func(t *testing.T) {
+		// More simultaneous requests than worker threads: they queue and
+		// all get served.
+		const n = 300
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		pids := map[string]int{}
+		for range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r := gwTry(t, s.URL+"/pid")
+				mu.Lock()
+				defer mu.Unlock()
+				if r.status != 200 {
+					pids[fmt.Sprintf("status %d %v", r.status, r.bodyErr)]++
+					return
+				}
+				pids[string(r.body)]++
+			}()
+		}
+		wg.Wait()
+		if len(pids) != 2 {
+			t.Errorf("%d concurrent requests: answers %v, want all 200 from the 2 workers", n, pids)
+		}
+	})
 
 	t.Run("SlowClients", func(t *testing.T) {
 		// 500 clients dribble their request headers one byte per round and
@@ -207,4 +254,32 @@ func gwReadResponseQuiet(c net.Conn) (*http.Response, []byte) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	return resp, body
+}
+
+// gwPeakRSS is a process's peak resident set size (VmHWM) in bytes.
+func gwPeakRSS(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb int
+			fmt.Sscanf(strings.TrimSpace(rest), "%d kB", &kb)
+			return kb << 10
+		}
+	}
+	t.Fatalf("no VmHWM in /proc/%d/status", pid)
+	return 0
+}
+
+// gwPattern is an endless, cheap, non-repeating-per-block byte stream.
+type gwPattern struct{}
+
+func (gwPattern) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(i*7 + i>>8)
+	}
+	return len(p), nil
 }

@@ -361,6 +361,30 @@ def header_view(environ, start_response):
     return [b"header sent by the app\n"]
 
 
+def misbehave_view(environ, start_response):
+    """Break the WSGI contract the way ?how= says; the server must answer 500
+    and log it, and keep its worker."""
+    how = query(environ)["how"]
+    if how == "raise":
+        raise ValueError("e2e: the app raised before start_response")
+    if how == "none":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return None
+    if how == "nostart":
+        return [b"body without start_response"]
+    if how == "str":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return ["a str, not bytes"]
+    if how == "badstatus":
+        start_response("OK", [("Content-Type", "text/plain")])
+        return [b"status without a code"]
+    if how == "twice":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        start_response("201 Created", [("Content-Type", "text/plain")])
+        return [b"start_response twice without exc_info"]
+    raise ValueError("unknown misbehaviour %r" % how)
+
+
 def crlf_view(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain"),
                               ("X-Injected", "a\r\nSet-Cookie: e2e=pwned")])
@@ -408,6 +432,7 @@ VALIDATED = {
 RAW = {
     "hop": hop_view,
     "header": header_view,
+    "misbehave": misbehave_view,
     "crlf": crlf_view,
     "file": file_view,
 }
