@@ -294,6 +294,9 @@ def run_one(opts, case, server, log_dir):
         result["master_cpu_pct"] = 100.0 * master_cpu / result["seconds"]
         result["workers_cpu_pct"] = 100.0 * workers_cpu / result["seconds"]
         result["wrk_cpu_pct"] = 100.0 * (wrk1 - wrk0) / result["seconds"]
+        # CPU per request hardly depends on how many cycles others left us: the steadiest figure of a noisy run
+        result["cpu_us_per_req"] = 1e6 * (master_cpu + workers_cpu) / max(1, result["requests"])
+        result["master_us_per_req"] = 1e6 * master_cpu / max(1, result["requests"])
         # everything else the machine did meanwhile: other people's builds and tests, this script
         result["other_cpu_pct"] = max(0.0, 100.0 * ((busy1 - busy0) - (wrk1 - wrk0) - master_cpu - workers_cpu)
                                       / result["seconds"])
@@ -442,7 +445,7 @@ def median_result(runs):
         return runs[-1]
     merged = dict(ok[0])
     for key in ("rps", "p50_ms", "p99_ms", "avg_ms", "master_cpu_pct", "workers_cpu_pct", "wrk_cpu_pct",
-                "other_cpu_pct"):
+                "other_cpu_pct", "cpu_us_per_req", "master_us_per_req"):
         merged[key] = statistics.median(r[key] for r in ok)
     for key in ("master_peak_mb", "workers_peak_mb", "master_growth_mb"):
         merged[key] = max(r[key] for r in ok)
@@ -461,9 +464,9 @@ def print_table(case, results, out=sys.stdout):
     base = results.get("wsgate")
     base_rps = base["rps"] if base and "failed" not in base else None
     print("\n== %s: %s" % (case.name, case.title), file=out)
-    header = "%-17s %9s %9s %9s %8s %7s %9s %9s %11s %7s %7s %7s  %s" % (
+    header = "%-17s %9s %9s %9s %8s %7s %9s %9s %11s %7s %7s %7s %9s  %s" % (
         "server", "rps", "p50", "p99", "sock err", "non-2xx", "master", "workers", "master grow", "mst CPU",
-        "wkr CPU", "others", "wsgate/peer")
+        "wkr CPU", "others", "CPU/req", "wsgate/peer")
     print(header, file=out)
     print("-" * len(header), file=out)
     for name, r in results.items():
@@ -471,10 +474,10 @@ def print_table(case, results, out=sys.stdout):
             print("%-17s FAILED: %s" % (name, r["failed"].splitlines()[0][:150] if r["failed"] else ""), file=out)
             continue
         ratio = "—" if name == "wsgate" or base_rps is None else "%.2f×" % (base_rps / r["rps"])
-        print("%-17s %9.0f %9s %9s %8d %7d %7.1fMB %7.1fMB %9.1fMB %6.0f%% %6.0f%% %6.0f%%  %s" % (
+        print("%-17s %9.0f %9s %9s %8d %7d %7.1fMB %7.1fMB %9.1fMB %6.0f%% %6.0f%% %6.0f%% %7.0fµs  %s" % (
             name, r["rps"], fmt_ms(r["p50_ms"]), fmt_ms(r["p99_ms"]), r["errors"]["total"], r["non2xx"],
             r["master_peak_mb"], r["workers_peak_mb"], r["master_growth_mb"], r["master_cpu_pct"],
-            r["workers_cpu_pct"], r["other_cpu_pct"], ratio), file=out)
+            r["workers_cpu_pct"], r["other_cpu_pct"], r["cpu_us_per_req"], ratio), file=out)
 
 
 def check_targets(table):
