@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -171,6 +172,22 @@ func TestGatewayTimeout(t *testing.T) {
 	}
 	harness.WaitFor(t, fmt.Sprintf("timed-out worker %d to be killed and reaped", hungPid), func() bool { return harness.ProcessReaped(hungPid) })
 	s.gwAssertPoolServes(t, 2, "after", hungPid)
+
+	// A response already streaming when the timeout passes: its headers
+	// are out, so the client must see it cut short, not complete.
+	resp, err := gwClient.Get(s.URL + "/stream?n=3&hold=never")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err == nil {
+		t.Errorf("a response stopped by --timeout mid-stream ended cleanly with %q", body)
+	}
+	if !strings.HasPrefix(string(body), "piece 0\n") {
+		t.Errorf("streamed part before the timeout: %q", body)
+	}
+	s.gwAssertPoolServes(t, 2, "after-stream")
 }
 
 // TestGatewayMaxRequests: --max-requests recycles workers (new pids, old ones
@@ -382,4 +399,33 @@ func TestGatewayReloadFailsToLoad(t *testing.T) {
 	s.Signal(syscall.SIGHUP)
 	s.WaitLog("reload complete")
 	s.gwAssertPoolServes(t, 1, "reloaded", old)
+}
+
+// TestGatewayMasterKilled: workers do not outlive a master killed with
+// SIGKILL (which cannot drain anything), whether idle or busy in the app.
+func TestGatewayMasterKilled(t *testing.T) {
+	s := gwStart(t, "--workers", "2", "--threads", "1")
+	idle := s.gwAssertPoolServes(t, 2, "learn")
+	busy, _ := s.gwBlock(t, "orphan") // never released
+	s.Signal(syscall.SIGKILL)
+	s.Wait()
+	for _, pid := range append(idle, busy) {
+		harness.WaitFor(t, fmt.Sprintf("worker %d to exit after its master was killed", pid), func() bool { return !harness.ProcessAlive(pid) })
+	}
+}
+
+// TestGatewayBindBusy: a port already taken is one clear error and exit 1.
+func TestGatewayBindBusy(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	res := harness.Run(t, harness.Options{Args: []string{"--app", "pep3333:app", "--pythonpath", gwAppsDir(), "--workers", "1", "--bind", l.Addr().String()}})
+	if res.ExitCode != 1 || !strings.Contains(res.Output, l.Addr().String()) {
+		t.Errorf("bind to a busy %s: exit %d, want 1 and an error naming the address:\n%s", l.Addr(), res.ExitCode, res.Output)
+	}
+	if strings.Contains(res.Output, "goroutine ") || strings.Contains(res.Output, "panic:") {
+		t.Errorf("Go panic for a busy port:\n%s", res.Output)
+	}
 }
