@@ -86,6 +86,7 @@ type Node struct {
 	srcIsRef        bool        // Source is the option that named an egg:/call: directly
 	resolved        bool
 	compositePath   []string // composites this node was loaded for (cycle detection)
+	wordRef         bool     // loaded for one word of a composite's value: a cycle there is no mistake
 }
 
 // IsComposite reports whether the node is a composite application.

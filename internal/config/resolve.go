@@ -267,10 +267,12 @@ func lastLine(s string) string {
 	return strings.TrimSpace(lines[len(lines)-1])
 }
 
-// loadLoadables loads, for a composite, each local_conf value that names an
-// application: a section of the composite's file or a config:/egg:/call:
-// URI, with the composite's global_conf, as the loader PasteDeploy hands to
-// composite factories would on get_app(value).
+// loadLoadables loads, for a composite, what its factory may ask its
+// loader for: each local_conf value that names an application (a section
+// of the composite's file, or a config:/egg:/call: URI), and, in values of
+// several words (`pipeline = auth session app`), each word that names an
+// application or filter section. They are loaded with the composite's
+// global_conf, as PasteDeploy's loader.get_app(value) would.
 func (n *Node) loadLoadables() ([]*Node, error) {
 	n.Loadable = map[string]*Node{}
 	l := n.loader
@@ -280,39 +282,74 @@ func (n *Node) loadLoadables() ([]*Node, error) {
 	key := n.Source.String()
 	for _, p := range n.compositePath {
 		if p == key {
+			if n.wordRef {
+				// A word that happened to name an enclosing section:
+				// nothing the factory can ask for without looping.
+				return nil, nil
+			}
 			return nil, n.useLocation().errorf("composite cycle: %s contains itself through %s", key, strings.Join(append(n.compositePath, key), " → "))
 		}
 	}
 	path := append(append([]string(nil), n.compositePath...), key)
 	var added []*Node
+	addChild := func(name string, child *Node, word bool) {
+		child.Walk(func(x *Node) {
+			x.compositePath = path
+			x.wordRef = x.wordRef || word
+		})
+		n.Loadable[name] = child
+		n.LoadableOrder = append(n.LoadableOrder, name)
+		added = append(added, child)
+	}
 	for _, k := range n.LocalConf.Keys() {
 		v, _ := n.LocalConf.Get(k)
-		if _, done := n.Loadable[v]; done {
-			continue
-		}
 		loc := location{file: n.Source.File, line: n.Source.Line, section: n.Source.Section, option: k}
 		if sec, ok := l.ini.byName[n.Source.Section]; ok {
 			if o, ok := sec.byName[k]; ok {
 				loc.line = o.line
 			}
 		}
-		if m := schemeRe.FindString(v); m != "" {
-			switch strings.ToLower(strings.TrimSuffix(m, ":")) {
-			case "config", "egg", "call":
-			default:
+		if _, done := n.Loadable[v]; !done {
+			isName := false
+			if m := schemeRe.FindString(v); m != "" {
+				switch strings.ToLower(strings.TrimSuffix(m, ":")) {
+				case "config", "egg", "call":
+					isName = true
+				}
+			} else if _, err := l.findConfigSection(appType, v, loc); err == nil {
+				isName = true
+			}
+			if isName {
+				child, err := l.getContext(appType, v, n.GlobalConf, loc)
+				if err != nil {
+					return nil, err
+				}
+				addChild(v, child, false)
+			}
+		}
+		words := pyFields(v)
+		if len(words) < 2 {
+			continue
+		}
+		for _, w := range words {
+			if _, done := n.Loadable[w]; done || schemeRe.MatchString(w) {
 				continue
 			}
-		} else if _, err := l.findConfigSection(appType, v, loc); err != nil {
-			continue // a plain setting, not a name
+			for _, ot := range []*objectType{appType, filterType} {
+				if _, err := l.findConfigSection(ot, w, loc); err != nil {
+					continue
+				}
+				child, err := l.getContext(ot, w, n.GlobalConf, loc)
+				if err != nil {
+					if strings.Contains(err.Error(), "reference cycle") {
+						break
+					}
+					return nil, err
+				}
+				addChild(w, child, true)
+				break
+			}
 		}
-		child, err := l.getContext(appType, v, n.GlobalConf, loc)
-		if err != nil {
-			return nil, err
-		}
-		child.Walk(func(x *Node) { x.compositePath = path })
-		n.Loadable[v] = child
-		n.LoadableOrder = append(n.LoadableOrder, v)
-		added = append(added, child)
 	}
 	return added, nil
 }
