@@ -5,6 +5,7 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -14,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -246,4 +248,48 @@ func gwFailedVisibly(t *testing.T, what string, r gwResponse, firstChunk string)
 	default:
 		t.Errorf("%s: status %d, want 500/502 or a visibly truncated 200", what, r.status)
 	}
+}
+
+// gwChildren lists the live child processes of pid (a master's workers).
+func gwChildren(t *testing.T, pid int) []int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kids []int
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) > 1 && f[0] != "Z" && f[1] == strconv.Itoa(pid) {
+			kid, _ := strconv.Atoi(e.Name())
+			kids = append(kids, kid)
+		}
+	}
+	return kids
+}
+
+// gwReadChars is the bytes a process has read through read-like system calls
+// (rchar in /proc/PID/io).
+func gwReadChars(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "rchar:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(rest), 10, 64)
+			return n
+		}
+	}
+	t.Fatalf("no rchar in /proc/%d/io", pid)
+	return 0
 }

@@ -484,6 +484,24 @@ func TestGatewayPEP3333(t *testing.T) {
 			{"NoContentLength", "&length=none"},
 			{"Validated", ""},
 		}
+		t.Run("SentByTheMaster", func(t *testing.T) {
+			// A real file in wsgi.file_wrapper goes out by sendfile from
+			// the master: the worker never reads it.
+			before := map[int]int64{}
+			for _, pid := range gwChildren(t, s.PID) {
+				before[pid] = gwReadChars(t, pid)
+			}
+			r := gwGet(t, s.URL+"/file?path="+url.QueryEscape(path))
+			gwOK(t, "/file", r)
+			pid := gwAtoi(r.header.Get("X-Worker-Pid"))
+			start, ok := before[pid]
+			if !ok {
+				t.Fatalf("worker %d that served the file is not among the master's children %v", pid, before)
+			}
+			if read := gwReadChars(t, pid) - start; read >= int64(len(data)) {
+				t.Errorf("the worker read %d bytes while serving a %d-byte file through wsgi.file_wrapper: no sendfile", read, len(data))
+			}
+		})
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
 				route := "/file"

@@ -403,7 +403,7 @@ def file_view(environ, start_response):
         data = f.read()
         f.close()
         f = io.BytesIO(data)
-    headers = [("Content-Type", "application/octet-stream")]
+    headers = [("Content-Type", "application/octet-stream"), ("X-Worker-Pid", str(os.getpid()))]
     if q.get("length") != "none":
         headers.append(("Content-Length", str(size - offset)))
     start_response("200 OK", headers)
