@@ -58,7 +58,8 @@ class HgCredentialsTests(TestCase):
         self.assert_challenged(self.client.get("/hg/demo", HTTP_AUTHORIZATION="Basic " + base64.b64encode(b"no-colon").decode()))
         self.assert_challenged(self.client.get("/hg/demo", HTTP_AUTHORIZATION="Bearer abc"))
 
-    def test_right_credentials_reach_hgweb_as_remote_user(self):
+    def call_hgweb_stand_in(self, path, **extra):
+        """Request path with a stand-in for hgweb; return the environ it got."""
         seen = {}
 
         def app(environ, start_response):
@@ -69,13 +70,24 @@ class HgCredentialsTests(TestCase):
         original = hg.hgweb_app
         hg.hgweb_app = lambda: app
         try:
-            response = self.client.get("/hg/demo/file/tip", **basic("alice", "right-password"))
+            response = self.client.get(path, **extra)
         finally:
             hg.hgweb_app = original
         self.assertEqual(response.status_code, 200)
+        return seen
+
+    def test_right_credentials_reach_hgweb_as_remote_user(self):
+        seen = self.call_hgweb_stand_in("/hg/demo/file/tip", **basic("alice", "right-password"))
         self.assertEqual(seen["REMOTE_USER"], "alice")
         self.assertEqual(seen["SCRIPT_NAME"], "/hg")
         self.assertEqual(seen["PATH_INFO"], "/demo/file/tip")
+
+    def test_browser_session_user_is_remote_user(self):
+        self.client.login(username="alice", password="right-password")
+        self.assertEqual(self.call_hgweb_stand_in("/hg/demo")["REMOTE_USER"], "alice")
+
+    def test_anonymous_has_no_remote_user(self):
+        self.assertNotIn("REMOTE_USER", self.call_hgweb_stand_in("/hg/demo"))
 
 
 class TracSingleSignOnTests(TestCase):
