@@ -114,6 +114,7 @@ type oracleResult struct {
 	ID            int             `json:"id"`
 	Error         string          `json:"error"`
 	Tree          json.RawMessage `json:"tree"`
+	WorkerTree    json.RawMessage `json:"worker_tree"`
 	Response      string          `json:"response"`
 	ResponseError string          `json:"response_error"`
 }
@@ -333,6 +334,14 @@ func TestDifferentialAgainstPasteDeploy(t *testing.T) {
 			}
 			if got != want {
 				t.Errorf("trees differ\nwsgate:      %s\nPasteDeploy: %s", got, want)
+			}
+			// The worker form is the same tree with here and __file__ kept.
+			gotWorker, err := canonical(c.Worker, "use", "source", "global_conf_sources", "local_conf_sources", "loadable")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if wantWorker, _ := canonical(p.WorkerTree); gotWorker != wantWorker {
+				t.Errorf("worker forms differ\nwsgate:      %s\nPasteDeploy: %s", gotWorker, wantWorker)
 			}
 			o, ok := ours[c.ID]
 			if !ok {

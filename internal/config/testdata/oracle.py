@@ -24,20 +24,23 @@ def factory_name(obj):
     return "%s:%s" % (obj.__module__, obj.__qualname__)
 
 
-def dump(ctx):
+def dump(ctx, keep_here=False):
+    """The context tree in the shape of `wsgate check --json` (keep_here:
+    the worker form's global_conf, with here and __file__)."""
     from paste.deploy.loadwsgi import FILTER_APP, FILTER_WITH, PIPELINE
 
     out = {"object_type": ctx.object_type.name, "protocol": ctx.protocol}
     if ctx.object is not None:
         out["factory"] = factory_name(ctx.object)
-    out["global_conf"] = {k: v for k, v in ctx.global_conf.items() if k not in ("here", "__file__")}
+    hidden = () if keep_here else ("here", "__file__")
+    out["global_conf"] = {k: v for k, v in ctx.global_conf.items() if k not in hidden}
     out["local_conf"] = dict(ctx.local_conf)
     if ctx.object_type is PIPELINE:
-        out["filters"] = [dump(c) for c in ctx.filter_contexts]
-        out["app"] = dump(ctx.app_context)
+        out["filters"] = [dump(c, keep_here) for c in ctx.filter_contexts]
+        out["app"] = dump(ctx.app_context, keep_here)
     if ctx.object_type in (FILTER_APP, FILTER_WITH):
-        out["filter"] = dump(ctx.filter_context)
-        out["next"] = dump(ctx.next_context)
+        out["filter"] = dump(ctx.filter_context, keep_here)
+        out["next"] = dump(ctx.next_context, keep_here)
     return out
 
 
@@ -82,6 +85,7 @@ def run_paste(case):
         result["error"] = error_line(exc)
         return result
     result["tree"] = dump(ctx)
+    result["worker_tree"] = dump(ctx, keep_here=True)
     try:
         result["response"] = call(ctx.create(), case.get("path"))
     except Exception as exc:
