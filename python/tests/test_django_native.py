@@ -282,3 +282,25 @@ def test_manage_refuses_a_tree_without_django(tmp_path):
     assert proc.stderr.strip() == ("wsgate manage: plain.ini:1 [app:main]: this application configures no Django "
                                    "project (no egg:wsgate#django, egg:twod.wsgi or egg:django-pastedeploy-settings "
                                    "application in it)")
+
+
+def test_manage_loads_the_django_app_a_go_component_routes_to(tmp_path):
+    import json
+    import subprocess
+
+    django_app = {"object_type": "application", "protocol": "paste.app_factory", "use": "egg:wsgate#django",
+                  "factory": "wsgate.django.factory:make_wsgi_app",
+                  "global_conf": {"django_settings_module": "startproject_settings"},
+                  "local_conf": {"FROM_INI": '"routed"'}, "source": "site.ini:9 [app:django]"}
+    tree = {"object_type": "application", "protocol": "paste.composite_factory", "use": "egg:Paste#urlmap",
+            "factory": "go:urlmap", "global_conf": {}, "local_conf": {"/": "django"},
+            "loadable": {"django": django_app}, "source": "site.ini:1 [composite:main]"}
+    node = tmp_path / "node.json"
+    node.write_text(json.dumps(tree))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([djharness.RUNTIME, djharness.PROJ]))
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    proc = subprocess.run([sys.executable, "-m", "wsgate.django.manage", str(node), "shell", "-c",
+                           "from django.conf import settings; print(settings.FROM_INI)"],
+                          capture_output=True, text=True, env=env, cwd=djharness.PROJ, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith("routed")

@@ -8,6 +8,29 @@ import os
 import sys
 
 
+def _served_by_go(node):
+    """Whether any node of this tree is a Go component (factory ``go:…``)."""
+    if not isinstance(node, dict):
+        return False
+    if str(node.get("factory") or "").startswith("go:"):
+        return True
+    children = [node.get("app"), node.get("next"), node.get("filter")] + list(node.get("filters") or [])
+    children += list((node.get("loadable") or {}).values())
+    return any(_served_by_go(c) for c in children)
+
+
+def load_python_parts(loader, node):
+    """Build the Python applications of the tree: all of it when it is all
+    Python, else the Python applications Go components wrap or route to
+    (Go nodes wrap Python nodes, never the reverse)."""
+    if not _served_by_go(node):
+        loader.load(node)
+        return
+    for child in [node.get("app"), node.get("next")] + list((node.get("loadable") or {}).values()):
+        if isinstance(child, dict):
+            load_python_parts(loader, child)
+
+
 def fail(prog, message):
     sys.stderr.write("%s: %s\n" % (prog, message))
     return 1
@@ -27,7 +50,7 @@ def run(prog, node_file, django_argv, shown_as=None):
     from wsgate import loader
 
     try:
-        loader.load(node)
+        load_python_parts(loader, node)
     except Exception as exc:
         if getattr(exc, "wsgate_config_error", False) or isinstance(exc, loader.LoadError):
             return fail(prog, str(exc))
