@@ -15,12 +15,16 @@
 //   - Resolve fills Factory ("module:qualname") on every node by running
 //     `python -m wsgate.resolve` once per level of composites (egg entry
 //     points through importlib.metadata, call: and module:object through
-//     importlib), and loads what composites name (Node.Loadable).
+//     importlib), and loads what composites name (Node.Loadable);
+//     ResolveEach does the same for several trees in one interpreter run.
 //     RegisterNative lets a Go component claim a `use` name ("go:NAME").
 //   - Node.ContractJSON is what `wsgate check --json` prints (DESIGN.md
 //     section 4); Node.WorkerJSON is what Python workers receive
 //     (docs/architecture.md, "worker form"; wsgate.loader.load builds the
 //     application from it).
+//
+// Conf is the ordered dict PasteDeploy's global_conf and local_conf are;
+// Conf.Origin tells where each value was written.
 //
 // Every mistake is an *Error whose Error() is one line:
 // "path/file.ini:LINE [section] option: what is wrong (and what would be

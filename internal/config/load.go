@@ -85,7 +85,7 @@ func ParseURI(uri string) (path, name string, err error) {
 	if name == "" {
 		name = "main"
 	}
-	if len(s) > 7 && strings.EqualFold(s[:7], "config:") {
+	if len(s) >= 7 && strings.EqualFold(s[:7], "config:") {
 		s = s[7:]
 	} else if m := schemeRe.FindString(s); m != "" && len(m) > 2 {
 		// egg:, call: and other schemes name no file; one-letter "schemes"
