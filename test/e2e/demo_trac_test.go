@@ -11,7 +11,8 @@ import (
 // Trac embedded in the demo's Django view with Django's single sign-on: a
 // Django user (here one made with `wsgate manage … shell`, not the
 // superuser) is the Trac user; Trac's Login link leads to Django's login page
-// and Trac's Logout button ends the Django session.
+// and Trac's Logout button ends the Django session; Django's superusers, even
+// one made while the site runs, are Trac's administrators.
 func TestDemoTracSingleSignOn(t *testing.T) {
 	site := demoStart(t)
 	user, password := "alice", "pw-"+demoRandom(t)
@@ -40,6 +41,9 @@ func TestDemoTracSingleSignOn(t *testing.T) {
 	if !strings.Contains(page, `href="/trac/wiki"`) {
 		t.Fatalf("Trac's links do not start with its mount point /trac\n%s", page)
 	}
+	if strings.Contains(page, `href="/trac/admin"`) {
+		t.Fatalf("Trac offers its admin to %s, who is no Django superuser\n%s", user, page)
+	}
 
 	token := regexp.MustCompile(`name="__FORM_TOKEN" type="hidden" value="([^"]+)"`).FindStringSubmatch(page)
 	if token == nil {
@@ -59,5 +63,17 @@ func TestDemoTracSingleSignOn(t *testing.T) {
 	}
 	if _, page = demoGet(t, c, site.URL+"/trac/"); strings.Contains(page, "logged in as") {
 		t.Fatalf("after Trac's Logout Trac still names a user\n%s", page)
+	}
+
+	// A superuser made in Django now, while the site runs, administers Trac.
+	boss, bossPassword := "boss", "pw-"+demoRandom(t)
+	if out, err := demoManageResult(t, site.Dir, []string{"DJANGO_SUPERUSER_PASSWORD=" + bossPassword},
+		"createsuperuser", "--noinput", "--username", boss, "--email", "boss@example.com"); err != nil {
+		t.Fatalf("wsgate manage development.ini createsuperuser: %v\n%s", err, out)
+	}
+	c = demoClient(t)
+	demoLogin(t, c, site.URL+"/accounts/login/?next=/trac/", boss, bossPassword)
+	if resp, page = demoGet(t, c, site.URL+"/trac/admin"); resp.StatusCode != http.StatusOK || !strings.Contains(page, "logged in as <span class=\"trac-author-user\">"+boss+"</span>") {
+		t.Fatalf("GET /trac/admin as the new superuser %s: %s, want Trac's admin\n%s", boss, resp.Status, page)
 	}
 }

@@ -9,6 +9,11 @@ Trac's "Login" link (/trac/login) and "Logout" button (a POST to
 /trac/logout) never reach Trac: the view sends the first to Django's login
 page and performs the second as a Django logout, so there is one session, the
 Django one.
+
+Who may administer Trac is Django's business too: the DjangoGroups component
+below puts Django's superusers in the Trac group `django_superusers`, which
+holds TRAC_ADMIN. Making someone a superuser in Django's admin makes them a
+Trac administrator, with nothing to change in Trac.
 """
 
 import contextlib
@@ -21,10 +26,14 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.views.decorators.csrf import csrf_exempt
 
+from trac.core import Component, implements
+from trac.perm import IPermissionGroupProvider
+
 from wsgate.django import call_wsgi_app
 
 MOUNT = "/trac/"
 ENVIRONMENT = "trac"  # under DEMO_VAR_DIR
+SUPERUSERS_GROUP = "django_superusers"
 
 # trac.ini values the demo sets on every environment it makes.
 TRAC_CONFIG = [
@@ -34,6 +43,7 @@ TRAC_CONFIG = [
     ("header_logo", "src", "common/trac_banner.png"),
     ("header_logo", "alt", "wsgate demo"),
     ("logging", "log_type", "none"),
+    ("components", "demo.trac.djangogroups", "enabled"),
 ]
 
 
@@ -41,9 +51,9 @@ def environment_path():
     return os.path.join(settings.DEMO_VAR_DIR, ENVIRONMENT)
 
 
-def ensure_environment(path, admin_username):
+def ensure_environment(path):
     """Make the Trac environment with trac-admin's initenv if it is missing,
-    and make the demo's superuser (if any) a TRAC_ADMIN. True when it was made."""
+    and give Django's superusers TRAC_ADMIN. True when it was made."""
     from trac.admin.console import run as trac_admin
     from trac.env import Environment
     from trac.perm import PermissionSystem
@@ -63,11 +73,27 @@ def ensure_environment(path, admin_username):
             env.config.set(section, option, value)
         env.config.save()
         perms = PermissionSystem(env)
-        if admin_username and "TRAC_ADMIN" not in perms.get_user_permissions(admin_username):
-            perms.grant_permission(admin_username, "TRAC_ADMIN")
+        if (SUPERUSERS_GROUP, "TRAC_ADMIN") not in perms.get_all_permissions():
+            perms.grant_permission(SUPERUSERS_GROUP, "TRAC_ADMIN")
     finally:
         env.shutdown()
     return created
+
+
+class DjangoGroups(Component):
+    """Trac permission groups from Django: an active Django superuser is in
+    `django_superusers`."""
+
+    implements(IPermissionGroupProvider)
+
+    def get_permission_groups(self, username):
+        from django.contrib.auth import get_user_model
+
+        User = get_user_model()
+        is_superuser = User.objects.filter(
+            **{User.USERNAME_FIELD: username, "is_active": True, "is_superuser": True}
+        ).exists()
+        return [SUPERUSERS_GROUP] if is_superuser else []
 
 
 def trac_app(environ, start_response):

@@ -5,8 +5,8 @@ first run besides `migrate`, idempotent so that it can run on every start.
   from demo_admin_user / demo_admin_password), kept in step with the INI file;
 * the Mercurial repository DEMO_VAR_DIR/hg/demo, with one commit, that hgweb
   serves at /hg/demo;
-* the Trac environment DEMO_VAR_DIR/trac that Trac serves at /trac/, where the
-  superuser (if any) is a TRAC_ADMIN.
+* the Trac environment DEMO_VAR_DIR/trac that Trac serves at /trac/, where
+  Django's superusers are TRAC_ADMINs.
 """
 
 import os
@@ -24,9 +24,9 @@ class Command(BaseCommand):
     help = "Create the demo's superuser, Mercurial repository and Trac environment (idempotent)."
 
     def handle(self, *args, **options):
-        username = self.ensure_superuser()
+        self.ensure_superuser()
         self.ensure_hg_repository()
-        self.ensure_trac_environment(username)
+        self.ensure_trac_environment()
 
     def ensure_superuser(self):
         admin = settings.DEMO_ADMIN or {}
@@ -35,7 +35,7 @@ class Command(BaseCommand):
                 "demo_setup: no DEMO_ADMIN in the INI file, no superuser made "
                 "(make one with `wsgate manage … createsuperuser`)"
             )
-            return None
+            return
         username, password = admin.get("username"), admin.get("password")
         if not username or not password:
             raise CommandError(
@@ -50,7 +50,6 @@ class Command(BaseCommand):
         user.save()
         verb = "created" if created else "updated from the INI file"
         self.stdout.write(f"demo_setup: superuser {username!r} {verb}")
-        return username
 
     def ensure_hg_repository(self):
         path = hg.demo_repository_path()
@@ -67,9 +66,9 @@ class Command(BaseCommand):
             self.stdout.write(f"demo_setup: Mercurial repository {path} created")
         hg.write_hgrc(path)
 
-    def ensure_trac_environment(self, admin_username):
+    def ensure_trac_environment(self):
         path = trac.environment_path()
-        created = trac.ensure_environment(path, admin_username)
+        created = trac.ensure_environment(path)
         if created:
             self.stdout.write(f"demo_setup: Trac environment {path} created")
 
