@@ -330,7 +330,7 @@ def configure_twod(global_conf, local_conf, node=None):
 # ------------------------------------------------------------------ dpds
 
 
-def _dpds_dereference(name, raw, global_conf, location):
+def _dpds_dereference(raw, global_conf, location):
     def replace(match):
         if match.group("escape"):
             return match.group(0)[1:]
@@ -382,7 +382,7 @@ def configure_dpds(global_conf, local_conf, node=None):
     def where(name):
         return sources.global_("debug") if name == "DEBUG" else sources.local(name)
 
-    resolved = [(n, _dpds_dereference(n, raw, global_conf, where(n)), raw) for n, raw in local_conf.items()]
+    resolved = [(n, _dpds_dereference(raw, global_conf, where(n)), raw) for n, raw in local_conf.items()]
     options = [(n, _parse_json(text, where(n)), where(n), raw) for n, text, raw in resolved]
     options.append(("paste_configuration_file", global_conf.get("__file__"), None, None))
 
