@@ -53,6 +53,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			flags |= protocol.FlagBodyInline
+		} else {
+			// The application may stream its response while it reads the
+			// body; without this, net/http would discard the unread body at
+			// the first write.
+			_ = http.NewResponseController(w).EnableFullDuplex()
 		}
 	}
 	s, err := h.pool.acquire(r.Context())
@@ -286,10 +291,16 @@ func (x *exchange) sendBody(n int) error {
 		s.body = make([]byte, max(n, protocol.InitialWindow))
 	}
 	buf := s.body[:n]
+	// Fill up to 64 KiB (or the credit) before answering, so a frame
+	// carries a useful amount, without waiting for a whole window from a
+	// slow client.
+	enough := min(n, 64<<10)
 	var got int
 	var err error
-	for got == 0 && err == nil {
-		got, err = x.r.Body.Read(buf)
+	for got < enough && err == nil {
+		var k int
+		k, err = x.r.Body.Read(buf[got:])
+		got += k
 	}
 	if got > 0 {
 		return writeFrame(s, protocol.Body, x.stream, buf[:got])

@@ -173,6 +173,12 @@ func (p *Pool) spawnWorker(id, gen int) (*worker, error) {
 			w.closeSlots()
 			return nil, fmt.Errorf("creating a worker socket: %w", err)
 		}
+		// Larger socket buffers let a big response or body cross in fewer
+		// system calls (the kernel caps them at net.core.[rw]mem_max).
+		for _, fd := range pair {
+			_ = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_SNDBUF, 1<<20)
+			_ = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF, 1<<20)
+		}
 		parent := os.NewFile(uintptr(pair[0]), "wsgate-worker")
 		conn, err := net.FileConn(parent)
 		parent.Close()
@@ -183,7 +189,7 @@ func (p *Pool) spawnWorker(id, gen int) (*worker, error) {
 		}
 		childFiles = append(childFiles, os.NewFile(uintptr(pair[1]), "wsgate-worker-child"))
 		fds = append(fds, strconv.Itoa(3+i))
-		w.slots = append(w.slots, &slot{w: w, conn: conn, br: bufio.NewReaderSize(conn, 64<<10), wbuf: make([]byte, 0, 4096)})
+		w.slots = append(w.slots, &slot{w: w, conn: conn, br: bufio.NewReaderSize(conn, 128<<10), wbuf: make([]byte, 0, 4096)})
 	}
 	w.open.Store(int32(len(w.slots)))
 	cmd, err := python.Command(cfg.Python, cfg.PythonPath, "wsgate.worker",

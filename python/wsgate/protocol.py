@@ -140,6 +140,22 @@ class Channel:
                 raise EOFError
             self.end += n
 
+    def _read_large(self, start, length):
+        """A payload that does not fit: received straight into its own
+        buffer rather than through this one."""
+        payload = bytearray(length)
+        have = self.end - start - HEADER_SIZE
+        payload[:have] = self.buf[start + HEADER_SIZE:self.end]
+        self.start = self.end = 0
+        recv_into = self.recv_into
+        with memoryview(payload) as view:
+            while have < length:
+                n = recv_into(view[have:])
+                if not n:
+                    raise ProtocolError("connection closed inside a frame")
+                have += n
+        return payload
+
     def poll_control(self, stream, kind):
         """Without blocking: whether a CONTROL frame of this kind for this
         stream is next in line (it is then consumed). Other frames stay."""
@@ -164,6 +180,17 @@ class Channel:
         self.start += HEADER_SIZE + length
         return True
 
+    def sendv(self, parts):
+        """Send a list of buffers with sendmsg (no joining copy)."""
+        sendmsg = self.sock.sendmsg
+        while parts:
+            sent = sendmsg(parts)
+            while parts and sent >= len(parts[0]):
+                sent -= len(parts[0])
+                parts.pop(0)
+            if sent:
+                parts[0] = memoryview(parts[0])[sent:]
+
     def buffered(self):
         """Whether bytes of a next frame are already buffered."""
         return self.end > self.start
@@ -177,6 +204,8 @@ class Channel:
         if length > MAX_PAYLOAD:
             raise ProtocolError("frame of %d bytes" % length)
         if self.end - start < HEADER_SIZE + length:
+            if length >= 65536:
+                return ftype, stream, self._read_large(start, length)
             self._fill(HEADER_SIZE + length)
             start = 0
         begin = start + HEADER_SIZE

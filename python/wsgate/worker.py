@@ -31,6 +31,7 @@ _HOP_BY_HOP = frozenset((
 
 _monotonic = __import__("time").monotonic
 _frame = P.frame
+_CREDIT_WINDOW = 256 * 1024  # body bytes asked for at a time
 _HEADER_pack = P.HEADER.pack
 _U32_pack = P.U32.pack
 _loads = marshal.loads
@@ -126,29 +127,43 @@ class FileWrapper:
 
 class Input:
     """wsgi.input: the request body, pulled from the master with a credit
-    window so a body of any size goes through in bounded memory."""
+    window so a body of any size goes through in bounded memory. Once the
+    application reads, the next window is asked for as soon as one arrives,
+    so the master reads the client while the application works: at most two
+    windows are in memory."""
 
-    __slots__ = ("_chan", "_stream", "_buf", "_eof", "_inline")
+    __slots__ = ("_chan", "_stream", "_buf", "_pos", "_eof", "_inline", "_asked")
 
     def __init__(self, chan, stream, flags):
         self._chan = chan
         self._stream = stream
         self._buf = bytearray()
+        self._pos = 0  # bytes of _buf already given to the application
         self._eof = not (flags & P.FLAG_HAS_BODY)
         self._inline = bool(flags & P.FLAG_BODY_INLINE)
+        self._asked = False  # a CREDIT is out, its answer not read yet
 
     def _more(self, want):
         chan = self._chan
-        if not self._inline:
-            want = min(max(want, P.INITIAL_WINDOW), P.MAX_DATA_FRAME)
-            chan.send(_HEADER_pack(4, P.CREDIT, self._stream) + _U32_pack(want))
+        if not self._inline and not self._asked:
+            chan.send(_HEADER_pack(4, P.CREDIT, self._stream) + _U32_pack(_CREDIT_WINDOW))
+        self._asked = False
         ftype, _stream, payload = chan.read_frame()
         while ftype == P.CONTROL_TO_WORKER:
             # a cancel of the response while the app reads its body: the
             # response then runs to its end, drained by the master
             ftype, _stream, payload = chan.read_frame()
         if ftype == P.BODY:
-            self._buf += payload
+            if self._pos == len(self._buf):
+                self._buf, self._pos = payload, 0  # a fresh bytearray: take it as it is
+            else:
+                if self._pos:
+                    del self._buf[:self._pos]
+                    self._pos = 0
+                self._buf += payload
+            if not self._inline:
+                chan.send(_HEADER_pack(4, P.CREDIT, self._stream) + _U32_pack(_CREDIT_WINDOW))
+                self._asked = True
         elif ftype == P.BODY_END:
             self._eof = True
         elif ftype == P.BODY_FAIL:
@@ -159,40 +174,46 @@ class Input:
             raise P.ProtocolError("expected BODY, got %s" % P.NAMES.get(ftype, ftype))
 
     def read(self, size=-1):
-        buf = self._buf
         if size is None or size < 0:
             while not self._eof:
                 self._more(P.MAX_DATA_FRAME)
-            data = bytes(buf)
-            del buf[:]
-            return data
-        while len(buf) < size and not self._eof:
-            self._more(size - len(buf))
-        data = bytes(buf[:size])
-        del buf[:size]
+            size = len(self._buf) - self._pos
+        else:
+            while len(self._buf) - self._pos < size and not self._eof:
+                self._more(size - (len(self._buf) - self._pos))
+        return self._take(size)
+
+    def _take(self, n):
+        """The next n buffered bytes (fewer at the end), as bytes."""
+        pos = self._pos
+        end = min(pos + n, len(self._buf))
+        with memoryview(self._buf) as view:
+            data = bytes(view[pos:end])
+        self._pos = end
         return data
 
     def readline(self, size=-1):
-        buf = self._buf
-        start = 0
+        limit = size if size is not None and size >= 0 else None
+        start = self._pos
         while True:
-            nl = buf.find(b"\n", start)
+            buf = self._buf
+            pos = self._pos
+            nl = buf.find(b"\n", max(start, pos))
             if nl >= 0:
-                end = nl + 1
+                n = nl + 1 - pos
                 break
-            if size is not None and 0 <= size <= len(buf):
-                end = size
+            if limit is not None and limit <= len(buf) - pos:
+                n = limit
                 break
             if self._eof:
-                end = len(buf)
+                n = len(buf) - pos
                 break
-            start = len(buf)
+            start = len(buf) - pos  # searched so far, relative to pos
             self._more(P.INITIAL_WINDOW)
-        if size is not None and 0 <= size < end:
-            end = size
-        data = bytes(buf[:end])
-        del buf[:end]
-        return data
+            start += self._pos
+        if limit is not None and limit < n:
+            n = limit
+        return self._take(n)
 
     def readlines(self, hint=-1):
         lines = []
@@ -216,10 +237,18 @@ class Input:
         return line
 
     def finish(self):
-        """Consume what the master already sent of an unread inline body."""
+        """Consume the body frames already on their way: the rest of an
+        inline body, or the answer to the CREDIT asked in advance."""
         if self._inline:
             while not self._eof:
                 self._more(0)
+        elif self._asked:
+            self._asked = False
+            ftype, _stream, _payload = self._chan.read_frame()
+            while ftype == P.CONTROL_TO_WORKER:
+                ftype, _stream, _payload = self._chan.read_frame()
+            if ftype not in (P.BODY, P.BODY_END, P.BODY_FAIL):
+                raise P.ProtocolError("expected BODY, got %s" % P.NAMES.get(ftype, ftype))
 
 
 class Errors:
@@ -323,11 +352,12 @@ class Response:
         else:
             out = b""
         if data and not self.head:
-            stream = self.stream
-            for i in range(0, len(data), P.MAX_DATA_FRAME):
-                chunk = data[i:i + P.MAX_DATA_FRAME]
-                out += _HEADER_pack(len(chunk), _DATA, stream) + chunk
-        self.chan.send(out)
+            if len(data) > _COPY_LIMIT:
+                self.chan.sendv(_data_parts(out, self.stream, data, b""))
+            else:
+                self.chan.send(out + _HEADER_pack(len(data), _DATA, self.stream) + data)
+        else:
+            self.chan.send(out)
         now = _monotonic()
         if now >= self.next_poll:
             # At most every 5 ms: has the master said the client is gone?
@@ -343,12 +373,13 @@ class Response:
         if not self.has_length and (self.is_head or not self.head):
             self.start += b"\0Content-Length\0" + str(len(data)).encode()
         out = self._start_frame()
-        if data and not self.head:
-            stream = self.stream
-            for i in range(0, len(data), P.MAX_DATA_FRAME):
-                chunk = data[i:i + P.MAX_DATA_FRAME]
-                out += _HEADER_pack(len(chunk), _DATA, stream) + chunk
-        self.chan.send(out + _HEADER_pack(0, _END, self.stream))
+        end = _HEADER_pack(0, _END, self.stream)
+        if not data or self.head:
+            self.chan.send(out + end)
+        elif len(data) > _COPY_LIMIT:
+            self.chan.sendv(_data_parts(out, self.stream, data, end))
+        else:
+            self.chan.send(out + _HEADER_pack(len(data), _DATA, self.stream) + data + end)
 
     def send_file(self, wrapper):
         """A wsgi.file_wrapper around a regular file: the master sends it with
@@ -385,6 +416,24 @@ class Response:
     def finish(self):
         out = b"" if self.sent else self._start_frame()
         self.chan.send(out + _HEADER_pack(0, _END, self.stream))
+
+
+# Blocks above this size are handed to sendmsg as they are, not copied into
+# one buffer with their frame header.
+_COPY_LIMIT = 64 * 1024
+
+
+def _data_parts(head, stream, data, tail):
+    """[head, DATA header, block, …, tail] for sendmsg, blocks ≤ 1 MiB."""
+    parts = [head] if head else []
+    view = memoryview(data)
+    for i in range(0, len(data), P.MAX_DATA_FRAME):
+        chunk = view[i:i + P.MAX_DATA_FRAME]
+        parts.append(_HEADER_pack(len(chunk), _DATA, stream))
+        parts.append(chunk)
+    if tail:
+        parts.append(tail)
+    return parts
 
 
 # ---------------------------------------------------------------- the loop
