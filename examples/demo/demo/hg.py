@@ -111,8 +111,20 @@ def basic_auth_user(request):
     return user
 
 
+def not_set_up(what):
+    """503 for a site whose first-run setup has not been done."""
+    return HttpResponse(
+        f"The demo's {what} is missing: run `wsgate manage development.ini demo_setup` "
+        "in examples/demo (`make demo` does).\n",
+        status=503,
+        content_type="text/plain",
+    )
+
+
 @csrf_exempt  # the hg client posts bundles; it has no CSRF token, and no session either
 def hg_view(request, path_info):
+    if not os.path.isdir(repositories_path()):
+        return not_set_up(f"Mercurial repository directory {repositories_path()}")
     try:
         user = basic_auth_user(request)
     except BadCredentials as e:

@@ -8,10 +8,13 @@ test/e2e/demo_*_test.go.
 """
 
 import base64
+import os
+import shutil
+import tempfile
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.test import TestCase
+from django.test import TestCase, override_settings
 
 from demo import hg
 
@@ -42,6 +45,12 @@ class HgCredentialsTests(TestCase):
 
     def setUp(self):
         User.objects.create_user("alice", password="right-password")
+        var = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, var)
+        os.mkdir(os.path.join(var, hg.REPOSITORIES))
+        settings_override = override_settings(DEMO_VAR_DIR=var)
+        settings_override.enable()
+        self.addCleanup(settings_override.disable)
 
     def assert_challenged(self, response):
         self.assertEqual(response.status_code, 401)
@@ -105,3 +114,14 @@ class TracSingleSignOnTests(TestCase):
         response = self.client.post("/trac/logout", {"__FORM_TOKEN": "token"})
         self.assertRedirects(response, "/trac/", fetch_redirect_response=False)
         self.assertNotIn("_auth_user_id", self.client.session)
+
+
+@override_settings(DEMO_VAR_DIR="/nonexistent/wsgate-demo-var")
+class NotSetUpTests(TestCase):
+    """Before `demo_setup`, the embedded applications say what to run."""
+
+    def test_hg_and_trac_ask_for_demo_setup(self):
+        for path in ("/hg/demo", "/trac/"):
+            response = self.client.get(path)
+            self.assertEqual(response.status_code, 503, path)
+            self.assertIn(b"wsgate manage development.ini demo_setup", response.content)

@@ -29,6 +29,7 @@ from django.views.decorators.csrf import csrf_exempt
 from trac.core import Component, implements
 from trac.perm import IPermissionGroupProvider
 
+from demo.hg import not_set_up
 from wsgate.django import call_wsgi_app
 
 MOUNT = "/trac/"
@@ -118,4 +119,6 @@ def trac_view(request, path_info):
         if token and request.POST.get("__FORM_TOKEN") == token:
             logout(request)
         return HttpResponseRedirect(MOUNT)
+    if not os.path.isfile(os.path.join(environment_path(), "VERSION")):
+        return not_set_up(f"Trac environment {environment_path()}")
     return call_wsgi_app(trac_app, request, path_info)
