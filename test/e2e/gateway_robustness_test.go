@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -234,6 +235,44 @@ func TestGatewayRobustness(t *testing.T) {
 			}
 		})
 	}
+	t.Run("MutatedRequests", func(t *testing.T) {
+		// 600 seeded mutations of three valid requests. Whatever the
+		// bytes, the server answers (or closes) without a 5xx of its own,
+		// and no worker dies of it.
+		workers := gwChildren(t, s.PID)
+		rng := mrand.New(mrand.NewPCG(3333, 7))
+		bases := [][]byte{
+			[]byte("POST /read?mode=chunks HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 11\r\nX-A: b\r\n\r\nhello world"),
+			[]byte("POST /read?mode=readline HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n"),
+			[]byte("GET /environ/a%2Fb?q=%FF HTTP/1.1\r\nHost: x\r\nCookie: a=1\r\nCookie: b=2\r\n\r\n"),
+		}
+		statuses := map[int]int{}
+		for i := range 600 {
+			raw := gwMutate(rng, bases[i%len(bases)])
+			c := s.gwDial(t)
+			go func() {
+				c.Write(raw)
+				c.(*net.TCPConn).CloseWrite() // EOF: nothing more is coming
+			}()
+			resp, _ := gwReadResponseQuiet(c)
+			c.Close()
+			if resp == nil {
+				statuses[0]++
+				continue
+			}
+			statuses[resp.StatusCode]++
+			switch resp.StatusCode {
+			case 500, 502, 503, 504:
+				t.Errorf("mutation %d got %d: %q", i, resp.StatusCode, raw)
+			}
+		}
+		t.Logf("statuses (0: closed without a response): %v", statuses)
+		if after := gwChildren(t, s.PID); fmt.Sprint(after) != fmt.Sprint(workers) {
+			t.Errorf("workers changed from %v to %v while answering malformed requests", workers, after)
+		}
+		gwOK(t, "request after the mutations", gwGet(t, s.URL+"/hello"))
+	})
+
 	t.Run("NoPanicLogged", func(t *testing.T) {
 		if l := s.Logs(); strings.Contains(l, "panic") || strings.Contains(l, "goroutine ") {
 			t.Errorf("server log shows a Go panic:\n%s", l)
@@ -282,4 +321,36 @@ func (gwPattern) Read(p []byte) (int, error) {
 		p[i] = byte(i*7 + i>>8)
 	}
 	return len(p), nil
+}
+
+// gwMutate applies one to four random edits to a copy of b: a byte replaced by
+// one that matters to HTTP parsers, inserted, deleted, a line duplicated, or
+// the request cut short.
+func gwMutate(rng *mrand.Rand, b []byte) []byte {
+	special := []byte("\x00\r\n \t:;,%-_0189aZ\x7f\x80\xff/?#\"\\")
+	out := append([]byte(nil), b...)
+	for range 1 + rng.IntN(4) {
+		if len(out) == 0 {
+			break
+		}
+		i := rng.IntN(len(out))
+		switch rng.IntN(5) {
+		case 0:
+			out[i] = special[rng.IntN(len(special))]
+		case 1:
+			out = append(out[:i], append([]byte{special[rng.IntN(len(special))]}, out[i:]...)...)
+		case 2:
+			out = append(out[:i], out[i+1:]...)
+		case 3:
+			start := bytes.LastIndexByte(out[:i], '\n') + 1
+			end := bytes.IndexByte(out[i:], '\n')
+			if end >= 0 {
+				line := append([]byte(nil), out[start:i+end+1]...)
+				out = append(out[:start], append(line, out[start:]...)...)
+			}
+		case 4:
+			out = out[:i]
+		}
+	}
+	return out
 }

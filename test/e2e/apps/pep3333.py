@@ -81,12 +81,17 @@ def environ_view(environ, start_response):
 # --- wsgi.input --------------------------------------------------------------
 
 
+READ_MODES = ("chunks", "small", "all", "exact", "readline", "readline_n", "readlines", "iter")
+
+
 def read_view(environ, start_response):
     """Read the body the way ?mode= says, then check EOF stays EOF.
 
     Without CONTENT_LENGTH (a chunked request) every mode reads until the
     stream says EOF; with it, "exact" reads exactly CONTENT_LENGTH bytes."""
     mode = query(environ).get("mode", "chunks")
+    if mode not in READ_MODES:
+        return text(start_response, "unknown mode %r\n" % mode, status="400 Bad Request")
     inp = environ["wsgi.input"]
     length = environ.get("CONTENT_LENGTH", "")
     pieces = []
@@ -124,11 +129,9 @@ def read_view(environ, start_response):
             pieces.append(line)
     elif mode == "readlines":
         pieces.extend(inp.readlines())
-    elif mode == "iter":
+    else:  # iter
         for line in inp:
             pieces.append(line)
-    else:
-        raise ValueError("unknown mode %r" % mode)
     data = b"".join(pieces)
     after = [inp.read(1), inp.read(65536), inp.readline()]
     return as_json(start_response, {
