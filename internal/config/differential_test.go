@@ -15,16 +15,18 @@ import (
 	"github.com/wsgate/wsgate/python"
 )
 
-// diffCase is one `#! case NAME [path=/x] [set=k=v]… [error=substring]
-// [paste-broken]` line of a testdata/diff/*.ini file. Backslash-escaped
+// diffCase is one `#! case NAME [type=server|filter] [path=/x] [set=k=v]…
+// [error=substring] [paste-broken]` line of a testdata/diff/*.ini file. Backslash-escaped
 // spaces belong to the value.
 type diffCase struct {
 	ID          int               `json:"id"`
 	File        string            `json:"file"` // absolute
 	Name        string            `json:"name"`
+	ObjectType  string            `json:"object_type"`
 	GlobalConf  map[string]string `json:"global_conf"`
 	Path        string            `json:"path,omitempty"`
 	Worker      json.RawMessage   `json:"worker,omitempty"`
+	contract    []byte // in-process ContractJSON, for servers and filters
 	rel         string
 	wantErr     string
 	pasteBroken bool
@@ -32,6 +34,9 @@ type diffCase struct {
 
 func (c diffCase) label() string {
 	s := c.rel + "#" + c.Name
+	if c.ObjectType != "application" {
+		s += " " + c.ObjectType
+	}
 	keys := make([]string, 0, len(c.GlobalConf))
 	for k := range c.GlobalConf {
 		keys = append(keys, k)
@@ -87,12 +92,14 @@ func readDiffCases(t *testing.T, dir string) []diffCase {
 				continue
 			}
 			fields := splitEscaped(strings.TrimPrefix(line, "#! case "))
-			c := diffCase{ID: len(cases), File: f, rel: filepath.Base(f), Name: fields[0], GlobalConf: map[string]string{}}
+			c := diffCase{ID: len(cases), File: f, rel: filepath.Base(f), Name: fields[0], ObjectType: "application", GlobalConf: map[string]string{}}
 			for _, fld := range fields[1:] {
 				k, v, _ := strings.Cut(fld, "=")
 				switch k {
 				case "path":
 					c.Path = v
+				case "type":
+					c.ObjectType = v
 				case "set":
 					sk, sv, _ := strings.Cut(v, "=")
 					c.GlobalConf[sk] = sv
@@ -258,8 +265,11 @@ func TestDifferentialAgainstPasteDeploy(t *testing.T) {
 	var owners []*diffCase
 	for i := range cases {
 		c := &cases[i]
-		n, err := config.LoadApp(c.File+"#"+c.Name, config.Options{Overrides: c.GlobalConf, Dir: dir})
-		if err == nil {
+		load := map[string]func(string, config.Options) (*config.Node, error){
+			"application": config.LoadApp, "server": config.LoadServer, "filter": config.LoadFilter,
+		}[c.ObjectType]
+		n, err := load(c.File+"#"+c.Name, config.Options{Overrides: c.GlobalConf, Dir: dir})
+		if err == nil && n != nil {
 			trees = append(trees, n)
 			owners = append(owners, c)
 		}
@@ -273,12 +283,15 @@ func TestDifferentialAgainstPasteDeploy(t *testing.T) {
 			if owners[i].Worker, err = n.WorkerJSON(); err != nil {
 				t.Fatal(err)
 			}
+			if owners[i].contract, err = n.ContractJSON(); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	paste := runOracle(t, py, "paste", []string{fake}, cases)
 	var loadable []diffCase
 	for _, c := range cases {
-		if c.Worker != nil {
+		if c.Worker != nil && c.ObjectType == "application" {
 			loadable = append(loadable, c)
 		}
 	}
@@ -287,6 +300,10 @@ func TestDifferentialAgainstPasteDeploy(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.label(), func(t *testing.T) {
 			t.Parallel()
+			if c.ObjectType != "application" {
+				compareOther(t, c, paste[c.ID])
+				return
+			}
 			args := []string{"check", "--json", "--python", py}
 			for k, v := range c.GlobalConf {
 				args = append(args, "--set", k+"="+v)
@@ -362,4 +379,23 @@ func TestDifferentialAgainstPasteDeploy(t *testing.T) {
 		})
 	}
 	t.Logf("differential: %d cases from %d configs", len(cases), len(files))
+}
+
+// compareOther compares a server or filter case, loaded in-process (check
+// prints applications only), with PasteDeploy's context.
+func compareOther(t *testing.T, c diffCase, p oracleResult) {
+	if p.Error != "" || c.Worker == nil {
+		t.Fatalf("PasteDeploy: %q; wsgate loaded it: %v", p.Error, c.Worker != nil)
+	}
+	got, err := canonical(c.contract, "use", "source")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want, _ := canonical(p.Tree); got != want {
+		t.Errorf("trees differ\nwsgate:      %s\nPasteDeploy: %s", got, want)
+	}
+	got, _ = canonical(c.Worker, "use", "source", "global_conf_sources", "local_conf_sources", "loadable")
+	if want, _ := canonical(p.WorkerTree); got != want {
+		t.Errorf("worker forms differ\nwsgate:      %s\nPasteDeploy: %s", got, want)
+	}
 }

@@ -3,8 +3,8 @@
     python oracle.py paste   < cases.json   # the real PasteDeploy
     python oracle.py wsgate  < cases.json   # wsgate.loader on the worker form
 
-cases.json is a list of {"id", "file", "name", "global_conf", "path",
-"worker"}. For each case, `paste` runs paste.deploy.loadwsgi.loadcontext and
+cases.json is a list of {"id", "file", "name", "object_type", "global_conf",
+"path", "worker"}. For each case, `paste` runs paste.deploy.loadwsgi.loadcontext and
 dumps the context tree in the shape of `wsgate check --json` (without "use"
 and "source", which PasteDeploy does not know), then creates the application
 and calls it once; `wsgate` builds the application from the worker form with
@@ -76,16 +76,19 @@ def error_line(exc):
 
 
 def run_paste(case):
-    from paste.deploy.loadwsgi import APP, loadcontext
+    from paste.deploy.loadwsgi import APP, FILTER, SERVER, loadcontext
 
+    object_type = {"application": APP, "filter": FILTER, "server": SERVER}[case.get("object_type") or "application"]
     result = {"id": case["id"]}
     try:
-        ctx = loadcontext(APP, "config:" + case["file"], name=case["name"], global_conf=case.get("global_conf") or None)
+        ctx = loadcontext(object_type, "config:" + case["file"], name=case["name"], global_conf=case.get("global_conf") or None)
     except Exception as exc:
         result["error"] = error_line(exc)
         return result
     result["tree"] = dump(ctx)
     result["worker_tree"] = dump(ctx, keep_here=True)
+    if object_type is not APP:
+        return result
     try:
         result["response"] = call(ctx.create(), case.get("path"))
     except Exception as exc:
