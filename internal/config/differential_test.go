@@ -26,7 +26,7 @@ type diffCase struct {
 	GlobalConf  map[string]string `json:"global_conf"`
 	Path        string            `json:"path,omitempty"`
 	Worker      json.RawMessage   `json:"worker,omitempty"`
-	contract    []byte // in-process ContractJSON, for servers and filters
+	contract    []byte            // in-process ContractJSON, for servers and filters
 	rel         string
 	wantErr     string
 	pasteBroken bool
