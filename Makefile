@@ -61,13 +61,14 @@ test-go:
 
 test-python:
 	cd python && WSGATE_BIN=$(BIN) $(VPY) -m pytest -q tests
+	$(VPY) -m pytest -q bench/test_wrkparse.py
 
 demo: venv build
 	./scripts/demo.sh
 
 bench: venv build
 	./scripts/system-deps.sh $(BENCH_DEBS)
-	WSGATE_BIN=$(BIN) $(VPY) bench/run.py
+	WSGATE_BIN=$(BIN) $(VPY) bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf bin
