@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -247,4 +248,60 @@ func TestDjangoServeRefusesABadSettingInOneLine(t *testing.T) {
 	if r.ExitCode != 1 || !strings.Contains(r.Output, want) || strings.Contains(r.Output, "Traceback") {
 		t.Fatalf("serve with invalid JSON: want exit 1 and %q without a traceback, got %d\n%s", want, r.ExitCode, r.Output)
 	}
+}
+
+const djStreamURLs = `
+import os
+import time
+
+from django.urls import re_path
+from wsgate.django import make_wsgi_view
+
+RELEASE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "release")
+
+
+def two_parts(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    yield b"first part\n"
+    deadline = time.monotonic() + 60
+    while not os.path.exists(RELEASE) and time.monotonic() < deadline:
+        time.sleep(0.01)  # the app waits for the client's signal, a file
+    yield b"second part\n" if os.path.exists(RELEASE) else b"the client never read the first part\n"
+
+
+urlpatterns = [re_path(r"^stream(/.*)$", make_wsgi_view(two_parts))]
+`
+
+// An application embedded with make_wsgi_view streams through Django and
+// the gateway: the client reads the first part while the application is
+// still waiting to produce the second (it waits for a file the test creates
+// only after reading the first part, so a buffered response never arrives).
+func TestDjangoEmbeddedAppStreamsThroughServe(t *testing.T) {
+	dir := djProject(t)
+	if err := os.WriteFile(filepath.Join(dir, "djstream_urls.py"), []byte(djStreamURLs), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ini := djINI + "ROOT_URLCONF = \"djstream_urls\"\nALLOWED_HOSTS = [\"127.0.0.1\"]\n"
+	if err := os.WriteFile(filepath.Join(dir, "stream.ini"), []byte(ini), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv := harness.Start(t, harness.Options{Args: []string{"--workers", "1", "stream.ini"}, Dir: dir})
+	resp, err := http.Get(srv.URL + "/stream/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body := bufio.NewReader(resp.Body)
+	first, err := body.ReadString('\n')
+	if err != nil || first != "first part\n" {
+		t.Fatalf("first part: %q, %v", first, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "release"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rest, err := io.ReadAll(body)
+	if err != nil || string(rest) != "second part\n" {
+		t.Fatalf("second part: %q, %v", rest, err)
+	}
+	srv.Stop()
 }

@@ -179,7 +179,6 @@ def call_wsgi_app(wsgi_app, request, path_info):
 
     result = wsgi_app(environ, start_response)
     try:
-        result = list(result)
         if isinstance(result, (list, tuple)):
             if "status" not in captured:
                 raise ApplicationCallError("the embedded application did not call start_response")
