@@ -240,3 +240,22 @@ def test_dpds_debug_in_default_is_ignored_as_the_original_ignores_it(tmp_path):
     oracle, ours = djharness.run(paste="config:" + path), djharness.run(factory=DPDS, uri="config:" + path)
     assert values(ours)["DEBUG"] is False
     assert ours["module"] == oracle["module"]
+
+
+@pytest.mark.parametrize("factory,value,expected", [
+    ("make_twod_style", "3", 3),  # SITE_ID: a twod.wsgi integer
+    ("make_dpds_style", "[3]", [3]),  # JSON
+])
+def test_migrated_custom_factories(tmp_path, factory, value, expected):
+    path = write(tmp_path, "custom.ini", """
+[DEFAULT]
+debug = false
+django_settings_module = compat_settings
+[app:main]
+paste.app_factory = custom_factory:%s
+SITE_ID = %s
+""" % (factory, value))
+    body = 'import custom_factory\nemit("steps", custom_factory.STEPS)'
+    result = djharness.run(body, paste="config:" + path)
+    assert values(result)["SITE_ID"] == expected
+    assert result["steps"] == [factory.split("_")[1]]
