@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -58,5 +59,33 @@ func TestGatewayUnixSocket(t *testing.T) {
 	srv.Stop()
 	if _, err := os.Stat(sock); !os.IsNotExist(err) {
 		t.Errorf("socket file %s left behind after exit (%v)", sock, err)
+	}
+}
+
+// TestGatewayStartupLines checks the start-up lines contract of
+// docs/architecture.md: one "listening on" line per listener, then one
+// "ready, N workers (pid P)" line naming the worker count and the master.
+func TestGatewayStartupLines(t *testing.T) {
+	s := gwStart(t, "--workers", "2", "--bind", "127.0.0.1:0", "--bind", "127.0.0.1:0")
+	var listening, ready []string
+	for _, line := range strings.Split(s.Logs(), "\n") {
+		if strings.HasPrefix(line, "wsgate: listening on ") {
+			if len(ready) > 0 {
+				t.Errorf("listening line after the ready line: %q", line)
+			}
+			listening = append(listening, line)
+		}
+		if strings.HasPrefix(line, "wsgate: ready") {
+			ready = append(ready, line)
+		}
+	}
+	if len(listening) != 2 || listening[0] == listening[1] {
+		t.Errorf("listening lines %q, want two different ones for two --bind", listening)
+	}
+	if want := fmt.Sprintf("wsgate: ready, 2 workers (pid %d)", s.PID); len(ready) != 1 || ready[0] != want {
+		t.Errorf("ready lines %q, want exactly %q", ready, want)
+	}
+	for _, l := range s.Listeners {
+		gwOK(t, "GET on "+l, gwGet(t, l+"/hello"))
 	}
 }
