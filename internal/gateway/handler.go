@@ -303,7 +303,11 @@ func (x *exchange) sendBody(n int) error {
 		got += k
 	}
 	if got > 0 {
-		return writeFrame(s, protocol.Body, x.stream, buf[:got])
+		// Header and body in one writev: the body is not copied.
+		s.hdr = protocol.AppendHeader(s.hdr[:0], protocol.Body, x.stream, got)
+		s.bufs = append(s.bufs[:0], s.hdr, buf[:got])
+		_, err := s.bufs.WriteTo(s.conn)
+		return err
 	}
 	x.bodyEnd = true
 	if err == io.EOF {

@@ -62,6 +62,8 @@ type slot struct {
 	rbuf   []byte // scratch for payloads larger than br's buffer
 	body   []byte // request body chunk buffer, allocated on first upload
 	start  protocol.StartPayload
+	hdr    []byte      // a frame header written apart from its payload
+	bufs   net.Buffers // header + payload for one writev
 	state  atomic.Int32
 	stream uint32
 	once   sync.Once
