@@ -89,3 +89,27 @@ func TestGatewayStartupLines(t *testing.T) {
 		gwOK(t, "GET on "+l, gwGet(t, l+"/hello"))
 	}
 }
+
+// TestGatewayConfigURI serves the test app from a PasteDeploy file: urlmap
+// mounts give SCRIPT_NAME and PATH_INFO their split, a pipeline's filter runs.
+func TestGatewayConfigURI(t *testing.T) {
+	srv := harness.Start(t, harness.Options{
+		Args: []string{filepath.Join(gwAppsDir(), "pep3333.ini"), "--pythonpath", gwAppsDir(), "--workers", "1"},
+		Env:  []string{"E2E_RECORD_DIR=" + t.TempDir()},
+	})
+	for _, tc := range []struct{ path, script, pathInfo, tag string }{
+		{"/environ/a%2Fb", "", "/environ/a/b", ""},
+		{"/mount/environ/a%2Fb", "/mount", "/environ/a/b", "e2e-filter"},
+	} {
+		r := gwGet(t, srv.URL+tc.path)
+		var env map[string]any
+		gwJSON(t, tc.path, r, &env)
+		if env["SCRIPT_NAME"] != tc.script || env["PATH_INFO"] != tc.pathInfo {
+			t.Errorf("%s: SCRIPT_NAME %q PATH_INFO %q, want %q %q", tc.path, env["SCRIPT_NAME"], env["PATH_INFO"], tc.script, tc.pathInfo)
+		}
+		if got := r.header.Get("X-Tag"); got != tc.tag {
+			t.Errorf("%s: X-Tag %q, want %q (the pipeline's filter)", tc.path, got, tc.tag)
+		}
+	}
+	srv.Stop()
+}

@@ -449,3 +449,29 @@ def app(environ, start_response):
     if view is None:
         return text(start_response, "no route %r\n" % name, status="404 Not Found")
     return view(environ, start_response)
+
+
+# --- PasteDeploy factories (apps/pep3333.ini) --------------------------------
+
+
+def make_app(global_conf, **local_conf):
+    """paste.app_factory: the same application, served from an INI file."""
+    return app
+
+
+def make_tagger(app, global_conf, tag):
+    """paste.filter_app_factory-style filter: tags every response, so a test
+    sees the filter ran, and passes the environ through untouched."""
+
+    def tagger(environ, start_response):
+        def tagging_start_response(status, headers, exc_info=None):
+            return start_response(status, headers + [("X-Tag", tag)], exc_info)
+
+        return app(environ, tagging_start_response)
+
+    return tagger
+
+
+def make_tagger_filter(global_conf, tag):
+    """paste.filter_factory: returns the filter for make_tagger."""
+    return lambda next_app: make_tagger(next_app, global_conf, tag)
