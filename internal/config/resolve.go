@@ -43,7 +43,7 @@ type resolveSpec struct {
 	Kind       string `json:"kind"` // egg, call, object, require
 	Spec       string `json:"spec,omitempty"`
 	Dist       string `json:"dist,omitempty"`
-	Entry      string `json:"entry,omitempty"`
+	Entry      string `json:"entry"`
 	ObjectType string `json:"object_type,omitempty"`
 }
 

@@ -182,7 +182,7 @@ def resolve_egg(dist_name, entry, object_type):
 def resolve_one(spec):
     kind = spec.get("kind")
     if kind == "egg":
-        return resolve_egg(spec["dist"], spec.get("entry") or "main", spec.get("object_type", "application"))
+        return resolve_egg(spec["dist"], spec.get("entry", "main"), spec.get("object_type", "application"))
     if kind == "call":
         return resolve_call(spec["spec"]), ""
     if kind == "object":
