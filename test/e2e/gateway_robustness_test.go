@@ -247,6 +247,7 @@ func TestGatewayRobustness(t *testing.T) {
 			[]byte("GET /environ/a%2Fb?q=%FF HTTP/1.1\r\nHost: x\r\nCookie: a=1\r\nCookie: b=2\r\n\r\n"),
 		}
 		statuses := map[int]int{}
+		panics := strings.Count(s.Logs(), "panic")
 		for i := range 600 {
 			raw := gwMutate(rng, bases[i%len(bases)])
 			c := s.gwDial(t)
@@ -256,6 +257,10 @@ func TestGatewayRobustness(t *testing.T) {
 			}()
 			resp, _ := gwReadResponseQuiet(c)
 			c.Close()
+			if n := strings.Count(s.Logs(), "panic"); n > panics {
+				panics = n
+				t.Errorf("mutation %d made the server log a panic: %q", i, raw)
+			}
 			if resp == nil {
 				statuses[0]++
 				continue
