@@ -36,8 +36,15 @@ def through_wsgate(ini_path):
     return json.loads(line[4:])
 
 
-@pytest.mark.parametrize("name", ["twod_dev.ini", "dpds_dev.ini", "native_dev.ini", "native_base.ini"])
+@pytest.mark.parametrize("name", ["twod_dev.ini", "dpds_dev.ini", "native_dev.ini", "native_base.ini", "here_dev.ini"])
 def test_wsgate_engine_and_pastedeploy_give_the_same_settings(name):
     reference = djharness.run(paste="config:" + ini(name))
     assert reference["ok"], reference.get("traceback")
     assert through_wsgate(ini(name)) == reference["module"]
+
+
+def test_here_is_the_outermost_files_directory_percent_here_the_writing_files():
+    settings = through_wsgate(ini("here_dev.ini"))
+    assert settings["DOLLAR_HERE"] == repr(os.path.dirname(ini("here_dev.ini")))
+    assert settings["DOLLAR_FILE"] == repr(ini("here_dev.ini"))
+    assert settings["PERCENT_HERE"] == repr(os.path.join(os.path.dirname(ini("here_dev.ini")), "sub"))
