@@ -269,24 +269,35 @@ func TestGatewayPEP3333(t *testing.T) {
 	t.Run("UnreadRequestBody", func(t *testing.T) {
 		// /hello never reads its body. The response must still come, and
 		// the connection be either reusable or closed, never desynchronised.
-		for _, size := range []int{10 << 10, 5 << 20} {
+		for _, tc := range []struct {
+			size    int
+			chunked bool
+		}{{10 << 10, false}, {5 << 20, false}, {10 << 10, true}, {5 << 20, true}} {
+			size := tc.size
 			c := s.gwDial(t)
 			go func() {
-				fmt.Fprintf(c, "POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", size)
+				if tc.chunked {
+					fmt.Fprintf(c, "POST /hello HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n", size)
+				} else {
+					fmt.Fprintf(c, "POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", size)
+				}
 				c.Write(bytes.Repeat([]byte("u"), size))
+				if tc.chunked {
+					io.WriteString(c, "\r\n0\r\n\r\n")
+				}
 				io.WriteString(c, "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 			}()
 			br := bufio.NewReader(c)
 			first, body := gwReadResponse(t, br, "POST")
 			if first.StatusCode != 200 || string(body) != "hello world\n" {
-				t.Fatalf("POST of %d unread bytes: %d %q", size, first.StatusCode, body)
+				t.Fatalf("POST of %d unread bytes (chunked %v): %d %q", size, tc.chunked, first.StatusCode, body)
 			}
 			rest, _ := io.ReadAll(br)
 			if len(rest) == 0 && !first.Close && size <= 10<<10 {
 				t.Errorf("connection dropped after a small unread body without Connection: close")
 			}
 			if len(rest) > 0 && !bytes.HasPrefix(rest, []byte("HTTP/1.1 200")) {
-				t.Errorf("after an unread %d-byte body the connection carries %.100q", size, rest)
+				t.Errorf("after an unread %d-byte body (chunked %v) the connection carries %.100q", size, tc.chunked, rest)
 			}
 		}
 	})
