@@ -185,12 +185,6 @@ func gwReadResponse(t *testing.T, br *bufio.Reader, method string) (*http.Respon
 	return resp, body
 }
 
-// gwStatusLine is the first line of a raw response.
-func gwStatusLine(b []byte) string {
-	line, _, _ := strings.Cut(string(b), "\r\n")
-	return line
-}
-
 // gwLatin1 is the string whose code points are the bytes of b: how PEP 3333
 // says a server presents raw bytes in native strings.
 func gwLatin1(b []byte) string {
