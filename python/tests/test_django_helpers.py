@@ -57,6 +57,18 @@ for chunk in result:
 result.close()
 emit("stream", site_urls.EVENTS)
 
+# A file the embedded app wraps in wsgi.file_wrapper reaches the server's file_wrapper (sendfile in wsgate).
+from wsgiref.util import FileWrapper
+environ = {"PATH_INFO": "/file/f", "REQUEST_METHOD": "GET", "HTTP_HOST": "localhost",
+           "wsgi.file_wrapper": FileWrapper, "test.file": site_urls.__file__}
+setup_testing_defaults(environ)
+got = {}
+result = app(environ, lambda status, headers, exc_info=None: got.update(status=status, headers=headers))
+body = b"".join(result)
+result.close()
+emit("file", {"wrapper": type(result).__name__, "status": got["status"], "headers": sorted(got["headers"]),
+              "same_bytes": body == open(site_urls.__file__, "rb").read()})
+
 # CONTENT_LENGTH: -1 means "read to the end".
 import io
 environ = {"PATH_INFO": "/body/", "REQUEST_METHOD": "POST", "HTTP_HOST": "localhost",
@@ -150,6 +162,13 @@ def test_routing_args_middleware(served):
 def test_request_webob_and_django_share_the_body(served):
     assert served["webob"] == {"user_agent": "TestAgent/1", "webob_body": "abc", "django_body": "abc",
                                "urlvars": {}}
+
+
+def test_files_from_wsgi_file_wrapper_reach_the_servers_file_wrapper(served):
+    size = os.path.getsize(os.path.join(djharness.PROJ, "site_urls.py"))
+    headers = [h for h in served["file"]["headers"] if h[0] in ("Content-Type", "Content-Length", "Content-Disposition")]
+    assert served["file"]["wrapper"] == "FileWrapper" and served["file"]["same_bytes"]
+    assert headers == [["Content-Length", str(size)], ["Content-Type", "text/x-test"]]
 
 
 def test_request_webob_after_django_read_the_body(served):

@@ -11,9 +11,10 @@ current Django request and returns its answer as a Django response:
   request are not passed on;
 * the status (with its reason), headers and cookies come back as they were
   sent; a body the application produced as a list is an ordinary
-  HttpResponse (views and middleware may filter it), any other iterable a
-  StreamingHttpResponse that streams as the application yields and closes it
-  afterwards.
+  HttpResponse (views and middleware may filter it), a file the application
+  wrapped in ``wsgi.file_wrapper`` a FileResponse (the server sends it with
+  sendfile), any other iterable a StreamingHttpResponse that streams as the
+  application yields and closes it afterwards.
 
 ``make_wsgi_view(wsgi_app)`` is the same as a view for URLconfs: the path
 left for the application is the view's ``path_info`` argument (the last
@@ -23,7 +24,7 @@ group the pattern captures, or the one named ``path_info``).
 from http.cookies import CookieError, SimpleCookie
 from io import BytesIO
 
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import FileResponse, HttpResponse, StreamingHttpResponse
 
 from .errors import ApplicationCallError
 
@@ -134,17 +135,23 @@ class _Body:
             close()
 
 
-def _django_response(status, headers, body, streaming):
+def _django_response(status, headers, body, kind):
     code_text, _, reason = status.partition(" ")
     try:
         code = int(code_text)
     except ValueError:
         raise ApplicationCallError("the embedded application returned an invalid status %r" % status) from None
-    if streaming:
+    if kind == "file":
+        # Django hands FileResponse's file to the server's wsgi.file_wrapper:
+        # wsgate sends it with sendfile, as if the application were not embedded.
+        response = FileResponse(body.filelike, status=code, reason=reason or None)
+        response.block_size = getattr(body, "blksize", response.block_size)
+    elif kind == "stream":
         response = StreamingHttpResponse(body, status=code, reason=reason or None)
     else:
         response = HttpResponse(body, status=code, reason=reason or None)
-    del response["Content-Type"]  # only what the application sent
+    for name in list(response.headers):  # only what the application sent
+        del response[name]
     for name, value in headers:
         lower = name.lower()
         if lower == "set-cookie":
@@ -183,7 +190,12 @@ def call_wsgi_app(wsgi_app, request, path_info):
             if "status" not in captured:
                 raise ApplicationCallError("the embedded application did not call start_response")
             captured["started"] = True
-            return _django_response(captured["status"], captured["headers"], b"".join(written + list(result)), False)
+            return _django_response(captured["status"], captured["headers"], b"".join(written + list(result)), "bytes")
+        file_wrapper = environ.get("wsgi.file_wrapper")
+        if (isinstance(file_wrapper, type) and isinstance(result, file_wrapper) and hasattr(result, "filelike")
+                and "status" in captured and not written):
+            captured["started"] = True
+            return _django_response(captured["status"], captured["headers"], result, "file")
         iterator = iter(result)
         first = []
         if "status" not in captured:  # start_response may wait for the first chunk
@@ -199,7 +211,7 @@ def call_wsgi_app(wsgi_app, request, path_info):
             close()
         raise
     body = _Body(written, first, iterator, result)
-    return _django_response(captured["status"], captured["headers"], body, True)
+    return _django_response(captured["status"], captured["headers"], body, "stream")
 
 
 def make_wsgi_view(wsgi_app):

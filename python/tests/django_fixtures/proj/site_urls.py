@@ -85,6 +85,14 @@ def body_then_webob(request):
     return JsonResponse({"django_body": django_body.decode(), "webob_body": request.webob.body.decode()})
 
 
+def file_app(environ, start_response):
+    """Serves a file through the server's wsgi.file_wrapper, as Trac's chrome does."""
+    path = environ["test.file"]
+    import os
+    start_response("200 OK", [("Content-Type", "text/x-test"), ("Content-Length", str(os.path.getsize(path)))])
+    return environ["wsgi.file_wrapper"](open(path, "rb"), 4096)
+
+
 def headers_app(environ, start_response):
     start_response("200 OK", [("Link", "</a>; rel=a"), ("Link", "</b>; rel=b"), ("Connection", "close")])
     return [b""]
@@ -144,6 +152,7 @@ urlpatterns = [
     re_path(r"^lazy(/.*)$", make_wsgi_view(lazy_start_app)),
     re_path(r"^write(/.*)$", make_wsgi_view(write_app)),
     re_path(r"^headers(/.*)$", make_wsgi_view(headers_app)),
+    re_path(r"^file(/.*)$", make_wsgi_view(file_app)),
     re_path(r"^lines(/.*)$", csrf_exempt(make_wsgi_view(lines_app))),
     path("body-then-webob/", csrf_exempt(body_then_webob)),
     re_path(r"^post-then-embed(/.*)$", csrf_exempt(post_then_embed)),
