@@ -37,9 +37,15 @@ type demoSite struct {
 func demoStart(t *testing.T) *demoSite {
 	t.Helper()
 	site := demoPrepare(t)
-	site.Server = harness.Start(t, harness.Options{Args: []string{"development.ini"}, Dir: site.Dir})
-	site.URL = site.Server.URL
+	site.serve(t, site.Dir, "development.ini")
 	return site
+}
+
+// serve runs `wsgate serve CONFIG` from dir.
+func (site *demoSite) serve(t *testing.T, dir, config string) {
+	t.Helper()
+	site.Server = harness.Start(t, harness.Options{Args: []string{config}, Dir: dir})
+	site.URL = site.Server.URL
 }
 
 // demoPrepare is demoStart without serving: the copy, the INI password,

@@ -14,9 +14,12 @@ import (
 // The demo's home page lists the settings the INI files gave, each with the
 // file:line it came from: development.ini's own, those it inherits from
 // base.ini through `use = config:base.ini#django`, and DEBUG from `debug` in
-// [DEFAULT]; secrets are not shown.
+// [DEFAULT]; secrets are not shown. The server runs from outside the project
+// (`wsgate serve demo/development.ini`): [server:main]'s chdir finds it.
 func TestDemoHomePageShowsINISettings(t *testing.T) {
-	site := demoStart(t)
+	site := demoPrepare(t)
+	project := filepath.Base(site.Dir) // files are named as the command line named them
+	site.serve(t, filepath.Dir(site.Dir), filepath.Join(project, "development.ini"))
 	resp, page := demoGet(t, demoClient(t), site.URL+"/")
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET /: %s\n%s", resp.Status, page)
@@ -35,7 +38,7 @@ func TestDemoHomePageShowsINISettings(t *testing.T) {
 			t.Fatalf("the home page lists no %s; it lists %v", w.name, rows)
 		}
 		key := strings.Fields(w.where)[1]
-		origin := fmt.Sprintf("%s:%d %s", w.file, demoLineOf(t, filepath.Join(site.Dir, w.file), key), w.where)
+		origin := fmt.Sprintf("%s:%d %s", filepath.Join(project, w.file), demoLineOf(t, filepath.Join(site.Dir, w.file), key), w.where)
 		if row[0] != w.value || row[1] != origin {
 			t.Errorf("%s: shown as %q from %q, want %q from %q", w.name, row[0], row[1], w.value, origin)
 		}
