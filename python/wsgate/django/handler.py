@@ -112,6 +112,10 @@ class WSGIRequest(DjangoWSGIRequest):
         self._stream = LimitedStream(_OwnPosition(copy), length)
 
 
+# django-wsgi's name for the request class.
+DjangoWSGIRequest = WSGIRequest
+
+
 class DjangoApplication(WSGIHandler):
     """Django's WSGI application, with wsgate's request class."""
 
