@@ -131,6 +131,8 @@ def hg_view(request, path_info):
         return challenge(str(e))
     if user is not None:
         request.user = user  # call_wsgi_app gives hgweb this user as REMOTE_USER
+    # The password stops here: hgweb gets the user, never the credentials.
+    request.META.pop("HTTP_AUTHORIZATION", None)
     response = call_wsgi_app(hgweb_app(), request, path_info)
     if response.status_code == 401 and not response.has_header("WWW-Authenticate"):
         # hgweb refuses without saying how to authenticate; say it, so that

@@ -88,6 +88,7 @@ class HgCredentialsTests(TestCase):
     def test_right_credentials_reach_hgweb_as_remote_user(self):
         seen = self.call_hgweb_stand_in("/hg/demo/file/tip", **basic("alice", "right-password"))
         self.assertEqual(seen["REMOTE_USER"], "alice")
+        self.assertNotIn("HTTP_AUTHORIZATION", seen)
         self.assertEqual(seen["SCRIPT_NAME"], "/hg")
         self.assertEqual(seen["PATH_INFO"], "/demo/file/tip")
 
@@ -103,6 +104,22 @@ class TracSingleSignOnTests(TestCase):
     def test_trac_login_is_djangos(self):
         response = self.client.get("/trac/login")
         self.assertRedirects(response, "/accounts/login/?next=/trac/", fetch_redirect_response=False)
+
+    def test_trac_login_leads_back_to_the_trac_page_it_was_clicked_on(self):
+        response = self.client.get("/trac/login", HTTP_REFERER="http://testserver/trac/wiki/WikiStart?version=1")
+        self.assertRedirects(
+            response, "/accounts/login/?next=/trac/wiki/WikiStart%3Fversion%3D1", fetch_redirect_response=False
+        )
+        # Never back to another site, nor outside Trac.
+        for referer in ("http://evil.example/trac/wiki", "http://testserver/admin/"):
+            response = self.client.get("/trac/login", HTTP_REFERER=referer)
+            self.assertRedirects(response, "/accounts/login/?next=/trac/", fetch_redirect_response=False)
+
+    def test_trac_login_when_logged_in_goes_straight_back(self):
+        User.objects.create_user("alice", password="pw")
+        self.client.login(username="alice", password="pw")
+        response = self.client.get("/trac/login", HTTP_REFERER="http://testserver/trac/timeline")
+        self.assertRedirects(response, "/trac/timeline", fetch_redirect_response=False)
 
     def test_trac_logout_needs_a_post_with_tracs_form_token(self):
         User.objects.create_user("alice", password="pw")

@@ -19,11 +19,13 @@ Trac administrator, with nothing to change in Trac.
 import contextlib
 import io
 import os
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csrf import csrf_exempt
 
 from trac.core import Component, implements
@@ -105,11 +107,26 @@ def trac_app(environ, start_response):
     return dispatch_request(environ, start_response)
 
 
+def back_to_trac(request):
+    """The Trac page the user came from (Trac's Login link is on every page),
+    else Trac's start page."""
+    referer = urlsplit(request.META.get("HTTP_REFERER", ""))
+    same_site = url_has_allowed_host_and_scheme(
+        request.META.get("HTTP_REFERER", ""), allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    )
+    if same_site and referer.path.startswith(MOUNT) and not referer.path.rstrip("/").endswith(("/login", "/logout")):
+        return referer.path + (f"?{referer.query}" if referer.query else "")
+    return MOUNT
+
+
 @csrf_exempt  # Trac's forms carry Trac's own token (__FORM_TOKEN), checked by Trac
 def trac_view(request, path_info):
     action = path_info.strip("/")
     if action == "login":
-        return redirect_to_login(MOUNT)
+        back = back_to_trac(request)
+        if request.user.is_authenticated:
+            return HttpResponseRedirect(back)
+        return redirect_to_login(back)
     if action == "logout":
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
