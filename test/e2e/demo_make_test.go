@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -115,4 +116,8 @@ func (r *demoScriptRun) interrupt(t *testing.T) {
 	harness.WaitFor(t, "the demo's processes to exit after Ctrl-C", func() bool {
 		return errors.Is(syscall.Kill(-pgid, 0), syscall.ESRCH)
 	})
+	if conn, err := net.Dial("tcp", strings.TrimPrefix(r.url, "http://")); err == nil {
+		conn.Close()
+		t.Fatalf("%s still accepts connections after Ctrl-C", r.url)
+	}
 }
