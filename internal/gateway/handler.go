@@ -53,24 +53,28 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			flags |= protocol.FlagBodyInline
-		} else {
-			// The application may stream its response while it reads the
-			// body; without this, net/http would discard the unread body at
-			// the first write.
-			_ = http.NewResponseController(w).EnableFullDuplex()
 		}
 	}
-	s, err := h.pool.acquire(r.Context())
-	if err != nil {
-		if errors.Is(err, ErrQueueFull) || errors.Is(err, errQueueTimeout) {
-			w.Header().Set("Retry-After", "1")
-			http.Error(w, "503 Service Unavailable: "+err.Error(), http.StatusServiceUnavailable)
+	var x exchange
+	for attempt := 0; ; attempt++ {
+		s, err := h.pool.acquire(r.Context())
+		if err != nil {
+			if errors.Is(err, ErrQueueFull) || errors.Is(err, errQueueTimeout) {
+				w.Header().Set("Retry-After", "1")
+				http.Error(w, "503 Service Unavailable: "+err.Error(), http.StatusServiceUnavailable)
+			}
+			return // otherwise the client went away while queued
 		}
-		return // otherwise the client went away while queued
+		x = exchange{h: h, s: s, w: w, r: r, start: &s.start}
+		x.run(scriptName, pathInfo, flags, inline)
+		h.pool.release(s, x.healthy, x.reason)
+		// A worker that died while idle is found out when the REQUEST
+		// cannot be written: it never saw the request, so another one may
+		// serve it.
+		if !x.unsent || attempt == 2 {
+			break
+		}
 	}
-	x := exchange{h: h, s: s, w: w, r: r, start: &s.start}
-	x.run(scriptName, pathInfo, flags, inline)
-	h.pool.release(s, x.healthy, x.reason)
 	if x.abort {
 		// The response started and then failed: cut the connection so the
 		// client cannot take a truncated body for a whole one.
@@ -88,10 +92,12 @@ type exchange struct {
 	started    bool // START written to the client
 	bodyEnd    bool // BODY_END or BODY_FAIL sent
 	bodyFailed bool // BODY_FAIL sent: the client's body broke off
+	credited   bool // the worker asked for body bytes
 	bodyErr    error
 	werr       error // first error writing to the client; later writes are skipped
 	flusher    http.Flusher
 	healthy    bool                   // the worker is in a known state at the end
+	unsent     bool                   // the REQUEST could not be written: nothing was started
 	reason     string                 // why not
 	abort      bool                   // cut the client connection
 	start      *protocol.StartPayload // the slot's, reused
@@ -126,7 +132,9 @@ func (x *exchange) run(scriptName, pathInfo string, flags byte, inline []byte) {
 		s.wbuf = b[:0]
 	}
 	if _, err := s.conn.Write(b); err != nil {
-		x.lost(err)
+		x.unsent = true
+		x.reason = "lost"
+		x.h.pool.log.Warn("worker lost before a request reached it; trying another", "pid", s.w.pid, "error", err.Error())
 		return
 	}
 	x.flusher, _ = x.w.(http.Flusher)
@@ -202,11 +210,18 @@ func (x *exchange) control(t protocol.Type, payload []byte) (done bool, err erro
 				hdr[k] = values[i : i+1 : i+1]
 			}
 		}
+		if x.credited && !x.bodyEnd {
+			// The application streams its response while it still reads
+			// the body: without full duplex, net/http would discard the
+			// unread body when the headers go out.
+			_ = http.NewResponseController(x.w).EnableFullDuplex()
+		}
 		x.started = true
 		x.w.WriteHeader(x.start.Code)
 	case protocol.Log:
 		x.h.pool.log.Info("wsgi.errors", "pid", x.s.w.pid, "text", string(payload))
 	case protocol.Credit:
+		x.credited = true
 		n, err := protocol.ParseCredit(payload)
 		if err != nil {
 			return false, err
@@ -223,12 +238,18 @@ func (x *exchange) control(t protocol.Type, payload []byte) (done bool, err erro
 		return false, x.sendFile(fp)
 	case protocol.Error:
 		x.healthy = true
-		if x.bodyFailed && !x.started {
+		if x.bodyFailed {
 			// The app failed because the client's body broke off (a bad
 			// chunk, a disconnect): a malformed request, not an app error.
+			// The connection cannot be trusted for another request.
 			x.h.pool.log.Warn("request body broke off", "method", x.r.Method, "uri", x.r.RequestURI,
 				"error", x.bodyErr.Error())
-			http.Error(x.w, "400 Bad Request: malformed request body", http.StatusBadRequest)
+			if x.started {
+				x.abort = true
+			} else {
+				x.w.Header().Set("Connection", "close")
+				http.Error(x.w, "400 Bad Request: malformed request body", http.StatusBadRequest)
+			}
 			return true, nil
 		}
 		x.h.pool.log.Error("application error", "pid", x.s.w.pid, "method", x.r.Method,
@@ -249,6 +270,9 @@ func (x *exchange) control(t protocol.Type, payload []byte) (done bool, err erro
 // through the reader's own buffer.
 func (x *exchange) copyData(n int) error {
 	br := x.s.br
+	if n > br.Size() {
+		return x.copyLargeData(n)
+	}
 	for n > 0 {
 		if br.Buffered() == 0 {
 			if _, err := br.Peek(1); err != nil {
@@ -260,6 +284,34 @@ func (x *exchange) copyData(n int) error {
 		x.write(p)
 		_, _ = br.Discard(k)
 		n -= k
+	}
+	return nil
+}
+
+var largeBuffers = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
+
+// copyLargeData moves a big DATA payload in pieces of up to 1 MiB read
+// straight from the socket, so each piece costs one read and one write.
+func (x *exchange) copyLargeData(n int) error {
+	br := x.s.br
+	if k := min(n, br.Buffered()); k > 0 {
+		p, _ := br.Peek(k)
+		x.write(p)
+		_, _ = br.Discard(k)
+		n -= k
+	}
+	bp := largeBuffers.Get().(*[]byte)
+	defer largeBuffers.Put(bp)
+	buf := *bp
+	for n > 0 {
+		k, err := x.s.conn.Read(buf[:min(n, len(buf))])
+		if k > 0 {
+			x.write(buf[:k])
+			n -= k
+		}
+		if err != nil && n > 0 {
+			return unexpectedEOF(err)
+		}
 	}
 	return nil
 }
@@ -291,10 +343,10 @@ func (x *exchange) sendBody(n int) error {
 		s.body = make([]byte, max(n, protocol.InitialWindow))
 	}
 	buf := s.body[:n]
-	// Fill up to 64 KiB (or the credit) before answering, so a frame
+	// Fill up to 256 KiB (or the credit) before answering, so a frame
 	// carries a useful amount, without waiting for a whole window from a
 	// slow client.
-	enough := min(n, 64<<10)
+	enough := min(n, 256<<10)
 	var got int
 	var err error
 	for got < enough && err == nil {

@@ -31,7 +31,7 @@ _HOP_BY_HOP = frozenset((
 
 _monotonic = __import__("time").monotonic
 _frame = P.frame
-_CREDIT_WINDOW = 256 * 1024  # body bytes asked for at a time
+_CREDIT_WINDOW = 1024 * 1024  # body bytes asked for at a time
 _HEADER_pack = P.HEADER.pack
 _U32_pack = P.U32.pack
 _loads = marshal.loads
@@ -313,6 +313,9 @@ class Response:
             raise TypeError("status must be str, not %s" % type(status).__name__)
         if len(status) < 4 or status[3] != " " or not status[:3].isdigit():
             raise ValueError("status %r is not of the form '200 OK'" % status)
+        if status[0] == "1":
+            raise ValueError("status %r: a final response needs a status of 200 or more "
+                             "(1xx responses are the server's business)" % status)
         has_length = False
         for name, value in headers:
             lname = name.lower()
@@ -359,7 +362,9 @@ class Response:
         else:
             self.chan.send(out)
         now = _monotonic()
-        if now >= self.next_poll:
+        if not self.next_poll:
+            self.next_poll = now + 0.005  # not on the first block: most responses have one
+        elif now >= self.next_poll:
             # At most every 5 ms: has the master said the client is gone?
             self.next_poll = now + 0.005
             if self.chan.poll_control(self.stream, _CANCEL):
@@ -380,6 +385,24 @@ class Response:
             self.chan.sendv(_data_parts(out, self.stream, data, end))
         else:
             self.chan.send(out + _HEADER_pack(len(data), _DATA, self.stream) + data + end)
+
+    def send_last(self, data):
+        """The last block, with END in the same write (and Content-Length if
+        it is the only block and the application gave none)."""
+        if type(data) is not bytes:
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                raise TypeError("a WSGI body block must be bytes, not %s" % type(data).__name__)
+            data = bytes(data)
+        if self.sent:
+            end = _HEADER_pack(0, _END, self.stream)
+            if self.head:
+                self.chan.send(end)
+            elif len(data) > _COPY_LIMIT:
+                self.chan.sendv(_data_parts(b"", self.stream, data, end))
+            else:
+                self.chan.send(_HEADER_pack(len(data), _DATA, self.stream) + data + end)
+        else:
+            self.send_list((data,))
 
     def send_file(self, wrapper):
         """A wsgi.file_wrapper around a regular file: the master sends it with
@@ -498,10 +521,18 @@ def handle(chan, app, base_environ, stream, payload):
         inp.finish()
 
 
+_SIZED_ITERATORS = (type(iter([])), type(iter(())))
+
+
 def _send_iterable(resp, result):
     write = resp.write
-    for block in result:
+    it = iter(result)
+    sized = type(it) in _SIZED_ITERATORS  # e.g. Django's HttpResponse: iter(a list)
+    for block in it:
         if block:
+            if sized and not it.__length_hint__():
+                resp.send_last(block)  # known to be the last: one write with END
+                return
             write(block)
     resp.finish()
 
