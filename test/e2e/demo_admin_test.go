@@ -11,8 +11,8 @@ import (
 // does it: the CSRF cookie and token from the login page, a refused wrong
 // password, the admin index greeting the superuser made from development.ini,
 // and a logout that ends the session.
-func TestDemoAdminLoginOverHTTP(t *testing.T) {
-	site := demoStart(t)
+func demoAdminLoginOverHTTP(t *testing.T, tmpl *demoTemplate) {
+	site := tmpl.start(t)
 	c := demoClient(t)
 
 	resp, _ := demoGet(t, c, site.URL+"/admin/")

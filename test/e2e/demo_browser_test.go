@@ -17,9 +17,9 @@ import (
 // The demo's admin, logged into by a real browser: headless Chromium driven
 // through the DevTools protocol types the credentials into the login form and
 // presses Enter, as a person would.
-func TestDemoBrowserAdminLogin(t *testing.T) {
+func demoBrowserAdminLogin(t *testing.T, tmpl *demoTemplate) {
 	browser := demoStartChromium(t)
-	site := demoStart(t)
+	site := tmpl.start(t)
 	page := browser.newPage(t)
 
 	page.navigate(t, site.URL+"/admin/login/?next=/admin/")

@@ -30,17 +30,6 @@ type demoSite struct {
 	Server        *harness.Server
 }
 
-// demoStart copies the demo into a temporary directory, gives its
-// development.ini a superuser password of its own (so a passing login proves
-// the INI value made the account), runs `wsgate manage development.ini
-// migrate` and `demo_setup` there, and serves it.
-func demoStart(t *testing.T) *demoSite {
-	t.Helper()
-	site := demoPrepare(t)
-	site.serve(t, site.Dir, "development.ini")
-	return site
-}
-
 // serve runs `wsgate serve CONFIG` from dir.
 func (site *demoSite) serve(t *testing.T, dir, config string) {
 	t.Helper()
@@ -48,8 +37,10 @@ func (site *demoSite) serve(t *testing.T, dir, config string) {
 	site.URL = site.Server.URL
 }
 
-// demoPrepare is demoStart without serving: the copy, the INI password,
-// migrate and demo_setup.
+// demoPrepare copies the demo into a temporary directory, gives its
+// development.ini a superuser password of its own (so a passing login proves
+// the INI value made the account), and runs `wsgate manage development.ini
+// migrate` and `demo_setup` there: what `make demo` does before serving.
 func demoPrepare(t *testing.T) *demoSite {
 	t.Helper()
 	site := &demoSite{Dir: demoCopy(t), AdminUser: "admin", AdminPassword: "pw-" + demoRandom(t)}
@@ -59,18 +50,52 @@ func demoPrepare(t *testing.T) *demoSite {
 	return site
 }
 
-// demoCopy copies examples/demo, without its var/ state or byte-code, into a
-// new temporary directory.
+// demoTemplate is the demo prepared once (demoPrepare) and never served.
+// Each test takes a copy of its own, var/ included, so every test starts
+// from the same fresh first-run state and none sees another's changes.
+type demoTemplate struct{ prepared *demoSite }
+
+func demoNewTemplate(t *testing.T) *demoTemplate {
+	t.Helper()
+	return &demoTemplate{prepared: demoPrepare(t)}
+}
+
+// copy is a private copy of the prepared demo, not yet served.
+func (tmpl *demoTemplate) copy(t *testing.T) *demoSite {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "demo")
+	demoCopyTree(t, tmpl.prepared.Dir, dir, false)
+	return &demoSite{Dir: dir, AdminUser: tmpl.prepared.AdminUser, AdminPassword: tmpl.prepared.AdminPassword}
+}
+
+// start serves a private copy of the prepared demo with
+// `wsgate serve development.ini`.
+func (tmpl *demoTemplate) start(t *testing.T) *demoSite {
+	t.Helper()
+	site := tmpl.copy(t)
+	site.serve(t, site.Dir, "development.ini")
+	return site
+}
+
+// demoCopy copies examples/demo, without its var/ state, into a new
+// temporary directory.
 func demoCopy(t *testing.T) string {
 	t.Helper()
-	src := filepath.Join(testutil.RepoRoot(), "examples", "demo")
 	dst := filepath.Join(t.TempDir(), "demo")
+	demoCopyTree(t, filepath.Join(testutil.RepoRoot(), "examples", "demo"), dst, true)
+	return dst
+}
+
+// demoCopyTree copies a demo project directory, leaving out byte-code and,
+// when skipVar is set, the var/ state.
+func demoCopyTree(t *testing.T, src, dst string, skipVar bool) {
+	t.Helper()
 	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		rel, _ := filepath.Rel(src, path)
-		if d.IsDir() && (rel == "var" || d.Name() == "__pycache__") {
+		if d.IsDir() && ((skipVar && rel == "var") || d.Name() == "__pycache__") {
 			return filepath.SkipDir
 		}
 		target := filepath.Join(dst, rel)
@@ -84,9 +109,8 @@ func demoCopy(t *testing.T) string {
 		return os.WriteFile(target, data, 0o644)
 	})
 	if err != nil {
-		t.Fatalf("copying the demo: %v", err)
+		t.Fatalf("copying the demo %s: %v", src, err)
 	}
-	return dst
 }
 
 // demoSetINIDefault rewrites `key = …` in an INI file (the demo keeps these

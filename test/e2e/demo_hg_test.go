@@ -13,8 +13,8 @@ import (
 // The real `hg` client against hgweb embedded in the demo's Django view:
 // anyone clones; a push needs a Django user's credentials, which the view
 // checks against Django's users before hgweb runs.
-func TestDemoHgCloneAndPush(t *testing.T) {
-	site := demoStart(t)
+func demoHgCloneAndPush(t *testing.T, tmpl *demoTemplate) {
+	site := tmpl.start(t)
 	hg := demoHgCommand(t)
 	repoURL := site.URL + "/hg/demo"
 	host := strings.TrimPrefix(site.URL, "http://")

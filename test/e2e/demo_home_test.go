@@ -16,8 +16,8 @@ import (
 // base.ini through `use = config:base.ini#django`, and DEBUG from `debug` in
 // [DEFAULT]; secrets are not shown. The server runs from outside the project
 // (`wsgate serve demo/development.ini`): [server:main]'s chdir finds it.
-func TestDemoHomePageShowsINISettings(t *testing.T) {
-	site := demoPrepare(t)
+func demoHomePageShowsINISettings(t *testing.T, tmpl *demoTemplate) {
+	site := tmpl.copy(t)
 	project := filepath.Base(site.Dir) // files are named as the command line named them
 	site.serve(t, filepath.Dir(site.Dir), filepath.Join(project, "development.ini"))
 	resp, page := demoGet(t, demoClient(t), site.URL+"/")

@@ -13,8 +13,8 @@ import (
 // superuser) is the Trac user; Trac's Login link leads to Django's login page
 // and Trac's Logout button ends the Django session; Django's superusers, even
 // one made while the site runs, are Trac's administrators.
-func TestDemoTracSingleSignOn(t *testing.T) {
-	site := demoStart(t)
+func demoTracSingleSignOn(t *testing.T, tmpl *demoTemplate) {
+	site := tmpl.start(t)
 	user, password := "alice", "pw-"+demoRandom(t)
 	demoManage(t, site.Dir, "shell", "-c",
 		"from django.contrib.auth.models import User; User.objects.create_user('"+user+"', password='"+password+"')")
