@@ -18,6 +18,9 @@ type Config struct {
 	Dir string
 	// Node is the application's node tree in worker form (JSON).
 	Node []byte
+	// Env adds KEY=value variables to the workers' environment (e.g.
+	// PYTHONDONTWRITEBYTECODE=1 under --reload).
+	Env []string
 	// AppName names the application in messages ("mysite.wsgi:application").
 	AppName string
 	// Workers is the number of worker processes (--workers; default: cores).

@@ -354,3 +354,25 @@ func TestReloadReplacesWorkers(t *testing.T) {
 		time.Sleep(20 * time.Millisecond) // polling a state change, not synchronising on it
 	}
 }
+
+func TestReloadNodeSwitchesTheApplication(t *testing.T) {
+	p, srv := startPool(t, "hello", nil)
+	// A reload that is superseded before it completes, then one with a new
+	// application: the new one wins.
+	p.Reload()
+	p.ReloadNode([]byte(`{"object_type":"application","protocol":"wsgate.callable","factory":"gwapps:latin1_header","global_conf":{},"local_conf":{}}`))
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		code, _, body := get(t, srv.URL+"/switched")
+		if code != 200 {
+			t.Fatalf("during reload: %d %s", code, body)
+		}
+		if body == "/switched" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still served by the old application: %q", body)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a state change, not synchronising on it
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -28,13 +29,17 @@ type Pool struct {
 	stop    chan stopRequest
 	ready   atomic.Int32 // workers in StateReady, for Stats
 
+	nodeMu      sync.Mutex
+	pendingNode []byte // the node the next reload's workers load (ReloadNode)
+
 	// owned by the arbiter goroutine
 	workers    map[*worker]struct{}
 	nextID     int
-	gen        int  // generation new workers join
-	reloadGen  int  // generation being started by a reload; 0 if none
-	reloadMore bool // a reload was asked for during that one: run it after
-	failures   int  // consecutive load failures, for the respawn backoff
+	gen        int    // generation new workers join
+	reloadGen  int    // generation being started by a reload; 0 if none
+	reloadNode []byte // the node that generation loads
+	lastGen    int    // the highest generation number given out
+	failures   int    // consecutive load failures, for the respawn backoff
 	respawnDue <-chan time.Time
 	stopping   bool
 }
@@ -79,6 +84,7 @@ func NewPool(cfg Config) *Pool {
 		stop:    make(chan stopRequest),
 		workers: make(map[*worker]struct{}),
 		gen:     1,
+		lastGen: 1,
 	}
 }
 
@@ -136,6 +142,17 @@ func (p *Pool) Reload() {
 	}
 }
 
+// ReloadNode is Reload with a new application tree (worker form) for the
+// new workers; it becomes the pool's only once they are all ready, so a
+// failed reload leaves the running workers and their replacements on the old
+// one. When several come before a reload starts, the last one wins.
+func (p *Pool) ReloadNode(node []byte) {
+	p.nodeMu.Lock()
+	p.pendingNode = node
+	p.nodeMu.Unlock()
+	p.Reload()
+}
+
 // Stop drains the workers: each finishes its requests and exits; past ctx's
 // deadline the remaining ones are killed. It returns when all have exited.
 func (p *Pool) Stop(ctx context.Context) {
@@ -149,7 +166,11 @@ func (p *Pool) Ready() int { return int(p.ready.Load()) }
 
 func (p *Pool) spawn(gen int) (*worker, error) {
 	p.nextID++
-	w, err := p.spawnWorker(p.nextID, gen)
+	node := p.cfg.Node
+	if gen == p.reloadGen && p.reloadNode != nil {
+		node = p.reloadNode
+	}
+	w, err := p.spawnWorker(p.nextID, gen, node)
 	if err != nil {
 		return nil, err
 	}
@@ -191,6 +212,11 @@ func (p *Pool) handle(ev event) {
 
 // onReady puts a freshly loaded worker's slots to work.
 func (p *Pool) onReady(w *worker) bool {
+	if p.superseded(w) {
+		w.kill("superseded")
+		w.closeSlots()
+		return false
+	}
 	if !w.transition(StateStarting, StateReady, "") {
 		w.closeSlots()
 		return false
@@ -213,9 +239,11 @@ func (p *Pool) onReady(w *worker) bool {
 					o.drain("reload")
 				}
 			}
-			p.gen, p.reloadGen = p.reloadGen, 0
+			if p.reloadNode != nil {
+				p.cfg.Node = p.reloadNode
+			}
+			p.gen, p.reloadGen, p.reloadNode = p.reloadGen, 0, nil
 			p.log.Info("reload complete", "workers", p.cfg.Workers, "generation", p.gen)
-			p.reloadAgain()
 		}
 	}
 	return true
@@ -229,13 +257,11 @@ func (p *Pool) onLoadFailed(w *worker, err error) {
 	}
 	if p.reloadGen != 0 && w.gen == p.reloadGen {
 		p.log.Error("reload failed: the new workers cannot load the application; the running ones keep serving", attrs...)
-		for o := range p.workers {
-			if o.gen == p.reloadGen {
-				o.kill("reload failed")
-			}
-		}
-		p.reloadGen = 0
-		p.reloadAgain()
+		p.abandonReload("reload failed")
+		return
+	}
+	if p.superseded(w) {
+		w.kill("superseded")
 		return
 	}
 	p.failures++
@@ -305,32 +331,43 @@ func (p *Pool) startReload() {
 		return
 	}
 	if p.reloadGen != 0 {
-		p.log.Info("reload in progress; another will follow it")
-		p.reloadMore = true
-		return
+		// Its code is stale already, and it may be stuck in an import that
+		// never returns: replace it rather than wait for it.
+		p.log.Info("reload during a reload: replacing the generation being started", "generation", p.reloadGen)
+		p.abandonReload("superseded")
 	}
-	p.reloadGen = p.gen + 1
+	p.nodeMu.Lock()
+	p.reloadNode, p.pendingNode = p.pendingNode, nil
+	p.nodeMu.Unlock()
+	p.lastGen++
+	p.reloadGen = p.lastGen
 	p.log.Info("reloading workers", "workers", p.cfg.Workers, "generation", p.reloadGen)
 	for i := 0; i < p.cfg.Workers; i++ {
 		if _, err := p.spawn(p.reloadGen); err != nil {
 			p.log.Error("reload failed: cannot spawn a worker", "error", err.Error())
-			for o := range p.workers {
-				if o.gen == p.reloadGen {
-					o.kill("reload failed")
-				}
-			}
-			p.reloadGen = 0
+			p.abandonReload("reload failed")
 			return
 		}
 	}
 }
 
-// reloadAgain starts the reload that was asked for during the last one.
-func (p *Pool) reloadAgain() {
-	if p.reloadMore {
-		p.reloadMore = false
-		p.startReload()
+// abandonReload stops the generation a reload was starting.
+func (p *Pool) abandonReload(reason string) {
+	for o := range p.workers {
+		if o.gen == p.reloadGen {
+			if o.State() == StateReady {
+				o.drain(reason)
+			} else {
+				o.kill(reason)
+			}
+		}
 	}
+	p.reloadGen, p.reloadNode = 0, nil
+}
+
+// superseded reports whether w belongs to an abandoned reload.
+func (p *Pool) superseded(w *worker) bool {
+	return w.gen != p.gen && w.gen != p.reloadGen
 }
 
 func (p *Pool) shutdown(req stopRequest) {

@@ -152,7 +152,7 @@ func (w *worker) slotClosed() {
 }
 
 // spawnWorker starts one worker process with one socketpair per thread.
-func (p *Pool) spawnWorker(id, gen int) (*worker, error) {
+func (p *Pool) spawnWorker(id, gen int, node []byte) (*worker, error) {
 	cfg := &p.cfg
 	w := &worker{pool: p, id: id, gen: gen, exited: make(chan struct{})}
 	w.state.Store(int32(StateStarting))
@@ -201,7 +201,8 @@ func (p *Pool) spawnWorker(id, gen int) (*worker, error) {
 		return nil, fmt.Errorf("preparing the Python runtime: %w", err)
 	}
 	cmd.Dir = cfg.Dir
-	cmd.Stdin = bytes.NewReader(cfg.Node)
+	cmd.Stdin = bytes.NewReader(node)
+	cmd.Env = append(cmd.Env, cfg.Env...)
 	cmd.Stdout = os.Stdout
 	cmd.Stderr = os.Stderr
 	cmd.ExtraFiles = childFiles
