@@ -69,19 +69,12 @@ def test_encode_golden_frame(v):
 
 def test_constants_match_the_go_side():
     by_name = {v["name"]: v["type"] for v in GOLDEN}
-    assert by_name["start"] == P.START
-    assert by_name["data"] == P.DATA
-    assert by_name["file"] == P.FILE
-    assert by_name["end"] == P.END
-    assert by_name["error"] == P.ERROR
-    assert by_name["log"] == P.LOG
-    assert by_name["credit"] == P.CREDIT
-    assert by_name["body"] == P.BODY
-    assert by_name["body end"] == P.BODY_END
-    assert by_name["body fail"] == P.BODY_FAIL
-    assert by_name["file ack"] == P.FILE_ACK
-    assert by_name["ready"] == P.CONTROL_FROM_WORKER
-    assert by_name["stop"] == P.CONTROL_TO_WORKER
+    expected = {
+        "start": P.START, "data": P.DATA, "file": P.FILE, "end": P.END, "error": P.ERROR, "log": P.LOG,
+        "credit": P.CREDIT, "body": P.BODY, "body end": P.BODY_END, "body fail": P.BODY_FAIL,
+        "file ack": P.FILE_ACK, "ready": P.CONTROL_FROM_WORKER, "stop": P.CONTROL_TO_WORKER,
+    }
+    assert {name: by_name[name] for name in expected} == expected
 
 
 @pytest.mark.parametrize("status,headers", [
