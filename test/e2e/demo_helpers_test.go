@@ -134,18 +134,18 @@ func demoSetINIDefault(t *testing.T, path, key, value string) {
 // output, failing the test unless it succeeds.
 func demoManage(t *testing.T, dir string, args ...string) string {
 	t.Helper()
-	out, err := demoManageResult(t, dir, nil, args...)
+	out, err := demoManageResult(t, dir, nil, append([]string{"development.ini"}, args...)...)
 	if err != nil {
 		t.Fatalf("wsgate manage development.ini %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return out
 }
 
-// demoManageResult runs `wsgate manage development.ini ARGS…` in dir with
-// extra environment entries and returns its output and error.
+// demoManageResult runs `wsgate manage ARGS…` in dir with extra environment
+// entries and returns its output and error.
 func demoManageResult(t *testing.T, dir string, env []string, args ...string) (string, error) {
 	t.Helper()
-	cmd := exec.Command(testutil.Binary(t), append([]string{"manage", "development.ini"}, args...)...)
+	cmd := exec.Command(testutil.Binary(t), append([]string{"manage"}, args...)...)
 	cmd.Dir = dir
 	cmd.Env = append(append(os.Environ(), "WSGATE_PYTHON="+testutil.VenvPython(t)), env...)
 	out, err := cmd.CombinedOutput()

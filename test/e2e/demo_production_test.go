@@ -12,13 +12,14 @@ import (
 
 // production.ini keeps its secrets out of the file: without them wsgate
 // refuses to start and names the file, line, section and option; given with
-// --set, the same base.ini settings serve with DEBUG off.
+// --set, the same base.ini settings serve with DEBUG off, and Paste's urlmap
+// serves the files `collectstatic` gathered beside Django.
 func TestDemoProductionINI(t *testing.T) {
 	dir := demoCopy(t)
 	line := demoLineOf(t, filepath.Join(dir, "production.ini"), "SECRET_KEY")
 
 	res := harness.Run(t, harness.Options{Args: []string{"production.ini"}, Dir: dir})
-	where := fmt.Sprintf("production.ini:%d [app:main] SECRET_KEY", line)
+	where := fmt.Sprintf("production.ini:%d [app:django] SECRET_KEY", line)
 	if res.ExitCode != 1 || !strings.Contains(res.Output, where) || !strings.Contains(res.Output, "${secret_key}") {
 		t.Fatalf("serve production.ini without secret_key: exit %d, want 1 and an error naming %q and ${secret_key}\n%s", res.ExitCode, where, res.Output)
 	}
@@ -26,10 +27,11 @@ func TestDemoProductionINI(t *testing.T) {
 		t.Fatalf("a configuration mistake printed a traceback\n%s", res.Output)
 	}
 
-	srv := harness.Start(t, harness.Options{
-		Args: []string{"--set", "secret_key=production-" + demoRandom(t), "--set", "public_host=127.0.0.1", "production.ini"},
-		Dir:  dir,
-	})
+	secrets := []string{"--set", "secret_key=production-" + demoRandom(t), "--set", "public_host=127.0.0.1"}
+	if out, err := demoManageResult(t, dir, nil, append(secrets, "production.ini", "collectstatic", "--noinput")...); err != nil {
+		t.Fatalf("wsgate manage production.ini collectstatic: %v\n%s", err, out)
+	}
+	srv := harness.Start(t, harness.Options{Args: append(secrets, "production.ini"), Dir: dir})
 	resp, page := demoGet(t, demoClient(t), srv.URL+"/")
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET / with production.ini: %s\n%s", resp.Status, page)
@@ -41,6 +43,10 @@ func TestDemoProductionINI(t *testing.T) {
 	}
 	if got := rows["TIME_ZONE"][0]; got != "Europe/London" {
 		t.Errorf("TIME_ZONE shown as %q, want base.ini's Europe/London", got)
+	}
+	resp, css := demoGet(t, demoClient(t), srv.URL+"/static/admin/css/base.css")
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/css" || !strings.Contains(css, "body") {
+		t.Errorf("GET /static/admin/css/base.css: %s %q, want the admin's stylesheet", resp.Status, resp.Header.Get("Content-Type"))
 	}
 	// With DEBUG off a missing page is Django's plain 404, not the debug page.
 	resp, page = demoGet(t, demoClient(t), srv.URL+"/no-such-page/")

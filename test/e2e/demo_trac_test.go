@@ -68,7 +68,7 @@ func demoTracSingleSignOn(t *testing.T, tmpl *demoTemplate) {
 	// A superuser made in Django now, while the site runs, administers Trac.
 	boss, bossPassword := "boss", "pw-"+demoRandom(t)
 	if out, err := demoManageResult(t, site.Dir, []string{"DJANGO_SUPERUSER_PASSWORD=" + bossPassword},
-		"createsuperuser", "--noinput", "--username", boss, "--email", "boss@example.com"); err != nil {
+		"development.ini", "createsuperuser", "--noinput", "--username", boss, "--email", "boss@example.com"); err != nil {
 		t.Fatalf("wsgate manage development.ini createsuperuser: %v\n%s", err, out)
 	}
 	c = demoClient(t)
