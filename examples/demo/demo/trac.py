@@ -25,6 +25,7 @@ from django.conf import settings
 from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.utils.crypto import constant_time_compare
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csrf import csrf_exempt
 
@@ -133,7 +134,7 @@ def trac_view(request, path_info):
         # Trac's logout button posts Trac's form token; check it as Trac
         # would, so that another site cannot log our users out.
         token = request.COOKIES.get("trac_form_token")
-        if token and request.POST.get("__FORM_TOKEN") == token:
+        if token and constant_time_compare(request.POST.get("__FORM_TOKEN", ""), token):
             logout(request)
         return HttpResponseRedirect(MOUNT)
     if not os.path.isfile(os.path.join(environment_path(), "VERSION")):
