@@ -66,18 +66,17 @@ def require_user_to_push(hgweb, req, op):
 if require_user_to_push not in hgweb_common.permhooks:
     hgweb_common.permhooks.append(require_user_to_push)
 
-_app = None
-_app_lock = threading.Lock()
+_apps = {}  # repositories directory -> its hgweb
+_apps_lock = threading.Lock()
 
 
 def hgweb_app():
     """One hgweb for every repository under DEMO_VAR_DIR/hg, made on first use."""
-    global _app
-    with _app_lock:
-        if _app is None:
-            root = os.fsencode(repositories_path())
-            _app = hgwebdir({b"/": os.path.join(root, b"*")})
-        return _app
+    root = os.fsencode(repositories_path())
+    with _apps_lock:
+        if root not in _apps:
+            _apps[root] = hgwebdir({b"/": os.path.join(root, b"*")})
+        return _apps[root]
 
 
 def challenge(message):
