@@ -47,6 +47,9 @@ admin_password="$(ini_default demo_admin_password)"
 		"wsgate: listening on http"*)
 			[ -n "$url" ] || url="${line#wsgate: listening on }"
 			;;
+		*"address already in use"*)
+			echo "demo: that address is taken; serve elsewhere with e.g. WSGATE_DEMO_BIND=127.0.0.1:8080 make demo" >&2
+			;;
 		"wsgate: ready"*)
 			echo "demo: ready at $url/ — log in as $admin_user / $admin_password" \
 				"(admin: $url/admin/, Trac: $url/trac/, hg clone $url/hg/demo); Ctrl-C stops"
