@@ -98,6 +98,8 @@ type exchange struct {
 	flusher    http.Flusher
 	healthy    bool                   // the worker is in a known state at the end
 	unsent     bool                   // the REQUEST could not be written: nothing was started
+	deadline   time.Time              // dispatch + Timeout
+	writeDL    bool                   // the write deadline is set
 	reason     string                 // why not
 	abort      bool                   // cut the client connection
 	start      *protocol.StartPayload // the slot's, reused
@@ -111,7 +113,15 @@ func (x *exchange) run(scriptName, pathInfo string, flags byte, inline []byte) {
 		s.stream = 1
 	}
 	x.stream = s.stream
-	_ = s.conn.SetDeadline(time.Now().Add(cfg.Timeout))
+	x.deadline = time.Now().Add(cfg.Timeout)
+	// Reads carry the deadline; writes get it only when they may block
+	// (body and file frames), which saves a timer per request.
+	_ = s.conn.SetReadDeadline(x.deadline)
+	defer func() {
+		if x.writeDL {
+			_ = s.conn.SetWriteDeadline(time.Time{}) // the next request's REQUEST must not inherit it
+		}
+	}()
 
 	b := protocol.AppendHeader(s.wbuf[:0], protocol.Request, x.stream, 0)
 	b = append(b, flags)
@@ -335,6 +345,7 @@ func (x *exchange) write(p []byte) {
 // at the end of the body, or BODY_FAIL if the client's body broke off.
 func (x *exchange) sendBody(n int) error {
 	s := x.s
+	x.armWrites()
 	if x.bodyEnd {
 		return writeFrame(s, protocol.BodyEnd, x.stream, nil)
 	}
@@ -369,6 +380,14 @@ func (x *exchange) sendBody(n int) error {
 	return writeFrame(s, protocol.BodyFail, x.stream, []byte(err.Error()))
 }
 
+// armWrites puts the request's deadline on writes to the worker too.
+func (x *exchange) armWrites() {
+	if !x.writeDL {
+		x.writeDL = true
+		_ = x.s.conn.SetWriteDeadline(x.deadline)
+	}
+}
+
 func writeFrame(s *slot, t protocol.Type, stream uint32, payload []byte) error {
 	b := protocol.AppendFrame(s.wbuf[:0], t, stream, payload)
 	if cap(b) <= 256<<10 {
@@ -381,6 +400,7 @@ func writeFrame(s *slot, t protocol.Type, stream uint32, payload []byte) error {
 // sendFile sends a wsgi.file_wrapper file from the master's own descriptor
 // (sendfile on Linux), opened through /proc before the worker may close it.
 func (x *exchange) sendFile(fp protocol.FilePayload) error {
+	x.armWrites()
 	path := "/proc/" + strconv.Itoa(x.s.w.pid) + "/fd/" + strconv.FormatUint(uint64(fp.FD), 10)
 	f, err := os.Open(path)
 	ack := []byte{1}

@@ -408,6 +408,14 @@ func (p *Pool) armDrainKill(w *worker) {
 	})
 }
 
+// queueTimers are reused by queued requests: Reset after Stop is clean
+// since Go 1.23.
+var queueTimers = sync.Pool{New: func() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}}
+
 // acquire lends the caller a free slot, waiting in the bounded queue if all
 // are busy.
 func (p *Pool) acquire(ctx context.Context) (*slot, error) {
@@ -415,6 +423,7 @@ func (p *Pool) acquire(ctx context.Context) (*slot, error) {
 	defer func() {
 		if timer != nil {
 			timer.Stop()
+			queueTimers.Put(timer)
 		}
 	}()
 	for {
@@ -427,7 +436,8 @@ func (p *Pool) acquire(ctx context.Context) (*slot, error) {
 				return nil, ErrQueueFull
 			}
 			if timer == nil {
-				timer = time.NewTimer(p.cfg.Timeout)
+				timer = queueTimers.Get().(*time.Timer)
+				timer.Reset(p.cfg.Timeout)
 			}
 			select {
 			case s = <-p.idle:
