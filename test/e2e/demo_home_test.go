@@ -25,6 +25,7 @@ func demoHomePageShowsINISettings(t *testing.T, tmpl *demoTemplate) {
 		t.Fatalf("GET /: %s\n%s", resp.Status, page)
 	}
 	rows := demoSettingRows(page)
+	demoCheckServerTiming(t, resp)
 
 	want := []struct{ name, value, file, where string }{
 		{"DEMO_SITE_TITLE", "wsgate demo (development)", "development.ini", "[app:main] DEMO_SITE_TITLE"},
@@ -55,6 +56,17 @@ func demoHomePageShowsINISettings(t *testing.T, tmpl *demoTemplate) {
 	}
 	if _, listed := rows["INSTALLED_APPS"]; listed {
 		t.Errorf("INSTALLED_APPS, from the settings module, is listed as an INI setting")
+	}
+}
+
+var demoServerTiming = regexp.MustCompile(`^django;dur=[0-9]+\.[0-9]$`)
+
+// demoCheckServerTiming checks the header demo/wsgi.py's WSGI middleware
+// adds: proof that wsgate serves the object WSGI_APPLICATION names.
+func demoCheckServerTiming(t *testing.T, resp *http.Response) {
+	t.Helper()
+	if got := resp.Header.Get("Server-Timing"); !demoServerTiming.MatchString(got) {
+		t.Errorf("Server-Timing: %q, want what demo/wsgi.py's middleware adds (django;dur=MS)", got)
 	}
 }
 

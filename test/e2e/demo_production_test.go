@@ -37,6 +37,7 @@ func TestDemoProductionINI(t *testing.T) {
 		t.Fatalf("GET / with production.ini: %s\n%s", resp.Status, page)
 	}
 	rows := demoSettingRows(page)
+	demoCheckServerTiming(t, resp) // the same WSGI middleware as in development
 	debugLine := demoLineOf(t, filepath.Join(dir, "production.ini"), "debug")
 	if got, want := rows["DEBUG"], [2]string{"False", fmt.Sprintf("production.ini:%d [DEFAULT] debug", debugLine)}; got != want {
 		t.Errorf("DEBUG shown as %q, want %q", got, want)
