@@ -326,9 +326,30 @@ func TestGatewayReload(t *testing.T) {
 	s.gwRelease(t, "old-b")
 	gwFinish(t, "old-b", oldB, heldB)
 
+	// Requests keep coming through the reload; none may fail.
+	stop := make(chan struct{})
+	loadDone := make(chan []string)
+	go func() {
+		var failures []string
+		for {
+			select {
+			case <-stop:
+				loadDone <- failures
+				return
+			default:
+			}
+			if r := gwTry(t, s.URL+"/hello"); r.status != 200 || r.bodyErr != nil {
+				failures = append(failures, fmt.Sprintf("%d %v", r.status, r.bodyErr))
+			}
+		}
+	}()
 	s.Signal(syscall.SIGHUP)
 	s.WaitLog("reload complete")
 	s.gwAssertPoolServes(t, 2, "new", oldA, oldB)
+	close(stop)
+	if failures := <-loadDone; len(failures) > 0 {
+		t.Errorf("%d requests failed during the reload: %v", len(failures), failures)
+	}
 	s.gwRelease(t, "old-a")
 	gwFinish(t, "request in flight across the reload", oldA, heldA)
 	harness.WaitFor(t, "old workers to exit and be reaped", func() bool { return harness.ProcessReaped(oldA) && harness.ProcessReaped(oldB) })
