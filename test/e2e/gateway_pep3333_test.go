@@ -111,6 +111,37 @@ func TestGatewayPEP3333(t *testing.T) {
 		}
 	})
 
+	t.Run("AbsoluteFormTarget", func(t *testing.T) {
+		// A request line may carry the whole URL (RFC 9112 3.2.2):
+		// PATH_INFO and QUERY_STRING come from its path and query only.
+		b := s.gwRawExchange(t, "GET http://example.test/environ/abs%2Fx?q=1 HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\n\r\n")
+		resp, body := gwReadResponse(t, bufio.NewReader(bytes.NewReader(b)), "GET")
+		var env map[string]any
+		gwJSON(t, "absolute-form", gwResponse{status: resp.StatusCode, body: body}, &env)
+		if env["PATH_INFO"] != "/environ/abs/x" || env["QUERY_STRING"] != "q=1" || env["HTTP_HOST"] != "example.test" {
+			t.Errorf("absolute-form target: PATH_INFO %q QUERY_STRING %q HTTP_HOST %q", env["PATH_INFO"], env["QUERY_STRING"], env["HTTP_HOST"])
+		}
+	})
+
+	t.Run("PathWithNUL", func(t *testing.T) {
+		// %00 decodes to a NUL code point, which a native string holds.
+		var env map[string]any
+		gwJSON(t, "NUL in path", gwGet(t, s.URL+"/environ/a%00b"), &env)
+		if env["PATH_INFO"] != "/environ/a\x00b" {
+			t.Errorf("PATH_INFO %q, want %q", env["PATH_INFO"], "/environ/a\x00b")
+		}
+	})
+
+	t.Run("OptionsStar", func(t *testing.T) {
+		// "OPTIONS *" has no path for PATH_INFO; the server answers it
+		// (or refuses it) without handing the app an invalid environ.
+		b := s.gwRawExchange(t, "OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		resp, _ := gwReadResponse(t, bufio.NewReader(bytes.NewReader(b)), "OPTIONS")
+		if resp.StatusCode >= 500 {
+			t.Errorf("OPTIONS *: status %d", resp.StatusCode)
+		}
+	})
+
 	t.Run("WSGIFlagsOneThread", func(t *testing.T) {
 		var env map[string]any
 		gwJSON(t, "environ", gwGet(t, s.URL+"/environ/"), &env)
@@ -332,6 +363,15 @@ func TestGatewayPEP3333(t *testing.T) {
 		resp, body := gwReadResponse(t, bufio.NewReader(bytes.NewReader(b)), "GET")
 		if resp.StatusCode != 200 || string(body) != "piece 0\npiece 1\npiece 2\n" || len(resp.TransferEncoding) != 0 {
 			t.Errorf("HTTP/1.0: status %d, transfer-encoding %v, body %q", resp.StatusCode, resp.TransferEncoding, body)
+		}
+		// Even when the HTTP/1.0 client asks to keep the connection, a
+		// streamed body of unknown length can only end with it: a server
+		// keeping it open would leave the client waiting forever.
+		c := s.gwDial(t)
+		io.WriteString(c, "GET /stream?n=3 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+		resp, body = gwReadResponse(t, bufio.NewReader(c), "GET")
+		if resp.StatusCode != 200 || string(body) != "piece 0\npiece 1\npiece 2\n" {
+			t.Errorf("HTTP/1.0 keep-alive: status %d, body %q", resp.StatusCode, body)
 		}
 	})
 
