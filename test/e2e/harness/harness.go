@@ -259,7 +259,10 @@ func (s *Server) Stop() {
 		return
 	default:
 	}
-	s.Signal(syscall.SIGTERM)
+	// ESRCH: it died just now on its own; Wait reports how.
+	if err := syscall.Kill(s.PID, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
+		s.t.Fatalf("SIGTERM to wsgate (pid %d): %v", s.PID, err)
+	}
 	if code := s.Wait(); code != 0 {
 		s.t.Errorf("wsgate exited with %s after SIGTERM, want exit status 0\n%s", s.state, s.Logs())
 	}
