@@ -191,50 +191,50 @@ func TestGatewayTimeout(t *testing.T) {
 }
 
 // TestGatewayMaxRequests: --max-requests recycles workers (new pids, old ones
-// exit) without failing a single request.
+// exit) without failing a single request, also when other threads of the
+// recycled worker still have requests in flight.
 func TestGatewayMaxRequests(t *testing.T) {
-	s := gwStart(t, "--workers", "2", "--threads", "1", "--max-requests", "5")
-	const clients, each = 4, 20
-	var mu sync.Mutex
-	pids := map[int]int{}
-	var wg sync.WaitGroup
-	for range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range each {
-				resp, err := gwClient.Get(s.URL + "/pid")
-				if err != nil {
-					t.Errorf("request during recycling: %v", err)
-					return
-				}
-				body, err := gwReadBody(resp)
-				resp.Body.Close()
-				if resp.StatusCode != 200 || err != nil {
-					t.Errorf("request during recycling: status %d, %v", resp.StatusCode, err)
-					continue
-				}
-				pid, _ := strconv.Atoi(string(body))
-				mu.Lock()
-				pids[pid]++
-				mu.Unlock()
+	for _, threads := range []string{"1", "3"} {
+		t.Run("threads"+threads, func(t *testing.T) {
+			s := gwStart(t, "--workers", "2", "--threads", threads, "--max-requests", "5")
+			const clients, each = 6, 10
+			var mu sync.Mutex
+			pids := map[int]int{}
+			var wg sync.WaitGroup
+			for range clients {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for range each {
+						r := gwTry(t, s.URL+"/pid")
+						if r.status != 200 || r.bodyErr != nil {
+							t.Errorf("request during recycling: status %d, %v", r.status, r.bodyErr)
+							continue
+						}
+						pid, _ := strconv.Atoi(string(r.body))
+						mu.Lock()
+						pids[pid]++
+						mu.Unlock()
+					}
+				}()
 			}
-		}()
-	}
-	wg.Wait()
-	if len(pids) < 3 {
-		t.Fatalf("%d requests with --workers 2 --max-requests 5 were served by %d worker pids %v: no recycling", clients*each, len(pids), pids)
-	}
-	// Recycled workers must exit; at most the 2 current ones stay.
-	harness.WaitFor(t, "recycled workers to exit", func() bool {
-		alive := 0
-		for pid := range pids {
-			if harness.ProcessAlive(pid) {
-				alive++
+			wg.Wait()
+			if len(pids) < 3 {
+				t.Fatalf("%d requests with --workers 2 --max-requests 5 were served by %d worker pids %v: no recycling", clients*each, len(pids), pids)
 			}
-		}
-		return alive <= 2
-	})
+			// Recycled workers must exit and be reaped; at most the 2
+			// current ones stay.
+			harness.WaitFor(t, "recycled workers to exit", func() bool {
+				alive := 0
+				for pid := range pids {
+					if !harness.ProcessReaped(pid) {
+						alive++
+					}
+				}
+				return alive <= 2
+			})
+		})
+	}
 }
 
 // TestGatewayDrain: SIGTERM stops accepting, lets the in-flight request
