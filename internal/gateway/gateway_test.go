@@ -376,3 +376,23 @@ func TestReloadNodeSwitchesTheApplication(t *testing.T) {
 		time.Sleep(20 * time.Millisecond) // polling a state change, not synchronising on it
 	}
 }
+
+func TestManyReloadsWithoutTrafficKeepServing(t *testing.T) {
+	p, srv := startPool(t, "hello", nil)
+	// Each reload leaves the old worker's closed slot in the idle queue;
+	// more reloads than the queue holds must neither block the pool nor
+	// lose the live slots.
+	for i := 0; i < cap(p.idle)+3; i++ {
+		p.Reload()
+		deadline := time.Now().Add(15 * time.Second)
+		for p.reloads.Load() != int64(i+1) {
+			if time.Now().After(deadline) {
+				t.Fatalf("reload %d did not complete", i+1)
+			}
+			time.Sleep(5 * time.Millisecond) // polling the reload count, the readiness signal here
+		}
+	}
+	if code, _, body := get(t, srv.URL+"/"); code != 200 {
+		t.Fatalf("after many reloads: %d %s", code, body)
+	}
+}

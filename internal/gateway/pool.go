@@ -28,6 +28,7 @@ type Pool struct {
 	reload  chan struct{}
 	stop    chan stopRequest
 	ready   atomic.Int32 // workers in StateReady, for Stats
+	reloads atomic.Int64 // reloads completed
 
 	nodeMu      sync.Mutex
 	pendingNode []byte // the node the next reload's workers load (ReloadNode)
@@ -224,7 +225,10 @@ func (p *Pool) onReady(w *worker) bool {
 	p.failures = 0
 	for _, s := range w.slots {
 		s.state.Store(slotIdle)
-		p.idle <- s
+		if !p.pushIdle(s) {
+			p.log.Error("idle slot queue full; closing a slot", "worker", w.id)
+			s.close()
+		}
 	}
 	if p.reloadGen != 0 && w.gen == p.reloadGen {
 		n := 0
@@ -243,6 +247,7 @@ func (p *Pool) onReady(w *worker) bool {
 				p.cfg.Node = p.reloadNode
 			}
 			p.gen, p.reloadGen, p.reloadNode = p.reloadGen, 0, nil
+			p.reloads.Add(1)
 			p.log.Info("reload complete", "workers", p.cfg.Workers, "generation", p.gen)
 		}
 	}
@@ -484,18 +489,49 @@ func (p *Pool) release(s *slot, healthy bool, reason string) {
 		}
 		return
 	}
-	select {
-	case p.idle <- s:
-		if p.waiting.Load() > 0 {
-			// A queued request has just been handed this slot: let it
-			// send its REQUEST before this goroutine goes on to flush its
-			// own response, so the worker waits as little as possible.
-			runtime.Gosched()
-		}
-	default:
+	if !p.pushIdle(s) {
 		p.log.Error("idle slot queue full; closing a slot", "worker", w.id)
 		s.close()
+		return
 	}
+	if p.waiting.Load() > 0 {
+		// A queued request has just been handed this slot: let it send its
+		// REQUEST before this goroutine goes on to flush its own response,
+		// so the worker waits as little as possible.
+		runtime.Gosched()
+	}
+}
+
+// pushIdle offers a slot to the next request without ever blocking. The
+// channel may hold closed slots of workers that drained while no request
+// came (reloads with no traffic): when it is full they are dropped.
+func (p *Pool) pushIdle(s *slot) bool {
+	select {
+	case p.idle <- s:
+		return true
+	default:
+	}
+	var keep []*slot
+	for done := false; !done; {
+		select {
+		case o := <-p.idle:
+			if o.state.Load() == slotIdle {
+				keep = append(keep, o)
+			}
+		default:
+			done = true
+		}
+	}
+	keep = append(keep, s)
+	ok := true
+	for _, o := range keep {
+		select {
+		case p.idle <- o:
+		default:
+			ok = ok && o != s
+		}
+	}
+	return ok
 }
 
 // String describes the pool for log lines.
