@@ -40,6 +40,7 @@ type serveOptions struct {
 	maxHeaderBytes  int
 	logLevel        string
 	sets            stringList
+	reload          bool
 }
 
 func serveFlags(o *serveOptions) *flag.FlagSet {
@@ -59,6 +60,7 @@ func serveFlags(o *serveOptions) *flag.FlagSet {
 	fs.IntVar(&o.maxHeaderBytes, "max-header-size", 64<<10, "bytes of request line and headers accepted (431 past it)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.Var(&o.sets, "set", "override a [DEFAULT] value of CONFIG_URI: --set key=value (repeatable)")
+	fs.BoolVar(&o.reload, "reload", false, "reload the workers when a .py or .ini file of the application changes (development)")
 	return fs
 }
 
@@ -151,10 +153,21 @@ func runServe(args []string) int {
 	if len(binds) == 0 {
 		binds = []string{"127.0.0.1:8000"}
 	}
-	return serve(cfg, binds, o, log)
+	var rl *reloader
+	if o.reload {
+		uri := ""
+		if len(positional) == 1 {
+			uri = positional[0]
+		}
+		if rl, err = newReloader(uri, appNode, o, cfg.Python, log); err != nil {
+			fmt.Fprintf(os.Stderr, "wsgate: error: %v\n", err)
+			return exitConfig
+		}
+	}
+	return serve(cfg, binds, o, log, rl)
 }
 
-func serve(cfg gateway.Config, binds []string, o serveOptions, log *slog.Logger) int {
+func serve(cfg gateway.Config, binds []string, o serveOptions, log *slog.Logger, rl *reloader) int {
 	if addr := os.Getenv("WSGATE_PPROF"); addr != "" {
 		go func() {
 			log.Info("pprof listening", "addr", addr)
@@ -187,6 +200,9 @@ func serve(cfg gateway.Config, binds []string, o serveOptions, log *slog.Logger)
 	}
 	pc := pool.Config()
 	fmt.Fprintf(os.Stderr, "wsgate: ready, %d workers (pid %d)\n", pc.Workers, os.Getpid())
+	if rl != nil {
+		defer rl.start(pool)()
+	}
 	err = server.Serve(context.Background(), lns, server.Options{
 		Handler:           gateway.NewHandler(pool, ""),
 		Supervisor:        pool,
@@ -336,6 +352,13 @@ func applyServerSection(conf *config.Conf, o *serveOptions, set map[string]bool)
 	}
 	if err := float("graceful_timeout", "graceful-timeout", &o.gracefulTimeout); err != nil {
 		return err
+	}
+	if v, ok := conf.Get("reload"); ok && !set["reload"] {
+		b, err := asBool(v)
+		if err != nil {
+			return bad("reload", "true or false")
+		}
+		o.reload = b
 	}
 	if v, ok := conf.Get("pythonpath"); ok && !set["pythonpath"] {
 		o.pythonPath = append(o.pythonPath, strings.Fields(v)...)
