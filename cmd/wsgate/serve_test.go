@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,4 +70,18 @@ func TestServerSectionBadValueNamesItsPlace(t *testing.T) {
 	if !strings.Contains(err.Error(), "site.ini:3 [server:main] threads") || !strings.Contains(err.Error(), `"many"`) {
 		t.Fatalf("error %q does not name file:line [section] option and the value", err)
 	}
+}
+
+// Every flag of `wsgate serve` is documented in docs/serve.md.
+func TestEveryServeFlagIsDocumented(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "serve.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var o serveOptions
+	serveFlags(&o).VisitAll(func(f *flag.Flag) {
+		if !strings.Contains(string(doc), "`--"+f.Name) {
+			t.Errorf("--%s is not in docs/serve.md", f.Name)
+		}
+	})
 }
