@@ -131,6 +131,9 @@ func (w *Watcher) Files() int {
 	return len(w.files)
 }
 
+// Suffixes returns the file name endings watched under directory roots.
+func (w *Watcher) Suffixes() []string { return slices.Clone(w.opts.Suffixes) }
+
 // Roots returns the absolute roots being watched.
 func (w *Watcher) Roots() []string {
 	w.mu.Lock()
