@@ -110,7 +110,12 @@ func (r *reloader) start(pool workerReloader) (stop func()) {
 // from (wherever it lies), the workers' directory and the --pythonpath
 // directories (both on sys.path).
 func (r *reloader) roots() []string {
-	roots := []string{r.workDir}
+	var roots []string
+	// Walking the whole file system (a service started in /) would take
+	// each poll minutes: the configuration and --pythonpath still count.
+	if r.workDir != string(filepath.Separator) {
+		roots = append(roots, r.workDir)
+	}
 	roots = append(roots, r.pythonPath...)
 	for f := range r.configFiles {
 		roots = append(roots, f)
@@ -120,7 +125,7 @@ func (r *reloader) roots() []string {
 
 // changed runs in the watcher's goroutine with the paths that changed.
 func (r *reloader) changed(paths []string) {
-	fmt.Fprintf(os.Stderr, "wsgate: reloading, changed: %s\n", strings.Join(displayPaths(paths), " "))
+	fmt.Fprintf(os.Stderr, "wsgate: reloading, changed: %s\n", changedList(paths))
 	dropBytecode(paths, r.log)
 	if r.uri == "" || !r.touchesConfig(paths) {
 		r.pool.Reload()
@@ -233,6 +238,19 @@ func configFiles(app *config.Node, dir string) map[string]bool {
 		}
 	})
 	return files
+}
+
+// maxListedChanges bounds the reload line: a checkout can change hundreds
+// of files.
+const maxListedChanges = 10
+
+// changedList is the reload line's list of paths.
+func changedList(paths []string) string {
+	shown := displayPaths(paths[:min(len(paths), maxListedChanges)])
+	if more := len(paths) - len(shown); more > 0 {
+		shown = append(shown, fmt.Sprintf("(and %d more)", more))
+	}
+	return strings.Join(shown, " ")
 }
 
 // displayPaths shortens paths inside the working directory, for log lines.

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/wsgate/wsgate/internal/config"
@@ -111,5 +113,19 @@ func TestReloadDropBytecode(t *testing.T) {
 	want := []string{"models.cpython-311.pyc", "odd1.cpython-311.pyc", "views_extra.cpython-311.pyc"}
 	if !slices.Equal(left, want) {
 		t.Fatalf("left %q, want %q", left, want)
+	}
+}
+
+func TestReloadChangedList(t *testing.T) {
+	var paths []string
+	for i := range 12 {
+		paths = append(paths, filepath.Join("/srv", "m"+strconv.Itoa(i)+".py"))
+	}
+	if got, want := changedList(paths[:2]), "/srv/m0.py /srv/m1.py"; got != want {
+		t.Errorf("changedList = %q, want %q", got, want)
+	}
+	got := changedList(paths)
+	if !strings.HasSuffix(got, " /srv/m9.py (and 2 more)") || strings.Contains(got, "m10") {
+		t.Errorf("changedList of 12 = %q, want 10 paths then (and 2 more)", got)
 	}
 }
