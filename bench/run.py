@@ -480,6 +480,39 @@ def print_table(case, results, out=sys.stdout):
             r["workers_cpu_pct"], r["other_cpu_pct"], r["cpu_us_per_req"], ratio), file=out)
 
 
+def markdown_report(path, out=sys.stdout):
+    """The tables and targets of a saved run (--json output) as Markdown, for docs/bench.md."""
+    with open(path) as f:
+        saved = json.load(f)
+    info, table = saved["info"], saved["results"]
+    m, st = info["machine"], info["settings"]
+    print("Run of %s on %s (%d CPUs, %s, Linux %s), shared with other work. %d workers per server, wrk -t%d -c%d, "
+          "%d s per server and case after %d s of warm-up, %d round(s). Versions: %s." % (
+              info["date"], m["host"], m["cpus"], m["cpu"], m["kernel"], st["workers"], st["wrk_threads"],
+              st["connections"], st["duration"], st["warmup"], st["rounds"],
+              ", ".join("%s %s" % kv for kv in info["versions"].items())), file=out)
+    for case_name, results in table.items():
+        case = CASES[case_name]
+        base = results.get("wsgate")
+        base_rps = base["rps"] if base and "failed" not in base else None
+        print("\n**%s** — %s\n" % (case.name, case.title), file=out)
+        print("| server | rps | p50 | p99 | errors (socket / non-2xx) | master RSS (growth) | workers RSS | "
+              "CPU/req | others' CPU | wsgate/peer |", file=out)
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |", file=out)
+        for name, r in results.items():
+            if "failed" in r:
+                print("| %s | failed: %s | | | | | | | | |" % (name, r["failed"].splitlines()[0][:80]), file=out)
+                continue
+            ratio = "—" if name == "wsgate" or base_rps is None else "%.2f×" % (base_rps / r["rps"])
+            print("| %s | %.0f | %s | %s | %d / %d | %.1f MB (%+.1f) | %.1f MB | %.0f µs | %.0f%% | %s |" % (
+                name, r["rps"], fmt_ms(r["p50_ms"]), fmt_ms(r["p99_ms"]), r["errors"]["total"], r["non2xx"],
+                r["master_peak_mb"], r["master_growth_mb"], r["workers_peak_mb"], r["cpu_us_per_req"],
+                r["other_cpu_pct"], ratio), file=out)
+    print("\n| target | verdict | measured |\n| --- | --- | --- |", file=out)
+    for desc, verdict, detail in saved["targets"]:
+        print("| %s | %s | %s |" % (desc, verdict, detail), file=out)
+
+
 def check_targets(table):
     """The issue's targets: [(description, verdict, detail)]. verdict is 'met', 'not met' or 'n/a'."""
     def get(case, server):
@@ -584,6 +617,7 @@ def parse_args(argv):
                    help="instead of the comparison, profile wsgate on --cases (default hello): pprof of the master, "
                         "perf split between processes, cProfile of a worker; files in bench/results/profile/")
     p.add_argument("--profile-top", type=int, default=25, help="rows of each profile to print")
+    p.add_argument("--markdown", metavar="JSON", help="print a saved run (a --json file) as Markdown and exit")
     p.add_argument("--json", metavar="FILE",
                    help="write all results here (default: bench/results/bench-<UTC time>.json)")
     opts = p.parse_args(argv)
@@ -605,6 +639,9 @@ def parse_args(argv):
 
 def main(argv=None):
     opts = parse_args(sys.argv[1:] if argv is None else argv)
+    if opts.markdown:
+        markdown_report(opts.markdown)
+        return 0
     if not shutil.which("wrk"):
         print("bench: wrk is not installed; ./scripts/system-deps.sh wrk installs it (make bench does)", file=sys.stderr)
         return 2
