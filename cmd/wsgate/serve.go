@@ -36,6 +36,7 @@ type serveOptions struct {
 	jitter          int
 	python          string
 	queueSize       int
+	pipeline        int
 	gracefulTimeout float64
 	maxHeaderBytes  int
 	logLevel        string
@@ -55,6 +56,7 @@ func serveFlags(o *serveOptions) *flag.FlagSet {
 	fs.IntVar(&o.maxRequests, "max-requests", 0, "recycle a worker after this many requests (default 0: never)")
 	fs.IntVar(&o.jitter, "max-requests-jitter", 0, "add 0..N to each worker's --max-requests")
 	fs.StringVar(&o.python, "python", "", "Python interpreter (default: $WSGATE_PYTHON, else python3)")
+	fs.IntVar(&o.pipeline, "pipeline", 1, "requests dispatched to one worker thread at a time (2 hides the hand-off; default 1)")
 	fs.IntVar(&o.queueSize, "queue-size", 0, "requests that may wait for a busy pool before 503 (default 1024)")
 	fs.Float64Var(&o.gracefulTimeout, "graceful-timeout", 0, "seconds in-flight requests get to finish on SIGTERM (default 30)")
 	fs.IntVar(&o.maxHeaderBytes, "max-header-size", 64<<10, "bytes of request line and headers accepted (431 past it)")
@@ -114,6 +116,7 @@ func runServe(args []string) int {
 		MaxRequests:       o.maxRequests,
 		MaxRequestsJitter: o.jitter,
 		QueueSize:         o.queueSize,
+		Pipeline:          o.pipeline,
 		GracefulTimeout:   seconds(o.gracefulTimeout),
 		Logger:            log,
 	}
@@ -341,7 +344,7 @@ func applyServerSection(conf *config.Conf, o *serveOptions, set map[string]bool)
 	}{
 		{"workers", "workers", &o.workers}, {"threads", "threads", &o.threads},
 		{"max_requests", "max-requests", &o.maxRequests}, {"max_requests_jitter", "max-requests-jitter", &o.jitter},
-		{"queue_size", "queue-size", &o.queueSize}, {"max_header_size", "max-header-size", &o.maxHeaderBytes},
+		{"queue_size", "queue-size", &o.queueSize}, {"pipeline", "pipeline", &o.pipeline}, {"max_header_size", "max-header-size", &o.maxHeaderBytes},
 	} {
 		if err := integer(e.key, e.flag, e.dst); err != nil {
 			return err

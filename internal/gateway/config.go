@@ -28,6 +28,14 @@ type Config struct {
 	// Threads is the number of threads per worker, each with its own socket
 	// (--threads; default 1).
 	Threads int
+	// Pipeline is how many requests may be dispatched to one worker
+	// thread at a time: with 2, the next request is already in the
+	// worker's socket when it finishes one, so it never waits for the
+	// master. A request is pipelined only when no thread is free, and is
+	// retried elsewhere if the one before it kills the worker; but it
+	// waits behind a slow one even when another worker frees up, so it
+	// is off by default (--pipeline; default 1).
+	Pipeline int
 	// Timeout bounds a request from dispatch to its last frame: past it the
 	// client gets 504 and the worker is killed and replaced (--timeout; 30s).
 	Timeout time.Duration
@@ -54,6 +62,9 @@ func (c *Config) Defaults() {
 	}
 	if c.Threads <= 0 {
 		c.Threads = 1
+	}
+	if c.Pipeline <= 0 {
+		c.Pipeline = 1
 	}
 	if c.Timeout <= 0 {
 		c.Timeout = 30 * time.Second

@@ -35,7 +35,7 @@ func startPool(t *testing.T, app string, tweak func(*Config)) (*Pool, *httptest.
 		Node:    []byte(fmt.Sprintf(`{"object_type":"application","protocol":"wsgate.callable","factory":"gwapps:%s","global_conf":{},"local_conf":{}}`, app)),
 		Workers: 1,
 		Timeout: 20 * time.Second,
-		Logger:  slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+		Logger:  slog.New(slog.NewTextHandler(testWriter{t: t}, nil)),
 	}
 	if tweak != nil {
 		tweak(&cfg)
@@ -54,10 +54,20 @@ func startPool(t *testing.T, app string, tweak func(*Config)) (*Pool, *httptest.
 	return p, srv
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct {
+	t      *testing.T
+	marker string        // a log line containing it…
+	seen   chan struct{} // …is signalled here
+}
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
+	if w.seen != nil && strings.Contains(string(p), w.marker) {
+		select {
+		case w.seen <- struct{}{}:
+		default:
+		}
+	}
 	return len(p), nil
 }
 
@@ -287,7 +297,7 @@ func TestMaxRequestsRecycles(t *testing.T) {
 }
 
 func TestQueueFullIs503(t *testing.T) {
-	p, srv := startPool(t, "sleepy", func(c *Config) { c.QueueSize = 1 })
+	p, srv := startPool(t, "sleepy", func(c *Config) { c.QueueSize = 1; c.Pipeline = 1 })
 	var wg sync.WaitGroup
 	codes := make(chan int, 3)
 	// one request occupies the worker, one waits in the queue…
@@ -323,7 +333,7 @@ func TestLoadErrorStopsStart(t *testing.T) {
 		Dir:     dir,
 		Node:    []byte(`{"object_type":"application","protocol":"wsgate.callable","factory":"gwapps:nope","global_conf":{},"local_conf":{}}`),
 		Workers: 2,
-		Logger:  slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+		Logger:  slog.New(slog.NewTextHandler(testWriter{t: t}, nil)),
 	})
 	err := p.Start()
 	le, ok := err.(*LoadError)
@@ -394,5 +404,29 @@ func TestManyReloadsWithoutTrafficKeepServing(t *testing.T) {
 	}
 	if code, _, body := get(t, srv.URL+"/"); code != 200 {
 		t.Fatalf("after many reloads: %d %s", code, body)
+	}
+}
+
+func TestPipelinedRequestSurvivesTheWorkerAhead(t *testing.T) {
+	seen := make(chan struct{}, 1)
+	_, srv := startPool(t, "router", func(c *Config) {
+		c.Pipeline = 2
+		c.Logger = slog.New(slog.NewTextHandler(testWriter{t: t, marker: "dying soon", seen: seen}, nil))
+	})
+	// The one worker is busy with a request that will kill it…
+	first := make(chan int, 1)
+	go func() {
+		code, _, _ := get(t, srv.URL+"/slow-die")
+		first <- code
+	}()
+	<-seen
+	// …so this one is pipelined behind it, and must be served anyway, by
+	// the replacement worker.
+	code, _, body := get(t, srv.URL+"/hello")
+	if code != 200 || !strings.HasPrefix(body, "hello from ") {
+		t.Fatalf("pipelined request: %d %q", code, body)
+	}
+	if c := <-first; c != http.StatusBadGateway {
+		t.Fatalf("the request that killed its worker: %d, want 502", c)
 	}
 }

@@ -67,7 +67,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		x = exchange{h: h, s: s, w: w, r: r, start: &s.start}
 		x.run(scriptName, pathInfo, flags, inline)
-		h.pool.release(s, x.healthy, x.reason)
+		if x.reason != reasonSlotClosed {
+			h.pool.release(s, x.healthy, x.reason)
+		}
 		// A worker that died while idle is found out when the REQUEST
 		// cannot be written: it never saw the request, so another one may
 		// serve it.
@@ -97,7 +99,9 @@ type exchange struct {
 	werr       error // first error writing to the client; later writes are skipped
 	flusher    http.Flusher
 	healthy    bool                   // the worker is in a known state at the end
-	unsent     bool                   // the REQUEST could not be written: nothing was started
+	unsent     bool                   // the request never reached the application: another worker may take it
+	waited     bool                   // another exchange was ahead on the slot
+	turn       chan bool              // its end: true = read on, false = the worker was lost
 	deadline   time.Time              // dispatch + Timeout
 	writeDL    bool                   // the write deadline is set
 	reason     string                 // why not
@@ -108,45 +112,31 @@ type exchange struct {
 func (x *exchange) run(scriptName, pathInfo string, flags byte, inline []byte) {
 	s := x.s
 	cfg := &x.h.pool.cfg
-	s.stream++
-	if s.stream == 0 {
-		s.stream = 1
+	if !x.send(scriptName, pathInfo, flags, inline) {
+		return
 	}
-	x.stream = s.stream
+	defer x.passTurn()
+	if x.waited {
+		// A request ahead of this one on the slot: its worker serves them
+		// in order. If that one ends with the worker lost, this one never
+		// reached the application and goes to another worker.
+		if ok := <-x.turn; !ok {
+			x.unsent = true
+			x.reason = "lost"
+			return
+		}
+	}
 	x.deadline = time.Now().Add(cfg.Timeout)
 	// Reads carry the deadline; writes get it only when they may block
 	// (body and file frames), which saves a timer per request.
 	_ = s.conn.SetReadDeadline(x.deadline)
 	defer func() {
 		if x.writeDL {
-			_ = s.conn.SetWriteDeadline(time.Time{}) // the next request's REQUEST must not inherit it
+			s.mu.Lock()
+			_ = s.conn.SetWriteDeadline(time.Time{}) // the next request's writes must not inherit it
+			s.mu.Unlock()
 		}
 	}()
-
-	b := protocol.AppendHeader(s.wbuf[:0], protocol.Request, x.stream, 0)
-	b = append(b, flags)
-	b = appendEnviron(b, x.r, scriptName, pathInfo)
-	binary.BigEndian.PutUint32(b[0:4], uint32(len(b)-protocol.HeaderSize))
-	if flags&protocol.FlagBodyInline != 0 {
-		if len(inline) > 0 {
-			b = protocol.AppendFrame(b, protocol.Body, x.stream, inline)
-		}
-		b = protocol.AppendHeader(b, protocol.BodyEnd, x.stream, 0)
-		x.bodyEnd = true
-	}
-	if len(b) > protocol.MaxPayload {
-		x.fail(http.StatusRequestHeaderFieldsTooLarge, "request headers too large", true)
-		return
-	}
-	if cap(b) <= 256<<10 {
-		s.wbuf = b[:0]
-	}
-	if _, err := s.conn.Write(b); err != nil {
-		x.unsent = true
-		x.reason = "lost"
-		x.h.pool.log.Warn("worker lost before a request reached it; trying another", "pid", s.w.pid, "error", err.Error())
-		return
-	}
 	x.flusher, _ = x.w.(http.Flusher)
 	for {
 		hd, err := protocol.ReadHeader(s.br)
@@ -195,6 +185,81 @@ func (x *exchange) run(scriptName, pathInfo string, flags byte, inline []byte) {
 				return
 			}
 		}
+	}
+}
+
+// reasonSlotClosed: the slot closed (its worker drains) between acquire
+// and send; nothing is wrong with the worker.
+const reasonSlotClosed = "slot closed"
+
+var turns = sync.Pool{New: func() any { return make(chan bool, 1) }}
+
+// send writes the REQUEST frame (and an inline body) and queues the
+// exchange on its slot; false if it could not (the slot closed, the worker
+// is gone: x.unsent says another worker may take the request).
+func (x *exchange) send(scriptName, pathInfo string, flags byte, inline []byte) bool {
+	s := x.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		x.unsent, x.reason = true, reasonSlotClosed
+		return false
+	}
+	s.stream++
+	if s.stream == 0 {
+		s.stream = 1
+	}
+	x.stream = s.stream
+	b := protocol.AppendHeader(s.wbuf[:0], protocol.Request, x.stream, 0)
+	b = append(b, flags)
+	b = appendEnviron(b, x.r, scriptName, pathInfo)
+	binary.BigEndian.PutUint32(b[0:4], uint32(len(b)-protocol.HeaderSize))
+	if flags&protocol.FlagBodyInline != 0 {
+		if len(inline) > 0 {
+			b = protocol.AppendFrame(b, protocol.Body, x.stream, inline)
+		}
+		b = protocol.AppendHeader(b, protocol.BodyEnd, x.stream, 0)
+		x.bodyEnd = true
+	}
+	if len(b) > protocol.MaxPayload {
+		x.fail(http.StatusRequestHeaderFieldsTooLarge, "request headers too large", true)
+		return false
+	}
+	if cap(b) <= 256<<10 {
+		s.wbuf = b[:0]
+	}
+	if _, err := s.conn.Write(b); err != nil {
+		x.unsent, x.reason = true, "lost"
+		x.h.pool.log.Warn("worker lost before a request reached it; trying another", "pid", s.w.pid, "error", err.Error())
+		return false
+	}
+	x.waited = len(s.queue) > 0
+	if x.waited {
+		x.turn = turns.Get().(chan bool)
+	}
+	s.queue = append(s.queue, x)
+	return true
+}
+
+// passTurn takes the exchange off its slot's queue and gives the next one
+// its turn; a slot of a draining worker closes once its queue is empty.
+func (x *exchange) passTurn() {
+	s := x.s
+	s.mu.Lock()
+	if len(s.queue) > 0 && s.queue[0] == x {
+		copy(s.queue, s.queue[1:])
+		s.queue[len(s.queue)-1] = nil
+		s.queue = s.queue[:len(s.queue)-1]
+	}
+	if len(s.queue) > 0 {
+		s.queue[0].turn <- x.healthy && !x.unsent
+	} else if s.w.State() != StateReady {
+		s.closeLocked()
+	}
+	s.mu.Unlock()
+	if x.turn != nil {
+		turns.Put(x.turn)
+		x.turn = nil
 	}
 }
 
@@ -369,7 +434,9 @@ func (x *exchange) sendBody(n int) error {
 		// Header and body in one writev: the body is not copied.
 		s.hdr = protocol.AppendHeader(s.hdr[:0], protocol.Body, x.stream, got)
 		s.bufs = append(s.bufs[:0], s.hdr, buf[:got])
+		s.mu.Lock()
 		_, err := s.bufs.WriteTo(s.conn)
+		s.mu.Unlock()
 		return err
 	}
 	x.bodyEnd = true
@@ -384,11 +451,17 @@ func (x *exchange) sendBody(n int) error {
 func (x *exchange) armWrites() {
 	if !x.writeDL {
 		x.writeDL = true
+		x.s.mu.Lock()
 		_ = x.s.conn.SetWriteDeadline(x.deadline)
+		x.s.mu.Unlock()
 	}
 }
 
+// writeFrame writes one frame; s.mu orders it with the REQUEST frames of
+// the exchanges queued behind.
 func writeFrame(s *slot, t protocol.Type, stream uint32, payload []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	b := protocol.AppendFrame(s.wbuf[:0], t, stream, payload)
 	if cap(b) <= 256<<10 {
 		s.wbuf = b[:0]

@@ -22,7 +22,8 @@ type Pool struct {
 	log  *slog.Logger
 	rand *rand.Rand // arbiter goroutine only
 
-	idle    chan *slot // slots free to take a request
+	idle    chan *slot // tokens of slots with no request in flight
+	spare   chan *slot // tokens of slots with requests in flight (pipelining)
 	waiting atomic.Int64
 	events  chan event
 	reload  chan struct{}
@@ -80,6 +81,7 @@ func NewPool(cfg Config) *Pool {
 		log:     cfg.Logger,
 		rand:    rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0x5eed)),
 		idle:    make(chan *slot, 4*slots+16),
+		spare:   make(chan *slot, 4*slots*cfg.Pipeline+16),
 		events:  make(chan event, 4*cfg.Workers+64),
 		reload:  make(chan struct{}, 1),
 		stop:    make(chan stopRequest),
@@ -224,10 +226,14 @@ func (p *Pool) onReady(w *worker) bool {
 	}
 	p.failures = 0
 	for _, s := range w.slots {
-		s.state.Store(slotIdle)
-		if !p.pushIdle(s) {
+		// One token per request the slot may carry at once.
+		if !p.pushToken(p.idle, s) {
 			p.log.Error("idle slot queue full; closing a slot", "worker", w.id)
 			s.close()
+			continue
+		}
+		for i := 1; i < p.cfg.Pipeline; i++ {
+			p.pushToken(p.spare, s)
 		}
 	}
 	if p.reloadGen != 0 && w.gen == p.reloadGen {
@@ -335,15 +341,21 @@ func (p *Pool) startReload() {
 	if p.stopping {
 		return
 	}
+	var carried []byte
 	if p.reloadGen != 0 {
 		// Its code is stale already, and it may be stuck in an import that
-		// never returns: replace it rather than wait for it.
+		// never returns: replace it rather than wait for it. Its new node,
+		// if it had one, passes to the replacement unless a newer one came.
 		p.log.Info("reload during a reload: replacing the generation being started", "generation", p.reloadGen)
+		carried = p.reloadNode
 		p.abandonReload("superseded")
 	}
 	p.nodeMu.Lock()
 	p.reloadNode, p.pendingNode = p.pendingNode, nil
 	p.nodeMu.Unlock()
+	if p.reloadNode == nil {
+		p.reloadNode = carried
+	}
 	p.lastGen++
 	p.reloadGen = p.lastGen
 	p.log.Info("reloading workers", "workers", p.cfg.Workers, "generation", p.reloadGen)
@@ -421,8 +433,8 @@ var queueTimers = sync.Pool{New: func() any {
 	return t
 }}
 
-// acquire lends the caller a free slot, waiting in the bounded queue if all
-// are busy.
+// acquire lends the caller a slot: preferably one with no request in
+// flight, else one it can pipeline on, else it waits in the bounded queue.
 func (p *Pool) acquire(ctx context.Context) (*slot, error) {
 	var timer *time.Timer
 	defer func() {
@@ -436,34 +448,39 @@ func (p *Pool) acquire(ctx context.Context) (*slot, error) {
 		select {
 		case s = <-p.idle:
 		default:
-			if p.waiting.Add(1) > int64(p.cfg.QueueSize) {
-				p.waiting.Add(-1)
-				return nil, ErrQueueFull
-			}
-			if timer == nil {
-				timer = queueTimers.Get().(*time.Timer)
-				timer.Reset(p.cfg.Timeout)
-			}
 			select {
-			case s = <-p.idle:
+			case s = <-p.spare:
+			default:
+				if p.waiting.Add(1) > int64(p.cfg.QueueSize) {
+					p.waiting.Add(-1)
+					return nil, ErrQueueFull
+				}
+				if timer == nil {
+					timer = queueTimers.Get().(*time.Timer)
+					timer.Reset(p.cfg.Timeout)
+				}
+				select {
+				case s = <-p.idle:
+				case s = <-p.spare:
+				case <-ctx.Done():
+					p.waiting.Add(-1)
+					return nil, ctx.Err()
+				case <-timer.C:
+					p.waiting.Add(-1)
+					return nil, errQueueTimeout
+				}
 				p.waiting.Add(-1)
-			case <-ctx.Done():
-				p.waiting.Add(-1)
-				return nil, ctx.Err()
-			case <-timer.C:
-				p.waiting.Add(-1)
-				return nil, errQueueTimeout
 			}
 		}
-		if s.state.CompareAndSwap(slotIdle, slotBusy) {
+		if s.w.State() == StateReady {
 			return s, nil
 		}
-		// A slot of a draining or dead worker: drop it and take another.
+		// A token of a draining or dead worker: drop it and take another.
 	}
 }
 
-// release gives a slot back after a request. healthy is false when the
-// request left the worker in an unknown state: the worker is killed.
+// release gives a slot's token back after a request. healthy is false when
+// the request left the worker in an unknown state: the worker is killed.
 func (p *Pool) release(s *slot, healthy bool, reason string) {
 	w := s.w
 	if !healthy {
@@ -477,21 +494,18 @@ func (p *Pool) release(s *slot, healthy bool, reason string) {
 		}
 	}
 	if w.State() != StateReady {
-		s.close()
+		return // the slot closes when its last queued request ends
+	}
+	idle, closed := s.idleNow()
+	if closed {
 		return
 	}
-	s.state.Store(slotIdle)
-	if w.State() != StateReady {
-		// drain ran between the check and the store: close it ourselves
-		// unless drain already did.
-		if s.state.CompareAndSwap(slotIdle, slotClosed) {
-			s.once.Do(func() { s.conn.Close(); w.slotClosed() })
-		}
-		return
+	ch := p.spare
+	if idle {
+		ch = p.idle
 	}
-	if !p.pushIdle(s) {
-		p.log.Error("idle slot queue full; closing a slot", "worker", w.id)
-		s.close()
+	if !p.pushToken(ch, s) {
+		p.log.Error("slot queue full; dropping a token", "worker", w.id)
 		return
 	}
 	if p.waiting.Load() > 0 {
@@ -502,20 +516,20 @@ func (p *Pool) release(s *slot, healthy bool, reason string) {
 	}
 }
 
-// pushIdle offers a slot to the next request without ever blocking. The
-// channel may hold closed slots of workers that drained while no request
-// came (reloads with no traffic): when it is full they are dropped.
-func (p *Pool) pushIdle(s *slot) bool {
+// pushToken offers a slot's token without ever blocking. The channel may
+// hold tokens of workers that drained while no request came (reloads with
+// no traffic): when it is full they are dropped.
+func (p *Pool) pushToken(ch chan *slot, s *slot) bool {
 	select {
-	case p.idle <- s:
+	case ch <- s:
 		return true
 	default:
 	}
 	var keep []*slot
 	for done := false; !done; {
 		select {
-		case o := <-p.idle:
-			if o.state.Load() == slotIdle {
+		case o := <-ch:
+			if o.w.State() == StateReady {
 				keep = append(keep, o)
 			}
 		default:
@@ -526,7 +540,7 @@ func (p *Pool) pushIdle(s *slot) bool {
 	ok := true
 	for _, o := range keep {
 		select {
-		case p.idle <- o:
+		case ch <- o:
 		default:
 			ok = ok && o != s
 		}

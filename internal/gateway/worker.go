@@ -45,36 +45,49 @@ func (s State) String() string {
 	return "state(" + strconv.Itoa(int(s)) + ")"
 }
 
-// Slot states: a slot is one worker thread's socket, lent to one request at
-// a time.
-const (
-	slotIdle int32 = iota
-	slotBusy
-	slotClosed
-)
-
-// slot is the master's end of one worker thread's socket.
+// slot is the master's end of one worker thread's socket. Requests are
+// pipelined on it: up to Config.Pipeline exchanges may have written their
+// REQUEST; the worker serves them in order, so queue[0] alone reads the
+// socket, and hands the turn to the next when its stream ends.
 type slot struct {
-	w      *worker
-	conn   net.Conn
-	br     *bufio.Reader
-	wbuf   []byte // frames being written; reused across requests
-	rbuf   []byte // scratch for payloads larger than br's buffer
-	body   []byte // request body chunk buffer, allocated on first upload
-	start  protocol.StartPayload
-	hdr    []byte      // a frame header written apart from its payload
-	bufs   net.Buffers // header + payload for one writev
-	state  atomic.Int32
+	w     *worker
+	conn  net.Conn
+	br    *bufio.Reader
+	rbuf  []byte // scratch for payloads larger than br's buffer (reader only)
+	body  []byte // request body chunk buffer, allocated on first upload (reader only)
+	start protocol.StartPayload
+	hdr   []byte      // a frame header written apart from its payload
+	bufs  net.Buffers // header + payload for one writev
+	once  sync.Once
+
+	mu     sync.Mutex // guards what follows, and every write to conn
+	wbuf   []byte     // frames being written; reused across requests
+	queue  []*exchange
 	stream uint32
-	once   sync.Once
+	closed bool
 }
 
-func (s *slot) close() {
+// closeLocked closes the socket (s.mu held): the worker thread reads EOF
+// and, once all its sockets are closed, the worker exits.
+func (s *slot) closeLocked() {
+	s.closed = true
 	s.once.Do(func() {
-		s.state.Store(slotClosed)
 		s.conn.Close()
 		s.w.slotClosed()
 	})
+}
+
+func (s *slot) close() {
+	s.mu.Lock()
+	s.closeLocked()
+	s.mu.Unlock()
+}
+
+// idleNow reports whether no exchange is queued on the slot.
+func (s *slot) idleNow() (idle, closed bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queue) == 0, s.closed
 }
 
 // worker is one Python process and its slots.
@@ -120,16 +133,18 @@ func (w *worker) transition(from, to State, reason string) bool {
 }
 
 // drain stops giving the worker requests and closes its idle slots; busy
-// slots close when their request ends. With every slot closed the worker
+// slots close when their last queued request ends. With every slot closed the worker
 // reads EOF and exits.
 func (w *worker) drain(reason string) bool {
 	if !w.transition(StateReady, StateDraining, reason) && !w.transition(StateStarting, StateDraining, reason) {
 		return false
 	}
 	for _, s := range w.slots {
-		if s.state.CompareAndSwap(slotIdle, slotClosed) {
-			s.once.Do(func() { s.conn.Close(); w.slotClosed() })
+		s.mu.Lock()
+		if len(s.queue) == 0 {
+			s.closeLocked()
 		}
+		s.mu.Unlock()
 	}
 	return true
 }
@@ -227,7 +242,10 @@ func (p *Pool) spawnWorker(id, gen int, node []byte) (*worker, error) {
 
 func (w *worker) closeSlots() {
 	for _, s := range w.slots {
-		s.once.Do(func() { s.state.Store(slotClosed); s.conn.Close() })
+		s.mu.Lock()
+		s.closed = true
+		s.once.Do(func() { s.conn.Close() })
+		s.mu.Unlock()
 	}
 }
 

@@ -392,3 +392,32 @@ def test_cancel_stops_an_endless_response(python):
     chan.send(P.frame(P.REQUEST, w.stream, b"\0" + marshal.dumps(BASE)))
     assert chan.read_frame()[0] == P.START
     w.close()
+
+
+def test_pipelined_request_waits_for_the_one_in_hand(python):
+    """A REQUEST (with its inline body) written while the worker still reads
+    the body of the previous stream is set aside, then served in order."""
+    w = serve(python, "echo")
+    chan = w.chans[0]
+    post = marshal.dumps(dict(BASE, REQUEST_METHOD="POST", QUERY_STRING="read7"))
+    chan.send(P.frame(P.REQUEST, 1, bytes((P.FLAG_HAS_BODY,)) + post))
+    ftype, stream, _ = chan.read_frame()
+    assert (ftype, stream) == (P.CREDIT, 1)
+    # stream 2 arrives before stream 1's body
+    chan.send(P.frame(P.REQUEST, 2, bytes((P.FLAG_HAS_BODY | P.FLAG_BODY_INLINE,)) + post)
+              + P.frame(P.BODY, 2, b"second") + P.frame(P.BODY_END, 2))
+    chan.send(P.frame(P.BODY, 1, b"first body"))
+    seen = []
+    while True:
+        ftype, stream, payload = chan.read_frame()
+        if ftype == P.CREDIT:
+            chan.send(P.frame(P.BODY_END, stream))
+            continue
+        seen.append((P.NAMES[ftype], stream, payload))
+        if ftype == P.END and stream == 2:
+            break
+    bodies = {s: p for t, s, p in seen if t == "DATA"}
+    assert bodies[1].startswith(b"10 ")
+    assert bodies[2].startswith(b"6 ")
+    assert [s for t, s, _ in seen if t == "END"] == [1, 2]
+    w.close()

@@ -108,7 +108,7 @@ class Channel:
     one recv and no allocation of a fresh receive buffer.
     """
 
-    __slots__ = ("sock", "buf", "view", "start", "end", "send", "recv_into")
+    __slots__ = ("sock", "buf", "view", "start", "end", "send", "recv_into", "pending")
 
     def __init__(self, sock, size=256 * 1024):
         self.sock = sock
@@ -118,6 +118,10 @@ class Channel:
         self.end = 0  # end of the received bytes
         self.send = sock.sendall
         self.recv_into = sock.recv_into
+        # Frames of requests pipelined behind the current one, set aside
+        # while it reads its own (the master may queue the next REQUEST, and
+        # its inline body, before this one ends).
+        self.pending = []
 
     def _fill(self, need):
         """Make at least `need` unread bytes available."""
@@ -139,6 +143,27 @@ class Channel:
                     raise ProtocolError("connection closed inside a frame")
                 raise EOFError
             self.end += n
+
+    def next_frame(self):
+        """The next frame between requests: set-aside frames first."""
+        if self.pending:
+            return self.pending.pop(0)
+        return self.read_frame()
+
+    def read_for(self, stream):
+        """The next frame of this stream, setting aside the frames of
+        requests pipelined behind it and dropping stale controls."""
+        pending = self.pending
+        for i, frame in enumerate(pending):
+            if frame[1] == stream:
+                return pending.pop(i)
+        while True:
+            frame = self.read_frame()
+            if frame[1] == stream:
+                return frame
+            if frame[0] != CONTROL_TO_WORKER:
+                pending.append(frame)
+            # a control for another stream: a late CANCEL, dropped
 
     def _read_large(self, start, length):
         """A payload that does not fit: received straight into its own

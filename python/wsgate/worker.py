@@ -148,11 +148,11 @@ class Input:
         if not self._inline and not self._asked:
             chan.send(_HEADER_pack(4, P.CREDIT, self._stream) + _U32_pack(_CREDIT_WINDOW))
         self._asked = False
-        ftype, _stream, payload = chan.read_frame()
+        ftype, _stream, payload = chan.read_for(self._stream)
         while ftype == P.CONTROL_TO_WORKER:
             # a cancel of the response while the app reads its body: the
             # response then runs to its end, drained by the master
-            ftype, _stream, payload = chan.read_frame()
+            ftype, _stream, payload = chan.read_for(self._stream)
         if ftype == P.BODY:
             if self._pos == len(self._buf):
                 self._buf, self._pos = payload, 0  # a fresh bytearray: take it as it is
@@ -244,9 +244,9 @@ class Input:
                 self._more(0)
         elif self._asked:
             self._asked = False
-            ftype, _stream, _payload = self._chan.read_frame()
+            ftype, _stream, _payload = self._chan.read_for(self._stream)
             while ftype == P.CONTROL_TO_WORKER:
-                ftype, _stream, _payload = self._chan.read_frame()
+                ftype, _stream, _payload = self._chan.read_for(self._stream)
             if ftype not in (P.BODY, P.BODY_END, P.BODY_FAIL):
                 raise P.ProtocolError("expected BODY, got %s" % P.NAMES.get(ftype, ftype))
 
@@ -426,7 +426,7 @@ class Response:
             return True
         payload = P.FILE_PAYLOAD.pack(fd, offset, count)
         self.chan.send(self._start_frame() + _HEADER_pack(len(payload), P.FILE, self.stream) + payload)
-        ftype, _stream, ack = self.chan.read_frame()
+        ftype, _stream, ack = self.chan.read_for(self.stream)
         if ftype != P.FILE_ACK:
             raise P.ProtocolError("expected FILE_ACK, got %s" % P.NAMES.get(ftype, ftype))
         if ack[:1] != b"\x01":
@@ -463,10 +463,10 @@ def _data_parts(head, stream, data, tail):
 
 def serve(chan, app, base_environ):
     """Serve requests from one socket until the master closes it."""
-    read_frame = chan.read_frame
+    next_frame = chan.next_frame
     while True:
         try:
-            ftype, stream, payload = read_frame()
+            ftype, stream, payload = next_frame()
         except EOFError:
             return
         if ftype == P.REQUEST:

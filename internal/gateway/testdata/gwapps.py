@@ -65,3 +65,14 @@ def garbage(environ, start_response):
 def latin1_header(environ, start_response):
     start_response("200 OK", [("X-Path", environ["PATH_INFO"])])
     return [environ["PATH_INFO"].encode("latin-1")]
+
+
+def router(environ, start_response):
+    """/slow-die: say so on wsgi.errors, then die after a moment; else hello."""
+    if environ["PATH_INFO"] == "/slow-die":
+        environ["wsgi.errors"].write("dying soon\n")
+        environ["wsgi.errors"].flush()
+        time.sleep(0.5)
+        os._exit(1)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"hello from %d" % os.getpid()]
