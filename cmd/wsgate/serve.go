@@ -42,6 +42,7 @@ type serveOptions struct {
 	logLevel        string
 	sets            stringList
 	reload          bool
+	reloadSuffixes  stringList
 }
 
 func serveFlags(o *serveOptions) *flag.FlagSet {
@@ -63,6 +64,7 @@ func serveFlags(o *serveOptions) *flag.FlagSet {
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.Var(&o.sets, "set", "override a [DEFAULT] value of CONFIG_URI: --set key=value (repeatable)")
 	fs.BoolVar(&o.reload, "reload", false, "reload the workers when a .py or .ini file of the application changes (development)")
+	fs.Var(&o.reloadSuffixes, "reload-suffix", "with --reload, also watch files whose name ends so, e.g. .html (repeatable)")
 	return fs
 }
 
@@ -362,6 +364,9 @@ func applyServerSection(conf *config.Conf, o *serveOptions, set map[string]bool)
 			return bad("reload", "true or false")
 		}
 		o.reload = b
+	}
+	if v, ok := conf.Get("reload_suffixes"); ok && !set["reload-suffix"] {
+		o.reloadSuffixes = append(o.reloadSuffixes, strings.Fields(v)...)
 	}
 	if v, ok := conf.Get("pythonpath"); ok && !set["pythonpath"] {
 		o.pythonPath = append(o.pythonPath, strings.Fields(v)...)
