@@ -73,7 +73,13 @@ func newReloader(uri string, app *config.Node, o serveOptions, python string, lo
 	if err != nil {
 		return nil, err
 	}
-	r.watcher = watch.New(watch.Options{Roots: r.roots(), OnChange: r.changed,
+	suffixes := append([]string{}, watch.DefaultSuffixes...)
+	for _, s := range o.reloadSuffixes {
+		if s = strings.TrimSpace(s); s != "" {
+			suffixes = append(suffixes, s)
+		}
+	}
+	r.watcher = watch.New(watch.Options{Roots: r.roots(), OnChange: r.changed, Suffixes: suffixes,
 		Interval: interval, Settle: min(interval, watch.DefaultSettle)})
 	return r, nil
 }
@@ -96,7 +102,7 @@ func reloadInterval() (time.Duration, error) {
 func (r *reloader) start(pool workerReloader) (stop func()) {
 	r.pool = pool
 	n := r.watcher.Files()
-	attrs := []any{"files", n, "roots", strings.Join(displayPaths(r.watcher.Roots()), " ")}
+	attrs := []any{"files", n, "suffixes", strings.Join(r.watcher.Suffixes(), " "), "roots", strings.Join(displayPaths(r.watcher.Roots()), " ")}
 	if n > manyWatchedFiles {
 		r.log.Warn("--reload watches many files: run wsgate from the project's directory or give --chdir", attrs...)
 	} else {

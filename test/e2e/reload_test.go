@@ -93,9 +93,14 @@ func reloadGet(t *testing.T, url string) string {
 // anything else.
 func reloadAwaitBody(t *testing.T, srv *harness.Server, old, want string) {
 	t.Helper()
+	reloadAwaitBodyAt(t, srv, "/", old, want)
+}
+
+func reloadAwaitBodyAt(t *testing.T, srv *harness.Server, path, old, want string) {
+	t.Helper()
 	end := time.Now().Add(harness.Deadline)
 	for {
-		got := reloadGet(t, srv.URL+"/")
+		got := reloadGet(t, srv.URL+path)
 		if got == want {
 			return
 		}
@@ -181,8 +186,9 @@ func TestReloadOnChange(t *testing.T) {
 	srv.Stop()
 }
 
-// `reload = true` in the server section turns it on as --reload does; a
-// value that is not a boolean is a configuration error naming file:line.
+// `reload = true` in the server section turns it on as --reload does (and
+// reload_suffixes adds file endings); a value that is not a boolean is a
+// configuration error naming file:line.
 func TestReloadFromServerSection(t *testing.T) {
 	project, module, _ := reloadProject(t)
 	ini := filepath.Join(project, "development.ini")
@@ -192,13 +198,15 @@ func TestReloadFromServerSection(t *testing.T) {
 		t.Fatalf("reload = maybe: exit %d, want 1 and an error naming development.ini:6 [server:main] reload\n%s", res.ExitCode, res.Output)
 	}
 
-	reloadWrite(t, ini, "[app:main]\nuse = config:../shared/base.ini#greeter\n\n[server:main]\nuse = egg:Paste#http\nreload = true\n")
+	reloadWrite(t, ini, "[app:main]\nuse = config:../shared/base.ini#greeter\n\n[server:main]\nuse = egg:Paste#http\nreload = true\nreload_suffixes = .txt .html\n")
 	srv := harness.Start(t, harness.Options{
 		Dir:  project,
 		Args: []string{"development.ini", "--workers", "1"},
 		Env:  []string{"WSGATE_RELOAD_INTERVAL=100ms"},
 	})
-	srv.WaitLog("--reload: watching for changes")
+	if line := srv.WaitLog("--reload: watching for changes"); !strings.Contains(line, `suffixes=".py .ini .txt .html"`) {
+		t.Errorf("reload_suffixes not applied: %q", line)
+	}
 	reloadWrite(t, module, fmt.Sprintf(reloadApp, "v22"))
 	reloadAwaitBody(t, srv, "v1 hello", "v22 hello")
 	srv.Stop()
@@ -221,7 +229,9 @@ func TestReloadApp(t *testing.T) {
 }
 
 // A Django project as `django-admin startproject` makes it, settings from
-// INI files: a view edited, a setting of the INI file changed.
+// INI files: a view edited, a setting of the INI file changed, a template
+// edited (watched through --reload-suffix .html: Django caches templates,
+// DEBUG or not, so only a reload shows the edit).
 func TestReloadDjango(t *testing.T) {
 	py := testutil.VenvPython(t)
 	root := t.TempDir()
@@ -234,20 +244,27 @@ func TestReloadDjango(t *testing.T) {
 	base := filepath.Join(dir, "base.ini")
 	views := filepath.Join(dir, "mysite", "views.py")
 	reloadWrite(t, base, "[DEFAULT]\ndebug = false\ndjango_settings_module = mysite.settings\n\n"+
-		"[app:main]\nuse = egg:wsgate#django\nALLOWED_HOSTS = [\"127.0.0.1\"]\nTIME_ZONE = \"Europe/London\"\n")
+		"[app:main]\nuse = egg:wsgate#django\nALLOWED_HOSTS = [\"127.0.0.1\"]\nTIME_ZONE = \"Europe/London\"\n"+
+		"TEMPLATES = [{\"BACKEND\": \"django.template.backends.django.DjangoTemplates\", \"DIRS\": [\"${here}/templates\"]}]\n")
 	reloadWrite(t, filepath.Join(dir, "development.ini"), "[DEFAULT]\ndebug = true\n\n[app:main]\nuse = config:base.ini\n")
 	reloadWrite(t, filepath.Join(dir, "mysite", "urls.py"),
-		"from django.urls import path\nfrom . import views\n\nurlpatterns = [path(\"\", views.hello)]\n")
+		"from django.urls import path\nfrom django.views.generic import TemplateView\nfrom . import views\n\n"+
+			"urlpatterns = [path(\"\", views.hello), path(\"page\", TemplateView.as_view(template_name=\"page.html\"))]\n")
+	page := filepath.Join(dir, "templates", "page.html")
+	reloadWrite(t, page, "page one")
 	const view = "from django.conf import settings\nfrom django.http import HttpResponse\n\n" +
 		"def hello(request):\n    return HttpResponse(%q + \" \" + settings.TIME_ZONE)\n"
 	reloadWrite(t, views, fmt.Sprintf(view, "v1"))
 
 	srv := harness.Start(t, harness.Options{
 		Dir:  dir,
-		Args: []string{"development.ini", "--reload", "--workers", "1"},
+		Args: []string{"development.ini", "--reload", "--reload-suffix", ".html", "--workers", "1"},
 		Env:  []string{"WSGATE_RELOAD_INTERVAL=100ms"},
 	})
 	srv.WaitLog("--reload: watching for changes")
+	if got := reloadGet(t, srv.URL+"/page"); got != "page one" {
+		t.Fatalf("first page %q", got)
+	}
 	if got := reloadGet(t, srv.URL+"/"); got != "v1 Europe/London" {
 		t.Fatalf("first answer %q", got)
 	}
@@ -255,6 +272,12 @@ func TestReloadDjango(t *testing.T) {
 	reloadAwaitBody(t, srv, "v1 Europe/London", "v22 Europe/London")
 	reloadWrite(t, base, strings.Replace(reloadRead(t, base), "Europe/London", "Europe/Paris", 1))
 	reloadAwaitBody(t, srv, "v22 Europe/London", "v22 Europe/Paris")
+	// The running worker renders the page once (and caches the template).
+	if got := reloadGet(t, srv.URL+"/page"); got != "page one" {
+		t.Fatalf("page %q, want %q", got, "page one")
+	}
+	reloadWrite(t, page, "page two")
+	reloadAwaitBodyAt(t, srv, "/page", "page one", "page two")
 	srv.Stop()
 }
 
