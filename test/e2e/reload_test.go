@@ -153,7 +153,7 @@ func TestReloadOnChange(t *testing.T) {
 	// A syntax error: the new worker cannot load the application, the
 	// running one keeps serving the last good code, and the log says why.
 	reloadWrite(t, module, fmt.Sprintf(reloadApp, "v333")+"def broken(:\n")
-	reloadAwaitLines(t, srv, "wsgate: reloading, changed:", 2)
+	reloadAwaitLines(t, srv, "wsgate: reloading, changed:", 3)
 	failure := srv.WaitLog("reload failed")
 	if !strings.Contains(failure, "SyntaxError") {
 		t.Errorf("the reload failure does not name the SyntaxError: %q", failure)
