@@ -48,7 +48,11 @@ def test_decode_golden_frame(v):
         assert payload == base64.b64decode(v["control"])
 
 
-@pytest.mark.parametrize("v", GOLDEN, ids=[v["name"] for v in GOLDEN])
+# REQUEST is encoded by the master (marshal from Go); its decoding is checked above.
+WORKER_ENCODED = [v for v in GOLDEN if "environ" not in v]
+
+
+@pytest.mark.parametrize("v", WORKER_ENCODED, ids=[v["name"] for v in WORKER_ENCODED])
 def test_encode_golden_frame(v):
     """What the worker sends is byte for byte the golden frame."""
     if "status" in v:
@@ -63,7 +67,7 @@ def test_encode_golden_frame(v):
     elif "control" in v:
         payload = base64.b64decode(v["control"])
     else:
-        pytest.skip("the master encodes REQUEST (marshal from Go); decoding is checked above")
+        payload = b""
     assert P.frame(v["type"], v["stream"], payload) == frame_bytes(v)
 
 
