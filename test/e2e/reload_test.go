@@ -270,8 +270,46 @@ func TestReloadDjango(t *testing.T) {
 	}
 	reloadWrite(t, views, fmt.Sprintf(view, "v22"))
 	reloadAwaitBody(t, srv, "v1 Europe/London", "v22 Europe/London")
+
+	// A syntax error in a view. Django imports the URLconf (and so the
+	// views) at the first request, not at load: the new workers start, and
+	// a request gets a 500 (Django's DEBUG page cannot render either: it
+	// resolves the URL again) with the SyntaxError in the log. Should the
+	// Django factory import the URLconf at load, the reload fails instead
+	// and the last good code keeps serving. Either way the server answers
+	// and the log names the error; the fixed file is served again.
+	reloadWrite(t, views, fmt.Sprintf(view, "v333")+"def broken(:\n")
+	harness.WaitFor(t, "the broken view's reload", func() bool {
+		resp, err := gwClient.Get(srv.URL + "/")
+		if err != nil {
+			t.Fatalf("GET / with a broken view: %v", err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		switch {
+		case resp.StatusCode == http.StatusOK && string(b) == "v22 Europe/London":
+			return strings.Contains(srv.Logs(), "reload failed")
+		case resp.StatusCode == http.StatusInternalServerError:
+			return true
+		}
+		t.Fatalf("GET / with a broken view: %s %.300q, want the last good page or a 500", resp.Status, b)
+		return false
+	})
+	if !strings.Contains(srv.Logs(), "SyntaxError: invalid syntax") {
+		t.Errorf("the log does not name the SyntaxError:\n%s", srv.Logs())
+	}
+	reloadWrite(t, views, fmt.Sprintf(view, "v4444"))
+	harness.WaitFor(t, "the fixed view", func() bool {
+		resp, err := gwClient.Get(srv.URL + "/")
+		if err != nil {
+			t.Fatalf("GET /: %v", err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode == http.StatusOK && string(b) == "v4444 Europe/London"
+	})
 	reloadWrite(t, base, strings.Replace(reloadRead(t, base), "Europe/London", "Europe/Paris", 1))
-	reloadAwaitBody(t, srv, "v22 Europe/London", "v22 Europe/Paris")
+	reloadAwaitBody(t, srv, "v4444 Europe/London", "v4444 Europe/Paris")
 	// The running worker renders the page once (and caches the template).
 	if got := reloadGet(t, srv.URL+"/page"); got != "page one" {
 		t.Fatalf("page %q, want %q", got, "page one")
