@@ -44,7 +44,7 @@ func requestPath(r *http.Request, mount string) (scriptName, pathInfo string, er
 	if mount != "" && strings.HasPrefix(path, mount) && (len(path) == len(mount) || path[len(mount)] == '/') {
 		return mount, path[len(mount):], nil
 	}
-	return mount, path, nil
+	return "", path, nil // not under the mount: the whole path is PATH_INFO
 }
 
 // percentDecode decodes %XX escapes to raw bytes, not checking UTF-8 (PEP
