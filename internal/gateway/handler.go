@@ -73,8 +73,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// A worker that died while idle is found out when the REQUEST
 		// cannot be written: it never saw the request, so another one may
 		// serve it.
-		if !x.unsent || attempt == 2 {
+		if !x.unsent {
 			break
+		}
+		if attempt == 2 {
+			http.Error(w, "502 Bad Gateway: no application worker could take the request", http.StatusBadGateway)
+			return
 		}
 	}
 	if x.abort {
