@@ -103,3 +103,23 @@ def test_decode_frames_rejects_truncated_input():
         P.decode_frames(data[:-1])
     with pytest.raises(P.ProtocolError):
         P.decode_frames(data[:5])
+
+
+def test_sendv_sends_more_parts_than_iov_max():
+    import socket
+    import threading
+    a, b = socket.socketpair()
+    parts = [bytes([i % 251]) * 1000 for i in range(3000)]
+    got = bytearray()
+
+    def read():
+        while len(got) < 3000 * 1000:
+            got.extend(b.recv(1 << 20))
+
+    t = threading.Thread(target=read)
+    t.start()
+    P.Channel(a).sendv(list(parts))
+    t.join(10)
+    assert bytes(got) == b"".join(parts)
+    a.close()
+    b.close()

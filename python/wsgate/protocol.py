@@ -209,7 +209,7 @@ class Channel:
         """Send a list of buffers with sendmsg (no joining copy)."""
         sendmsg = self.sock.sendmsg
         while parts:
-            sent = sendmsg(parts)
+            sent = sendmsg(parts[:512])  # IOV_MAX is 1024 on Linux
             while parts and sent >= len(parts[0]):
                 sent -= len(parts[0])
                 parts.pop(0)
