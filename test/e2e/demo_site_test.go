@@ -18,6 +18,7 @@ func TestDemoSite(t *testing.T) {
 		{"HgCloneAndPush", demoHgCloneAndPush},
 		{"TracSingleSignOn", demoTracSingleSignOn},
 		{"BrowserAdminLogin", demoBrowserAdminLogin},
+		{"ReloadsOnTemplateEdit", demoReloadsOnTemplateEdit},
 	} {
 		t.Run(sub.name, func(t *testing.T) { sub.run(t, tmpl) })
 	}
