@@ -288,7 +288,12 @@ func (p *Pool) onExited(w *worker) {
 	if prev == StateReady {
 		p.ready.Add(-1)
 	}
-	w.closeSlots()
+	select {
+	case <-w.loaded:
+		w.closeSlots()
+	default:
+		// still reading its READY or load error: it closes them itself
+	}
 	status := "exit 0"
 	if w.exitErr != nil {
 		status = w.exitErr.Error()

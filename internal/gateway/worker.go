@@ -104,6 +104,7 @@ type worker struct {
 	maxRequests int64
 	open        atomic.Int32 // slots not closed yet
 	exited      chan struct{}
+	loaded      chan struct{} // closed when awaitReady is done with the sockets
 	exitErr     error
 }
 
@@ -169,7 +170,7 @@ func (w *worker) slotClosed() {
 // spawnWorker starts one worker process with one socketpair per thread.
 func (p *Pool) spawnWorker(id, gen int, node []byte) (*worker, error) {
 	cfg := &p.cfg
-	w := &worker{pool: p, id: id, gen: gen, exited: make(chan struct{})}
+	w := &worker{pool: p, id: id, gen: gen, exited: make(chan struct{}), loaded: make(chan struct{})}
 	w.state.Store(int32(StateStarting))
 	if cfg.MaxRequests > 0 {
 		w.maxRequests = int64(cfg.MaxRequests)
@@ -252,33 +253,40 @@ func (w *worker) closeSlots() {
 // awaitReady reads each slot's READY frame (or the load error) and reports
 // to the pool.
 func (w *worker) awaitReady() {
+	ev := w.readReady()
+	if ev.kind != evReady {
+		w.closeSlots()
+	}
+	// Until loaded is closed this goroutine owns the sockets: the pool
+	// must not close them under it, or a load error the worker wrote just
+	// before exiting would be lost.
+	close(w.loaded)
+	w.pool.events <- ev
+}
+
+func (w *worker) readReady() event {
 	for _, s := range w.slots {
 		h, err := protocol.ReadHeader(s.br)
 		if err != nil {
-			w.pool.events <- event{kind: evLoadFailed, w: w, err: loadExitError(w, err)}
-			return
+			return event{kind: evLoadFailed, w: w, err: loadExitError(w, err)}
 		}
 		payload, err := protocol.ReadPayload(s.br, h, &s.rbuf)
 		if err != nil {
-			w.pool.events <- event{kind: evLoadFailed, w: w, err: loadExitError(w, err)}
-			return
+			return event{kind: evLoadFailed, w: w, err: loadExitError(w, err)}
 		}
 		switch h.Type {
 		case protocol.Error:
-			w.pool.events <- event{kind: evLoadFailed, w: w, err: &LoadError{Message: string(payload)}}
-			return
+			return event{kind: evLoadFailed, w: w, err: &LoadError{Message: string(payload)}}
 		case protocol.CtlFromW:
 			if _, err := protocol.ParseReady(payload); err != nil {
-				w.pool.events <- event{kind: evLoadFailed, w: w, err: err}
-				return
+				return event{kind: evLoadFailed, w: w, err: err}
 			}
 		default:
-			w.pool.events <- event{kind: evLoadFailed, w: w,
+			return event{kind: evLoadFailed, w: w,
 				err: fmt.Errorf("%w: %s frame before READY", protocol.ErrViolation, h.Type)}
-			return
 		}
 	}
-	w.pool.events <- event{kind: evReady, w: w}
+	return event{kind: evReady, w: w}
 }
 
 func loadExitError(w *worker, readErr error) error {
