@@ -268,9 +268,13 @@ def run_one(opts, case, server, log_dir):
     argv = SERVERS[server](opts, case.app, port)
     log_path = os.path.join(log_dir, "%s-%s.log" % (case.name, server))
     result = {"case": case.name, "server": server, "argv": argv, "log": log_path}
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(argv, cwd=BENCH_DIR, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        with open(log_path, "w") as log:
+            proc = subprocess.Popen(argv, cwd=BENCH_DIR, stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+    except OSError as e:  # e.g. the peer is not installed in the interpreter's environment
+        result["failed"] = "cannot start %s: %s" % (argv[0], e)
+        return result
     try:
         started = time.monotonic()
         wait_ready(proc, port, case.path, log_path, opts.ready_timeout)
@@ -575,11 +579,15 @@ def versions(opts):
     def cmd(argv):
         try:
             out = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=30)
+            if out.returncode != 0 and argv[-1] != "--version":  # wrk --version exits 1
+                return "not found"
             return out.stdout.strip().splitlines()[0] if out.stdout.strip() else "?"
         except (OSError, subprocess.TimeoutExpired):
             return "not found"
 
     def last_word(text):
+        if text in ("not found", "?"):
+            return text
         return text.replace("(version ", "").strip("() ").split()[-1]
 
     return {
@@ -653,7 +661,8 @@ def main(argv=None):
         markdown_report(opts.markdown)
         return 0
     if not shutil.which("wrk"):
-        print("bench: wrk is not installed; ./scripts/system-deps.sh wrk installs it (make bench does)", file=sys.stderr)
+        print("bench: wrk is not installed; ./scripts/system-deps.sh wrk installs it (make bench does)",
+              file=sys.stderr)
         return 2
     if "wsgate" in opts.servers and not os.access(opts.wsgate_bin, os.X_OK):
         print("bench: %s is not an executable; build it (make build) or leave wsgate out with --servers"
