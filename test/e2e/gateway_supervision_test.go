@@ -17,10 +17,23 @@ import (
 
 // gwBlock starts GET /block?id=ident in the background and returns once the
 // app has the request (a worker is now busy with it), with that worker's pid
-// and a channel delivering the response once the test releases it.
+// and a channel delivering the response once the test releases it. A request
+// answered before it reached the app fails the test with that answer.
 func (s *gwServer) gwBlock(t *testing.T, ident string) (pid int, done <-chan gwResponse) {
 	t.Helper()
-	if _, err := os.Stat(s.gwRecord(ident + ".started")); err == nil {
+	pid, done, early := s.gwTryBlock(t, ident)
+	if early != nil {
+		t.Fatalf("block %s: answered %d (%v) %.200q before the app had it\n%s", ident, early.status, early.bodyErr, early.body, s.Logs())
+	}
+	return pid, done
+}
+
+// gwTryBlock is gwBlock that hands back an answer which came before the app
+// had the request (a 503 from the queue, say) instead of failing.
+func (s *gwServer) gwTryBlock(t *testing.T, ident string) (pid int, done <-chan gwResponse, early *gwResponse) {
+	t.Helper()
+	started := s.gwRecord(ident + ".started")
+	if _, err := os.Stat(started); err == nil {
 		t.Fatalf("block id %q used twice in one server", ident)
 	}
 	ch := make(chan gwResponse, 1)
@@ -35,12 +48,28 @@ func (s *gwServer) gwBlock(t *testing.T, ident string) (pid int, done <-chan gwR
 		r.body, r.bodyErr = gwReadBody(resp)
 		ch <- r
 	}()
-	got := harness.WaitFile(t, s.gwRecord(ident+".started"))
-	pid, err := strconv.Atoi(got)
+	var got []byte
+	harness.WaitFor(t, "file "+started, func() bool {
+		if b, err := os.ReadFile(started); err == nil {
+			got = b
+			return true
+		}
+		select {
+		case r := <-ch:
+			early = &r
+			return true
+		default:
+			return false
+		}
+	})
+	if early != nil {
+		return 0, nil, early
+	}
+	pid, err := strconv.Atoi(string(got))
 	if err != nil {
 		t.Fatalf("block %s: bad pid %q", ident, got)
 	}
-	return pid, ch
+	return pid, ch, nil
 }
 
 // gwFinish waits for a blocked request's response and checks it is a complete
@@ -64,8 +93,22 @@ func (s *gwServer) gwAssertPoolServes(t *testing.T, n int, tag string, dead ...i
 	t.Helper()
 	pids := make([]int, n)
 	dones := make([]<-chan gwResponse, n)
+	idents := make([]string, n)
 	for i := range n {
-		pids[i], dones[i] = s.gwBlock(t, fmt.Sprintf("%s-pool%d", tag, i))
+		// Right after a worker died its replacement may still be
+		// importing; a request that waits past --timeout in the queue
+		// gets 503 (docs/serve.md), so ask again until Deadline.
+		for try := 0; ; try++ {
+			idents[i] = fmt.Sprintf("%s-pool%d-%d", tag, i, try)
+			var early *gwResponse
+			pids[i], dones[i], early = s.gwTryBlock(t, idents[i])
+			if early == nil {
+				break
+			}
+			if early.status != 503 || try > 30 {
+				t.Fatalf("pool request %d: answered %d (%v) %.200q before the app had it\n%s", i, early.status, early.bodyErr, early.body, s.Logs())
+			}
+		}
 	}
 	seen := map[int]bool{}
 	for _, p := range pids {
@@ -80,7 +123,7 @@ func (s *gwServer) gwAssertPoolServes(t *testing.T, n int, tag string, dead ...i
 		}
 	}
 	for i := range n {
-		s.gwRelease(t, fmt.Sprintf("%s-pool%d", tag, i))
+		s.gwRelease(t, idents[i])
 		gwFinish(t, fmt.Sprintf("pool request %d", i), pids[i], dones[i])
 	}
 	return pids
