@@ -7,6 +7,10 @@ The master passes one connected socket per thread (fds 3…) and the node tree
 (JSON, worker form) on stdin. Each thread owns one socket, so a thread never
 waits for another and the master never has to demultiplex. Standard library
 only; CPython 3.9+.
+
+Per request the loop builds only what is the request's own: the environ
+(one marshal.loads of the master's dict, plus the constant wsgi.* entries
+built once per thread), wsgi.input, wsgi.errors and the start_response state.
 """
 
 import argparse
@@ -20,6 +24,7 @@ import socket
 import stat
 import sys
 import threading
+import time
 import traceback
 
 from wsgate import protocol as P
@@ -29,8 +34,7 @@ _HOP_BY_HOP = frozenset((
     "te", "trailers", "transfer-encoding", "upgrade",
 ))
 
-_monotonic = __import__("time").monotonic
-_frame = P.frame
+_monotonic = time.monotonic
 _CREDIT_WINDOW = 1024 * 1024  # body bytes asked for at a time
 _HEADER_pack = P.HEADER.pack
 _U32_pack = P.U32.pack
