@@ -3,8 +3,10 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -122,11 +124,15 @@ func (r *reloader) roots() []string {
 	if r.workDir != string(filepath.Separator) {
 		roots = append(roots, r.workDir)
 	}
-	roots = append(roots, r.pythonPath...)
-	for f := range r.configFiles {
-		roots = append(roots, f)
+	for _, dir := range r.pythonPath {
+		// The workers read a relative PYTHONPATH entry from their own
+		// directory.
+		if !filepath.IsAbs(dir) {
+			dir = filepath.Join(r.workDir, dir)
+		}
+		roots = append(roots, dir)
 	}
-	return roots
+	return append(roots, slices.Sorted(maps.Keys(r.configFiles))...)
 }
 
 // changed runs in the watcher's goroutine with the paths that changed.

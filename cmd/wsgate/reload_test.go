@@ -129,3 +129,19 @@ func TestReloadChangedList(t *testing.T) {
 		t.Errorf("changedList of 12 = %q, want 10 paths then (and 2 more)", got)
 	}
 }
+
+// What --reload watches: the workers' directory (not /), the --pythonpath
+// directories as the workers read them (relative ones from their directory),
+// then the configuration's files.
+func TestReloadRoots(t *testing.T) {
+	r := &reloader{workDir: "/srv/app", pythonPath: []string{"lib", "/opt/shared"},
+		configFiles: map[string]bool{"/srv/app/development.ini": true, "/etc/wsgate/base.ini": true}}
+	want := []string{"/srv/app", "/srv/app/lib", "/opt/shared", "/etc/wsgate/base.ini", "/srv/app/development.ini"}
+	if got := r.roots(); !slices.Equal(got, want) {
+		t.Errorf("roots() = %q, want %q", got, want)
+	}
+	r.workDir = "/"
+	if got := r.roots(); slices.Contains(got, "/") {
+		t.Errorf("roots() in / = %q: the whole file system would be walked", got)
+	}
+}
