@@ -69,8 +69,9 @@ func reloadWrite(t *testing.T, path, content string) {
 	}
 }
 
-// reloadGet returns the body of a GET that must succeed with 200.
-func reloadGet(t *testing.T, url string) string {
+// reloadFetch GETs url and returns the status and body; a request that gets
+// no answer fails the test (the server must keep answering through reloads).
+func reloadFetch(t *testing.T, url string) (int, string) {
 	t.Helper()
 	resp, err := gwClient.Get(url)
 	if err != nil {
@@ -81,10 +82,17 @@ func reloadGet(t *testing.T, url string) string {
 	if err != nil {
 		t.Fatalf("GET %s: reading the body: %v", url, err)
 	}
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %s, want 200 (the server must keep serving through reloads)\n%s", url, resp.Status, b)
+	return resp.StatusCode, string(b)
+}
+
+// reloadGet returns the body of a GET that must succeed with 200.
+func reloadGet(t *testing.T, url string) string {
+	t.Helper()
+	status, body := reloadFetch(t, url)
+	if status != http.StatusOK {
+		t.Fatalf("GET %s: status %d, want 200 (the server must keep serving through reloads)\n%s", url, status, body)
 	}
-	return string(b)
+	return body
 }
 
 // reloadAwaitBody polls until the server answers want. Every answer on the
@@ -280,31 +288,28 @@ func TestReloadDjango(t *testing.T) {
 	// and the log names the error; the fixed file is served again.
 	reloadWrite(t, views, fmt.Sprintf(view, "v333")+"def broken(:\n")
 	harness.WaitFor(t, "the broken view's reload", func() bool {
-		resp, err := gwClient.Get(srv.URL + "/")
-		if err != nil {
-			t.Fatalf("GET / with a broken view: %v", err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
+		status, body := reloadFetch(t, srv.URL+"/")
 		switch {
-		case resp.StatusCode == http.StatusOK && string(b) == "v22 Europe/London":
+		case status == http.StatusOK && body == "v22 Europe/London":
 			return strings.Contains(srv.Logs(), "reload failed")
-		case resp.StatusCode == http.StatusInternalServerError:
+		case status == http.StatusInternalServerError:
 			return true
 		}
-		t.Fatalf("GET / with a broken view: %s %.300q, want the last good page or a 500", resp.Status, b)
+		t.Fatalf("GET / with a broken view: %d %.300q, want the last good page or a 500", status, body)
 		return false
 	})
 	srv.WaitLog("SyntaxError: invalid syntax") // logged once the 500 has gone out
 	reloadWrite(t, views, fmt.Sprintf(view, "v4444"))
 	harness.WaitFor(t, "the fixed view", func() bool {
-		resp, err := gwClient.Get(srv.URL + "/")
-		if err != nil {
-			t.Fatalf("GET /: %v", err)
+		status, body := reloadFetch(t, srv.URL+"/")
+		switch {
+		case status == http.StatusOK && body == "v4444 Europe/London":
+			return true
+		case status == http.StatusInternalServerError, status == http.StatusOK && body == "v22 Europe/London":
+			return false // the broken state, until the reload
 		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode == http.StatusOK && string(b) == "v4444 Europe/London"
+		t.Fatalf("GET / after the fix: %d %.300q", status, body)
+		return false
 	})
 	reloadWrite(t, base, strings.Replace(reloadRead(t, base), "Europe/London", "Europe/Paris", 1))
 	reloadAwaitBody(t, srv, "v4444 Europe/London", "v4444 Europe/Paris")
