@@ -105,8 +105,20 @@ func (p *Pool) Start() error {
 			return err
 		}
 	}
+	// An import that hangs (a database that does not answer) would keep
+	// start-up silent: say what is awaited every 10 seconds.
+	tick := time.NewTicker(10 * time.Second)
+	defer tick.Stop()
+	began := time.Now()
 	for ready := 0; ready < p.cfg.Workers; {
-		ev := <-p.events
+		var ev event
+		select {
+		case ev = <-p.events:
+		case <-tick.C:
+			p.log.Warn("still waiting for the workers to load the application", "app", p.cfg.AppName,
+				"ready", ready, "workers", p.cfg.Workers, "waited", time.Since(began).Round(time.Second).String())
+			continue
+		}
 		switch ev.kind {
 		case evReady:
 			if p.onReady(ev.w) {
