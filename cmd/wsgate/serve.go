@@ -20,6 +20,7 @@ import (
 
 	"github.com/wsgate/wsgate/internal/config"
 	"github.com/wsgate/wsgate/internal/gateway"
+	"github.com/wsgate/wsgate/internal/reload"
 	"github.com/wsgate/wsgate/internal/server"
 	"github.com/wsgate/wsgate/python"
 )
@@ -159,7 +160,7 @@ func runServe(args []string) int {
 	if len(binds) == 0 {
 		binds = []string{"127.0.0.1:8000"}
 	}
-	var rl *reloader
+	var rl *reload.Reloader
 	if o.reload {
 		uri := ""
 		if len(positional) == 1 {
@@ -184,7 +185,7 @@ func masterProcs() {
 	}
 }
 
-func serve(cfg gateway.Config, binds []string, o serveOptions, log *slog.Logger, rl *reloader) int {
+func serve(cfg gateway.Config, binds []string, o serveOptions, log *slog.Logger, rl *reload.Reloader) int {
 	masterProcs()
 	if addr := os.Getenv("WSGATE_PPROF"); addr != "" {
 		go func() {
@@ -219,7 +220,7 @@ func serve(cfg gateway.Config, binds []string, o serveOptions, log *slog.Logger,
 	pc := pool.Config()
 	fmt.Fprintf(os.Stderr, "wsgate: ready, %d workers (pid %d)\n", pc.Workers, os.Getpid())
 	if rl != nil {
-		defer rl.start(pool)()
+		defer rl.Start(pool)()
 	}
 	err = server.Serve(context.Background(), lns, server.Options{
 		Handler:           gateway.NewHandler(pool, ""),
