@@ -8,6 +8,7 @@
 package testutil
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -56,15 +57,20 @@ func Binary(t testing.TB) string {
 		return p
 	}
 	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "wsgate-test-bin-")
-		if err != nil {
-			buildErr = err
+		// One place under the checkout's git-ignored bin/, so runs leave no
+		// temp directories behind; each process builds to its own name and
+		// renames, so test packages built in parallel never see half a file.
+		dir := filepath.Join(RepoRoot(), "bin")
+		if buildErr = os.MkdirAll(dir, 0o755); buildErr != nil {
 			return
 		}
-		buildPath = filepath.Join(dir, "wsgate")
-		cmd := exec.Command("go", "build", "-o", buildPath, "./cmd/wsgate")
+		buildPath = filepath.Join(dir, "wsgate-test")
+		tmp := fmt.Sprintf("%s.%d", buildPath, os.Getpid())
+		cmd := exec.Command("go", "build", "-o", tmp, "./cmd/wsgate")
 		cmd.Dir = RepoRoot()
-		buildOut, buildErr = cmd.CombinedOutput()
+		if buildOut, buildErr = cmd.CombinedOutput(); buildErr == nil {
+			buildErr = os.Rename(tmp, buildPath)
+		}
 	})
 	if buildErr != nil {
 		t.Fatalf("building wsgate: %v\n%s", buildErr, buildOut)
