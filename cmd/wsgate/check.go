@@ -97,20 +97,8 @@ func runCheck(args []string) int {
 		fmt.Fprintf(os.Stderr, "wsgate check: %v\n", err)
 		return exitConfig
 	}
-	app, err := config.LoadApp(uri, opts)
+	app, interpreter, err := loadResolvedApp(uri, opts, *pythonFlag, pythonPath)
 	if err != nil {
-		return fail(err)
-	}
-	server, err := serverFor(uri, opts)
-	if err != nil {
-		return fail(err)
-	}
-	fromConfig := ""
-	if server != nil {
-		fromConfig, _ = server.LocalConf.Get("python")
-	}
-	interpreter := python.Interpreter(*pythonFlag, fromConfig)
-	if err := config.Resolve(app, interpreter, pythonPath); err != nil {
 		return fail(err)
 	}
 	report, err := djangoSettings(app, interpreter, pythonPath)
@@ -211,6 +199,29 @@ func printDjangoReport(w io.Writer, r *djangoReport) {
 	for _, warn := range r.Warnings {
 		fmt.Fprintf(w, "  warning: %s\n", warn)
 	}
+}
+
+// loadResolvedApp loads the application tree of uri and resolves its
+// factories with the interpreter chosen as every command chooses it
+// (--python, WSGATE_PYTHON, `python =` in the server section, python3).
+func loadResolvedApp(uri string, opts config.Options, pythonFlag string, pythonPath []string) (*config.Node, string, error) {
+	app, err := config.LoadApp(uri, opts)
+	if err != nil {
+		return nil, "", err
+	}
+	server, err := serverFor(uri, opts)
+	if err != nil {
+		return nil, "", err
+	}
+	fromConfig := ""
+	if server != nil {
+		fromConfig, _ = server.LocalConf.Get("python")
+	}
+	interpreter := python.Interpreter(pythonFlag, fromConfig)
+	if err := config.Resolve(app, interpreter, pythonPath); err != nil {
+		return nil, "", err
+	}
+	return app, interpreter, nil
 }
 
 // serverFor finds the server section for uri: [server:NAME] of the URI's

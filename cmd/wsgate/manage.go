@@ -91,20 +91,8 @@ func runDjangoCommand(c djangoCommand, args []string) int {
 		return exitConfig
 	}
 	opts := config.Options{Overrides: overrides}
-	app, err := config.LoadApp(uri, opts)
+	app, interpreter, err := loadResolvedApp(uri, opts, *pythonFlag, pythonPath)
 	if err != nil {
-		return fail(err)
-	}
-	server, err := serverFor(uri, opts)
-	if err != nil {
-		return fail(err)
-	}
-	fromConfig := ""
-	if server != nil {
-		fromConfig, _ = server.LocalConf.Get("python")
-	}
-	interpreter := python.Interpreter(*pythonFlag, fromConfig)
-	if err := config.Resolve(app, interpreter, pythonPath); err != nil {
 		return fail(err)
 	}
 	node, err := app.WorkerJSON()
