@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "django_fixtures"))
 import djharness  # noqa: E402
-from djharness import ini  # noqa: E402
+from djharness import ini, line_of, write  # noqa: E402
 
 TWOD = "wsgate.django.compat:make_twod_app"
 DPDS = "wsgate.django.compat:make_dpds_app"
@@ -19,20 +19,6 @@ DPDS = "wsgate.django.compat:make_dpds_app"
 def values(result):
     assert result["ok"], result.get("traceback")
     return {k: ast.literal_eval(v) if k not in ("BASE_DIR",) else v for k, v in result["module"].items()}
-
-
-def line_of(path, needle):
-    with open(path) as f:
-        for number, line in enumerate(f, 1):
-            if line.startswith(needle):
-                return number
-    raise AssertionError("%s not in %s" % (needle, path))
-
-
-def write(tmp_path, name, text):
-    path = tmp_path / name
-    path.write_text(text.lstrip())
-    return str(path)
 
 
 # ------------------------------------------------------------------ twod

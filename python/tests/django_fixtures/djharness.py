@@ -100,3 +100,19 @@ def run(body="pass", paste=None, factory=None, uri=None, global_conf=None, local
 
 def ini(name):
     return os.path.join(INI, name)
+
+
+def line_of(path, needle):
+    """The 1-based number of the first line of path starting with needle."""
+    with open(path) as f:
+        for number, line in enumerate(f, 1):
+            if line.startswith(needle):
+                return number
+    raise AssertionError("%s not in %s" % (needle, path))
+
+
+def write(tmp_path, name, text):
+    """Write text (leading blank lines dropped) to tmp_path/name; its path."""
+    path = tmp_path / name
+    path.write_text(text.lstrip())
+    return str(path)
