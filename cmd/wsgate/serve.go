@@ -59,7 +59,7 @@ func serveFlags(o *serveOptions) *flag.FlagSet {
 	fs.IntVar(&o.maxRequests, "max-requests", 0, "recycle a worker after this many requests (default 0: never)")
 	fs.IntVar(&o.jitter, "max-requests-jitter", 0, "add 0..N to each worker's --max-requests")
 	fs.StringVar(&o.python, "python", "", "Python interpreter (default: $WSGATE_PYTHON, else python3)")
-	fs.IntVar(&o.pipeline, "pipeline", 1, "requests dispatched to one worker thread at a time (2 hides the hand-off; default 1)")
+	fs.IntVar(&o.pipeline, "pipeline", 2, "requests dispatched to one worker thread at a time (1: none queued in a busy worker)")
 	fs.IntVar(&o.queueSize, "queue-size", 0, "requests that may wait for a busy pool before 503 (default 1024)")
 	fs.Float64Var(&o.gracefulTimeout, "graceful-timeout", 0, "seconds in-flight requests get to finish on SIGTERM (default 30)")
 	fs.IntVar(&o.maxHeaderBytes, "max-header-size", 64<<10, "bytes of request line and headers accepted (431 past it)")

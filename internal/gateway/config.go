@@ -31,10 +31,10 @@ type Config struct {
 	// Pipeline is how many requests may be dispatched to one worker
 	// thread at a time: with 2, the next request is already in the
 	// worker's socket when it finishes one, so it never waits for the
-	// master. A request is pipelined only when no thread is free, and is
-	// retried elsewhere if the one before it kills the worker; but it
-	// waits behind a slow one even when another worker frees up, so it
-	// is off by default (--pipeline; default 1).
+	// master. A request is pipelined only when no thread is free; it is
+	// retried elsewhere if the one before it kills the worker, and taken
+	// back to be served elsewhere if it waits long behind a slow one or
+	// another worker falls idle (--pipeline; default 2, 1 turns it off).
 	Pipeline int
 	// Timeout bounds a request from dispatch to its last frame: past it the
 	// client gets 504 and the worker is killed and replaced (--timeout; 30s).
@@ -64,7 +64,7 @@ func (c *Config) Defaults() {
 		c.Threads = 1
 	}
 	if c.Pipeline <= 0 {
-		c.Pipeline = 1
+		c.Pipeline = 2
 	}
 	if c.Timeout <= 0 {
 		c.Timeout = 30 * time.Second

@@ -430,3 +430,98 @@ func TestPipelinedRequestSurvivesTheWorkerAhead(t *testing.T) {
 		t.Fatalf("the request that killed its worker: %d, want 502", c)
 	}
 }
+
+// napping starts a request to the nap app in the background; its status
+// and body arrive on the returned channel.
+func napping(t *testing.T, url string, secs string) chan string {
+	done := make(chan string, 1)
+	go func() {
+		resp, err := http.Get(url + "/?" + secs)
+		if err != nil {
+			done <- err.Error()
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		done <- fmt.Sprintf("%d %s", resp.StatusCode, b)
+	}()
+	return done
+}
+
+// startNapPool serves the nap app with pipelining; seen gets a signal each
+// time a nap whose log line contains marker begins.
+func startNapPool(t *testing.T, workers int, marker string) (srv *httptest.Server, seen chan struct{}) {
+	seen = make(chan struct{}, 2)
+	_, srv = startPool(t, "nap", func(c *Config) {
+		c.Workers, c.Pipeline = workers, 2
+		c.Logger = slog.New(slog.NewTextHandler(testWriter{t: t, marker: marker, seen: seen}, nil))
+	})
+	return srv, seen
+}
+
+func TestPipelinedRequestIsTakenBackFromBehindASlowOne(t *testing.T) {
+	srv, seen := startNapPool(t, 2, "napping")
+	slow := napping(t, srv.URL, "4")
+	<-seen
+	short := napping(t, srv.URL, "1")
+	<-seen
+	// Both workers are busy: each of these is pipelined on one of them, so
+	// one waits behind the slow request. It must not wait for it: when the
+	// other worker falls idle it takes the request back from the slow one.
+	a, b := napping(t, srv.URL, "0"), napping(t, srv.URL, "0")
+	for _, ch := range []chan string{a, b, short} {
+		if got := <-ch; !strings.HasPrefix(got, "200 napped ") {
+			t.Fatalf("got %q", got)
+		}
+	}
+	select {
+	case got := <-slow:
+		t.Fatalf("the slow request ended (%q) before the requests queued behind it were served elsewhere", got)
+	default:
+	}
+	if got := <-slow; !strings.HasPrefix(got, "200 napped ") {
+		t.Fatalf("slow request: %q", got)
+	}
+}
+
+func TestPipelinedRequestWithNowhereElseToGo(t *testing.T) {
+	srv, seen := startNapPool(t, 1, "napping 1")
+	slow := napping(t, srv.URL, "1")
+	<-seen
+	// Pipelined behind the slow request on the only worker: taken back
+	// after a while, it finds the same worker again (more than once), and
+	// is served once the slow one is done, by the same process.
+	next := napping(t, srv.URL, "0")
+	first, second := <-slow, <-next
+	if !strings.HasPrefix(first, "200 napped ") || !strings.HasPrefix(second, "200 napped ") {
+		t.Fatalf("got %q and %q", first, second)
+	}
+	if first[len("200 napped "):] != second[len("200 napped "):] {
+		t.Fatalf("two workers served (%q, %q): the worker was replaced", first, second)
+	}
+}
+
+func TestRequestTooBigForADispatchMessage(t *testing.T) {
+	_, srv := startPool(t, "big_request", nil)
+	big := strings.Repeat("h", 300<<10) // beyond protocol.MaxDispatch with its body
+	body := strings.Repeat("b", 60<<10) // sent inline with the REQUEST
+	for i := 0; i < 2; i++ {
+		req, _ := http.NewRequest("POST", srv.URL+"/", strings.NewReader(body))
+		req.Header.Set("X-Big", big)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		sum := sha256.Sum256([]byte(body))
+		want := fmt.Sprintf("%d %d %s", len(big), len(body), hex.EncodeToString(sum[:]))
+		if resp.StatusCode != 200 || string(got) != want {
+			t.Fatalf("request %d: %d %q, want %q", i, resp.StatusCode, got, want)
+		}
+		// and an ordinary request after it, on the dispatch socket
+		if code, _, _ := get(t, srv.URL+"/"); code != 200 {
+			t.Fatalf("the request after the big one: %d", code)
+		}
+	}
+}

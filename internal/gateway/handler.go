@@ -56,27 +56,36 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	var x exchange
-	for attempt := 0; ; attempt++ {
-		s, err := h.pool.acquire(r.Context())
-		if err != nil {
-			if errors.Is(err, ErrQueueFull) || errors.Is(err, errQueueTimeout) {
-				w.Header().Set("Retry-After", "1")
-				http.Error(w, "503 Service Unavailable: "+err.Error(), http.StatusServiceUnavailable)
+	var next *slot // a free slot a withdrawn request was handed
+	for attempt := 0; ; {
+		s := next
+		if s == nil {
+			var err error
+			s, err = h.pool.acquire(r.Context())
+			if err != nil {
+				if errors.Is(err, ErrQueueFull) || errors.Is(err, errQueueTimeout) {
+					w.Header().Set("Retry-After", "1")
+					http.Error(w, "503 Service Unavailable: "+err.Error(), http.StatusServiceUnavailable)
+				}
+				return // otherwise the client went away while queued
 			}
-			return // otherwise the client went away while queued
 		}
-		x = exchange{h: h, s: s, w: w, r: r, start: &s.start}
+		x = exchange{h: h, s: s, w: w, r: r, start: &s.start, rescues: x.rescues}
 		x.run(scriptName, pathInfo, flags, inline)
 		if x.reason != reasonSlotClosed {
 			h.pool.release(s, x.healthy, x.reason)
 		}
-		// A worker that died while idle is found out when the REQUEST
-		// cannot be written: it never saw the request, so another one may
-		// serve it.
 		if !x.unsent {
 			break
 		}
-		if attempt == 2 {
+		next = x.next
+		if x.reason == reasonWithdrawn {
+			continue // taken back from behind a slow request: not a failure
+		}
+		// A worker that died while idle is found out when the REQUEST
+		// cannot be written: it never saw the request, so another one may
+		// serve it.
+		if attempt++; attempt == 3 {
 			http.Error(w, "502 Bad Gateway: no application worker could take the request", http.StatusBadGateway)
 			return
 		}
@@ -105,7 +114,10 @@ type exchange struct {
 	healthy    bool                   // the worker is in a known state at the end
 	unsent     bool                   // the request never reached the application: another worker may take it
 	waited     bool                   // another exchange was ahead on the slot
-	turn       chan bool              // its end: true = read on, false = the worker was lost
+	pinned     bool                   // the REQUEST went on the stream socket: it cannot be withdrawn
+	turn       chan turnKind          // how the exchange ahead ended
+	next       *slot                  // a free slot handed to a withdrawn exchange
+	rescues    int                    // times the request was taken back after a long wait
 	deadline   time.Time              // dispatch + Timeout
 	writeDL    bool                   // the write deadline is set
 	reason     string                 // why not
@@ -123,14 +135,24 @@ func (x *exchange) run(scriptName, pathInfo string, flags byte, inline []byte) {
 	if x.waited {
 		// A request ahead of this one on the slot: its worker serves them
 		// in order. If that one ends with the worker lost, this one never
-		// reached the application and goes to another worker.
-		if ok := <-x.turn; !ok {
-			x.unsent = true
-			x.reason = "lost"
+		// reached the application and goes to another worker; so does one
+		// taken back from behind a slow request.
+		switch x.awaitTurn() {
+		case turnLost:
+			x.unsent, x.reason = true, "lost"
+			return
+		case turnWithdrawn:
+			x.unsent, x.reason, x.healthy = true, reasonWithdrawn, true
 			return
 		}
 	}
-	x.deadline = time.Now().Add(cfg.Timeout)
+	began := time.Now()
+	x.deadline = began.Add(cfg.Timeout)
+	defer func() {
+		if x.healthy {
+			x.h.pool.observe(time.Since(began))
+		}
+	}()
 	// Reads carry the deadline; writes get it only when they may block
 	// (body and file frames), which saves a timer per request.
 	_ = s.conn.SetReadDeadline(x.deadline)
@@ -196,7 +218,85 @@ func (x *exchange) run(scriptName, pathInfo string, flags byte, inline []byte) {
 // and send; nothing is wrong with the worker.
 const reasonSlotClosed = "slot closed"
 
-var turns = sync.Pool{New: func() any { return make(chan bool, 1) }}
+// reasonWithdrawn: the REQUEST was taken back before its worker received
+// it, to be served by another.
+const reasonWithdrawn = "withdrawn"
+
+// turnKind is what an exchange waiting on a slot is told.
+type turnKind uint8
+
+const (
+	turnGo        turnKind = iota // the exchange ahead ended: read on
+	turnLost                      // it ended with the worker lost
+	turnWithdrawn                 // this exchange's REQUEST was taken back
+)
+
+// rescueDelay is how long the exchange waits behind the one ahead before it
+// is taken back: four usual service times, so an ordinary wait never
+// triggers it, doubled at each rescue, so a request that finds only busy
+// workers again and again (one worker, all slow) is not moved about in a loop.
+func (x *exchange) rescueDelay() time.Duration {
+	d := min(max(4*x.h.pool.serviceTime(), 2*time.Millisecond), time.Second)
+	return d << min(x.rescues, 6)
+}
+
+var turns = sync.Pool{New: func() any { return make(chan turnKind, 1) }}
+
+// awaitTurn waits for the exchange ahead on the slot to end. Meanwhile, if
+// another worker falls idle, or the wait grows well past the usual service
+// time (a slow request ahead), the REQUEST is taken back, if the worker has
+// not received it yet, and served elsewhere: a request never waits long
+// behind a slow one while another worker could serve it.
+func (x *exchange) awaitTurn() turnKind {
+	select {
+	case t := <-x.turn:
+		return t
+	default:
+	}
+	if x.pinned {
+		return <-x.turn
+	}
+	p := x.h.pool
+	timer := queueTimers.Get().(*time.Timer)
+	timer.Reset(x.rescueDelay())
+	defer func() {
+		timer.Stop()
+		queueTimers.Put(timer)
+	}()
+	idle := p.idle
+	for {
+		select {
+		case t := <-x.turn:
+			return t
+		case s := <-idle:
+			if s.w.State() != StateReady {
+				continue // a token of a draining worker: dropped, as acquire does
+			}
+			switch x.s.withdraw(x) {
+			case withdrawn:
+				x.next = s
+				return turnWithdrawn
+			case received:
+				p.pushToken(p.idle, s)
+				return <-x.turn
+			case notYet:
+				p.pushToken(p.idle, s)
+				idle = nil // not again this round: the same token would come straight back
+			}
+		case <-timer.C:
+			switch x.s.withdraw(x) {
+			case withdrawn:
+				x.rescues++
+				return turnWithdrawn
+			case received:
+				return <-x.turn
+			case notYet:
+				timer.Reset(x.rescueDelay())
+				idle = p.idle
+			}
+		}
+	}
+}
 
 // send writes the REQUEST frame (and an inline body) and queues the
 // exchange on its slot; false if it could not (the slot closed, the worker
@@ -232,21 +332,36 @@ func (x *exchange) send(scriptName, pathInfo string, flags byte, inline []byte) 
 	if cap(b) <= 256<<10 {
 		s.wbuf = b[:0]
 	}
-	if _, err := s.conn.Write(b); err != nil {
+	var err error
+	if len(b) <= s.dispMax {
+		_, err = s.disp.Write(b)
+	} else {
+		// Too big for one dispatch message: the frames go on the stream
+		// socket, and a marker on the dispatch socket says so.
+		x.pinned = true
+		if _, err = s.conn.Write(b); err == nil {
+			var m [protocol.HeaderSize + 1]byte
+			protocol.AppendHeader(m[:0], protocol.Request, x.stream, 1)
+			m[protocol.HeaderSize] = protocol.FlagOnStream
+			_, err = s.disp.Write(m[:])
+		}
+	}
+	if err != nil {
 		x.unsent, x.reason = true, "lost"
 		x.h.pool.log.Warn("worker lost before a request reached it; trying another", "pid", s.w.pid, "error", err.Error())
 		return false
 	}
 	x.waited = len(s.queue) > 0
 	if x.waited {
-		x.turn = turns.Get().(chan bool)
+		x.turn = turns.Get().(chan turnKind)
 	}
 	s.queue = append(s.queue, x)
 	return true
 }
 
 // passTurn takes the exchange off its slot's queue and gives the next one
-// its turn; a slot of a draining worker closes once its queue is empty.
+// its turn; a slot of a draining worker closes once its queue is empty. A
+// withdrawn exchange has left the queue already and passes nothing on.
 func (x *exchange) passTurn() {
 	s := x.s
 	s.mu.Lock()
@@ -254,10 +369,15 @@ func (x *exchange) passTurn() {
 		copy(s.queue, s.queue[1:])
 		s.queue[len(s.queue)-1] = nil
 		s.queue = s.queue[:len(s.queue)-1]
+		if len(s.queue) > 0 {
+			t := turnGo
+			if !x.healthy || x.unsent {
+				t = turnLost
+			}
+			s.queue[0].turn <- t
+		}
 	}
-	if len(s.queue) > 0 {
-		s.queue[0].turn <- x.healthy && !x.unsent
-	} else if s.w.State() != StateReady {
+	if len(s.queue) == 0 && s.w.State() != StateReady {
 		s.closeLocked()
 	}
 	s.mu.Unlock()

@@ -29,6 +29,7 @@ type Pool struct {
 	reload  chan struct{}
 	stop    chan stopRequest
 	ready   atomic.Int32 // workers in StateReady, for Stats
+	service atomic.Int64 // moving average of a request's service time, ns (exchange.rescueDelay)
 	reloads atomic.Int64 // reloads completed
 
 	nodeMu      sync.Mutex
@@ -505,7 +506,9 @@ func (p *Pool) release(s *slot, healthy bool, reason string) {
 		s.close()
 		return
 	}
-	if n := w.served.Add(1); w.maxRequests > 0 && n >= w.maxRequests {
+	if reason == reasonWithdrawn {
+		// served elsewhere: not one of this worker's requests
+	} else if n := w.served.Add(1); w.maxRequests > 0 && n >= w.maxRequests {
 		if w.drain("max-requests") {
 			p.events <- event{kind: evRetired, w: w}
 		}
@@ -564,6 +567,16 @@ func (p *Pool) pushToken(ch chan *slot, s *slot) bool {
 	}
 	return ok
 }
+
+// observe feeds a served request's time into the moving average (1/8 of
+// each new sample; racing updates may lose one, which does not matter).
+func (p *Pool) observe(d time.Duration) {
+	avg := p.service.Load()
+	p.service.Store(avg + (int64(d)-avg)/8)
+}
+
+// serviceTime is the moving average of a request's service time.
+func (p *Pool) serviceTime() time.Duration { return time.Duration(p.service.Load()) }
 
 // String describes the pool for log lines.
 func (p *Pool) String() string {

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -45,10 +46,13 @@ func (s State) String() string {
 	return "state(" + strconv.Itoa(int(s)) + ")"
 }
 
-// slot is the master's end of one worker thread's socket. Requests are
-// pipelined on it: up to Config.Pipeline exchanges may have written their
-// REQUEST; the worker serves them in order, so queue[0] alone reads the
-// socket, and hands the turn to the next when its stream ends.
+// slot is the master's end of one worker thread's two sockets. REQUESTs
+// go on the dispatch socket (SOCK_SEQPACKET), one message each; every other
+// frame goes on the stream socket (conn). Requests are pipelined on a slot:
+// up to Config.Pipeline exchanges may have written their REQUEST; the worker
+// serves them in order, so queue[0] alone reads the stream socket, and hands
+// the turn to the next when its stream ends. A REQUEST the worker has not
+// received yet can be taken back (withdraw) and served by another worker.
 type slot struct {
 	w     *worker
 	conn  net.Conn
@@ -60,19 +64,24 @@ type slot struct {
 	bufs  net.Buffers // header + payload for one writev
 	once  sync.Once
 
-	mu     sync.Mutex // guards what follows, and every write to conn
-	wbuf   []byte     // frames being written; reused across requests
-	queue  []*exchange
-	stream uint32
-	closed bool
+	mu      sync.Mutex // guards what follows, and every write to conn and disp
+	disp    net.Conn   // the dispatch socket, master's end
+	dispFD  int        // the worker's end of it, kept to take messages back
+	dispMax int        // the largest message sent on disp; larger requests go on conn
+	wbuf    []byte     // frames being written; reused across requests
+	queue   []*exchange
+	stream  uint32
+	closed  bool
 }
 
-// closeLocked closes the socket (s.mu held): the worker thread reads EOF
+// closeLocked closes the sockets (s.mu held): the worker thread reads EOF
 // and, once all its sockets are closed, the worker exits.
 func (s *slot) closeLocked() {
 	s.closed = true
 	s.once.Do(func() {
 		s.conn.Close()
+		s.disp.Close()
+		syscall.Close(s.dispFD)
 		s.w.slotClosed()
 	})
 }
@@ -88,6 +97,69 @@ func (s *slot) idleNow() (idle, closed bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.queue) == 0, s.closed
+}
+
+// withdrawal is what became of an attempt to take a REQUEST back.
+type withdrawal int
+
+const (
+	withdrawn withdrawal = iota // taken back: the worker will never see it
+	received                    // the worker has it: it will be served here
+	notYet                      // the worker has not taken the request ahead of it yet
+)
+
+// withdraw takes x's REQUEST back from the dispatch socket if the worker has
+// not received it. A SEQPACKET message is delivered whole to exactly one
+// reader, so the master reading it from the worker's end is an atomic claim:
+// either the worker got it or the master did.
+func (s *slot) withdraw(x *exchange) withdrawal {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || x.pinned || len(s.queue) == 0 || s.queue[0] == x {
+		return received // x's turn has come: it is the worker's now
+	}
+	var h [protocol.HeaderSize]byte
+	// Whose message is next? The head of the queue's own means the worker
+	// has not started that one yet; x's means x can still be taken.
+	n, err := recvDontWait(s.dispFD, h[:], syscall.MSG_PEEK)
+	if err != nil || n < protocol.HeaderSize {
+		return received // nothing waits: the worker has received x already
+	}
+	next := binary.BigEndian.Uint32(h[5:9])
+	if next != x.stream {
+		if len(s.queue) > 0 && next == s.queue[0].stream {
+			return notYet
+		}
+		return received
+	}
+	n, err = recvDontWait(s.dispFD, h[:], syscall.MSG_TRUNC)
+	if err != nil || n < protocol.HeaderSize {
+		return received // the worker took it between the peek and now
+	}
+	got := binary.BigEndian.Uint32(h[5:9])
+	for i, y := range s.queue {
+		if y.stream != got || i == 0 {
+			continue
+		}
+		s.queue = append(s.queue[:i], s.queue[i+1:]...)
+		if y == x {
+			return withdrawn
+		}
+		// The worker took x between the peek and the receive, and this is
+		// the message queued after it: that request goes elsewhere instead.
+		y.turn <- turnWithdrawn
+		break
+	}
+	return received
+}
+
+func recvDontWait(fd int, p []byte, flags int) (int, error) {
+	for {
+		n, _, err := syscall.Recvfrom(fd, p, flags|syscall.MSG_DONTWAIT)
+		if err != syscall.EINTR {
+			return n, err
+		}
+	}
 }
 
 // worker is one Python process and its slots.
@@ -186,28 +258,14 @@ func (p *Pool) spawnWorker(id, gen int, node []byte) (*worker, error) {
 	}()
 	fds := make([]string, 0, cfg.Threads)
 	for i := 0; i < cfg.Threads; i++ {
-		pair, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+		s, child, err := newSlot(w)
 		if err != nil {
 			w.closeSlots()
-			return nil, fmt.Errorf("creating a worker socket: %w", err)
+			return nil, err
 		}
-		// Larger socket buffers let a big response or body cross in fewer
-		// system calls (the kernel caps them at net.core.[rw]mem_max).
-		for _, fd := range pair {
-			_ = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_SNDBUF, 1<<20)
-			_ = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF, 1<<20)
-		}
-		parent := os.NewFile(uintptr(pair[0]), "wsgate-worker")
-		conn, err := net.FileConn(parent)
-		parent.Close()
-		if err != nil {
-			syscall.Close(pair[1])
-			w.closeSlots()
-			return nil, fmt.Errorf("creating a worker socket: %w", err)
-		}
-		childFiles = append(childFiles, os.NewFile(uintptr(pair[1]), "wsgate-worker-child"))
-		fds = append(fds, strconv.Itoa(3+i))
-		w.slots = append(w.slots, &slot{w: w, conn: conn, br: bufio.NewReaderSize(conn, 128<<10), wbuf: make([]byte, 0, 4096)})
+		childFiles = append(childFiles, child...)
+		fds = append(fds, strconv.Itoa(3+2*i)+":"+strconv.Itoa(4+2*i))
+		w.slots = append(w.slots, s)
 	}
 	w.open.Store(int32(len(w.slots)))
 	cmd, err := python.Command(cfg.Python, cfg.PythonPath, "wsgate.worker",
@@ -245,9 +303,97 @@ func (w *worker) closeSlots() {
 	for _, s := range w.slots {
 		s.mu.Lock()
 		s.closed = true
-		s.once.Do(func() { s.conn.Close() })
+		s.once.Do(func() {
+			s.conn.Close()
+			s.disp.Close()
+			syscall.Close(s.dispFD)
+		})
 		s.mu.Unlock()
 	}
+}
+
+// newSlot makes one thread's stream and dispatch socketpairs; child holds
+// the worker's ends, in that order, for the worker process to inherit.
+func newSlot(w *worker) (s *slot, child []*os.File, err error) {
+	stream, err := socketPair(syscall.SOCK_STREAM)
+	if err != nil {
+		return nil, nil, err
+	}
+	disp, err := socketPair(syscall.SOCK_SEQPACKET)
+	if err != nil {
+		closePair(stream)
+		return nil, nil, err
+	}
+	conn, err := fileConn(stream[0])
+	if err != nil {
+		syscall.Close(stream[1])
+		closePair(disp)
+		return nil, nil, err
+	}
+	dconn, err := fileConn(disp[0])
+	if err != nil {
+		conn.Close()
+		syscall.Close(stream[1])
+		syscall.Close(disp[1])
+		return nil, nil, err
+	}
+	// The master keeps its own descriptor of the worker's dispatch end to
+	// take back a REQUEST the worker has not received (withdraw).
+	syscall.ForkLock.RLock()
+	dispFD, err := syscall.Dup(disp[1])
+	if err == nil {
+		syscall.CloseOnExec(dispFD)
+	}
+	syscall.ForkLock.RUnlock()
+	if err != nil {
+		conn.Close()
+		dconn.Close()
+		syscall.Close(stream[1])
+		syscall.Close(disp[1])
+		return nil, nil, fmt.Errorf("creating a worker socket: %w", err)
+	}
+	// A dispatch message must never block its writer (it holds s.mu, which
+	// the request ahead may need): the messages the pipeline can queue fit
+	// in the send buffer with room to spare.
+	sndbuf, err := syscall.GetsockoptInt(disp[0], syscall.SOL_SOCKET, syscall.SO_SNDBUF)
+	if err != nil {
+		sndbuf = 212992
+	}
+	dispMax := min(protocol.MaxDispatch, sndbuf/(2*w.pool.cfg.Pipeline))
+	s = &slot{w: w, conn: conn, br: bufio.NewReaderSize(conn, 128<<10), wbuf: make([]byte, 0, 4096),
+		disp: dconn, dispFD: dispFD, dispMax: dispMax}
+	child = []*os.File{os.NewFile(uintptr(stream[1]), "wsgate-worker-stream"), os.NewFile(uintptr(disp[1]), "wsgate-worker-dispatch")}
+	return s, child, nil
+}
+
+func socketPair(typ int) ([2]int, error) {
+	pair, err := syscall.Socketpair(syscall.AF_UNIX, typ|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return pair, fmt.Errorf("creating a worker socket: %w", err)
+	}
+	// Larger socket buffers let a big response or body cross in fewer
+	// system calls (the kernel caps them at net.core.[rw]mem_max).
+	for _, fd := range pair {
+		_ = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_SNDBUF, 1<<20)
+		_ = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF, 1<<20)
+	}
+	return pair, nil
+}
+
+func closePair(pair [2]int) {
+	syscall.Close(pair[0])
+	syscall.Close(pair[1])
+}
+
+// fileConn makes a net.Conn of the master's end (closing fd either way).
+func fileConn(fd int) (net.Conn, error) {
+	f := os.NewFile(uintptr(fd), "wsgate-worker")
+	conn, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("creating a worker socket: %w", err)
+	}
+	return conn, nil
 }
 
 // awaitReady reads each slot's READY frame (or the load error) and reports

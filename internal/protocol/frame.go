@@ -55,7 +55,13 @@ const (
 const (
 	FlagHasBody    = 1 << 0 // the request has a body (possibly empty, e.g. chunked)
 	FlagBodyInline = 1 << 1 // the whole body follows as BODY… BODY_END, unasked
+	FlagOnStream   = 1 << 2 // dispatch marker: the REQUEST frame itself follows on the stream socket
 )
+
+// MaxDispatch bounds one message on a dispatch socket (a REQUEST frame and
+// its inline body); the worker receives each into a buffer of this size. A
+// larger request goes on the stream socket behind a marker (FlagOnStream).
+const MaxDispatch = 256 << 10
 
 // Control kinds (first payload byte of a control frame).
 const (

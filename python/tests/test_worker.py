@@ -37,20 +37,30 @@ class Worker:
 
     def __init__(self, python, spec, threads=1, workers=1):
         pairs = [socket.socketpair() for _ in range(threads)]
-        child_fds = [c.fileno() for _, c in pairs]
+        disp_pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET) for _ in range(threads)]
+        child_fds = [fd for (_, c), (_, d) in zip(pairs, disp_pairs) for fd in (c.fileno(), d.fileno())]
+        fds = ",".join("%d:%d" % (c.fileno(), d.fileno()) for (_, c), (_, d) in zip(pairs, disp_pairs))
         env = dict(os.environ, PYTHONPATH=PYDIR)
         node = {"object_type": "application", "protocol": "wsgate.callable", "factory": spec,
                 "global_conf": {}, "local_conf": {}}
         self.proc = subprocess.Popen(
-            [python, "-m", "wsgate.worker", "--fds", ",".join(map(str, child_fds)), "--workers", str(workers)],
+            [python, "-m", "wsgate.worker", "--fds", fds, "--workers", str(workers)],
             stdin=subprocess.PIPE, pass_fds=child_fds, cwd=FIXTURES, env=env)
         self.proc.stdin.write(json.dumps(node).encode())
         self.proc.stdin.close()
         for _, c in pairs:
             c.close()
+        # the worker's dispatch ends stay open here too, as in the Go master,
+        # which takes back messages through them (withdraw)
+        self.worker_disps = [d for _, d in disp_pairs]
         self.socks = [p for p, _ in pairs]
+        self.disps = [m for m, _ in disp_pairs]
         self.chans = [P.Channel(s) for s in self.socks]
         self.stream = 0
+
+    def dispatch(self, data, slot=0):
+        """One dispatch message: a REQUEST frame and its inline body."""
+        self.disps[slot].send(data)
 
     def ready(self):
         for chan in self.chans:
@@ -73,7 +83,7 @@ class Worker:
                 flags |= P.FLAG_BODY_INLINE
                 tail = (P.frame(P.BODY, stream, body) if body else b"") + P.frame(P.BODY_END, stream)
         chan = self.chans[slot]
-        chan.send(P.frame(P.REQUEST, stream, bytes((flags,)) + marshal.dumps(env)) + tail)
+        self.dispatch(P.frame(P.REQUEST, stream, bytes((flags,)) + marshal.dumps(env)) + tail, slot)
         pending = body
         out = []
         while True:
@@ -114,7 +124,7 @@ class Worker:
         return out
 
     def close(self):
-        for s in self.socks:
+        for s in self.socks + self.disps + self.worker_disps:
             s.close()
         return self.proc.wait(timeout=10)
 
@@ -222,7 +232,7 @@ def test_body_fail_raises_in_the_app(python):
     w = Worker(python, "worker_apps:read_all").ready()
     w.stream += 1
     chan = w.chans[0]
-    chan.send(P.frame(P.REQUEST, w.stream, bytes((P.FLAG_HAS_BODY,)) + marshal.dumps(dict(BASE, REQUEST_METHOD="POST"))))
+    w.dispatch(P.frame(P.REQUEST, w.stream, bytes((P.FLAG_HAS_BODY,)) + marshal.dumps(dict(BASE, REQUEST_METHOD="POST"))))
     ftype, _, _ = chan.read_frame()
     assert ftype == P.CREDIT
     chan.send(P.frame(P.BODY_FAIL, w.stream, b"client went away"))
@@ -353,16 +363,32 @@ def test_load_error_is_reported_then_exit(python, spec, needle):
     w.close()
 
 
-def test_stop_control_ends_the_worker(python):
+def test_closed_dispatch_socket_ends_the_worker(python):
     w = serve(python, "hello")
-    w.chans[0].send(P.frame(P.CONTROL_TO_WORKER, 0, bytes((P.CTL_STOP,))))
+    w.disps[0].close()
+    w.worker_disps[0].close()
     assert w.proc.wait(timeout=10) == 0
     w.close()
 
 
-def test_garbage_frame_ends_the_worker(python):
+@pytest.mark.parametrize("message", [
+    P.frame(P.START, 1, b"not for a worker"),  # a frame type travelling the wrong way
+    P.frame(P.REQUEST, 1, b"\0" + marshal.dumps(BASE))[:-3],  # a REQUEST cut short
+    P.frame(P.REQUEST, 1, b"\0" + marshal.dumps(BASE)) + P.frame(P.BODY, 1, b"x" * 10)[:-4],  # a body frame cut short
+], ids=["wrong-type", "short-request", "short-body"])
+def test_garbage_dispatch_message_ends_the_worker(python, message):
+    w = serve(python, "hello")
+    w.dispatch(message)
+    assert w.proc.wait(timeout=10) == 70
+    w.close()
+
+
+def test_garbage_frame_on_the_stream_socket_ends_the_worker(python):
+    """A REQUEST announced as coming on the stream socket, where the master
+    wrote something else."""
     w = serve(python, "hello")
     w.chans[0].send(P.frame(P.START, 1, b"not for a worker"))
+    w.dispatch(P.frame(P.REQUEST, 1, bytes((P.FLAG_ON_STREAM,))))
     assert w.proc.wait(timeout=10) == 70
     w.close()
 
@@ -373,7 +399,7 @@ def test_cancel_stops_an_endless_response(python):
     w = serve(python, "endless")
     w.stream += 1
     chan = w.chans[0]
-    chan.send(P.frame(P.REQUEST, w.stream, b"\0" + marshal.dumps(BASE)))
+    w.dispatch(P.frame(P.REQUEST, w.stream, b"\0" + marshal.dumps(BASE)))
     ftype, _, _ = chan.read_frame()
     assert ftype == P.START
     chan.send(P.frame(P.CONTROL_TO_WORKER, w.stream, bytes((P.CTL_CANCEL,))))
@@ -389,23 +415,27 @@ def test_cancel_stops_an_endless_response(python):
     # a stale cancel between requests is ignored, and the worker serves on
     chan.send(P.frame(P.CONTROL_TO_WORKER, w.stream, bytes((P.CTL_CANCEL,))))
     w.stream += 1
-    chan.send(P.frame(P.REQUEST, w.stream, b"\0" + marshal.dumps(BASE)))
+    w.dispatch(P.frame(P.REQUEST, w.stream, b"\0" + marshal.dumps(BASE)))
     assert chan.read_frame()[0] == P.START
     w.close()
 
 
 def test_pipelined_request_waits_for_the_one_in_hand(python):
-    """A REQUEST (with its inline body) written while the worker still reads
-    the body of the previous stream is set aside, then served in order."""
+    """A REQUEST dispatched while the worker still reads the body of the
+    previous stream waits for it; one written on the stream socket (too big
+    for a dispatch message) is set aside meanwhile. Both are served in order."""
     w = serve(python, "echo")
     chan = w.chans[0]
     post = marshal.dumps(dict(BASE, REQUEST_METHOD="POST", QUERY_STRING="read7"))
-    chan.send(P.frame(P.REQUEST, 1, bytes((P.FLAG_HAS_BODY,)) + post))
+    w.dispatch(P.frame(P.REQUEST, 1, bytes((P.FLAG_HAS_BODY,)) + post))
     ftype, stream, _ = chan.read_frame()
     assert (ftype, stream) == (P.CREDIT, 1)
-    # stream 2 arrives before stream 1's body
-    chan.send(P.frame(P.REQUEST, 2, bytes((P.FLAG_HAS_BODY | P.FLAG_BODY_INLINE,)) + post)
-              + P.frame(P.BODY, 2, b"second") + P.frame(P.BODY_END, 2))
+    # streams 2 and 3 arrive before stream 1's body; 3 on the stream socket
+    w.dispatch(P.frame(P.REQUEST, 2, bytes((P.FLAG_HAS_BODY | P.FLAG_BODY_INLINE,)) + post)
+               + P.frame(P.BODY, 2, b"second") + P.frame(P.BODY_END, 2))
+    chan.send(P.frame(P.REQUEST, 3, bytes((P.FLAG_HAS_BODY | P.FLAG_BODY_INLINE,)) + post)
+              + P.frame(P.BODY, 3, b"third!!") + P.frame(P.BODY_END, 3))
+    w.dispatch(P.frame(P.REQUEST, 3, bytes((P.FLAG_ON_STREAM,))))
     chan.send(P.frame(P.BODY, 1, b"first body"))
     seen = []
     while True:
@@ -414,10 +444,37 @@ def test_pipelined_request_waits_for_the_one_in_hand(python):
             chan.send(P.frame(P.BODY_END, stream))
             continue
         seen.append((P.NAMES[ftype], stream, payload))
-        if ftype == P.END and stream == 2:
+        if ftype == P.END and stream == 3:
             break
     bodies = {s: p for t, s, p in seen if t == "DATA"}
     assert bodies[1].startswith(b"10 ")
     assert bodies[2].startswith(b"6 ")
-    assert [s for t, s, _ in seen if t == "END"] == [1, 2]
+    assert bodies[3].startswith(b"7 ")
+    assert [s for t, s, _ in seen if t == "END"] == [1, 2, 3]
+    w.close()
+
+
+def test_a_request_not_yet_received_can_be_taken_back(python):
+    """The master's withdraw: reading a pending message from the worker's
+    end of the dispatch socket takes it whole, and the worker never sees it;
+    it serves the request in hand, then the next one dispatched."""
+    w = serve(python, "echo")
+    chan = w.chans[0]
+    post = marshal.dumps(dict(BASE, REQUEST_METHOD="POST", QUERY_STRING="read7"))
+    w.dispatch(P.frame(P.REQUEST, 1, bytes((P.FLAG_HAS_BODY,)) + post))
+    assert chan.read_frame()[:2] == (P.CREDIT, 1)  # the worker is inside stream 1
+    w.dispatch(P.frame(P.REQUEST, 2, b"\0" + marshal.dumps(dict(BASE, QUERY_STRING="two"))))
+    taken = w.worker_disps[0].recv(P.MAX_DISPATCH, socket.MSG_DONTWAIT)
+    assert P.HEADER.unpack_from(taken) == (len(taken) - P.HEADER_SIZE, P.REQUEST, 2)
+    chan.send(P.frame(P.BODY_END, 1))
+    w.dispatch(P.frame(P.REQUEST, 3, b"\0" + marshal.dumps(dict(BASE, QUERY_STRING="three"))))
+    streams = []
+    while not streams or streams[-1] != (P.END, 3):
+        ftype, stream, _ = chan.read_frame()
+        if ftype == P.CREDIT:
+            chan.send(P.frame(P.BODY_END, stream))
+            continue
+        streams.append((ftype, stream))
+    assert [s for t, s in streams if t == P.END] == [1, 3]
+    assert 2 not in [s for _, s in streams]
     w.close()

@@ -5,6 +5,7 @@ length counts the payload only. This module holds the constants, the frame
 encoder and a buffered frame reader for one socket. Standard library only.
 """
 
+import mmap
 import socket
 import struct
 
@@ -41,6 +42,9 @@ CONTROL_FROM_WORKER = 23
 # REQUEST flags (first payload byte)
 FLAG_HAS_BODY = 1
 FLAG_BODY_INLINE = 2
+FLAG_ON_STREAM = 4  # dispatch marker: the REQUEST frame follows on the stream socket
+# one dispatch message (a REQUEST frame and its inline body) is at most this long
+MAX_DISPATCH = 256 << 10
 
 # control kinds (first payload byte of a CONTROL frame)
 CTL_READY = 1
@@ -102,15 +106,18 @@ def decode_frames(data):
 
 
 class Channel:
-    """A buffered frame reader and writer on one connected socket.
+    """One worker thread's two sockets: a buffered frame reader and writer on
+    the stream socket, and the dispatch socket (SOCK_SEQPACKET) on which each
+    REQUEST arrives as one message.
 
-    Reads go into one preallocated buffer with recv_into, so a request costs
+    Reads go into preallocated buffers with recv_into, so a request costs
     one recv and no allocation of a fresh receive buffer.
     """
 
-    __slots__ = ("sock", "buf", "view", "start", "end", "send", "recv_into", "pending")
+    __slots__ = ("sock", "buf", "view", "start", "end", "send", "recv_into", "pending", "disp_recv_into",
+                 "dbuf", "dview")
 
-    def __init__(self, sock, size=256 * 1024):
+    def __init__(self, sock, disp=None, size=256 * 1024):
         self.sock = sock
         self.buf = bytearray(size)
         self.view = memoryview(self.buf)
@@ -118,10 +125,46 @@ class Channel:
         self.end = 0  # end of the received bytes
         self.send = sock.sendall
         self.recv_into = sock.recv_into
-        # Frames of requests pipelined behind the current one, set aside
-        # while it reads its own (the master may queue the next REQUEST, and
-        # its inline body, before this one ends).
+        # Frames of a later request that came on the stream socket while the
+        # current one read its own (a REQUEST too big for a dispatch message
+        # is written there), and the inline body of the next request.
         self.pending = []
+        if disp is not None:
+            self.disp_recv_into = disp.recv_into
+            # anonymous memory: pages are only taken as messages use them
+            self.dbuf = mmap.mmap(-1, MAX_DISPATCH)
+            self.dview = memoryview(self.dbuf)
+
+    def next_request(self):
+        """(stream, payload) of the next REQUEST: one dispatch message.
+        payload (flags byte, marshal environ) is valid until the next call;
+        the request's inline body frames are set aside for read_for."""
+        n = self.disp_recv_into(self.dview)
+        if not n:
+            raise EOFError
+        dbuf = self.dbuf
+        length, ftype, stream = HEADER.unpack_from(dbuf, 0)
+        end = HEADER_SIZE + length
+        if ftype != REQUEST or end > n or length < 1:
+            raise ProtocolError("dispatch message of %d bytes is not a REQUEST" % n)
+        if length == 1 and dbuf[HEADER_SIZE] & FLAG_ON_STREAM:
+            # too big for a message: the REQUEST frame is on the stream socket
+            ftype, fstream, payload = self.next_frame()
+            while ftype == CONTROL_TO_WORKER:  # a late CANCEL of an ended stream
+                ftype, fstream, payload = self.next_frame()
+            if ftype != REQUEST or fstream != stream:
+                raise ProtocolError("expected REQUEST %d on the stream socket, got %s %d"
+                                    % (stream, NAMES.get(ftype, ftype), fstream))
+            return stream, payload
+        pos = end
+        while pos < n:  # the inline body: BODY… BODY_END
+            flen, ftype, fstream = HEADER.unpack_from(dbuf, pos)
+            fend = pos + HEADER_SIZE + flen
+            if fend > n:
+                raise ProtocolError("frame overruns its dispatch message")
+            self.pending.append((ftype, fstream, bytearray(dbuf[pos + HEADER_SIZE:fend])))
+            pos = fend
+        return stream, self.dview[HEADER_SIZE:end]
 
     def _fill(self, need):
         """Make at least `need` unread bytes available."""
@@ -195,9 +238,13 @@ class Channel:
                 raise EOFError
             if n:
                 self.end += n
-        if self.end - self.start < HEADER_SIZE + 1:
-            return False
-        length, ftype, fstream = HEADER.unpack_from(self.buf, self.start)
+        while True:
+            if self.end - self.start < HEADER_SIZE + 1:
+                return False
+            length, ftype, fstream = HEADER.unpack_from(self.buf, self.start)
+            if ftype != CONTROL_TO_WORKER or fstream == stream or self.end - self.start < HEADER_SIZE + length:
+                break
+            self.start += HEADER_SIZE + length  # a late CANCEL of an ended stream: dropped
         if ftype != CONTROL_TO_WORKER or fstream != stream or length < 1:
             return False
         if self.buf[self.start + HEADER_SIZE] != kind[0] or self.end - self.start < HEADER_SIZE + length:

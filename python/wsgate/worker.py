@@ -1,12 +1,13 @@
 """The wsgate worker: loads the WSGI application once, then serves requests
 framed by the master (docs/protocol.md) in a tight loop.
 
-    python -m wsgate.worker --fds 3[,4,…] --workers N
+    python -m wsgate.worker --fds 3:4[,5:6,…] --workers N
 
-The master passes one connected socket per thread (fds 3…) and the node tree
-(JSON, worker form) on stdin. Each thread owns one socket, so a thread never
-waits for another and the master never has to demultiplex. Standard library
-only; CPython 3.9+.
+The master passes each thread a pair of connected sockets (fds 3:4, 5:6…:
+the stream socket, then the dispatch socket its REQUESTs arrive on) and the
+node tree (JSON, worker form) on stdin. Each thread owns its sockets, so a
+thread never waits for another and the master never has to demultiplex.
+Standard library only; CPython 3.9+.
 
 Per request the loop builds only what is the request's own: the environ
 (one marshal.loads of the master's dict, plus the constant wsgi.* entries
@@ -466,21 +467,14 @@ def _data_parts(head, stream, data, tail):
 # ---------------------------------------------------------------- the loop
 
 def serve(chan, app, base_environ):
-    """Serve requests from one socket until the master closes it."""
-    next_frame = chan.next_frame
+    """Serve the requests of one thread's sockets until the master closes them."""
+    next_request = chan.next_request
     while True:
         try:
-            ftype, stream, payload = next_frame()
+            stream, payload = next_request()
         except EOFError:
             return
-        if ftype == P.REQUEST:
-            handle(chan, app, base_environ, stream, payload)
-        elif ftype == P.CONTROL_TO_WORKER and payload[:1] == bytes((P.CTL_STOP,)):
-            return
-        elif ftype == P.CONTROL_TO_WORKER and payload[:1] == _CANCEL:
-            continue  # the cancel of a response that had already ended
-        else:
-            raise P.ProtocolError("unexpected %s frame between requests" % P.NAMES.get(ftype, ftype))
+        handle(chan, app, base_environ, stream, payload)
 
 
 def handle(chan, app, base_environ, stream, payload):
@@ -562,17 +556,21 @@ def base_environ(threads, workers):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="wsgate.worker")
-    parser.add_argument("--fds", required=True, help="comma-separated socket fds, one per thread")
+    parser.add_argument("--fds", required=True,
+                        help="comma-separated STREAM:DISPATCH socket fd pairs, one pair per thread")
     parser.add_argument("--workers", type=int, default=1, help="how many workers the master runs")
     args = parser.parse_args(argv)
     # The master owns signals: Ctrl-C in a terminal must not interrupt a request.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    socks = []
-    for fd in args.fds.split(","):
-        sock = socket.socket(fileno=int(fd))
-        sock.set_inheritable(False)  # a subprocess of the app must not hold our socket open
-        socks.append(sock)
-    chans = [P.Channel(s) for s in socks]
+    chans = []
+    for pair in args.fds.split(","):
+        stream_fd, _, disp_fd = pair.partition(":")
+        if not disp_fd:
+            parser.error("--fds: %r is not STREAM:DISPATCH" % pair)
+        socks = [socket.socket(fileno=int(stream_fd)), socket.socket(fileno=int(disp_fd))]
+        for sock in socks:
+            sock.set_inheritable(False)  # a subprocess of the app must not hold our sockets open
+        chans.append(P.Channel(*socks))
     node = json.load(sys.stdin)
     try:
         sys.stdin.close()

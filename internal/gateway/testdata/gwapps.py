@@ -76,3 +76,19 @@ def router(environ, start_response):
         os._exit(1)
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [b"hello from %d" % os.getpid()]
+
+
+def nap(environ, start_response):
+    """Say on wsgi.errors that the nap begins, then sleep QUERY_STRING seconds."""
+    environ["wsgi.errors"].write("napping %s\n" % environ["QUERY_STRING"])
+    environ["wsgi.errors"].flush()
+    time.sleep(float(environ["QUERY_STRING"]))
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"napped %d" % os.getpid()]
+
+
+def big_request(environ, start_response):
+    """The length of one big header, and the length and hash of the body."""
+    body = environ["wsgi.input"].read()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"%d %d %s" % (len(environ.get("HTTP_X_BIG", "")), len(body), hashlib.sha256(body).hexdigest().encode())]
