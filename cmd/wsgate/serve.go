@@ -21,6 +21,7 @@ import (
 	"github.com/wsgate/wsgate/internal/config"
 	"github.com/wsgate/wsgate/internal/gateway"
 	"github.com/wsgate/wsgate/internal/reload"
+	"github.com/wsgate/wsgate/internal/sched"
 	"github.com/wsgate/wsgate/internal/server"
 	"github.com/wsgate/wsgate/python"
 )
@@ -45,6 +46,7 @@ type serveOptions struct {
 	sets            stringList
 	reload          bool
 	reloadSuffixes  stringList
+	schedBatch      bool
 }
 
 func serveFlags(o *serveOptions) *flag.FlagSet {
@@ -67,6 +69,7 @@ func serveFlags(o *serveOptions) *flag.FlagSet {
 	fs.Var(&o.sets, "set", "override a [DEFAULT] value of CONFIG_URI: --set key=value (repeatable)")
 	fs.BoolVar(&o.reload, "reload", false, "reload the workers when a .py or .ini file of the application changes (development)")
 	fs.Var(&o.reloadSuffixes, "reload-suffix", "with --reload, also watch files whose name ends so, e.g. .html (repeatable)")
+	fs.BoolVar(&o.schedBatch, "sched-batch", true, "run the master under SCHED_BATCH so its wake-ups do not preempt the workers (Linux)")
 	return fs
 }
 
@@ -187,6 +190,16 @@ func masterProcs() {
 
 func serve(cfg gateway.Config, binds []string, o serveOptions, log *slog.Logger, rl *reload.Reloader) int {
 	masterProcs()
+	if o.schedBatch {
+		switch err := sched.BatchThreads(); {
+		case err == nil:
+			cfg.ResetWorkerSched = true // the workers inherit it: they go back to SCHED_OTHER
+		case errors.Is(err, sched.ErrNotOther):
+			log.Debug("scheduling policy chosen outside wsgate; left alone")
+		default:
+			log.Warn("cannot run the master under SCHED_BATCH", "error", err.Error())
+		}
+	}
 	if addr := os.Getenv("WSGATE_PPROF"); addr != "" {
 		go func() {
 			log.Info("pprof listening", "addr", addr)
@@ -372,12 +385,17 @@ func applyServerSection(conf *config.Conf, o *serveOptions, set map[string]bool)
 	if err := float("graceful_timeout", "graceful-timeout", &o.gracefulTimeout); err != nil {
 		return err
 	}
-	if v, ok := conf.Get("reload"); ok && !set["reload"] {
-		b, err := asBool(v)
-		if err != nil {
-			return bad("reload", "true or false")
+	for _, e := range []struct {
+		key, flag string
+		dst       *bool
+	}{{"reload", "reload", &o.reload}, {"sched_batch", "sched-batch", &o.schedBatch}} {
+		if v, ok := conf.Get(e.key); ok && !set[e.flag] {
+			b, err := asBool(v)
+			if err != nil {
+				return bad(e.key, "true or false")
+			}
+			*e.dst = b
 		}
-		o.reload = b
 	}
 	if v, ok := conf.Get("reload_suffixes"); ok && !set["reload-suffix"] {
 		o.reloadSuffixes = append(o.reloadSuffixes, strings.Fields(v)...)

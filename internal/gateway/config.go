@@ -36,6 +36,9 @@ type Config struct {
 	// back to be served elsewhere if it waits long behind a slow one or
 	// another worker falls idle (--pipeline; default 2, 1 turns it off).
 	Pipeline int
+	// ResetWorkerSched: the master has moved itself to SCHED_BATCH, which
+	// the workers inherit; they go back to SCHED_OTHER (internal/sched).
+	ResetWorkerSched bool
 	// Timeout bounds a request from dispatch to its last frame: past it the
 	// client gets 504 and the worker is killed and replaced (--timeout; 30s).
 	Timeout time.Duration

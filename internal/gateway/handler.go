@@ -274,6 +274,7 @@ func (x *exchange) awaitTurn() turnKind {
 			}
 			switch x.s.withdraw(x) {
 			case withdrawn:
+				p.log.Debug("pipelined request taken back", "pid", x.s.w.pid, "why", "another worker is idle", "uri", x.r.RequestURI)
 				x.next = s
 				return turnWithdrawn
 			case received:
@@ -286,6 +287,7 @@ func (x *exchange) awaitTurn() turnKind {
 		case <-timer.C:
 			switch x.s.withdraw(x) {
 			case withdrawn:
+				p.log.Debug("pipelined request taken back", "pid", x.s.w.pid, "why", "long wait", "waited", x.rescueDelay().String(), "uri", x.r.RequestURI)
 				x.rescues++
 				return turnWithdrawn
 			case received:

@@ -268,8 +268,11 @@ func (p *Pool) spawnWorker(id, gen int, node []byte) (*worker, error) {
 		w.slots = append(w.slots, s)
 	}
 	w.open.Store(int32(len(w.slots)))
-	cmd, err := python.Command(cfg.Python, cfg.PythonPath, "wsgate.worker",
-		"--fds", strings.Join(fds, ","), "--workers", strconv.Itoa(cfg.Workers))
+	args := []string{"--fds", strings.Join(fds, ","), "--workers", strconv.Itoa(cfg.Workers)}
+	if cfg.ResetWorkerSched {
+		args = append(args, "--normal-sched")
+	}
+	cmd, err := python.Command(cfg.Python, cfg.PythonPath, "wsgate.worker", args...)
 	if err != nil {
 		w.closeSlots()
 		return nil, fmt.Errorf("preparing the Python runtime: %w", err)

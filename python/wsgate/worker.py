@@ -559,7 +559,14 @@ def main(argv=None):
     parser.add_argument("--fds", required=True,
                         help="comma-separated STREAM:DISPATCH socket fd pairs, one pair per thread")
     parser.add_argument("--workers", type=int, default=1, help="how many workers the master runs")
+    parser.add_argument("--normal-sched", action="store_true",
+                        help="the master runs under SCHED_BATCH, which this process inherited: go back to SCHED_OTHER")
     args = parser.parse_args(argv)
+    if args.normal_sched:
+        try:
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        except (AttributeError, OSError) as exc:
+            sys.stderr.write("wsgate worker %d: staying under the master's scheduling policy: %s\n" % (os.getpid(), exc))
     # The master owns signals: Ctrl-C in a terminal must not interrupt a request.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     chans = []

@@ -113,3 +113,43 @@ func TestGatewayConfigURI(t *testing.T) {
 	}
 	srv.Stop()
 }
+
+// schedPolicy is a thread's or process's scheduling policy, field 41 of
+// /proc/…/stat (0 SCHED_OTHER, 3 SCHED_BATCH).
+func schedPolicy(t *testing.T, statPath string) string {
+	t.Helper()
+	b, err := os.ReadFile(statPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	return fields[41-3]
+}
+
+// TestGatewaySchedBatch: by default every thread of the master runs under
+// SCHED_BATCH and the workers under SCHED_OTHER; --sched-batch=false (or
+// sched_batch = false) leaves the master alone.
+func TestGatewaySchedBatch(t *testing.T) {
+	for _, tc := range []struct {
+		args   []string
+		master string
+	}{{nil, "3"}, {[]string{"--sched-batch=false"}, "0"}} {
+		t.Run(fmt.Sprintf("%q", tc.args), func(t *testing.T) {
+			s := gwStart(t, append([]string{"--workers", "1"}, tc.args...)...)
+			r := gwGet(t, s.URL+"/pid")
+			gwOK(t, "pid", r)
+			tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", s.PID))
+			if err != nil || len(tasks) == 0 {
+				t.Fatalf("threads of the master: %v %v", tasks, err)
+			}
+			for _, task := range tasks {
+				if p := schedPolicy(t, task); p != tc.master {
+					t.Errorf("master thread %s: policy %s, want %s", task, p, tc.master)
+				}
+			}
+			if p := schedPolicy(t, "/proc/"+string(r.body)+"/stat"); p != "0" {
+				t.Errorf("worker %s: policy %s, want 0 (SCHED_OTHER)", r.body, p)
+			}
+		})
+	}
+}
