@@ -116,7 +116,15 @@ func (s *slot) withdraw(x *exchange) withdrawal {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed || x.pinned || len(s.queue) == 0 || s.queue[0] == x {
-		return received // x's turn has come: it is the worker's now
+		return received // closed, sent on the stream socket, or x's turn has come
+	}
+	for i := len(s.queue) - 1; i > 0 && s.queue[i] != x; i-- {
+		if s.queue[i].pinned {
+			// Should the worker take x meanwhile, the message received
+			// could be this one's marker, whose frames wait on the
+			// stream socket: it must not be taken.
+			return received
+		}
 	}
 	var h [protocol.HeaderSize]byte
 	// Whose message is next? The head of the queue's own means the worker
@@ -127,7 +135,7 @@ func (s *slot) withdraw(x *exchange) withdrawal {
 	}
 	next := binary.BigEndian.Uint32(h[5:9])
 	if next != x.stream {
-		if len(s.queue) > 0 && next == s.queue[0].stream {
+		if next == s.queue[0].stream {
 			return notYet
 		}
 		return received
