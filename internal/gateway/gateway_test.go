@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -524,4 +525,68 @@ func TestRequestTooBigForADispatchMessage(t *testing.T) {
 			t.Fatalf("the request after the big one: %d", code)
 		}
 	}
+}
+
+// countingWriter counts the log lines that contain a marker.
+type countingWriter struct {
+	t      *testing.T
+	marker string
+	n      *atomic.Int64
+}
+
+func (w countingWriter) Write(p []byte) (int, error) {
+	if strings.Contains(string(p), w.marker) {
+		w.n.Add(1)
+	} else {
+		w.t.Log(strings.TrimSpace(string(p)))
+	}
+	return len(p), nil
+}
+
+// TestTakingBackUnderLoad: requests of mixed lengths from many clients, with
+// pipelining, so that requests are taken back from behind slower ones again
+// and again; every response must still be the one of its own request.
+func TestTakingBackUnderLoad(t *testing.T) {
+	var taken atomic.Int64
+	_, srv := startPool(t, "nap_echo", func(c *Config) {
+		c.Workers, c.Pipeline = 2, 2
+		c.Logger = slog.New(slog.NewTextHandler(countingWriter{t: t, marker: "taken back", n: &taken},
+			&slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	naps := []string{"0", "0", "0", "0.001", "0.003", "0.02", "0.08"}
+	const clients, each = 24, 20
+	var wg sync.WaitGroup
+	errs := make(chan string, clients*each)
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func(c int) {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				id := fmt.Sprintf("c%d-r%d", c, i)
+				body := ""
+				if i%3 == 0 {
+					body = "payload-" + id // an inline body, part of the dispatch message
+				}
+				resp, err := http.Post(srv.URL+"/?"+naps[(c+i)%len(naps)]+"/"+id, "text/plain", strings.NewReader(body))
+				if err != nil {
+					errs <- err.Error()
+					continue
+				}
+				got, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if want := id + " " + body; resp.StatusCode != 200 || string(got) != want {
+					errs <- fmt.Sprintf("%s: %d %q, want %q", id, resp.StatusCode, got, want)
+				}
+			}
+		}(c)
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	if taken.Load() == 0 {
+		t.Fatal("no request was taken back: the load did not exercise what this test is for")
+	}
+	t.Logf("%d requests taken back", taken.Load())
 }

@@ -92,3 +92,12 @@ def big_request(environ, start_response):
     body = environ["wsgi.input"].read()
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [b"%d %d %s" % (len(environ.get("HTTP_X_BIG", "")), len(body), hashlib.sha256(body).hexdigest().encode())]
+
+
+def nap_echo(environ, start_response):
+    """QUERY_STRING is SECONDS/ID: sleep, then answer the id (and the body read)."""
+    secs, _, ident = environ["QUERY_STRING"].partition("/")
+    body = environ["wsgi.input"].read()
+    time.sleep(float(secs))
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [ident.encode() + b" " + body]
