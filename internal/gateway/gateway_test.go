@@ -590,3 +590,21 @@ func TestTakingBackUnderLoad(t *testing.T) {
 	}
 	t.Logf("%d requests taken back", taken.Load())
 }
+
+// TestRequestToAWorkerThatDiedIdle: the worker dies after its answer, while
+// the next request is on its way to it. That request never reached the
+// application, so it is served by the replacement, not failed with 502.
+func TestRequestToAWorkerThatDiedIdle(t *testing.T) {
+	_, srv := startPool(t, "dies_when_idle", nil)
+	code, _, first := get(t, srv.URL+"/")
+	if code != 200 {
+		t.Fatalf("first request: %d %q", code, first)
+	}
+	code, _, second := get(t, srv.URL+"/")
+	if code != 200 || !strings.HasPrefix(second, "bye from ") {
+		t.Fatalf("the request sent as the worker died: %d %q", code, second)
+	}
+	if second == first {
+		t.Fatalf("both answered by the same process (%q): the worker did not die?", first)
+	}
+}

@@ -115,6 +115,7 @@ type exchange struct {
 	unsent     bool                   // the request never reached the application: another worker may take it
 	waited     bool                   // another exchange was ahead on the slot
 	pinned     bool                   // the REQUEST went on the stream socket: it cannot be withdrawn
+	heard      bool                   // a frame of the answer came: the worker has the request
 	turn       chan turnKind          // how the exchange ahead ended
 	next       *slot                  // a free slot handed to a withdrawn exchange
 	rescues    int                    // times the request was taken back after a long wait
@@ -167,8 +168,16 @@ func (x *exchange) run(scriptName, pathInfo string, flags byte, inline []byte) {
 	for {
 		hd, err := protocol.ReadHeader(s.br)
 		if err != nil {
+			if !x.heard && s.reclaim(x) {
+				x.unsent, x.reason = true, "lost"
+				x.h.pool.log.Warn("worker lost before a request reached it; trying another", "pid", s.w.pid, "error", err.Error())
+				return
+			}
 			x.lost(err)
 			return
+		}
+		if hd.Stream == x.stream {
+			x.heard = true
 		}
 		// LOG frames may trail a finished stream (an iterable's close()
 		// runs after END), so they are accepted from any stream.

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -72,6 +73,9 @@ type slot struct {
 	queue   []*exchange
 	stream  uint32
 	closed  bool
+	// unreceived: streams whose REQUEST was still in the dispatch socket
+	// when the slot closed; the worker never saw them.
+	unreceived []uint32
 }
 
 // closeLocked closes the sockets (s.mu held): the worker thread reads EOF
@@ -79,11 +83,24 @@ type slot struct {
 func (s *slot) closeLocked() {
 	s.closed = true
 	s.once.Do(func() {
-		s.conn.Close()
-		s.disp.Close()
-		syscall.Close(s.dispFD)
+		s.closeSocketsLocked()
 		s.w.slotClosed()
 	})
+}
+
+// closeSocketsLocked closes the slot's sockets (s.mu held), first taking
+// back what the worker never received, for reclaim.
+func (s *slot) closeSocketsLocked() {
+	for {
+		stream, ok := s.takeNext()
+		if !ok {
+			break
+		}
+		s.unreceived = append(s.unreceived, stream)
+	}
+	s.conn.Close()
+	s.disp.Close()
+	syscall.Close(s.dispFD)
 }
 
 func (s *slot) close() {
@@ -126,25 +143,22 @@ func (s *slot) withdraw(x *exchange) withdrawal {
 			return received
 		}
 	}
-	var h [protocol.HeaderSize]byte
 	// Whose message is next? The head of the queue's own means the worker
 	// has not started that one yet; x's means x can still be taken.
-	n, err := recvDontWait(s.dispFD, h[:], syscall.MSG_PEEK)
-	if err != nil || n < protocol.HeaderSize {
+	next, ok := s.peekNext()
+	if !ok {
 		return received // nothing waits: the worker has received x already
 	}
-	next := binary.BigEndian.Uint32(h[5:9])
 	if next != x.stream {
 		if next == s.queue[0].stream {
 			return notYet
 		}
 		return received
 	}
-	n, err = recvDontWait(s.dispFD, h[:], syscall.MSG_TRUNC)
-	if err != nil || n < protocol.HeaderSize {
+	got, ok := s.takeNext()
+	if !ok {
 		return received // the worker took it between the peek and now
 	}
-	got := binary.BigEndian.Uint32(h[5:9])
 	for i, y := range s.queue {
 		if y.stream != got || i == 0 {
 			continue
@@ -159,6 +173,47 @@ func (s *slot) withdraw(x *exchange) withdrawal {
 		break
 	}
 	return received
+}
+
+// reclaim reports whether x's REQUEST never reached the worker, found gone
+// when x reads its answer: the message (or the marker of one sent on the
+// stream socket) was still in the dispatch socket, so another worker may
+// serve the request. The master holds the worker's end of that socket, so
+// writing to a dead worker does not fail: this is how a worker that died
+// while idle is found out.
+func (s *slot) reclaim(x *exchange) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return slices.Contains(s.unreceived, x.stream)
+	}
+	if next, ok := s.peekNext(); !ok || next != x.stream {
+		return false
+	}
+	got, ok := s.takeNext()
+	return ok && got == x.stream
+}
+
+// peekNext is the stream id of the next message in the dispatch socket,
+// without receiving it (s.mu held).
+func (s *slot) peekNext() (uint32, bool) {
+	var h [protocol.HeaderSize]byte
+	n, err := recvDontWait(s.dispFD, h[:], syscall.MSG_PEEK)
+	if err != nil || n < protocol.HeaderSize {
+		return 0, false
+	}
+	return binary.BigEndian.Uint32(h[5:9]), true
+}
+
+// takeNext receives the next message of the dispatch socket, so the worker
+// never will, and returns its stream id (s.mu held).
+func (s *slot) takeNext() (uint32, bool) {
+	var h [protocol.HeaderSize]byte
+	n, err := recvDontWait(s.dispFD, h[:], syscall.MSG_TRUNC)
+	if err != nil || n < protocol.HeaderSize {
+		return 0, false
+	}
+	return binary.BigEndian.Uint32(h[5:9]), true
 }
 
 func recvDontWait(fd int, p []byte, flags int) (int, error) {
@@ -314,11 +369,7 @@ func (w *worker) closeSlots() {
 	for _, s := range w.slots {
 		s.mu.Lock()
 		s.closed = true
-		s.once.Do(func() {
-			s.conn.Close()
-			s.disp.Close()
-			syscall.Close(s.dispFD)
-		})
+		s.once.Do(s.closeSocketsLocked)
 		s.mu.Unlock()
 	}
 }

@@ -101,3 +101,15 @@ def nap_echo(environ, start_response):
     time.sleep(float(secs))
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [ident.encode() + b" " + body]
+
+
+class _ExitAfterClose(list):
+    def close(self):
+        time.sleep(0.3)  # the master has the answer and sends the next request meanwhile
+        os._exit(1)
+
+
+def dies_when_idle(environ, start_response):
+    """Answers, then the worker dies while idle, from its iterable's close()."""
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return _ExitAfterClose([b"bye from %d" % os.getpid()])
