@@ -195,21 +195,13 @@ func (s *slot) reclaim(x *exchange) bool {
 }
 
 // peekNext is the stream id of the next message in the dispatch socket,
-// without receiving it (s.mu held).
-func (s *slot) peekNext() (uint32, bool) {
-	var h [protocol.HeaderSize]byte
-	n, err := recvDontWait(s.dispFD, h[:], syscall.MSG_PEEK)
-	if err != nil || n < protocol.HeaderSize {
-		return 0, false
-	}
-	return binary.BigEndian.Uint32(h[5:9]), true
-}
+// left there; takeNext receives it, so the worker never will (s.mu held).
+func (s *slot) peekNext() (uint32, bool) { return s.nextMessage(syscall.MSG_PEEK) }
+func (s *slot) takeNext() (uint32, bool) { return s.nextMessage(syscall.MSG_TRUNC) }
 
-// takeNext receives the next message of the dispatch socket, so the worker
-// never will, and returns its stream id (s.mu held).
-func (s *slot) takeNext() (uint32, bool) {
+func (s *slot) nextMessage(flags int) (uint32, bool) {
 	var h [protocol.HeaderSize]byte
-	n, err := recvDontWait(s.dispFD, h[:], syscall.MSG_TRUNC)
+	n, err := recvDontWait(s.dispFD, h[:], flags)
 	if err != nil || n < protocol.HeaderSize {
 		return 0, false
 	}
