@@ -378,6 +378,14 @@ func newSlot(w *worker) (s *slot, child []*os.File, err error) {
 		closePair(stream)
 		return nil, nil, err
 	}
+	// A dispatch message must never block its writer (it holds s.mu, which
+	// the request ahead may need): the messages the pipeline can queue fit
+	// in half the send buffer. Read before fileConn closes disp[0].
+	sndbuf, err := syscall.GetsockoptInt(disp[0], syscall.SOL_SOCKET, syscall.SO_SNDBUF)
+	if err != nil {
+		sndbuf = 212992 // Linux's usual default
+	}
+	dispMax := min(protocol.MaxDispatch, sndbuf/(2*w.pool.cfg.Pipeline))
 	conn, err := fileConn(stream[0])
 	if err != nil {
 		syscall.Close(stream[1])
@@ -406,14 +414,6 @@ func newSlot(w *worker) (s *slot, child []*os.File, err error) {
 		syscall.Close(disp[1])
 		return nil, nil, fmt.Errorf("creating a worker socket: %w", err)
 	}
-	// A dispatch message must never block its writer (it holds s.mu, which
-	// the request ahead may need): the messages the pipeline can queue fit
-	// in the send buffer with room to spare.
-	sndbuf, err := syscall.GetsockoptInt(disp[0], syscall.SOL_SOCKET, syscall.SO_SNDBUF)
-	if err != nil {
-		sndbuf = 212992
-	}
-	dispMax := min(protocol.MaxDispatch, sndbuf/(2*w.pool.cfg.Pipeline))
 	s = &slot{w: w, conn: conn, br: bufio.NewReaderSize(conn, 128<<10), wbuf: make([]byte, 0, 4096),
 		disp: dconn, dispFD: dispFD, dispMax: dispMax}
 	child = []*os.File{os.NewFile(uintptr(stream[1]), "wsgate-worker-stream"), os.NewFile(uintptr(disp[1]), "wsgate-worker-dispatch")}
