@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -16,9 +17,11 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/wsgate/wsgate/internal/protocol"
 	"github.com/wsgate/wsgate/internal/testutil"
 )
 
@@ -606,5 +609,31 @@ func TestRequestToAWorkerThatDiedIdle(t *testing.T) {
 	}
 	if second == first {
 		t.Fatalf("both answered by the same process (%q): the worker did not die?", first)
+	}
+}
+
+// TestDispatchMessageBound: the largest dispatch message follows the send
+// buffer the kernel gave the socket (half of it, shared by the pipeline), so
+// the queued messages never block their writer.
+func TestDispatchMessageBound(t *testing.T) {
+	p, _ := startPool(t, "hello", nil)
+	s, err := p.acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.pushToken(p.idle, s)
+	raw, err := s.disp.(syscall.Conn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sndbuf int
+	var gerr error
+	if err := raw.Control(func(fd uintptr) {
+		sndbuf, gerr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF)
+	}); err != nil || gerr != nil {
+		t.Fatal(err, gerr)
+	}
+	if want := min(protocol.MaxDispatch, sndbuf/(2*p.cfg.Pipeline)); s.dispMax != want {
+		t.Fatalf("dispMax %d for a send buffer of %d bytes, want %d", s.dispMax, sndbuf, want)
 	}
 }
