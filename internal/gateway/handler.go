@@ -169,8 +169,7 @@ func (x *exchange) run(scriptName, pathInfo string, flags byte, inline []byte) {
 		hd, err := protocol.ReadHeader(s.br)
 		if err != nil {
 			if !x.heard && s.reclaim(x) {
-				x.unsent, x.reason = true, "lost"
-				x.h.pool.log.Warn("worker lost before a request reached it; trying another", "pid", s.w.pid, "error", err.Error())
+				x.lostBeforeReceiving(err)
 				return
 			}
 			x.lost(err)
@@ -358,8 +357,7 @@ func (x *exchange) send(scriptName, pathInfo string, flags byte, inline []byte) 
 		}
 	}
 	if err != nil {
-		x.unsent, x.reason = true, "lost"
-		x.h.pool.log.Warn("worker lost before a request reached it; trying another", "pid", s.w.pid, "error", err.Error())
+		x.lostBeforeReceiving(err)
 		return false
 	}
 	x.waited = len(s.queue) > 0
@@ -639,6 +637,13 @@ func (x *exchange) sendFile(fp protocol.FilePayload) error {
 		x.abort = true
 	}
 	return nil
+}
+
+// lostBeforeReceiving: the worker is gone and never received the request,
+// so another worker may serve it.
+func (x *exchange) lostBeforeReceiving(err error) {
+	x.unsent, x.reason = true, "lost"
+	x.h.pool.log.Warn("worker lost before a request reached it; trying another", "pid", x.s.w.pid, "error", err.Error())
 }
 
 // lost ends an exchange whose worker can no longer be trusted: it died, it
