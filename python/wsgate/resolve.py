@@ -73,13 +73,21 @@ def _exception_line(exc):
     return "%s: %s" % (type(exc).__name__, text[0] if text else "")
 
 
+def is_missing(exc, name):
+    """Whether a ModuleNotFoundError raised importing ``name`` says that
+    ``name`` itself (or a package above it) does not exist, rather than that
+    it exists and failed to import something else."""
+    missing = exc.name or ""
+    return bool(missing) and (name == missing or name.startswith(missing + "."))
+
+
 def import_module(name):
     """Import a module; a missing module or a failing import is a ResolveError."""
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:
-        missing = exc.name or ""
-        if missing and (name == missing or name.startswith(missing + ".")):
+        if is_missing(exc, name):
+            missing = exc.name
             raise ResolveError(
                 "no module named %r (is its package installed in %s, or its directory on PYTHONPATH / --pythonpath?)"
                 % (missing, sys.executable)

@@ -23,6 +23,7 @@ import re
 import sys
 import traceback
 
+from ..resolve import is_missing
 from .errors import DjangoConfigError
 from .sources import Sources
 
@@ -92,8 +93,7 @@ def import_settings_module(name, location):
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:
-        missing = exc.name or ""
-        if missing and (name == missing or name.startswith(missing + ".")):
+        if is_missing(exc, name):
             raise DjangoConfigError(
                 "%s: no settings module %r (%s); is the project directory on the Python path "
                 "(run from it, or use --chdir/--pythonpath)?" % (location, name, exc)
@@ -212,6 +212,17 @@ def _begin(mode, global_conf, local_conf, node):
     return outcome
 
 
+def _begin_compat(mode, global_conf, local_conf, node):
+    """_begin for the two compatibility modes, which share their start: the
+    settings module must not define DEBUG, and ``startup`` is not a setting.
+    Returns the local settings (a copy) and the outcome."""
+    local_conf = dict(local_conf)
+    outcome = _begin(mode, global_conf, local_conf, node)
+    local_conf.pop("startup", None)
+    _require_debug_absent_from_module(outcome.module, mode, outcome.sources.global_("debug"))
+    return local_conf, outcome
+
+
 # ------------------------------------------------------------------ twod
 
 
@@ -272,11 +283,8 @@ def _twod_value(name, raw, kinds, location):
 def configure_twod(global_conf, local_conf, node=None):
     """twod.wsgi 1.0.1: string values typecast by name, module tuples
     extended, module scalars kept with a warning."""
-    local_conf = dict(local_conf)
-    outcome = _begin(TWOD, global_conf, local_conf, node)
-    local_conf.pop("startup", None)
+    local_conf, outcome = _begin_compat(TWOD, global_conf, local_conf, node)
     sources, module = outcome.sources, outcome.module
-    _require_debug_absent_from_module(module, TWOD, sources.global_("debug"))
     if "DEBUG" in global_conf:
         raise DjangoConfigError(
             "%s: do not set Django's DEBUG in the configuration file; use `debug` in [DEFAULT]"
@@ -359,11 +367,8 @@ def configure_dpds(global_conf, local_conf, node=None):
     """django-pastedeploy-settings 1.0.2: JSON values, ${var} from DEFAULT,
     module lists/tuples extended (into a tuple), module scalars kept with a
     warning."""
-    local_conf = dict(local_conf)
-    outcome = _begin(DPDS, global_conf, local_conf, node)
-    local_conf.pop("startup", None)
+    local_conf, outcome = _begin_compat(DPDS, global_conf, local_conf, node)
     sources, module = outcome.sources, outcome.module
-    _require_debug_absent_from_module(module, DPDS, sources.global_("debug"))
     if "DEBUG" in local_conf:
         raise DjangoConfigError(
             "%s: Django's DEBUG must not be set in the configuration file; use `debug` in [DEFAULT]"

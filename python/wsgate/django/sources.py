@@ -142,26 +142,31 @@ class Sources:
         """``file:line [section] name`` for a local_conf option."""
         if name in self.local_sources:
             return _with_option(self.local_sources[name], name)
-        for path, section in self.chain:
-            if section is None:
-                continue
-            line = _index(path).sections.get(section, {}).get(name)
-            if line:
-                return "%s %s" % (_fmt(path, line, section), name)
+        found = self._in_chain(name)
+        if found:
+            return found
         if self.section:
             return "%s %s" % (self.section, name)
         return name
+
+    def _in_chain(self, option):
+        """``file:line [section] option`` of the first section of the chain
+        that sets option, or None."""
+        for path, section in self.chain:
+            if section is None:
+                continue
+            line = _index(path).sections.get(section, {}).get(option)
+            if line:
+                return "%s %s" % (_fmt(path, line, section), option)
+        return None
 
     def global_(self, name):
         """``file:line [section] name`` for a global_conf (DEFAULT) option."""
         if name in self.global_sources:
             return _with_option(self.global_sources[name], name)
-        for path, section in self.chain:
-            if section is None:
-                continue
-            line = _index(path).sections.get(section, {}).get("set " + name)
-            if line:
-                return "%s %s" % (_fmt(path, line, section), "set " + name)
+        found = self._in_chain("set " + name)
+        if found:
+            return found
         for path, _ in self.chain:
             line = _index(path).sections.get("DEFAULT", {}).get(name)
             if line:
