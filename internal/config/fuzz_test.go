@@ -19,12 +19,7 @@ func FuzzParseINI(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		file, err := parseINI("fuzz.ini", data)
 		if err != nil {
-			if _, ok := err.(*Error); !ok {
-				t.Fatalf("error %T is not a *Error: %v", err, err)
-			}
-			if strings.Contains(err.Error(), "\n") {
-				t.Fatalf("error spans lines: %q", err)
-			}
+			requireOneLineError(t, err)
 			return
 		}
 		lines := len(splitLines(string(data)))
@@ -70,12 +65,7 @@ func FuzzLoad(f *testing.F) {
 		}
 		n, err := LoadApp("self.ini#"+name, Options{Dir: dir})
 		if err != nil {
-			if _, ok := err.(*Error); !ok {
-				t.Fatalf("error %T is not a *Error: %v", err, err)
-			}
-			if strings.Contains(err.Error(), "\n") {
-				t.Fatalf("error spans lines: %q", err)
-			}
+			requireOneLineError(t, err)
 			return
 		}
 		if _, err := n.ContractJSON(); err != nil {
@@ -85,4 +75,15 @@ func FuzzLoad(f *testing.F) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// requireOneLineError: every configuration mistake is a *Error of one line.
+func requireOneLineError(t *testing.T, err error) {
+	t.Helper()
+	if _, ok := err.(*Error); !ok {
+		t.Fatalf("error %T is not a *Error: %v", err, err)
+	}
+	if strings.Contains(err.Error(), "\n") {
+		t.Fatalf("error spans lines: %q", err)
+	}
 }

@@ -210,6 +210,25 @@ func gwLines() []byte {
 
 // gwHideLength wraps a body so net/http cannot see its length and sends it
 // chunked, in pieces of at most n bytes (one chunk each).
+// gwPost is a POST of body. With piece > 0 the body goes out in reads of at
+// most piece bytes and without a Content-Length (chunked over HTTP/1.1, DATA
+// frames over HTTP/2); with 0 it goes as it is, a Content-Length if its type
+// tells one (a *bytes.Reader does).
+func gwPost(t *testing.T, url string, body io.Reader, piece int) *http.Request {
+	t.Helper()
+	if piece > 0 {
+		body = gwHideLength{r: body, n: piece}
+	}
+	req, err := http.NewRequest("POST", url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if piece > 0 {
+		req.ContentLength = -1
+	}
+	return req
+}
+
 type gwHideLength struct {
 	r io.Reader
 	n int

@@ -58,8 +58,7 @@ func TestGatewayHTTP2(t *testing.T) {
 	t.Run("Upload", func(t *testing.T) {
 		data := make([]byte, 3<<20+5)
 		rand.Read(data)
-		req, _ := http.NewRequest("POST", s.URL+"/read?mode=readline", gwHideLength{r: bytes.NewReader(data), n: 50000})
-		req.ContentLength = -1
+		req := gwPost(t, s.URL+"/read?mode=readline", bytes.NewReader(data), 50000)
 		var got struct {
 			SHA256    string `json:"sha256"`
 			Length    int    `json:"length"`
@@ -74,8 +73,7 @@ func TestGatewayHTTP2(t *testing.T) {
 	t.Run("Echo", func(t *testing.T) {
 		data := make([]byte, 2<<20)
 		rand.Read(data)
-		req, _ := http.NewRequest("POST", s.URL+"/echo", gwHideLength{r: bytes.NewReader(data), n: 65536})
-		req.ContentLength = -1
+		req := gwPost(t, s.URL+"/echo", bytes.NewReader(data), 65536)
 		r := do(t, req)
 		gwOK(t, "h2 echo", r)
 		if gwSHA(r.body) != gwSHA(data) {

@@ -30,14 +30,11 @@ func TestGatewayRobustness(t *testing.T) {
 			name += "Chunked"
 		}
 		t.Run(name, func(t *testing.T) {
-			var body io.Reader = bytes.NewReader(upload)
+			piece := 0
 			if chunked {
-				body = gwHideLength{r: body, n: 100003}
+				piece = 100003
 			}
-			req, _ := http.NewRequest("POST", s.URL+"/read?mode=chunks", body)
-			if chunked {
-				req.ContentLength = -1
-			}
+			req := gwPost(t, s.URL+"/read?mode=chunks", bytes.NewReader(upload), piece)
 			var got struct {
 				SHA256 string `json:"sha256"`
 				Length int    `json:"length"`
@@ -55,14 +52,11 @@ func TestGatewayRobustness(t *testing.T) {
 			name += "Chunked"
 		}
 		t.Run(name, func(t *testing.T) {
-			var body io.Reader = bytes.NewReader(upload)
+			piece := 0
 			if chunked {
-				body = gwHideLength{r: body, n: 65536}
+				piece = 65536
 			}
-			req, _ := http.NewRequest("POST", s.URL+"/echo", body)
-			if chunked {
-				req.ContentLength = -1
-			}
+			req := gwPost(t, s.URL+"/echo", bytes.NewReader(upload), piece)
 			r := gwDo(t, req)
 			gwOK(t, name, r)
 			if len(r.body) != len(upload) || gwSHA(r.body) != gwSHA(upload) {
@@ -76,8 +70,7 @@ func TestGatewayRobustness(t *testing.T) {
 		// barely moves; a master holding the body would grow by 128 MB.
 		const size, allowed = 128 << 20, 48 << 20
 		before := gwPeakRSS(t, s.PID)
-		req, _ := http.NewRequest("POST", s.URL+"/read?mode=chunks", gwHideLength{r: io.LimitReader(gwPattern{}, size), n: 1 << 20})
-		req.ContentLength = -1
+		req := gwPost(t, s.URL+"/read?mode=chunks", io.LimitReader(gwPattern{}, size), 1<<20)
 		var got struct {
 			Length int `json:"length"`
 		}
