@@ -1,0 +1,10 @@
+// Package all links every Go-native component into the binary: importing it
+// runs each component package's init, which registers the component.
+// Adding a component is one new folder under internal/component/ and one
+// line here.
+package all
+
+import (
+// one blank import per component package, sorted:
+// _ "github.com/wsgate/wsgate/internal/component/static"
+)
