@@ -1,0 +1,264 @@
+package static
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"mime"
+	"net/http"
+	"os"
+	"path"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/wsgate/wsgate/internal/component"
+)
+
+// Files serves the regular files below one directory. It is the handler of
+// `egg:wsgate#static` and of django_full's STATIC_URL and MEDIA_URL mounts.
+//
+// Security: every file is opened through an os.Root on Dir, so no name can
+// resolve outside it, whether by "..", an absolute path or a symbolic link
+// whose target lies outside (a link inside the root to a file inside it is
+// followed). Before that, a path with a ".." or "." segment, a backslash, a
+// NUL byte or an encoded slash (%2F, %5C) is refused with 400 (no file
+// name can hold them; they are only ever attacks or broken clients), and a
+// segment starting with "." (.git, .env, .htaccess) is a 404 unless
+// Dotfiles is set. Directories are never listed.
+type Files struct {
+	// Dir is the absolute path of the document root.
+	Dir string
+	// CacheControl is sent with every file (and 304) when not empty.
+	CacheControl string
+	// Index names the files tried, in order, for a request naming a
+	// directory; empty: a directory is a 404.
+	Index []string
+	// Dotfiles serves names starting with ".".
+	Dotfiles bool
+	// Precompressed serves NAME.br or NAME.gz instead of NAME when the
+	// client accepts that encoding and the sibling is a regular file no
+	// older than NAME.
+	Precompressed bool
+
+	mu   sync.Mutex
+	root atomic.Pointer[os.Root]
+}
+
+// Open opens Dir now if it exists; a missing Dir is opened at the first
+// request that finds it (a media directory made by the first upload, a
+// static directory made by collectstatic after the server started).
+func (h *Files) Open() error {
+	_, err := h.openRoot()
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+func (h *Files) openRoot() (*os.Root, error) {
+	if r := h.root.Load(); r != nil {
+		return r, nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if r := h.root.Load(); r != nil {
+		return r, nil
+	}
+	r, err := os.OpenRoot(h.Dir)
+	if err != nil {
+		return nil, err
+	}
+	h.root.Store(r)
+	return r, nil
+}
+
+// Close releases the directory.
+func (h *Files) Close() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if r := h.root.Swap(nil); r != nil {
+		return r.Close()
+	}
+	return nil
+}
+
+// requestPath is the path below the mount: PATH_INFO when a urlmap (or
+// django_full) set it, else the whole request path.
+func requestPath(r *http.Request) string {
+	if f := component.FactsOf(r); f != nil && f.PathSet {
+		return f.PathInfo
+	}
+	return r.URL.Path
+}
+
+// fileName turns a request path into a name relative to the root, or an
+// HTTP status refusing it. dir reports a trailing slash.
+func (h *Files) fileName(r *http.Request) (name string, dir bool, status int) {
+	raw := strings.ToLower(r.URL.EscapedPath())
+	if strings.Contains(raw, "%2f") || strings.Contains(raw, "%5c") || strings.Contains(raw, "%00") {
+		return "", false, http.StatusBadRequest
+	}
+	p := requestPath(r)
+	var segs []string
+	for _, s := range strings.Split(p, "/") {
+		switch {
+		case s == "":
+			continue
+		case s == "." || s == ".." || strings.ContainsAny(s, "\\\x00"):
+			return "", false, http.StatusBadRequest
+		case s[0] == '.' && !h.Dotfiles:
+			return "", false, http.StatusNotFound
+		}
+		segs = append(segs, s)
+	}
+	if len(segs) == 0 {
+		return ".", true, 0
+	}
+	return strings.Join(segs, "/"), strings.HasSuffix(p, "/"), 0
+}
+
+func (h *Files) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "405 method not allowed: static files answer GET and HEAD", http.StatusMethodNotAllowed)
+		return
+	}
+	name, dir, status := h.fileName(r)
+	if status != 0 {
+		http.Error(w, http.StatusText(status), status)
+		return
+	}
+	root, err := h.openRoot()
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	fi, err := root.Stat(name) // follows links that stay inside the root
+	if err != nil {
+		refuse(w, err)
+		return
+	}
+	if fi.IsDir() {
+		if len(h.Index) == 0 {
+			http.NotFound(w, r)
+			return
+		}
+		if !dir {
+			// As Paste and every web server: a directory's URL ends in "/",
+			// so relative links in its index resolve below it.
+			target := r.URL.EscapedPath() + "/"
+			if r.URL.RawQuery != "" {
+				target += "?" + r.URL.RawQuery
+			}
+			http.Redirect(w, r, target, http.StatusMovedPermanently)
+			return
+		}
+		found := false
+		for _, idx := range h.Index {
+			if ifi, err := root.Stat(path.Join(name, idx)); err == nil && ifi.Mode().IsRegular() {
+				name, fi, found = path.Join(name, idx), ifi, true
+				break
+			}
+		}
+		if !found {
+			http.NotFound(w, r)
+			return
+		}
+	} else if dir || !fi.Mode().IsRegular() {
+		// "file.css/" names nothing; devices, sockets and FIFOs are not
+		// served (opening a FIFO would wait for a writer).
+		http.NotFound(w, r)
+		return
+	}
+	h.serveFile(w, r, root, name, fi)
+}
+
+// refuse answers a failed lookup: a name that does not exist or escapes the
+// root is a 404, an unreadable one a 403.
+func refuse(w http.ResponseWriter, err error) {
+	status := http.StatusNotFound
+	if errors.Is(err, fs.ErrPermission) {
+		status = http.StatusForbidden
+	}
+	http.Error(w, http.StatusText(status), status)
+}
+
+// encodings are the precompressed siblings looked for, preferred first
+// when the client weighs them equally.
+var encodings = []struct{ coding, suffix string }{{"br", ".br"}, {"gzip", ".gz"}}
+
+func (h *Files) serveFile(w http.ResponseWriter, r *http.Request, root *os.Root, name string, fi fs.FileInfo) {
+	hdr := w.Header()
+	ctype := mime.TypeByExtension(path.Ext(name))
+	served, coding := name, ""
+	if h.Precompressed {
+		var vary bool
+		served, coding, fi, vary = h.pickEncoding(r, root, name, fi)
+		if vary {
+			hdr.Add("Vary", "Accept-Encoding")
+		}
+		if coding != "" && ctype == "" {
+			ctype = "application/octet-stream" // never sniff compressed bytes
+		}
+	}
+	f, err := root.Open(served)
+	if err != nil {
+		refuse(w, err)
+		return
+	}
+	defer f.Close()
+	// The file may have changed since Stat: describe what was opened.
+	if fi, err = f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		http.NotFound(w, r)
+		return
+	}
+	if ctype != "" {
+		hdr.Set("Content-Type", ctype)
+	}
+	if coding != "" {
+		hdr.Set("Content-Encoding", coding)
+	}
+	hdr.Set("ETag", etag(fi, coding))
+	if h.CacheControl != "" {
+		hdr.Set("Cache-Control", h.CacheControl)
+	}
+	// ServeContent answers If-None-Match / If-Modified-Since with 304,
+	// Range with 206 (multipart for several ranges), HEAD without a body,
+	// and copies an *os.File with sendfile.
+	http.ServeContent(w, r, name, fi.ModTime(), f)
+}
+
+// etag is strong (Range and If-Range need that) and changes with the file's
+// size, modification time and the encoding served.
+func etag(fi fs.FileInfo, coding string) string {
+	tag := fmt.Sprintf(`"%x-%x`, fi.ModTime().UnixNano(), fi.Size())
+	if coding != "" {
+		tag += "-" + coding
+	}
+	return tag + `"`
+}
+
+// pickEncoding chooses between name and its precompressed siblings by the
+// request's Accept-Encoding. vary is true when a sibling exists: the
+// response then depends on Accept-Encoding, whichever was chosen.
+func (h *Files) pickEncoding(r *http.Request, root *os.Root, name string, fi fs.FileInfo) (string, string, fs.FileInfo, bool) {
+	accept := r.Header.Get("Accept-Encoding")
+	best, bestQ, vary := "", 0.0, false
+	var bestFI fs.FileInfo
+	var bestCoding string
+	for _, e := range encodings {
+		sfi, err := root.Stat(name + e.suffix)
+		if err != nil || !sfi.Mode().IsRegular() || sfi.ModTime().Before(fi.ModTime()) {
+			continue // none, or stale: older than the file it compresses
+		}
+		vary = true
+		if q := acceptQ(accept, e.coding); q > bestQ {
+			best, bestQ, bestFI, bestCoding = name+e.suffix, q, sfi, e.coding
+		}
+	}
+	if best == "" {
+		return name, "", fi, vary
+	}
+	return best, bestCoding, bestFI, vary
+}
