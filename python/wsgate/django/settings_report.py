@@ -15,11 +15,20 @@ run), then prints one JSON object on stdout:
 and exits 0; or prints ``{"error": "one line naming file:line [section] option"}``
 and exits 1. A tree without a Django application gives ``{"settings": []}``.
 Values are shown as Python literals, with secrets (keys, passwords, tokens)
-masked as Django's error pages mask them.
+masked as Django's error pages mask them. ``serving`` is what the Go side
+needs to serve the static and media files (django_full), as plain values:
+
+    "serving": {"debug": false, "staticfiles": true, "static_url": "/static/",
+                "static_root": "/srv/site/var/static", "media_url": "/media/",
+                "media_root": "/srv/site/var/media"}
+
+(a root is "" when the setting is empty; a relative one is made absolute from
+the working directory).
 """
 
 import json
 import logging
+import os
 import sys
 
 FACTORIES = {
@@ -57,6 +66,29 @@ def _cleanse(name, value):
         return value
 
 
+def _root(value):
+    # A relative root means what it means in a worker: from the working
+    # directory, which the caller gives this process too.
+    return os.path.abspath(os.fspath(value)) if value else ""
+
+
+def serving():
+    """What the Go side serves for this Django (django_full): the URLs and
+    directories of the static and media files, as plain strings."""
+    from django.conf import settings
+
+    apps = list(getattr(settings, "INSTALLED_APPS", []) or [])
+    staticfiles = any(a == "django.contrib.staticfiles" or a.startswith("django.contrib.staticfiles.") for a in apps)
+    return {
+        "debug": bool(settings.DEBUG),
+        "staticfiles": staticfiles,
+        "static_url": str(settings.STATIC_URL or ""),
+        "static_root": _root(getattr(settings, "STATIC_ROOT", None)),
+        "media_url": str(settings.MEDIA_URL or ""),
+        "media_root": _root(getattr(settings, "MEDIA_ROOT", None)),
+    }
+
+
 def report(tree):
     """The report for a worker-form tree, as a dict."""
     node = find_django_node(tree)
@@ -79,6 +111,7 @@ def report(tree):
             "origin": outcome.origins.get(name, "module %s" % outcome.module_name),
         })
     return {
+        "serving": serving(),
         "mode": mode,
         "use": conf.MODE_NAMES[mode],
         "source": node.get("source"),
