@@ -90,11 +90,20 @@ def test_serving_gives_the_static_and_media_places_as_plain_values():
     status, out, stderr = report(node)
     assert status == 0, (out, stderr)
     # The module's STATIC_URL = "static/" with the script prefix, as Django's templates write it.
+    import django
+
+    admin_static = os.path.join(os.path.dirname(django.__file__), "contrib", "admin", "static")
     assert out["serving"] == {
-        "debug": False, "staticfiles": True, "static_url": "/static/", "static_root": "",
+        "debug": False, "staticfiles": True, "finder_dirs": [admin_static], "other_finders": [],
+        "static_url": "/static/", "static_root": "",
         "media_url": "/m/", "media_root": os.path.join(djharness.PROJ, "uploads"),
     }
     node["local_conf"]["STATIC_ROOT"] = '"${here}/collected"'
     status, out, stderr = report(node)
     assert status == 0, (out, stderr)
     assert out["serving"]["static_root"] == "/srv/site/collected"
+    node["local_conf"]["STATICFILES_DIRS"] = '["assets", ["vendor", "/srv/vendor"]]'
+    status, out, stderr = report(node)
+    assert status == 0, (out, stderr)
+    assert out["serving"]["finder_dirs"][0] == os.path.join(djharness.PROJ, "assets")
+    assert out["serving"]["other_finders"] == ["STATICFILES_DIRS entry with prefix 'vendor'"]

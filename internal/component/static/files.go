@@ -40,6 +40,10 @@ type Files struct {
 	// client accepts that encoding and the sibling is a regular file no
 	// older than NAME.
 	Precompressed bool
+	// NotFound, when set, answers the requests for names that are not
+	// there (django_full hands them to the next static directory, then to
+	// Django); a refused path is still refused here.
+	NotFound http.Handler
 
 	mu   sync.Mutex
 	root atomic.Pointer[os.Root]
@@ -131,17 +135,17 @@ func (h *Files) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	root, err := h.openRoot()
 	if err != nil {
-		http.NotFound(w, r)
+		h.notFound(w, r)
 		return
 	}
 	fi, err := root.Stat(name) // follows links that stay inside the root
 	if err != nil {
-		refuse(w, err)
+		h.refuse(w, r, err)
 		return
 	}
 	if fi.IsDir() {
 		if len(h.Index) == 0 {
-			http.NotFound(w, r)
+			h.notFound(w, r)
 			return
 		}
 		if !dir {
@@ -162,26 +166,37 @@ func (h *Files) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if !found {
-			http.NotFound(w, r)
+			h.notFound(w, r)
 			return
 		}
 	} else if dir || !fi.Mode().IsRegular() {
 		// "file.css/" names nothing; devices, sockets and FIFOs are not
 		// served (opening a FIFO would wait for a writer).
-		http.NotFound(w, r)
+		h.notFound(w, r)
 		return
 	}
 	h.serveFile(w, r, root, name, fi)
 }
 
-// refuse answers a failed lookup: a name that does not exist or escapes the
-// root is a 404, an unreadable one a 403.
-func refuse(w http.ResponseWriter, err error) {
-	status := http.StatusNotFound
-	if errors.Is(err, fs.ErrPermission) {
-		status = http.StatusForbidden
+// refuse answers a failed lookup: a name that does not exist is not found,
+// an unreadable one a 403, one that escapes the root (a link out) a 404.
+func (h *Files) refuse(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		h.notFound(w, r)
+	case errors.Is(err, fs.ErrPermission):
+		http.Error(w, http.StatusText(http.StatusForbidden), http.StatusForbidden)
+	default:
+		http.NotFound(w, r)
 	}
-	http.Error(w, http.StatusText(status), status)
+}
+
+func (h *Files) notFound(w http.ResponseWriter, r *http.Request) {
+	if h.NotFound != nil {
+		h.NotFound.ServeHTTP(w, r)
+		return
+	}
+	http.NotFound(w, r)
 }
 
 // encodings are the precompressed siblings looked for, preferred first
@@ -204,7 +219,7 @@ func (h *Files) serveFile(w http.ResponseWriter, r *http.Request, root *os.Root,
 	}
 	f, err := root.Open(served)
 	if err != nil {
-		refuse(w, err)
+		h.refuse(w, r, err)
 		return
 	}
 	defer f.Close()

@@ -18,7 +18,9 @@ Values are shown as Python literals, with secrets (keys, passwords, tokens)
 masked as Django's error pages mask them. ``serving`` is what the Go side
 needs to serve the static and media files (django_full), as plain values:
 
-    "serving": {"debug": false, "staticfiles": true, "static_url": "/static/",
+    "serving": {"debug": false, "staticfiles": true,
+                "finder_dirs": ["/srv/site/assets", ".../django/contrib/admin/static"],
+                "other_finders": [], "static_url": "/static/",
                 "static_root": "/srv/site/var/static", "media_url": "/media/",
                 "media_root": "/srv/site/var/media"}
 
@@ -72,6 +74,28 @@ def _root(value):
     return os.path.abspath(os.fspath(value)) if value else ""
 
 
+def _finder_dirs():
+    """The directories Django's static-file finders search, in their order
+    (what runserver serves from while DEBUG is on), and the finders that are
+    not a directory list (left to Django). A STATICFILES_DIRS entry with a
+    prefix is left to Django too."""
+    from django.contrib.staticfiles import finders
+
+    dirs, others = [], []
+    for finder in finders.get_finders():
+        if isinstance(finder, finders.FileSystemFinder):
+            for prefix, root in finder.locations:
+                if prefix:
+                    others.append("STATICFILES_DIRS entry with prefix %r" % prefix)
+                else:
+                    dirs.append(_root(root))
+        elif isinstance(finder, finders.AppDirectoriesFinder):
+            dirs.extend(_root(finder.storages[app].location) for app in finder.apps)
+        else:
+            others.append("%s.%s" % (type(finder).__module__, type(finder).__qualname__))
+    return dirs, others
+
+
 def serving():
     """What the Go side serves for this Django (django_full): the URLs and
     directories of the static and media files, as plain strings."""
@@ -79,9 +103,12 @@ def serving():
 
     apps = list(getattr(settings, "INSTALLED_APPS", []) or [])
     staticfiles = any(a == "django.contrib.staticfiles" or a.startswith("django.contrib.staticfiles.") for a in apps)
+    dirs, others = _finder_dirs() if staticfiles else ([], [])
     return {
         "debug": bool(settings.DEBUG),
         "staticfiles": staticfiles,
+        "finder_dirs": dirs,
+        "other_finders": others,
         "static_url": str(settings.STATIC_URL or ""),
         "static_root": _root(getattr(settings, "STATIC_ROOT", None)),
         "media_url": str(settings.MEDIA_URL or ""),
