@@ -25,9 +25,10 @@ type mount struct {
 
 func (s *site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r, f := component.Attach(r)
-	p := r.URL.Path
-	if f.PathSet {
-		p = f.PathInfo
+	_, p, err := component.RequestPath(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
 	}
 	for _, m := range s.mounts {
 		if !strings.HasPrefix(p, m.prefix) {

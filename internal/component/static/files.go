@@ -87,15 +87,6 @@ func (h *Files) Close() error {
 	return nil
 }
 
-// requestPath is the path below the mount: PATH_INFO when a urlmap (or
-// django_full) set it, else the whole request path.
-func requestPath(r *http.Request) string {
-	if f := component.FactsOf(r); f != nil && f.PathSet {
-		return f.PathInfo
-	}
-	return r.URL.Path
-}
-
 // fileName turns a request path into a name relative to the root, or an
 // HTTP status refusing it. dir reports a trailing slash.
 func (h *Files) fileName(r *http.Request) (name string, dir bool, status int) {
@@ -103,7 +94,12 @@ func (h *Files) fileName(r *http.Request) (name string, dir bool, status int) {
 	if strings.Contains(raw, "%2f") || strings.Contains(raw, "%5c") || strings.Contains(raw, "%00") {
 		return "", false, http.StatusBadRequest
 	}
-	p := requestPath(r)
+	// PATH_INFO: below the mount when a urlmap (or django_full) set it,
+	// else the whole request path.
+	_, p, err := component.RequestPath(r)
+	if err != nil {
+		return "", false, http.StatusBadRequest
+	}
 	var segs []string
 	for _, s := range strings.Split(p, "/") {
 		switch {
