@@ -11,9 +11,10 @@ BIN     := $(abspath bin/wsgate)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
 # Debian packages: the tests drive real clients (git for hg/trac fixtures,
-# chromium for the browser test); the benchmark needs wrk.
+# chromium for the browser test); the benchmark needs wrk, and nginx for the
+# static-file case.
 TEST_DEBS  := git chromium curl
-BENCH_DEBS := wrk
+BENCH_DEBS := wrk nginx
 
 export WSGATE_TEST_PYTHON := $(VPY)
 
