@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/wsgate/wsgate/internal/component"
 )
@@ -90,8 +91,7 @@ func (h *Files) Close() error {
 // fileName turns a request path into a name relative to the root, or an
 // HTTP status refusing it. dir reports a trailing slash.
 func (h *Files) fileName(r *http.Request) (name string, dir bool, status int) {
-	raw := strings.ToLower(r.URL.EscapedPath())
-	if strings.Contains(raw, "%2f") || strings.Contains(raw, "%5c") || strings.Contains(raw, "%00") {
+	if encodedSeparator(r.URL.EscapedPath()) {
 		return "", false, http.StatusBadRequest
 	}
 	// PATH_INFO: below the mount when a urlmap (or django_full) set it,
@@ -100,22 +100,45 @@ func (h *Files) fileName(r *http.Request) (name string, dir bool, status int) {
 	if err != nil {
 		return "", false, http.StatusBadRequest
 	}
-	var segs []string
-	for _, s := range strings.Split(p, "/") {
+	empty := false
+	for rest := p; rest != ""; {
+		var s string
+		s, rest, _ = strings.Cut(rest, "/")
 		switch {
 		case s == "":
-			continue
+			empty = true
 		case s == "." || s == ".." || strings.ContainsAny(s, "\\\x00"):
 			return "", false, http.StatusBadRequest
 		case s[0] == '.' && !h.Dotfiles:
 			return "", false, http.StatusNotFound
 		}
-		segs = append(segs, s)
 	}
-	if len(segs) == 0 {
+	dir = strings.HasSuffix(p, "/")
+	name = strings.Trim(p, "/")
+	if empty && strings.Contains(name, "//") {
+		name = path.Clean(name) // only collapses the empty segments: no dot segment is left
+	}
+	if name == "" {
 		return ".", true, 0
 	}
-	return strings.Join(segs, "/"), strings.HasSuffix(p, "/"), 0
+	return name, dir, 0
+}
+
+// encodedSeparator reports an escaped slash or backslash (%2F, %5C): no
+// file name holds one, and decoded they would split or join segments
+// behind the checks of the decoded path.
+func encodedSeparator(raw string) bool {
+	for i := strings.IndexByte(raw, '%'); i >= 0 && i+2 < len(raw); {
+		if hi, lo := raw[i+1], raw[i+2]|0x20; (hi == '2' && lo == 'f') || (hi == '5' && lo == 'c') {
+			return true
+		}
+		j := strings.IndexByte(raw[i+1:], '%')
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	return false
 }
 
 func (h *Files) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -134,12 +157,13 @@ func (h *Files) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.notFound(w, r)
 		return
 	}
-	fi, err := root.Stat(name) // follows links that stay inside the root
+	f, fi, err := open(root, name) // follows links that stay inside the root
 	if err != nil {
 		h.refuse(w, r, err)
 		return
 	}
 	if fi.IsDir() {
+		f.Close()
 		if len(h.Index) == 0 {
 			h.notFound(w, r)
 			return
@@ -154,24 +178,44 @@ func (h *Files) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, target, http.StatusMovedPermanently)
 			return
 		}
-		found := false
+		f = nil
 		for _, idx := range h.Index {
-			if ifi, err := root.Stat(path.Join(name, idx)); err == nil && ifi.Mode().IsRegular() {
-				name, fi, found = path.Join(name, idx), ifi, true
-				break
+			if xf, xfi, err := open(root, path.Join(name, idx)); err == nil {
+				if xfi.Mode().IsRegular() {
+					name, f, fi = path.Join(name, idx), xf, xfi
+					break
+				}
+				xf.Close()
 			}
 		}
-		if !found {
+		if f == nil {
 			h.notFound(w, r)
 			return
 		}
 	} else if dir || !fi.Mode().IsRegular() {
 		// "file.css/" names nothing; devices, sockets and FIFOs are not
-		// served (opening a FIFO would wait for a writer).
+		// served.
+		f.Close()
 		h.notFound(w, r)
 		return
 	}
-	h.serveFile(w, r, root, name, fi)
+	h.serveFile(w, r, root, name, f, fi)
+}
+
+// open opens name below root and describes what it opened. O_NONBLOCK:
+// opening a FIFO must not wait for a writer (it is then refused as not a
+// regular file); it changes nothing for regular files.
+func open(root *os.Root, name string) (*os.File, fs.FileInfo, error) {
+	f, err := root.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, fi, nil
 }
 
 // refuse answers a failed lookup: a name that does not exist is not found,
@@ -199,31 +243,25 @@ func (h *Files) notFound(w http.ResponseWriter, r *http.Request) {
 // when the client weighs them equally.
 var encodings = []struct{ coding, suffix string }{{"br", ".br"}, {"gzip", ".gz"}}
 
-func (h *Files) serveFile(w http.ResponseWriter, r *http.Request, root *os.Root, name string, fi fs.FileInfo) {
+// serveFile sends f (name, described by fi), or a precompressed sibling,
+// and closes it.
+func (h *Files) serveFile(w http.ResponseWriter, r *http.Request, root *os.Root, name string, f *os.File, fi fs.FileInfo) {
 	hdr := w.Header()
 	ctype := mime.TypeByExtension(path.Ext(name))
-	served, coding := name, ""
+	coding := ""
 	if h.Precompressed {
-		var vary bool
-		served, coding, fi, vary = h.pickEncoding(r, root, name, fi)
-		if vary {
-			hdr.Add("Vary", "Accept-Encoding")
+		// Whether or not a sibling exists or is chosen, the answer depends
+		// on Accept-Encoding (as nginx's gzip_static with gzip_vary).
+		hdr.Add("Vary", "Accept-Encoding")
+		if sf, sfi, c := h.pickEncoding(r, root, name, fi); sf != nil {
+			f.Close()
+			f, fi, coding = sf, sfi, c
+			if ctype == "" {
+				ctype = "application/octet-stream" // never sniff compressed bytes
+			}
 		}
-		if coding != "" && ctype == "" {
-			ctype = "application/octet-stream" // never sniff compressed bytes
-		}
-	}
-	f, err := root.Open(served)
-	if err != nil {
-		h.refuse(w, r, err)
-		return
 	}
 	defer f.Close()
-	// The file may have changed since Stat: describe what was opened.
-	if fi, err = f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		http.NotFound(w, r)
-		return
-	}
 	if ctype != "" {
 		hdr.Set("Content-Type", ctype)
 	}
@@ -250,26 +288,34 @@ func etag(fi fs.FileInfo, coding string) string {
 	return tag + `"`
 }
 
-// pickEncoding chooses between name and its precompressed siblings by the
-// request's Accept-Encoding. vary is true when a sibling exists: the
-// response then depends on Accept-Encoding, whichever was chosen.
-func (h *Files) pickEncoding(r *http.Request, root *os.Root, name string, fi fs.FileInfo) (string, string, fs.FileInfo, bool) {
+// pickEncoding opens the precompressed sibling of name that the request's
+// Accept-Encoding prefers (br at equal quality), if one is there and no
+// older than the file it compresses; nil when the file itself is best.
+func (h *Files) pickEncoding(r *http.Request, root *os.Root, name string, fi fs.FileInfo) (*os.File, fs.FileInfo, string) {
 	accept := r.Header.Get("Accept-Encoding")
-	best, bestQ, vary := "", 0.0, false
+	if accept == "" {
+		return nil, nil, ""
+	}
+	var best *os.File
 	var bestFI fs.FileInfo
-	var bestCoding string
+	bestQ, bestCoding := 0.0, ""
 	for _, e := range encodings {
-		sfi, err := root.Stat(name + e.suffix)
-		if err != nil || !sfi.Mode().IsRegular() || sfi.ModTime().Before(fi.ModTime()) {
-			continue // none, or stale: older than the file it compresses
+		q := acceptQ(accept, e.coding)
+		if q <= bestQ {
+			continue
 		}
-		vary = true
-		if q := acceptQ(accept, e.coding); q > bestQ {
-			best, bestQ, bestFI, bestCoding = name+e.suffix, q, sfi, e.coding
+		sf, sfi, err := open(root, name+e.suffix)
+		if err != nil {
+			continue
 		}
+		if !sfi.Mode().IsRegular() || sfi.ModTime().Before(fi.ModTime()) {
+			sf.Close() // not a file, or stale: older than what it compresses
+			continue
+		}
+		if best != nil {
+			best.Close()
+		}
+		best, bestFI, bestQ, bestCoding = sf, sfi, q, e.coding
 	}
-	if best == "" {
-		return name, "", fi, vary
-	}
-	return best, bestCoding, bestFI, vary
+	return best, bestFI, bestCoding
 }

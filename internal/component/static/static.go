@@ -71,8 +71,10 @@ Python worker. GET and HEAD only (405 otherwise).
   unsatisfiable one 416; If-Range is honoured.
 - **Precompressed siblings.** With ` + "`app.css.br`" + ` or ` + "`app.css.gz`" + ` beside
   ` + "`app.css`" + `, a client accepting br (preferred at equal quality) or gzip gets the
-  sibling with Content-Encoding, the original's Content-Type and ` + "`Vary: Accept-Encoding`" + `
-  (sent whenever a sibling exists). A sibling older than its original is ignored.
+  sibling with Content-Encoding and the original's Content-Type. A sibling older than
+  its original is ignored. ` + "`Vary: Accept-Encoding`" + ` is sent with every file while
+  ` + "`precompressed`" + ` is on (as nginx's gzip_static with gzip_vary), whether or not a
+  sibling exists; the siblings are looked for only when the client accepts br or gzip.
 - **Directories.** A URL naming a directory is a 404 unless ` + "`index`" + ` names the
   files to try; then a URL without its trailing slash is redirected (301) to it.
 - **sendfile.** File bodies go from the page cache to the socket with sendfile(2).
