@@ -87,6 +87,22 @@ func project(t *testing.T, ini string, files map[string]string) (http.Handler, s
 	return built.Handler, logs.String(), nil
 }
 
+// pathCase is a request path and the answer it must get.
+type pathCase struct {
+	path   string
+	status int
+	body   string
+}
+
+func checkPaths(t *testing.T, h http.Handler, cases []pathCase) {
+	t.Helper()
+	for _, c := range cases {
+		if status, body := get(h, c.path); status != c.status || body != c.body {
+			t.Errorf("GET %s: %d %.80q, want %d %.80q", c.path, status, body, c.status, c.body)
+		}
+	}
+}
+
 func get(h http.Handler, target string) (int, string) {
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", target, nil))
@@ -121,22 +137,14 @@ func TestProductionServesStaticRootAndMedia(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []struct {
-		path   string
-		status int
-		body   string
-	}{
+	checkPaths(t, h, []pathCase{
 		{"/static/app.css", 200, "collected css"},
 		{"/uploads/photo.txt", 200, "an upload"},
 		{"/static/missing.css", 404, "404 page not found\n"}, // Go's answer, not Django's
 		{"/static/../settings.py", 400, "Bad Request\n"},
 		{"/admin/", 200, `django django: SCRIPT_NAME="" PATH_INFO="" set=false`},
 		{"/static", 200, `django django: SCRIPT_NAME="" PATH_INFO="" set=false`},
-	} {
-		if status, body := get(h, c.path); status != c.status || body != c.body {
-			t.Errorf("GET %s: %d %q, want %d %q", c.path, status, body, c.status, c.body)
-		}
-	}
+	})
 	rec := httptest.NewRecorder()
 	req, f := component.Attach(httptest.NewRequest("GET", "/static/app.css", nil))
 	h.ServeHTTP(rec, req)
@@ -162,21 +170,13 @@ func TestDebugServesFromTheFinders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []struct {
-		path   string
-		status int
-		body   string
-	}{
+	checkPaths(t, h, []pathCase{
 		{"/static/app.css", 200, "from the finder"},
 		{"/static/admin/own.css", 200, "the project's own"},
 		{"/static/admin/css/base.css", 200, string(admin)},
 		{"/static/nowhere.css", 200, `django django: SCRIPT_NAME="" PATH_INFO="" set=false`}, // as it came
 		{"/uploads/a/photo.txt", 200, "an upload"},
-	} {
-		if status, body := get(h, c.path); status != c.status || body != c.body {
-			t.Errorf("GET %s: %d %.80q, want %d %.80q", c.path, status, body, c.status, c.body)
-		}
-	}
+	})
 }
 
 func djangoDir(t *testing.T) string {
