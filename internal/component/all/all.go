@@ -8,4 +8,5 @@ import (
 	// one blank import per component package, sorted:
 	_ "github.com/wsgate/wsgate/internal/component/django_full"
 	_ "github.com/wsgate/wsgate/internal/component/static"
+	_ "github.com/wsgate/wsgate/internal/component/urlmap"
 )
