@@ -207,6 +207,7 @@ func serve(cfg gateway.Config, st *site.Site, binds []string, o serveOptions, lo
 	}
 	running := newRunningSite(cfg, log)
 	if st != nil {
+		running.python = st.Command
 		err = running.start(st.App)
 	} else {
 		err = running.startSingle(cfg)
