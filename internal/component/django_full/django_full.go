@@ -139,6 +139,11 @@ func build(b *component.Builder) (component.Built, error) {
 			}
 		}
 		site.mounts = append(site.mounts, mount{prefix: prefix, chain: chain})
+		dirs := make([]string, len(chain))
+		for i, f := range chain {
+			dirs[i] = f.Dir
+		}
+		log.Info("django_full serves files from Go", "section", b.Section(), "setting", setting, "url", prefix, "from", strings.Join(dirs, " "))
 		return nil
 	}
 	if serveStatic {
