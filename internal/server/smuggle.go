@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"sync/atomic"
@@ -27,6 +28,19 @@ type framedConn struct {
 }
 
 type framedConnKey struct{}
+
+// ReadFrom hands net/http's response copy to the connection underneath:
+// *net.TCPConn's ReadFrom is what sends a file with sendfile(2) (static
+// files, wsgi.file_wrapper). Without it net/http sees a plain net.Conn and
+// copies every file through a buffer.
+func (c *framedConn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{c.Conn}, r)
+}
+
+var _ io.ReaderFrom = (*framedConn)(nil)
 
 func (c *framedConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)

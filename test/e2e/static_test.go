@@ -234,3 +234,21 @@ func TestStaticPrecompressedSiblings(t *testing.T) {
 		t.Errorf("Accept-Encoding: br without decoding: %d bytes, want app.js.br's %d", len(raw), len(br))
 	}
 }
+
+// A file goes out by sendfile(2): the master makes a handful of read
+// system calls (sendfile counts as one) to send 8 MiB, where a copy through
+// a 32 KiB buffer would make 256.
+func TestStaticFileGoesOutBySendfile(t *testing.T) {
+	s, dir := stStart(t)
+	big := bytes.Repeat([]byte("0123456789abcdef"), 8<<20/16)
+	if err := os.WriteFile(filepath.Join(dir, "files", "big.bin"), big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gwOK(t, "GET /static/app.css", gwGet(t, s.URL+"/static/app.css")) // first use of the MIME table, once
+	before := gwProcIO(t, s.PID, "syscr")
+	r := gwGet(t, s.URL+"/static/big.bin")
+	gwOK(t, "GET /static/big.bin", r)
+	if calls := gwProcIO(t, s.PID, "syscr") - before; calls > 64 || !bytes.Equal(r.body, big) {
+		t.Errorf("serving 8 MiB took %d read system calls in the master (want a few: sendfile); body equal: %v", calls, bytes.Equal(r.body, big))
+	}
+}
