@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"sync/atomic"
+
+	"github.com/wsgate/wsgate/internal/component"
 )
 
 // net/http follows RFC 9112 §6.3 for a request carrying both Content-Length
@@ -123,9 +125,10 @@ func (l framedListener) Accept() (net.Conn, error) {
 
 func rememberConn(ctx context.Context, c net.Conn) context.Context {
 	if fc, ok := c.(*framedConn); ok {
-		return context.WithValue(ctx, framedConnKey{}, fc)
+		// Components reach the socket itself (static corks it).
+		return component.WithConn(context.WithValue(ctx, framedConnKey{}, fc), fc.Conn)
 	}
-	return ctx
+	return component.WithConn(ctx, c)
 }
 
 // rejectConflictingFraming answers 400 to a chunked HTTP/1 request whose

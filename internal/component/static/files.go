@@ -274,8 +274,11 @@ func (h *Files) serveFile(w http.ResponseWriter, r *http.Request, root *os.Root,
 	}
 	// ServeContent answers If-None-Match / If-Modified-Since with 304,
 	// Range with 206 (multipart for several ranges), HEAD without a body,
-	// and copies an *os.File with sendfile.
+	// and copies an *os.File with sendfile; corked, the header and the
+	// file leave together.
+	uncork := component.Cork(r)
 	http.ServeContent(w, r, name, fi.ModTime(), f)
+	uncork()
 }
 
 // etag is strong (Range and If-Range need that) and changes with the file's
