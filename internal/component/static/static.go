@@ -77,7 +77,8 @@ Python worker. GET and HEAD only (405 otherwise).
   sibling exists; the siblings are looked for only when the client accepts br or gzip.
 - **Directories.** A URL naming a directory is a 404 unless ` + "`index`" + ` names the
   files to try; then a URL without its trailing slash is redirected (301) to it.
-- **sendfile.** File bodies go from the page cache to the socket with sendfile(2).
+- **sendfile.** File bodies go from the page cache to the socket with sendfile(2), the
+  header corked with them (TCP_CORK, as nginx's tcp_nopush) so both leave as one segment.
 - The root directory is opened once; if it is replaced (not its content: the
   directory itself, e.g. a symlink switched to a new release), reload the server.`
 
