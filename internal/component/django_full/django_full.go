@@ -64,7 +64,9 @@ var options = []component.Option{
 
 const doc = `What django-pastedeploy-settings' ` + "`full_django`" + ` did with Paste's static
 parser, served by the Go master instead: a static or media file never waits for
-a Python worker. The Django settings are read once, at load (and at each reload).
+a Python worker. The Django settings are read when the site is loaded: at start, and when
+` + "`--reload`" + ` sees a configuration file change (not on SIGHUP, nor on a change of the
+settings module alone, which restart the workers only).
 
 | Django settings | STATIC_URL is served | a file that is not there |
 |---|---|---|
