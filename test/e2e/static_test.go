@@ -49,14 +49,14 @@ func stStart(t *testing.T) (*gwServer, string) {
 	bw.Write([]byte(js))
 	bw.Close()
 	for name, content := range map[string]string{
-		"site.ini":          stINI,
-		"secret.txt":        "E2E-SECRET outside the document root",
-		"files/app.css":     stCSS,
-		"files/app.js":      js,
-		"files/app.js.gz":   gz.String(),
-		"files/app.js.br":   br.String(),
-		"files/.htpasswd":   "E2E-SECRET dotfile",
-		"files/sub/a.txt":   "0123456789",
+		"site.ini":           stINI,
+		"secret.txt":         "E2E-SECRET outside the document root",
+		"files/app.css":      stCSS,
+		"files/app.js":       js,
+		"files/app.js.gz":    gz.String(),
+		"files/app.js.br":    br.String(),
+		"files/.htpasswd":    "E2E-SECRET dotfile",
+		"files/sub/a.txt":    "0123456789",
 		"files/sub/a..b.txt": "two dots, a legal name",
 	} {
 		p := filepath.Join(dir, filepath.FromSlash(name))
