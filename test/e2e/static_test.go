@@ -194,6 +194,10 @@ func TestStaticValidatorsAndRangesWithCurl(t *testing.T) {
 		!strings.Contains(multi, "Content-Range: bytes 0-3/") || !strings.Contains(multi, "Content-Range: bytes 5-9/") {
 		t.Errorf("two ranges: want a multipart/byteranges answer\n%s", multi)
 	}
+	// Over HTTP/2 (h2c) too, where nothing is corked: streams share the connection.
+	if out := curl("--http2-prior-knowledge", "--write-out", "%{http_version}", url); out != stCSS+"2" {
+		t.Errorf("curl --http2-prior-knowledge: %q, want the file over HTTP/2", out)
+	}
 	head = curl("--head", url)
 	if !strings.HasPrefix(head, "HTTP/1.1 200") || !regexp.MustCompile(fmt.Sprintf(`(?im)^content-length: %d\r?$`, len(stCSS))).MatchString(head) {
 		t.Errorf("curl --head: %q", head)

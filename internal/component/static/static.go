@@ -39,7 +39,8 @@ func init() {
 // rendered from them).
 var Options = []component.Option{
 	{Name: "document_root", Type: "path", Required: true,
-		Help: "The directory served (Paste's name). A relative path is taken from the INI file's directory. " +
+		Help: "The directory served (Paste's name). A relative path is taken from the INI file's directory " +
+			"(Paste took it from the working directory; `%(here)s/…` means the same to both). " +
 			"A directory that does not exist yet is a warning at load and a 404 until it does."},
 	{Name: "cache_control", Type: "string",
 		Help: "The Cache-Control header sent with every file, e.g. `public, max-age=31536000, immutable`."},
