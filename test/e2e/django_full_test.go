@@ -166,6 +166,11 @@ STATICFILES_DIRS = ["%(here)s/assets"]
 `)
 	os.MkdirAll(filepath.Join(dir, "assets"), 0o755)
 	os.WriteFile(filepath.Join(dir, "assets", "site.css"), []byte("h1 { color: red }"), 0o644)
+	// check builds django_full too, which asks the site's Python for the settings.
+	if r := djRun(t, dir, "", nil, "check", "dev.ini"); r.status != 0 || !strings.Contains(r.stdout, "⇒ Go django_full") ||
+		!strings.Contains(r.stdout, "⇒ Python, pool django") {
+		t.Errorf("wsgate check dev.ini: %d, want django_full run by Go and Django by a pool\n%s%s", r.status, r.stdout, r.stderr)
+	}
 	srv := harness.Start(t, harness.Options{Args: []string{"--workers", "1", "dev.ini"}, Dir: dir})
 	defer srv.Stop()
 	if resp, body := dfGet(t, srv.URL+"/static/site.css", "localhost"); resp.StatusCode != 200 || body != "h1 { color: red }" {
