@@ -197,6 +197,15 @@ func serve(cfg gateway.Config, st *site.Site, binds []string, o serveOptions, lo
 			}
 		}()
 	}
+	running := newRunningSite(cfg, log)
+	if st != nil {
+		if err := running.prepare(st.App); err != nil {
+			fmt.Fprintf(os.Stderr, "wsgate: error: %v\n", err)
+			return exitConfig
+		}
+	} else {
+		running.prepareSingle(cfg)
+	}
 	lns, err := server.Listen(binds)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "wsgate: error: %v\n", err)
@@ -205,13 +214,7 @@ func serve(cfg gateway.Config, st *site.Site, binds []string, o serveOptions, lo
 	for _, l := range lns {
 		fmt.Fprintf(os.Stderr, "wsgate: listening on %s\n", l.URL)
 	}
-	running := newRunningSite(cfg, log)
-	if st != nil {
-		err = running.start(st.App)
-	} else {
-		err = running.startSingle(cfg)
-	}
-	if err != nil {
+	if err := running.start(); err != nil {
 		for _, l := range lns {
 			l.Close()
 		}
