@@ -228,7 +228,7 @@ func TestUrlmapNotFoundApp(t *testing.T) {
 				// Resolve loads only local_conf values: a global one is
 				// not loadable by the Go urlmap, and says so.
 				_, err := compose.Compose(app, compose.Options{Serve: servePools, Logger: quiet})
-				if err == nil || !strings.Contains(err.Error(), `"fallback" names no application`) {
+				if err == nil || !strings.Contains(err.Error(), "site.ini:3 [composite:main]: not_found_app = fallback is set in [DEFAULT] (site.ini:2 [DEFAULT] not_found_app): write it in this section") {
 					t.Fatalf("error %v", err)
 				}
 				return

@@ -106,17 +106,17 @@ func build(b *component.Builder) (component.Built, error) {
 			m.mounts = append(m.mounts, mt)
 		}
 	}
-	nf, ok := b.Lookup("not_found_app")
-	if !ok || nf == "" {
-		nf, _ = b.Node.GlobalConf.Get("not_found_app")
-		nf = strings.TrimSpace(nf)
-	}
-	if nf != "" {
+	if nf, ok := b.Lookup("not_found_app"); ok && nf != "" {
 		app, err := b.Host.App(nf)
 		if err != nil {
 			return component.Built{}, err
 		}
 		m.notFound = app
+	} else if nf, _ := b.Node.GlobalConf.Get("not_found_app"); strings.TrimSpace(nf) != "" {
+		// Paste's urlmap_factory reads it from global_conf too; wsgate
+		// loads a composite's applications in advance, from its section.
+		return component.Built{}, b.Errorf("", "not_found_app = %s is set in [DEFAULT] (%s): write it in this section instead",
+			strings.TrimSpace(nf), b.Node.GlobalConf.Origin("not_found_app"))
 	}
 	sort.SliceStable(m.mounts, func(i, j int) bool {
 		a, c := m.mounts[i], m.mounts[j]
