@@ -231,7 +231,9 @@ func (s *runningSite) Pools() []component.PoolStats {
 	out := make([]component.PoolStats, 0, len(s.order))
 	for _, name := range s.order {
 		p := s.pools[name]
-		out = append(out, component.PoolStats{Name: name, Workers: p.Config().Workers, Ready: p.Ready()})
+		// States, Busy, Restarts and Generation are left for the gateway
+		// to count (metrics).
+		out = append(out, component.PoolStats{Name: name, Workers: p.Config().Workers, Ready: p.Ready(), Queued: p.Queued()})
 	}
 	return out
 }

@@ -180,6 +180,9 @@ func (p *Pool) Stop(ctx context.Context) {
 // Ready is the number of workers serving now.
 func (p *Pool) Ready() int { return int(p.ready.Load()) }
 
+// Queued is the number of requests waiting for a worker now.
+func (p *Pool) Queued() int { return int(p.waiting.Load()) }
+
 func (p *Pool) spawn(gen int) (*worker, error) {
 	p.nextID++
 	node := p.cfg.Node
