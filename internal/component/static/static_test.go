@@ -291,7 +291,11 @@ func TestPrecompressedSiblings(t *testing.T) {
 		"plain.txt": "IDENTITY",
 		"stale.js":  "IDENTITY", "stale.js.gz": "STALE",
 	})
-	old := time.Now().Add(-time.Hour)
+	// Written in map order: give every file one time, then make one stale.
+	now, old := time.Now(), time.Now().Add(-time.Hour)
+	for _, name := range []string{"app.js", "app.js.gz", "app.js.br", "only.css", "only.css.gz", "stale.js"} {
+		os.Chtimes(filepath.Join(root, name), now, now)
+	}
 	os.Chtimes(filepath.Join(root, "stale.js.gz"), old, old)
 	h := mustBuild(t, root, "")
 	tags := map[string]bool{}
