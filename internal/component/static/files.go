@@ -38,8 +38,9 @@ type Files struct {
 	// Dotfiles serves names starting with ".".
 	Dotfiles bool
 	// Precompressed serves NAME.br or NAME.gz instead of NAME when the
-	// client accepts that encoding and the sibling is a regular file no
-	// older than NAME.
+	// client accepts that encoding and the sibling is a regular file. Its
+	// time is not compared with NAME's (copies such as collectstatic's
+	// leave them in any order): whoever updates NAME updates its siblings.
 	Precompressed bool
 	// NotFound, when set, answers the requests for names that are not
 	// there (django_full hands them to the next static directory, then to
@@ -253,7 +254,7 @@ func (h *Files) serveFile(w http.ResponseWriter, r *http.Request, root *os.Root,
 		// Whether or not a sibling exists or is chosen, the answer depends
 		// on Accept-Encoding (as nginx's gzip_static with gzip_vary).
 		hdr.Add("Vary", "Accept-Encoding")
-		if sf, sfi, c := h.pickEncoding(r, root, name, fi); sf != nil {
+		if sf, sfi, c := h.pickEncoding(r, root, name); sf != nil {
 			f.Close()
 			f, fi, coding = sf, sfi, c
 			if ctype == "" {
@@ -293,8 +294,8 @@ func etag(fi fs.FileInfo, coding string) string {
 
 // pickEncoding opens the precompressed sibling of name that the request's
 // Accept-Encoding prefers (br at equal quality), if one is there and no
-// older than the file it compresses; nil when the file itself is best.
-func (h *Files) pickEncoding(r *http.Request, root *os.Root, name string, fi fs.FileInfo) (*os.File, fs.FileInfo, string) {
+// a regular file; nil when the file itself is best.
+func (h *Files) pickEncoding(r *http.Request, root *os.Root, name string) (*os.File, fs.FileInfo, string) {
 	accept := r.Header.Get("Accept-Encoding")
 	if accept == "" {
 		return nil, nil, ""
@@ -311,8 +312,8 @@ func (h *Files) pickEncoding(r *http.Request, root *os.Root, name string, fi fs.
 		if err != nil {
 			continue
 		}
-		if !sfi.Mode().IsRegular() || sfi.ModTime().Before(fi.ModTime()) {
-			sf.Close() // not a file, or stale: older than what it compresses
+		if !sfi.Mode().IsRegular() {
+			sf.Close()
 			continue
 		}
 		if best != nil {

@@ -53,7 +53,7 @@ var Options = []component.Option{
 		Help: "Serve names starting with a dot (.well-known). Off: a path with such a segment is a 404."},
 	{Name: "precompressed", Type: "bool", Default: "true",
 		Help: "Serve `NAME.br` or `NAME.gz` in place of NAME when the client accepts that encoding " +
-			"(Accept-Encoding) and the sibling is no older than NAME."},
+			"(Accept-Encoding). Regenerate the siblings whenever NAME changes: their time is not checked."},
 }
 
 const doc = `Requests are answered by the Go master, so a static file never waits for a
@@ -72,8 +72,9 @@ Python worker. GET and HEAD only (405 otherwise).
   unsatisfiable one 416; If-Range is honoured.
 - **Precompressed siblings.** With ` + "`app.css.br`" + ` or ` + "`app.css.gz`" + ` beside
   ` + "`app.css`" + `, a client accepting br (preferred at equal quality) or gzip gets the
-  sibling with Content-Encoding and the original's Content-Type. A sibling older than
-  its original is ignored. ` + "`Vary: Accept-Encoding`" + ` is sent with every file while
+  sibling with Content-Encoding and the original's Content-Type. As with nginx's
+  gzip_static, the sibling's time is not compared with the original's (copies such as
+  collectstatic's write them in any order): regenerate siblings with their file. ` + "`Vary: Accept-Encoding`" + ` is sent with every file while
   ` + "`precompressed`" + ` is on (as nginx's gzip_static with gzip_vary), whether or not a
   sibling exists; the siblings are looked for only when the client accepts br or gzip.
 - **Directories.** A URL naming a directory is a 404 unless ` + "`index`" + ` names the
