@@ -153,6 +153,22 @@ func TestProductionServesStaticRootAndMedia(t *testing.T) {
 	}
 }
 
+// Mounted under an outer urlmap, django_full matches STATIC_URL below its
+// own mount, as Django prefixes a relative STATIC_URL with SCRIPT_NAME.
+func TestMountedBelowAPrefix(t *testing.T) {
+	h, _, err := project(t, productionINI, map[string]string{"var/static/app.css": "collected css"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	req, f := component.Attach(httptest.NewRequest("GET", "/app/static/app.css", nil))
+	f.ScriptName, f.PathInfo, f.PathSet = "/app", "/static/app.css", true
+	h.ServeHTTP(rec, req)
+	if rec.Code != 200 || rec.Body.String() != "collected css" || f.ScriptName != "/app/static" || f.PathInfo != "/app.css" {
+		t.Errorf("below /app: %d %q, SCRIPT_NAME %q PATH_INFO %q", rec.Code, rec.Body.String(), f.ScriptName, f.PathInfo)
+	}
+}
+
 // DEBUG on: as runserver, the finders' directories in order; what none of
 // them has goes to Django with the path as the client sent it.
 func TestDebugServesFromTheFinders(t *testing.T) {
