@@ -139,6 +139,7 @@ func TestStaticTraversalRefused(t *testing.T) {
 		{"/static/..%5csecret.txt", "400"},
 		{"/static/..\\secret.txt", "400"},
 		{"/static/app.css%00.txt", "400"},
+		{"/static/%zz.css", "400"}, // a malformed escape
 		{"/static/link-out.txt", "404"},
 		{"/static/.htpasswd", "404"},
 		{"/static/sub/", "404"},
