@@ -2,12 +2,12 @@ package static
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
 	"mime"
 	"net/http"
 	"os"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -285,11 +285,15 @@ func (h *Files) serveFile(w http.ResponseWriter, r *http.Request, root *os.Root,
 // etag is strong (Range and If-Range need that) and changes with the file's
 // size, modification time and the encoding served.
 func etag(fi fs.FileInfo, coding string) string {
-	tag := fmt.Sprintf(`"%x-%x`, fi.ModTime().UnixNano(), fi.Size())
+	var b [64]byte
+	t := append(b[:0], '"')
+	t = strconv.AppendInt(t, fi.ModTime().UnixNano(), 16)
+	t = append(t, '-')
+	t = strconv.AppendInt(t, fi.Size(), 16)
 	if coding != "" {
-		tag += "-" + coding
+		t = append(append(t, '-'), coding...)
 	}
-	return tag + `"`
+	return string(append(t, '"'))
 }
 
 // pickEncoding opens the precompressed sibling of name that the request's
