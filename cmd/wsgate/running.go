@@ -92,8 +92,8 @@ func (s *runningSite) prepare(app *config.Node) error {
 }
 
 // start starts every pool; on an error the pools already started are
-// stopped.
-func (s *runningSite) start() error {
+// stopped, and failed names the pool that could not start.
+func (s *runningSite) start() (failed string, err error) {
 	for i, name := range s.order {
 		logSettings(s.log, name, s.pools[name].Config())
 		if err := s.pools[name].Start(); err != nil {
@@ -101,10 +101,10 @@ func (s *runningSite) start() error {
 			if s.composed != nil {
 				s.composed.Close()
 			}
-			return err
+			return name, err
 		}
 	}
-	return nil
+	return "", nil
 }
 
 // logSettings says, once per pool, the settings it runs with, zeros and
