@@ -146,6 +146,16 @@ use = call:fakeapp.filters:make_tag
 	if piped.ObjectType != config.TypePipeline || len(piped.Filters) != 1 || piped.Filters[0].Factory != "fakeapp.filters:make_tag" {
 		t.Errorf("the piped pool runs %s with %d filters, want the Python tail only", piped.ObjectType, len(piped.Filters))
 	}
+	marks := map[string]string{}
+	app.Walk(func(n *config.Node) { marks[n.Source.Section] = c.Marks[n] })
+	for section, want := range map[string]string{
+		"composite:main": "Go urlmap", "composite:inner": "Go urlmap", "app:where": "Go test-where",
+		"pipeline:piped": "Go", "filter:gotag": "Go test-tag", "filter:pytag": "Python, pool piped", "app:plain": "Python, pool piped",
+	} {
+		if marks[section] != want {
+			t.Errorf("[%s] marked %q, want %q", section, marks[section], want)
+		}
+	}
 	routes := map[string]compose.Route{}
 	for _, r := range c.Routes {
 		routes[r.Prefix] = r
