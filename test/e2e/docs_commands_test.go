@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -180,7 +179,7 @@ func (s *docSession) serve(where int, line string) {
 }
 
 // docGet sends one GET with the given Host header (empty: the server's).
-func docGet(t *testing.T, srv *harness.Server, host, path string) (int, []byte) {
+func docGet(t *testing.T, srv *harness.Server, host, path string) gwResponse {
 	t.Helper()
 	req, err := http.NewRequest("GET", srv.URL+path, nil)
 	if err != nil {
@@ -189,16 +188,7 @@ func docGet(t *testing.T, srv *harness.Server, host, path string) (int, []byte) 
 	if host != "" {
 		req.Host = host
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", path, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("GET %s: %v", path, err)
-	}
-	return resp.StatusCode, body
+	return gwDo(t, req)
 }
 
 // docRequireDevelopmentSite checks what a development server of a
@@ -206,8 +196,8 @@ func docGet(t *testing.T, srv *harness.Server, host, path string) (int, []byte) 
 // would, byte for byte the file Django ships.
 func docRequireDevelopmentSite(t *testing.T, srv *harness.Server, host, python string) {
 	t.Helper()
-	if status, _ := docGet(t, srv, host, "/admin/login/"); status != 200 {
-		t.Errorf("GET /admin/login/: %d, want 200", status)
+	if r := docGet(t, srv, host, "/admin/login/"); r.status != 200 {
+		t.Errorf("GET /admin/login/: %d, want 200", r.status)
 	}
 	out, err := exec.Command(python, "-c", "import django.contrib.admin as a, os; print(os.path.dirname(a.__file__))").Output()
 	if err != nil {
@@ -217,8 +207,8 @@ func docRequireDevelopmentSite(t *testing.T, srv *harness.Server, host, python s
 	if err != nil {
 		t.Fatal(err)
 	}
-	if status, body := docGet(t, srv, host, "/static/admin/css/base.css"); status != 200 || !bytes.Equal(body, want) {
-		t.Errorf("GET /static/admin/css/base.css with debug = true: %d, %d bytes; want 200 and the %d bytes of Django's file", status, len(body), len(want))
+	if r := docGet(t, srv, host, "/static/admin/css/base.css"); r.status != 200 || r.bodyErr != nil || !bytes.Equal(r.body, want) {
+		t.Errorf("GET /static/admin/css/base.css with debug = true: %d, %d bytes (%v); want 200 and the %d bytes of Django's file", r.status, len(r.body), r.bodyErr, len(want))
 	}
 }
 
@@ -259,8 +249,8 @@ func TestDjangoGuideCommands(t *testing.T) {
 			docRequireDevelopmentSite(t, srv, "localhost", filepath.Join(s.dir, "..", ".venv", "bin", "python"))
 		case "production.ini":
 			servedProd = true
-			if status, _ := docGet(t, srv, "www.example.com", "/admin/login/"); status != 200 {
-				t.Errorf("GET /admin/login/ on the production server: %d, want 200", status)
+			if r := docGet(t, srv, "www.example.com", "/admin/login/"); r.status != 200 {
+				t.Errorf("GET /admin/login/ on the production server: %d, want 200", r.status)
 			}
 		default:
 			t.Errorf("the guide serves %s, which this test does not know", config)
