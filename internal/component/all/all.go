@@ -8,4 +8,5 @@ import (
 	// one blank import per component package, sorted:
 	// _ "github.com/wsgate/wsgate/internal/component/static"
 	_ "github.com/wsgate/wsgate/internal/component/auth"
+	_ "github.com/wsgate/wsgate/internal/component/cors"
 )
