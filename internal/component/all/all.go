@@ -9,4 +9,5 @@ import (
 	// _ "github.com/wsgate/wsgate/internal/component/static"
 	_ "github.com/wsgate/wsgate/internal/component/auth"
 	_ "github.com/wsgate/wsgate/internal/component/cors"
+	_ "github.com/wsgate/wsgate/internal/component/ratelimit"
 )
