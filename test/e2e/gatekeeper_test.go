@@ -354,3 +354,100 @@ use = call:pep3333:make_app
 		t.Errorf("a header the INI does not allow: %q, want the browser to block it", got)
 	}
 }
+
+// gkTool runs a command-line client the test needs, skipping the test when
+// it is missing (failing under WSGATE_TEST_STRICT=1, as make test sets).
+func gkTool(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	if _, err := exec.LookPath(name); err != nil {
+		if os.Getenv("WSGATE_TEST_STRICT") == "1" {
+			t.Fatalf("%s missing: run ./scripts/system-deps.sh (make test does)", name)
+		}
+		t.Skipf("%s missing: run ./scripts/system-deps.sh", name)
+	}
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// TestGatekeeperAuthHtpasswd: auth against a file written by Apache's own
+// htpasswd, with curl as the client; the file changed by htpasswd is
+// re-read without a restart, and a line auth refuses (crypt() DES) is
+// logged with its place while the last good file stays in force.
+func TestGatekeeperAuthHtpasswd(t *testing.T) {
+	dir := t.TempDir()
+	users := filepath.Join(dir, "users.htpasswd")
+	gkTool(t, "htpasswd", "-cbB", users, "alice", "wonderland")
+	ini := filepath.Join(dir, "site.ini")
+	if err := os.WriteFile(ini, []byte(`[pipeline:main]
+pipeline = login plain
+
+[filter:login]
+use = egg:wsgate#auth
+htpasswd = users.htpasswd
+realm = Staff
+
+[app:plain]
+use = call:pep3333:make_app
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := gwStartArgs(t, "", ini, "--pythonpath", gwAppsDir(), "--workers", "1")
+	// curl prints the status, then the challenge header if any, then the body.
+	curl := func(creds string) (status, challenge string, env map[string]any) {
+		t.Helper()
+		args := []string{"-sS", "-D", "-", "-o", filepath.Join(dir, "body"), s.URL + "/environ"}
+		if creds != "" {
+			args = append(args, "-u", creds)
+		}
+		head := gkTool(t, "curl", args...)
+		status = strings.Fields(head)[1]
+		for _, line := range strings.Split(head, "\r\n") {
+			if k, v, ok := strings.Cut(line, ": "); ok && strings.EqualFold(k, "WWW-Authenticate") {
+				challenge = v
+			}
+		}
+		if status == "200" {
+			body, _ := os.ReadFile(filepath.Join(dir, "body"))
+			if err := json.Unmarshal(body, &env); err != nil {
+				t.Fatalf("%s: %v", body, err)
+			}
+		}
+		return status, challenge, env
+	}
+
+	if status, challenge, _ := curl(""); status != "401" || challenge != `Basic realm="Staff", charset="UTF-8"` {
+		t.Errorf("anonymous: %s, WWW-Authenticate %q", status, challenge)
+	}
+	if status, _, env := curl("alice:wonderland"); status != "200" || env["REMOTE_USER"] != "alice" {
+		t.Errorf("alice: %s, REMOTE_USER %v", status, env["REMOTE_USER"])
+	}
+	if status, _, _ := curl("alice:looking-glass"); status != "401" {
+		t.Errorf("alice with a wrong password: %s", status)
+	}
+
+	gkTool(t, "htpasswd", "-bB", users, "alice", "looking-glass")
+	harness.WaitFor(t, "the new password to be accepted", func() bool {
+		status, _, _ := curl("alice:looking-glass")
+		return status == "200"
+	})
+	if status, _, _ := curl("alice:wonderland"); status != "401" {
+		t.Errorf("the old password after the change: %s", status)
+	}
+	if !strings.Contains(s.Logs(), `msg="htpasswd reloaded"`) {
+		t.Errorf("no reload logged:\n%s", s.Logs())
+	}
+
+	gkTool(t, "htpasswd", "-bd", users, "bob", "builder")
+	harness.WaitFor(t, "the refused line to be logged", func() bool {
+		if status, _, _ := curl("alice:looking-glass"); status != "200" {
+			t.Fatalf("alice refused after a bad line was added: %s", status)
+		}
+		return strings.Contains(s.Logs(), `users.htpasswd:2: user \"bob\": crypt() DES hash (htpasswd -d) refused`)
+	})
+	if status, _, _ := curl("bob:builder"); status != "401" {
+		t.Errorf("bob, whose line was refused: %s", status)
+	}
+}

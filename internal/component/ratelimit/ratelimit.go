@@ -50,6 +50,9 @@ connection's peer; IPv6 addresses count per /64 (` + "`ipv6_prefix`" + `). With 
 ` + "`auth`" + ` filter placed before this one set it, and the address for anonymous requests. At most
 ` + "`max_clients`" + ` buckets are kept: idle clients are forgotten first.
 
+To slow password guessing, put a ` + "`key = addr`" + ` ratelimit before ` + "`auth`" + ` (auth refuses a wrong password
+before any filter after it runs); a ` + "`key = user`" + ` one after ` + "`auth`" + ` shares a rate among each user's clients.
+
     [filter:throttle]
     use = egg:wsgate#ratelimit
     rate = 5
