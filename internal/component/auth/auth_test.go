@@ -78,7 +78,7 @@ func get(t *testing.T, url string, header map[string]string, basic ...string) re
 	return res
 }
 
-func fixtureDir(t *testing.T) string {
+func fixtureDir(t testing.TB) string {
 	dir := t.TempDir()
 	data, err := os.ReadFile("testdata/all.htpasswd")
 	if err != nil {
