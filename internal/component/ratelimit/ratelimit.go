@@ -50,6 +50,9 @@ connection's peer; IPv6 addresses count per /64 (` + "`ipv6_prefix`" + `). With 
 ` + "`auth`" + ` filter placed before this one set it, and the address for anonymous requests. At most
 ` + "`max_clients`" + ` buckets are kept: idle clients are forgotten first.
 
+Behind a reverse proxy (over TCP or a unix socket) every request comes from the proxy: put ` + "`proxyfix`" + `
+first, or all clients share one bucket.
+
 To slow password guessing, put a ` + "`key = addr`" + ` ratelimit before ` + "`auth`" + ` (auth refuses a wrong password
 before any filter after it runs); a ` + "`key = user`" + ` one after ` + "`auth`" + ` shares a rate among each user's clients.
 
@@ -107,11 +110,11 @@ func build(b *component.Builder) (component.Built, error) {
 		return component.Built{}, b.Errorf("ipv6_prefix", "%d is more bits than an IPv6 address has (128)", prefix)
 	}
 	l.v6mask = net.CIDRMask(prefix, 128)
-	max, err := b.Int("max_clients", 100000, 1)
+	maxClients, err := b.Int("max_clients", 100000, 1)
 	if err != nil {
 		return component.Built{}, err
 	}
-	l.table = newTable(rate.Limit(perSecond), burst, max)
+	l.table = newTable(rate.Limit(perSecond), burst, maxClients)
 	return component.Built{Wrap: l.wrap}, nil
 }
 
@@ -122,7 +125,8 @@ func (l *limiter) wrap(next http.Handler) http.Handler {
 			l.log.Warn("ratelimit: more active clients than max_clients; some were forgotten", "max_clients", l.table.max)
 		}
 		if !ok {
-			w.Header().Set("Retry-After", strconv.FormatInt(int64(math.Ceil(wait.Seconds())), 10))
+			secs := max(1, int64(math.Ceil(wait.Seconds()))) // a token taken by a concurrent request: 0 would invite a retry storm
+			w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
 			http.Error(w, "429 Too Many Requests", http.StatusTooManyRequests)
 			return
 		}
