@@ -29,7 +29,7 @@ type seen struct {
 // app that reports the Facts and headers it got.
 func serve(t *testing.T, dir, ini string) *httptest.Server {
 	t.Helper()
-	built, err := componenttest.Build(t, componenttest.Host{}, dir, ini, "auth", true)
+	built, err := componenttest.BuildINI(t, &componenttest.Host{}, dir, ini, "auth", true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +225,7 @@ func TestRefusedAtLoad(t *testing.T) {
 			if c.file != "" {
 				os.WriteFile(filepath.Join(dir, "users.htpasswd"), []byte(c.file), 0o600)
 			}
-			_, err := componenttest.Build(t, componenttest.Host{}, dir, c.ini, "auth", true)
+			_, err := componenttest.BuildINI(t, &componenttest.Host{}, dir, c.ini, "auth", true)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("error %v, want one containing %q", err, c.want)
 			}

@@ -11,7 +11,7 @@ import (
 // BenchmarkBasic is the filter's cost per request for a browser that sends
 // its credentials with every request: bcrypt once, then the cache.
 func BenchmarkBasic(b *testing.B) {
-	built, err := componenttest.Build(b, componenttest.Host{}, fixtureDir(b), basicINI, "auth", true)
+	built, err := componenttest.BuildINI(b, &componenttest.Host{}, fixtureDir(b), basicINI, "auth", true)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,64 +1,138 @@
-// Package componenttest builds components from real INI text, as the compose
-// step does, so a component's unit tests see the same located errors and
-// option handling a user would.
+// Package componenttest builds components from INI options in unit tests,
+// with a Host and a Site whose state the test sets.
 package componenttest
 
 import (
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
-	"os"
-	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/wsgate/wsgate/internal/component"
 	"github.com/wsgate/wsgate/internal/config"
 )
 
-// Host is the smallest component.Host: a logger, no site, no apps.
-type Host struct{ Log *slog.Logger }
-
-func (h Host) App(name string) (http.Handler, error) {
-	return nil, errors.New("componenttest: no applications here")
+// Site is a component.Site whose pools and draining flag the test sets.
+type Site struct {
+	mu       sync.Mutex
+	pools    []component.PoolStats
+	draining bool
 }
-func (h Host) Site() component.Site { return nil }
-func (h Host) Logger() *slog.Logger {
+
+func (s *Site) Pools() []component.PoolStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]component.PoolStats(nil), s.pools...)
+}
+
+func (s *Site) Draining() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.draining
+}
+
+// SetPools replaces the pools the site reports.
+func (s *Site) SetPools(p ...component.PoolStats) {
+	s.mu.Lock()
+	s.pools = p
+	s.mu.Unlock()
+}
+
+// SetDraining sets what Draining reports.
+func (s *Site) SetDraining(d bool) {
+	s.mu.Lock()
+	s.draining = d
+	s.mu.Unlock()
+}
+
+// Host is a component.Host with a test Site and no applications to name.
+type Host struct {
+	S   *Site
+	Log *slog.Logger
+}
+
+func (h *Host) App(name string) (http.Handler, error) {
+	return nil, errors.New("componenttest: no application " + name)
+}
+
+func (h *Host) Site() component.Site {
+	if h.S == nil {
+		return nil // a nil *Site would be a non-nil interface
+	}
+	return h.S
+}
+
+func (h *Host) Logger() *slog.Logger {
 	if h.Log == nil {
 		return slog.Default()
 	}
 	return h.Log
 }
 
-// Build writes ini as site.ini in a fresh directory, loads the [filter:NAME]
-// or [app:NAME] section it names and builds it through the registry. It
-// returns the directory (for files the INI refers to), the Built, and the
-// error Build gave. A section whose `use` selects no component, or options
-// the component did not read, fail the test: those are compose's errors,
-// not the component's.
-func Build(t testing.TB, h Host, dir, ini, name string, filter bool) (component.Built, error) {
+// Node is a section of test.ini using the component, with options kv
+// (alternating keys and values).
+func Node(name string, kv ...string) *config.Node {
+	return &config.Node{
+		ObjectType: config.TypeFilter,
+		Use:        "egg:wsgate#" + name,
+		GlobalConf: config.ConfOf("here", "."),
+		LocalConf:  config.ConfOf(kv...),
+		Source:     config.Source{File: "test.ini", Line: 1, Section: "filter:" + name},
+	}
+}
+
+// TryBuild builds the registered component name from options kv, refusing
+// options it does not read as compose does.
+func TryBuild(h component.Host, name string, kv ...string) (component.Built, error) {
+	spec, ok := component.ByName(name)
+	if !ok {
+		return component.Built{}, errors.New("componenttest: no component " + name)
+	}
+	b := component.NewBuilder(Node(name, kv...), h)
+	built, err := spec.Build(b)
+	if err != nil {
+		return built, err
+	}
+	if unread := b.Unread(); len(unread) > 0 {
+		return built, b.Errorf(unread[0], "unknown option")
+	}
+	return built, nil
+}
+
+// Build is TryBuild that fails the test on an error and closes what it
+// built when the test ends.
+func Build(t testing.TB, h component.Host, name string, kv ...string) component.Built {
 	t.Helper()
-	path := filepath.Join(dir, "site.ini")
-	if err := os.WriteFile(path, []byte(ini), 0o644); err != nil {
+	built, err := TryBuild(h, name, kv...)
+	if err != nil {
+		t.Fatalf("building %s: %v", name, err)
+	}
+	if built.Close != nil {
+		t.Cleanup(func() { _ = built.Close() })
+	}
+	return built
+}
+
+// RequireError fails the test unless building name from options kv, for a
+// site that is served, fails with an error containing want.
+func RequireError(t testing.TB, name, want string, kv ...string) {
+	t.Helper()
+	_, err := TryBuild(&Host{S: &Site{}}, name, kv...)
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("%s with options %q: got error %v, want one containing %q", name, kv, err, want)
+	}
+}
+
+// FreeAddr returns a loopback host:port nothing listens on now.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
 		t.Fatal(err)
 	}
-	load := config.LoadApp
-	if filter {
-		load = config.LoadFilter
-	}
-	n, err := load("config:"+path+"#"+name, config.Options{Dir: dir})
-	if err != nil {
-		t.Fatalf("loading %s: %v", name, err)
-	}
-	spec, ok := component.Lookup(n.Use)
-	if !ok {
-		t.Fatalf("%s: no component for use = %s", name, n.Use)
-	}
-	b := component.NewBuilder(n, h)
-	built, err := spec.Build(b)
-	if err == nil {
-		if extra := b.Unread(); len(extra) > 0 {
-			t.Fatalf("%s: options no getter read: %v", name, extra)
-		}
-	}
-	return built, err
+	defer ln.Close()
+	return ln.Addr().String()
 }

@@ -11,7 +11,7 @@ import (
 // BenchmarkCORS is the filter's cost for an actual request from an allowed
 // origin and for a preflight it answers.
 func BenchmarkCORS(b *testing.B) {
-	built, err := componenttest.Build(b, componenttest.Host{}, b.TempDir(), "[filter:cors]\nuse = egg:wsgate#cors\n"+creds, "cors", true)
+	built, err := componenttest.BuildINI(b, &componenttest.Host{}, b.TempDir(), "[filter:cors]\nuse = egg:wsgate#cors\n"+creds, "cors", true)
 	if err != nil {
 		b.Fatal(err)
 	}

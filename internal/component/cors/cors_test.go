@@ -14,7 +14,7 @@ import (
 // that counts the requests it gets.
 func serve(t *testing.T, options string) (*httptest.Server, *atomic.Int64) {
 	t.Helper()
-	built, err := componenttest.Build(t, componenttest.Host{}, t.TempDir(), "[filter:cors]\nuse = egg:wsgate#cors\n"+options, "cors", true)
+	built, err := componenttest.BuildINI(t, &componenttest.Host{}, t.TempDir(), "[filter:cors]\nuse = egg:wsgate#cors\n"+options, "cors", true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func TestRefusedAtLoad(t *testing.T) {
 		{"origins = https://a.example\nmax_age = soon\n", `site.ini:4 [filter:cors] max_age: "soon" is not a duration`},
 	}
 	for _, c := range cases {
-		_, err := componenttest.Build(t, componenttest.Host{}, t.TempDir(), "[filter:cors]\nuse = egg:wsgate#cors\n"+c.options, "cors", true)
+		_, err := componenttest.BuildINI(t, &componenttest.Host{}, t.TempDir(), "[filter:cors]\nuse = egg:wsgate#cors\n"+c.options, "cors", true)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%q: error %v, want one containing %q", c.options, err, c.want)
 		}

@@ -12,7 +12,7 @@ import (
 // BenchmarkRateLimit is the filter's cost per accepted request, for one
 // client and for requests spread over 10 000 clients.
 func BenchmarkRateLimit(b *testing.B) {
-	built, err := componenttest.Build(b, componenttest.Host{}, b.TempDir(), "[filter:rl]\nuse = egg:wsgate#ratelimit\nrate = 1e9\nburst = 1000000\n", "rl", true)
+	built, err := componenttest.BuildINI(b, &componenttest.Host{}, b.TempDir(), "[filter:rl]\nuse = egg:wsgate#ratelimit\nrate = 1e9\nburst = 1000000\n", "rl", true)
 	if err != nil {
 		b.Fatal(err)
 	}

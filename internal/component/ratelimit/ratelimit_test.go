@@ -25,7 +25,7 @@ func chain(t *testing.T, ini string, names ...string) (*httptest.Server, *atomic
 	var reached atomic.Int64
 	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reached.Add(1) })
 	for i := len(names) - 1; i >= 0; i-- {
-		built, err := componenttest.Build(t, componenttest.Host{}, t.TempDir(), ini, names[i], true)
+		built, err := componenttest.BuildINI(t, &componenttest.Host{}, t.TempDir(), ini, names[i], true)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -212,7 +212,7 @@ func TestRefusedAtLoad(t *testing.T) {
 		{"rate = 5\nmax_clients = -1\n", `site.ini:4 [filter:rl] max_clients:`},
 	}
 	for _, c := range cases {
-		_, err := componenttest.Build(t, componenttest.Host{}, t.TempDir(), "[filter:rl]\nuse = egg:wsgate#ratelimit\n"+c.options, "rl", true)
+		_, err := componenttest.BuildINI(t, &componenttest.Host{}, t.TempDir(), "[filter:rl]\nuse = egg:wsgate#ratelimit\n"+c.options, "rl", true)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%q: error %v, want one containing %q", c.options, err, c.want)
 		}
