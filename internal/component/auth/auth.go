@@ -52,8 +52,8 @@ DES (` + "`-d`" + `) and plain text are refused at load with the file and line. 
 changes (checked at most once a second); a version that does not parse is logged and the last good one
 stays in force. Verified credentials are removed from the request, so the password never reaches the app.
 A password accepted once is remembered (keyed by an HMAC, at most 1024 of them), so a browser resending it
-costs no bcrypt; a wrong one, or an unknown user, always costs one: put a ` + "`ratelimit`" + ` before ` + "`auth`" + `
-to slow guessing.
+costs no bcrypt; a wrong one, or an unknown user, always costs a full check (a bcrypt in a bcrypt file):
+put a ` + "`ratelimit`" + ` before ` + "`auth`" + ` to slow guessing.
 
 With ` + "`trusted_header`" + ` and ` + "`trusted`" + `, a request from one of the trusted networks (the connection's peer,
 whatever proxyfix says) carrying the header is that user. From any other peer the header is removed.
