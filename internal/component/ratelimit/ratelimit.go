@@ -63,7 +63,7 @@ before any filter after it runs); a ` + "`key = user`" + ` one after ` + "`auth`
 		Options: []component.Option{
 			{Name: "rate", Type: "number", Required: true, Help: "Requests per second each client may send on average (e.g. 10, or 0.5 for one every two seconds)."},
 			{Name: "burst", Type: "int", Default: "rate, rounded up", Help: "Requests a client may send at once before the rate applies (the bucket's size)."},
-			{Name: "key", Type: "addr|user", Default: "addr", Help: "Count per client address, or per REMOTE_USER (anonymous requests per address)."},
+			{Name: "key", Type: "addr or user", Default: "addr", Help: "Count per client address, or per REMOTE_USER (anonymous requests per address)."},
 			{Name: "ipv6_prefix", Type: "int", Default: "64", Help: "IPv6 addresses are counted per network of this many bits."},
 			{Name: "max_clients", Type: "int", Default: "100000", Help: "Most buckets kept in memory (about 200 bytes each)."},
 		},
