@@ -48,7 +48,8 @@ without taking a worker, while other clients go on being served.
 The client is its address (` + "`key = addr`" + `): REMOTE_ADDR as proxyfix set it from a trusted proxy, else the
 connection's peer; IPv6 addresses count per /64 (` + "`ipv6_prefix`" + `). With ` + "`key = user`" + `, it is REMOTE_USER as an
 ` + "`auth`" + ` filter placed before this one set it, and the address for anonymous requests. At most
-` + "`max_clients`" + ` buckets are kept: idle clients are forgotten first.
+` + "`max_clients`" + ` buckets are kept: idle clients are forgotten first. The buckets live in the master's
+memory: a reload (SIGHUP) or a restart starts every client afresh.
 
 Behind a reverse proxy (over TCP or a unix socket) every request comes from the proxy: put ` + "`proxyfix`" + `
 first, or all clients share one bucket.
