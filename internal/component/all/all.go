@@ -6,7 +6,10 @@ package all
 
 import (
 	// one blank import per component package, sorted:
+	_ "github.com/wsgate/wsgate/internal/component/auth"
+	_ "github.com/wsgate/wsgate/internal/component/cors"
 	_ "github.com/wsgate/wsgate/internal/component/django_full"
+	_ "github.com/wsgate/wsgate/internal/component/ratelimit"
 	_ "github.com/wsgate/wsgate/internal/component/static"
 	_ "github.com/wsgate/wsgate/internal/component/urlmap"
 )
