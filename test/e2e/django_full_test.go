@@ -183,8 +183,9 @@ STATICFILES_DIRS = ["%(here)s/assets"]
 	if resp, css := dfGet(t, srv.URL+"/static/admin/css/base.css", "localhost"); resp.StatusCode != 200 || !strings.Contains(css, "body") {
 		t.Errorf("GET /static/admin/css/base.css (the admin app's static/): %s", resp.Status)
 	}
-	// Not in any finder directory: Django answers (its debug 404 page names the URLconf).
-	if resp, page := dfGet(t, srv.URL+"/static/nowhere.css", "localhost"); resp.StatusCode != 404 || !strings.Contains(page, "mysite.urls") {
+	// Not in any finder directory: Django answers, with its debug 404 page
+	// (Go's own 404 is a line of plain text).
+	if resp, page := dfGet(t, srv.URL+"/static/nowhere.css", "localhost"); resp.StatusCode != 404 || !strings.Contains(page, "<title>Page not found at /static/nowhere.css</title>") {
 		t.Errorf("GET /static/nowhere.css: %s, want Django's debug 404\n%.300s", resp.Status, page)
 	}
 }

@@ -70,7 +70,7 @@ settings module alone, which restart the workers only).
 
 | Django settings | STATIC_URL is served | a file that is not there |
 |---|---|---|
-| DEBUG on, ` + "`django.contrib.staticfiles`" + ` installed | from the finders' directories in their order (STATICFILES_DIRS, then each app's ` + "`static/`" + `), as ` + "`runserver`" + ` does | goes to Django (other finders, ` + "`staticfiles_urlpatterns()`" + `) |
+| DEBUG on, ` + "`django.contrib.staticfiles`" + ` installed | from the finders' directories in their order (STATICFILES_DIRS, then each app's ` + "`static/`" + `), as ` + "`runserver`" + ` does | goes to Django (the native factory's StaticFilesHandler, other finders, ` + "`staticfiles_urlpatterns()`" + `) |
 | otherwise, STATIC_ROOT set | from STATIC_ROOT (what ` + "`collectstatic`" + ` fills) | 404 |
 | otherwise | by Django, like any other URL (a warning at load when DEBUG is off: nothing serves them) | Django's answer |
 
