@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 
@@ -75,15 +74,16 @@ func dfGet(t *testing.T, url, host string) (*http.Response, string) {
 // come from Go — while the only worker is held by a slow view — and the
 // rest from Django.
 func TestDjangoFullCookbookSite(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join(testutil.RepoRoot(), "docs", "cookbook.md"))
-	if err != nil {
-		t.Fatal(err)
+	ini := ""
+	for _, b := range docBlocks(t, "docs/cookbook.md", "Django with its static and media files, and nothing in front") {
+		if m := docININame.FindStringSubmatch(b.text); b.lang == "ini" && m != nil && m[1] == "site.ini" {
+			ini = b.text
+		}
 	}
-	m := regexp.MustCompile("(?s)```ini\n(# site\\.ini[^\n]*\n.*?)```").FindStringSubmatch(string(data))
-	if m == nil {
-		t.Fatal("docs/cookbook.md has no ```ini block starting with # site.ini")
+	if ini == "" {
+		t.Fatal("docs/cookbook.md's Django recipe has no ```ini block starting with # site.ini")
 	}
-	dir := dfProject(t, "site.ini", m[1])
+	dir := dfProject(t, "site.ini", ini)
 	secret := []string{"--set", "secret_key=cookbook-" + demoRandom(t)}
 	if r := djRun(t, dir, "", nil, append(append([]string{"manage"}, secret...), "site.ini", "collectstatic", "--noinput", "--verbosity", "0")...); r.status != 0 {
 		t.Fatalf("wsgate manage site.ini collectstatic: %d\n%s%s", r.status, r.stdout, r.stderr)
