@@ -61,7 +61,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s := next
 		if s == nil {
 			var err error
-			s, err = h.pool.acquire(r.Context())
+			s, err = h.pool.acquireFor(r)
 			if err != nil {
 				if errors.Is(err, ErrQueueFull) || errors.Is(err, errQueueTimeout) {
 					w.Header().Set("Retry-After", "1")
@@ -71,7 +71,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		x = exchange{h: h, s: s, w: w, r: r, start: &s.start, rescues: x.rescues}
+		h.pool.stats.busy.Add(1)
 		x.run(scriptName, pathInfo, flags, inline)
+		h.pool.stats.busy.Add(-1)
 		if x.reason != reasonSlotClosed {
 			h.pool.release(s, x.healthy, x.reason)
 		}
