@@ -5,6 +5,7 @@
 package all
 
 import (
-// one blank import per component package, sorted:
-// _ "github.com/wsgate/wsgate/internal/component/static"
+	// one blank import per component package, sorted:
+	_ "github.com/wsgate/wsgate/internal/component/proxyfix"
+	// _ "github.com/wsgate/wsgate/internal/component/static"
 )
