@@ -6,6 +6,7 @@ package all
 
 import (
 	// one blank import per component package, sorted:
+	_ "github.com/wsgate/wsgate/internal/component/bodylimit"
 	_ "github.com/wsgate/wsgate/internal/component/proxyfix"
 	// _ "github.com/wsgate/wsgate/internal/component/static"
 )
