@@ -7,6 +7,8 @@ package all
 import (
 	// one blank import per component package, sorted:
 	_ "github.com/wsgate/wsgate/internal/component/bodylimit"
+	_ "github.com/wsgate/wsgate/internal/component/health"
+	_ "github.com/wsgate/wsgate/internal/component/metrics"
 	_ "github.com/wsgate/wsgate/internal/component/proxyfix"
 	// _ "github.com/wsgate/wsgate/internal/component/static"
 )

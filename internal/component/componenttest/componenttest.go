@@ -56,7 +56,12 @@ func (h *Host) App(name string) (http.Handler, error) {
 	return nil, errors.New("componenttest: no application " + name)
 }
 
-func (h *Host) Site() component.Site { return h.S }
+func (h *Host) Site() component.Site {
+	if h.S == nil {
+		return nil // a nil *Site would be a non-nil interface
+	}
+	return h.S
+}
 
 func (h *Host) Logger() *slog.Logger {
 	if h.Log == nil {
