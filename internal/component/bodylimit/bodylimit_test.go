@@ -147,9 +147,6 @@ func TestBodylimitConfigErrors(t *testing.T) {
 		{[]string{"max_bytes", "ten"}, `max_bytes: "ten" is not a size`},
 		{[]string{"max_bytes", "-1"}, `max_bytes: "-1" is not a size`},
 	} {
-		_, err := componenttest.TryBuild(&componenttest.Host{}, "bodylimit", tc.opts...)
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("options %q: got %v, want an error containing %q", tc.opts, err, tc.want)
-		}
+		componenttest.RequireError(t, "bodylimit", tc.want, tc.opts...)
 	}
 }

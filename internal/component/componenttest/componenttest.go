@@ -5,7 +5,9 @@ package componenttest
 import (
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 
@@ -112,4 +114,25 @@ func Build(t testing.TB, h component.Host, name string, kv ...string) component.
 		t.Cleanup(func() { _ = built.Close() })
 	}
 	return built
+}
+
+// RequireError fails the test unless building name from options kv fails
+// with an error containing want.
+func RequireError(t testing.TB, name, want string, kv ...string) {
+	t.Helper()
+	_, err := TryBuild(&Host{}, name, kv...)
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("%s with options %q: got error %v, want one containing %q", name, kv, err, want)
+	}
+}
+
+// FreeAddr returns a loopback host:port nothing listens on now.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }

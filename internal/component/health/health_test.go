@@ -2,10 +2,8 @@ package health
 
 import (
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 
 	"github.com/wsgate/wsgate/internal/component"
@@ -69,18 +67,8 @@ func TestHealthFollowsTheSite(t *testing.T) {
 	}
 }
 
-// freeAddr returns a loopback address nothing listens on.
-func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func TestHealthOwnListenerSharedAndHandedOver(t *testing.T) {
-	addr := freeAddr(t)
+	addr := componenttest.FreeAddr(t)
 	site := &componenttest.Site{}
 	host := &componenttest.Host{S: site}
 	h, err := componenttest.TryBuild(host, "health", "listen", addr)
@@ -132,9 +120,6 @@ func TestHealthConfigErrors(t *testing.T) {
 		{[]string{"listen", "localhost"}, `listen: "localhost" is not host:port`},
 		{[]string{"paths", "/x"}, "paths: unknown option"},
 	} {
-		_, err := componenttest.TryBuild(&componenttest.Host{}, "health", tc.opts...)
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("options %q: got %v, want an error containing %q", tc.opts, err, tc.want)
-		}
+		componenttest.RequireError(t, "health", tc.want, tc.opts...)
 	}
 }

@@ -2,10 +2,8 @@ package metrics
 
 import (
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
@@ -173,12 +171,7 @@ func TestMetricsInFlight(t *testing.T) {
 }
 
 func TestMetricsOwnListener(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := componenttest.FreeAddr(t)
 	built := componenttest.Build(t, &componenttest.Host{}, "metrics", "listen", addr)
 	srv := httptest.NewServer(built.Wrap(http.NotFoundHandler()))
 	defer srv.Close()
@@ -201,9 +194,6 @@ func TestMetricsConfigErrors(t *testing.T) {
 		{[]string{"listen", "9100"}, `listen: "9100" is not host:port`},
 		{[]string{"listen", "192.0.2.1:9100"}, "listen: listen tcp 192.0.2.1:9100"},
 	} {
-		_, err := componenttest.TryBuild(&componenttest.Host{}, "metrics", tc.opts...)
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("options %q: got %v, want an error containing %q", tc.opts, err, tc.want)
-		}
+		componenttest.RequireError(t, "metrics", tc.want, tc.opts...)
 	}
 }
