@@ -77,6 +77,13 @@ type Supervisor interface {
 	Stop(ctx context.Context)
 }
 
+// Drainer is a Supervisor told when the drain begins, before the listeners
+// close and the in-flight requests finish: a readiness probe answered from a
+// listener of its own turns false then, not once the drain is over.
+type Drainer interface {
+	BeginDrain()
+}
+
 // Options configure Serve.
 type Options struct {
 	Handler http.Handler
@@ -128,6 +135,7 @@ func Serve(ctx context.Context, lns []Listener, opts Options) error {
 		}()
 	}
 	var serveErr error
+	var stopSig os.Signal
 loop:
 	for {
 		select {
@@ -139,7 +147,7 @@ loop:
 				}
 				continue
 			}
-			log.Info("draining", "signal", sig.String(), "graceful_timeout", opts.GracefulTimeout.String())
+			stopSig = sig
 			break loop
 		case <-ctx.Done():
 			break loop
@@ -147,6 +155,13 @@ loop:
 			log.Error("listener failed; shutting down", "error", serveErr.Error())
 			break loop
 		}
+	}
+	if d, ok := opts.Supervisor.(Drainer); ok {
+		d.BeginDrain()
+	}
+	if stopSig != nil {
+		// logged once readiness is false: tests probe it after this line
+		log.Info("draining", "signal", stopSig.String(), "graceful_timeout", opts.GracefulTimeout.String())
 	}
 	grace := opts.GracefulTimeout
 	if grace <= 0 {
