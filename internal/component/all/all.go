@@ -10,5 +10,5 @@ import (
 	_ "github.com/wsgate/wsgate/internal/component/health"
 	_ "github.com/wsgate/wsgate/internal/component/metrics"
 	_ "github.com/wsgate/wsgate/internal/component/proxyfix"
-	// _ "github.com/wsgate/wsgate/internal/component/static"
+	_ "github.com/wsgate/wsgate/internal/component/urlmap"
 )
