@@ -14,7 +14,9 @@ import (
 // its `listen` option names an address, on a listener of its own that the
 // site's traffic never reaches. measure, if set, wraps the application
 // either way (metrics counts the site's requests wherever its page is
-// served).
+// served). A site built but not served (wsgate check, manage: the Host has
+// no Site) has the address checked, not bound, so checking the
+// configuration of a running server does not collide with it.
 func Endpoint(b *Builder, paths []string, page http.Handler, measure func(http.Handler) http.Handler) (Built, error) {
 	if measure == nil {
 		measure = func(next http.Handler) http.Handler { return next }
@@ -34,6 +36,9 @@ func Endpoint(b *Builder, paths []string, page http.Handler, measure func(http.H
 	}
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return Built{}, b.Errorf("listen", "%q is not host:port (e.g. 127.0.0.1:9100)", addr)
+	}
+	if b.Host == nil || b.Host.Site() == nil {
+		return Built{Wrap: measure}, nil
 	}
 	closeFn, err := serveOwn(addr, paths, page)
 	if err != nil {

@@ -2,6 +2,7 @@ package health
 
 import (
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -122,4 +123,19 @@ func TestHealthConfigErrors(t *testing.T) {
 	} {
 		componenttest.RequireError(t, "health", tc.want, tc.opts...)
 	}
+}
+
+// wsgate check builds the site without serving it: the address of a
+// running server's probes must not be bound again.
+func TestHealthListenNotBoundWhenNotServed(t *testing.T) {
+	running, err := net.Listen("tcp", "127.0.0.1:0") // the running server's probe listener
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer running.Close()
+	addr := running.Addr().String()
+	if _, err := componenttest.TryBuild(&componenttest.Host{}, "health", "listen", addr); err != nil {
+		t.Fatalf("checking a configuration whose listener is in use: %v", err)
+	}
+	componenttest.RequireError(t, "health", "address already in use", "listen", addr)
 }

@@ -172,7 +172,7 @@ func TestMetricsInFlight(t *testing.T) {
 
 func TestMetricsOwnListener(t *testing.T) {
 	addr := componenttest.FreeAddr(t)
-	built := componenttest.Build(t, &componenttest.Host{}, "metrics", "listen", addr)
+	built := componenttest.Build(t, &componenttest.Host{S: &componenttest.Site{}}, "metrics", "listen", addr)
 	srv := httptest.NewServer(built.Wrap(http.NotFoundHandler()))
 	defer srv.Close()
 	if resp, err := http.Get(srv.URL + "/metrics"); err != nil || resp.StatusCode != 404 {
