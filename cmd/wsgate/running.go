@@ -213,14 +213,19 @@ func (s *runningSite) Pools() []component.PoolStats {
 	defer s.mu.Unlock()
 	out := make([]component.PoolStats, 0, len(s.order))
 	for _, name := range s.order {
-		p := s.pools[name]
-		out = append(out, component.PoolStats{Name: name, Workers: p.Config().Workers, Ready: p.Ready()})
+		st := s.pools[name].Stats()
+		st.Name = name
+		out = append(out, st)
 	}
 	return out
 }
 
 // Draining reports whether the site is shutting down.
 func (s *runningSite) Draining() bool { return s.draining.Load() }
+
+// BeginDrain marks the site draining as soon as SIGTERM comes, while the
+// requests in flight finish (server.Drainer): readiness turns false then.
+func (s *runningSite) BeginDrain() { s.draining.Store(true) }
 
 // loadErrorOf finds the application's load error in a start failure.
 func loadErrorOf(err error) (*gateway.LoadError, bool) {
