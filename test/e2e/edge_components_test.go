@@ -1,0 +1,363 @@
+package e2e
+
+// End-to-end tests of the components that stand at the edge of a site:
+// proxyfix, bodylimit, metrics and health, composed from an INI file around
+// the pep3333 application served by real workers. Helpers start with "edge".
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/wsgate/wsgate/internal/component/componenttest"
+	"github.com/wsgate/wsgate/test/e2e/harness"
+)
+
+// edgeServe writes ini (the sections after [DEFAULT]) to a file and serves
+// it with the pep3333 application's directory on the path.
+func edgeServe(t *testing.T, ini string, extra ...string) *gwServer {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "site.ini")
+	if err := os.WriteFile(path, []byte(ini), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rec := t.TempDir()
+	args := append([]string{path, "--pythonpath", gwAppsDir()}, extra...)
+	srv := harness.Start(t, harness.Options{Args: args, Env: []string{"E2E_RECORD_DIR=" + rec}})
+	t.Cleanup(srv.Stop)
+	return &gwServer{Server: srv, rec: rec, addr: strings.TrimPrefix(srv.URL, "http://")}
+}
+
+// edgeApp is the Python application every site here ends in.
+const edgeApp = `
+[app:app]
+use = call:pep3333:make_app
+`
+
+// edgeEnviron asks the application for its environ, with headers.
+func edgeEnviron(t *testing.T, url string, headers ...string) map[string]any {
+	t.Helper()
+	req, err := http.NewRequest("GET", url+"/environ", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Add(headers[i], headers[i+1])
+	}
+	var env map[string]any
+	gwJSON(t, "GET /environ", gwDo(t, req), &env)
+	return env
+}
+
+// edgeSpoofs are headers a client might hope to see as REMOTE_USER.
+var edgeSpoofs = []string{"Remote-User", "mallory", "Remote_User", "mallory", "X-Remote-User", "mallory", "REMOTE-USER", "mallory"}
+
+// edgeNoRemoteUser fails the test if a client header became REMOTE_USER.
+func edgeNoRemoteUser(t *testing.T, env map[string]any) {
+	t.Helper()
+	if v, ok := env["REMOTE_USER"]; ok {
+		t.Fatalf("a client header became REMOTE_USER=%q", v)
+	}
+	// Plain client data they may stay, under their HTTP_ names.
+	if env["HTTP_X_REMOTE_USER"] != "mallory" {
+		t.Fatalf("HTTP_X_REMOTE_USER = %v, want the header passed as client data", env["HTTP_X_REMOTE_USER"])
+	}
+}
+
+// edgeAllFour is a site with every edge component in front of the app.
+func edgeAllFour(trusted string) string {
+	return `
+[pipeline:main]
+pipeline = health metrics proxyfix bodylimit app
+
+[filter:health]
+use = egg:wsgate#health
+
+[filter:metrics]
+use = egg:wsgate#metrics
+
+[filter:proxyfix]
+use = egg:wsgate#proxyfix
+trusted = ` + trusted + `
+hops = 2
+headers = x-forwarded-for x-forwarded-proto x-forwarded-host x-forwarded-port x-forwarded-prefix
+
+[filter:bodylimit]
+use = egg:wsgate#bodylimit
+max_bytes = 1k
+` + edgeApp
+}
+
+func TestEdgeProxyfixTrustedPeer(t *testing.T) {
+	srv := edgeServe(t, edgeAllFour("127.0.0.1 10.0.0.0/8"))
+	env := edgeEnviron(t, srv.URL, append([]string{
+		"X-Forwarded-For", "6.6.6.6, 203.0.113.7, 10.1.2.3",
+		"X-Forwarded-Proto", "https",
+		"X-Forwarded-Host", "www.example.com",
+		"X-Forwarded-Prefix", "/shop",
+	}, edgeSpoofs...)...)
+	want := map[string]any{
+		"REMOTE_ADDR":          "203.0.113.7", // 10.1.2.3 is a trusted hop; 6.6.6.6 was written by the client
+		"wsgi.url_scheme":      "https",
+		"SERVER_NAME":          "www.example.com",
+		"SERVER_PORT":          "443",
+		"SCRIPT_NAME":          "/shop",
+		"PATH_INFO":            "/environ",
+		"HTTP_X_FORWARDED_FOR": "6.6.6.6, 203.0.113.7, 10.1.2.3",
+	}
+	for k, v := range want {
+		if env[k] != v {
+			t.Errorf("%s = %v, want %v", k, env[k], v)
+		}
+	}
+	if _, ok := env["REMOTE_PORT"]; ok {
+		t.Errorf("REMOTE_PORT = %v: the proxy's port, not the client's", env["REMOTE_PORT"])
+	}
+	edgeNoRemoteUser(t, env)
+	// A port forwarded alone: the host stays the request's.
+	env = edgeEnviron(t, srv.URL, append([]string{"X-Forwarded-Port", "8443"}, edgeSpoofs...)...)
+	if env["SERVER_PORT"] != "8443" || env["SERVER_NAME"] != "127.0.0.1" || env["REMOTE_ADDR"] != "127.0.0.1" {
+		t.Errorf("X-Forwarded-Port alone: SERVER_NAME %v SERVER_PORT %v REMOTE_ADDR %v", env["SERVER_NAME"], env["SERVER_PORT"], env["REMOTE_ADDR"])
+	}
+}
+
+func TestEdgeProxyfixIgnoresAnUntrustedPeer(t *testing.T) {
+	// The client is 127.0.0.1; only 192.0.2.1 is trusted.
+	srv := edgeServe(t, edgeAllFour("192.0.2.1"))
+	env := edgeEnviron(t, srv.URL, append([]string{
+		"X-Forwarded-For", "203.0.113.7",
+		"X-Forwarded-Proto", "https",
+		"X-Forwarded-Host", "www.example.com",
+		"X-Forwarded-Prefix", "/shop",
+	}, edgeSpoofs...)...)
+	_, port, _ := strings.Cut(srv.addr, ":")
+	want := map[string]any{
+		"REMOTE_ADDR":            "127.0.0.1",
+		"wsgi.url_scheme":        "http",
+		"SERVER_NAME":            "127.0.0.1",
+		"SERVER_PORT":            port,
+		"SCRIPT_NAME":            "",
+		"PATH_INFO":              "/environ",
+		"HTTP_X_FORWARDED_FOR":   "203.0.113.7", // left to the application as plain client data
+		"HTTP_X_FORWARDED_PROTO": "https",
+	}
+	for k, v := range want {
+		if env[k] != v {
+			t.Errorf("%s = %v, want %v", k, env[k], v)
+		}
+	}
+	edgeNoRemoteUser(t, env)
+}
+
+func TestEdgeBodylimitAnswersBeforeAWorkerIsTaken(t *testing.T) {
+	srv := edgeServe(t, edgeAllFour("127.0.0.1"), "--workers", "1")
+	// The only worker is held by a request the test has seen arrive…
+	held := make(chan gwResponse, 1)
+	go func() { held <- gwTry(t, srv.URL+"/block?id=held") }()
+	harness.WaitFile(t, srv.gwRecord("held.started"))
+	// …so a request that needed a worker would wait for it; these are
+	// answered while it is still held.
+	big := bytes.Repeat([]byte("x"), 4096)
+	declared := gwDo(t, edgePost(t, srv.URL+"/read?mode=all", big, false))
+	chunked := gwDo(t, edgePost(t, srv.URL+"/read?mode=all", big, true))
+	for what, r := range map[string]gwResponse{"declared length": declared, "chunked": chunked} {
+		if r.status != http.StatusRequestEntityTooLarge {
+			t.Errorf("%s past max_bytes: %d %q, want 413", what, r.status, r.body)
+		}
+	}
+	select {
+	case r := <-held:
+		t.Fatalf("the held request ended before its release: %d %q", r.status, r.body)
+	default:
+	}
+	srv.gwRelease(t, "held")
+	gwOK(t, "the held request", <-held)
+	// The server stays healthy: a body within the limit, chunked or not, is
+	// read whole by the application.
+	small := bytes.Repeat([]byte("y"), 1000)
+	for _, chunkedBody := range []bool{false, true} {
+		r := gwDo(t, edgePost(t, srv.URL+"/read?mode=all", small, chunkedBody))
+		gwOK(t, fmt.Sprintf("a body within the limit (chunked %v)", chunkedBody), r)
+		if !bytes.Contains(r.body, []byte(gwSHA(small))) {
+			t.Errorf("the application read %q, want the body's hash %s", r.body, gwSHA(small))
+		}
+	}
+	if r := gwGet(t, srv.URL+"/healthz/ready"); r.status != 200 {
+		t.Errorf("readiness after the refusals: %d %q", r.status, r.body)
+	}
+}
+
+// edgePost is a POST of body, sent chunked (no length) when chunked.
+func edgePost(t *testing.T, url string, body []byte, chunked bool) *http.Request {
+	t.Helper()
+	var r io.Reader = bytes.NewReader(body)
+	if chunked {
+		r = io.MultiReader(r) // hides the length: Transfer-Encoding: chunked
+	}
+	req, err := http.NewRequest("POST", url, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
+}
+
+// edgeScrape fetches a metrics page and parses it with Prometheus' parser.
+func edgeScrape(t *testing.T, url string) map[string]*dto.MetricFamily {
+	t.Helper()
+	r := gwGet(t, url)
+	gwOK(t, "GET "+url, r)
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(bytes.NewReader(r.body))
+	if err != nil {
+		t.Fatalf("parsing the metrics page: %v\n%s", err, r.body)
+	}
+	return fams
+}
+
+// edgeValue is the value of the series of family name whose labels include
+// the pairs given (a counter's, a gauge's or a histogram's sample count); it
+// fails the test when there is none.
+func edgeValue(t *testing.T, fams map[string]*dto.MetricFamily, name string, labels ...string) float64 {
+	t.Helper()
+	fam := fams[name]
+	if fam == nil {
+		t.Fatalf("no metric %s", name)
+	}
+	var got []string
+	for _, m := range fam.Metric {
+		have := map[string]string{}
+		for _, l := range m.Label {
+			have[l.GetName()] = l.GetValue()
+		}
+		got = append(got, fmt.Sprint(have))
+		match := true
+		for i := 0; i+1 < len(labels); i += 2 {
+			match = match && have[labels[i]] == labels[i+1]
+		}
+		if !match {
+			continue
+		}
+		switch {
+		case m.Counter != nil:
+			return m.Counter.GetValue()
+		case m.Gauge != nil:
+			return m.Gauge.GetValue()
+		case m.Histogram != nil:
+			return float64(m.Histogram.GetSampleCount())
+		}
+	}
+	t.Fatalf("no %s series with labels %q among %v", name, labels, got)
+	return 0
+}
+
+func TestEdgeMetricsCountWhatTheTestDid(t *testing.T) {
+	addr := componenttest.FreeAddr(t)
+	srv := edgeServe(t, `
+[pipeline:main]
+pipeline = metrics site
+
+[filter:metrics]
+use = egg:wsgate#metrics
+listen = `+addr+`
+
+[composite:site]
+use = egg:Paste#urlmap
+/ = app
+/mount = app
+`+edgeApp, "--workers", "2")
+	for _, p := range []string{"/hello", "/hello", "/hello", "/mount/hello", "/nowhere"} {
+		gwTry(t, srv.URL+p)
+	}
+	if r := gwGet(t, srv.URL+"/metrics"); r.status != 404 {
+		t.Errorf("the page on the site's listener although listen is set: %d", r.status)
+	}
+	fams := edgeScrape(t, "http://"+addr+"/metrics")
+	for _, c := range []struct {
+		labels []string
+		want   float64
+	}{
+		{[]string{"route", "/", "code", "200"}, 3},
+		{[]string{"route", "/mount", "code", "200"}, 1},
+		{[]string{"route", "/", "code", "404"}, 2}, // /nowhere, and /metrics on the site's listener
+	} {
+		if got := edgeValue(t, fams, "wsgate_requests_total", c.labels...); got != c.want {
+			t.Errorf("wsgate_requests_total%q = %v, want %v", c.labels, got, c.want)
+		}
+	}
+	if got := edgeValue(t, fams, "wsgate_request_duration_seconds", "route", "/"); got != 5 {
+		t.Errorf("latency samples of route /: %v, want 5", got)
+	}
+	var waits float64
+	for _, m := range fams["wsgate_queue_wait_seconds"].GetMetric() {
+		waits += float64(m.GetHistogram().GetSampleCount())
+	}
+	if waits != 6 {
+		t.Errorf("queue-wait samples: %v, want 6 (every request the workers served)", waits)
+	}
+	if got := edgeValue(t, fams, "wsgate_pool_workers", "state", "ready"); got != 2 {
+		t.Errorf("ready workers: %v, want 2", got)
+	}
+	if got := edgeValue(t, fams, "wsgate_requests_in_flight"); got != 0 {
+		t.Errorf("in flight: %v", got)
+	}
+	if got := edgeValue(t, fams, "wsgate_pool_restarts_total"); got != 0 {
+		t.Errorf("restarts before any: %v", got)
+	}
+	// A worker dies: its replacement is counted once it is spawned.
+	gwTry(t, srv.URL+"/crash?how=exit&id=crash")
+	srv.WaitLog("reason=died")
+	harness.WaitFor(t, "a replacement worker", func() bool {
+		return edgeValue(t, edgeScrape(t, "http://"+addr+"/metrics"), "wsgate_pool_workers", "state", "ready") == 2
+	})
+	if got := edgeValue(t, edgeScrape(t, "http://"+addr+"/metrics"), "wsgate_pool_restarts_total"); got != 1 {
+		t.Errorf("restarts after a worker died: %v, want 1", got)
+	}
+}
+
+func TestEdgeReadinessFalseWhileDraining(t *testing.T) {
+	addr := componenttest.FreeAddr(t)
+	srv := edgeServe(t, `
+[pipeline:main]
+pipeline = health app
+
+[filter:health]
+use = egg:wsgate#health
+listen = `+addr+`
+`+edgeApp, "--workers", "1")
+	probe := "http://" + addr + "/healthz/ready"
+	if r := gwGet(t, probe); r.status != 200 || string(r.body) != "ready\n" {
+		t.Fatalf("readiness while serving: %d %q", r.status, r.body)
+	}
+	held := make(chan gwResponse, 1)
+	go func() { held <- gwTry(t, srv.URL+"/block?id=slow") }()
+	harness.WaitFile(t, srv.gwRecord("slow.started"))
+	srv.Signal(syscall.SIGTERM)
+	srv.WaitLog("draining")
+	// The site's listener is closed now; the probe's own listener answers
+	// until the drain is done.
+	if r := gwGet(t, probe); r.status != 503 || string(r.body) != "not ready: draining\n" {
+		t.Errorf("readiness while draining: %d %q", r.status, r.body)
+	}
+	if r := gwGet(t, "http://"+addr+"/healthz"); r.status != 200 {
+		t.Errorf("liveness while draining: %d %q", r.status, r.body)
+	}
+	srv.gwRelease(t, "slow")
+	gwOK(t, "the request in flight at SIGTERM", <-held)
+	if code := srv.Wait(); code != 0 {
+		t.Fatalf("exit status %d after the drain", code)
+	}
+	if r := gwTry(t, probe); r.status != -1 {
+		t.Errorf("the probe's listener still answers after the exit: %d", r.status)
+	}
+}
