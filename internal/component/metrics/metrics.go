@@ -132,9 +132,12 @@ func (m *Metrics) Wrap(next http.Handler) http.Handler {
 				route = "/"
 			}
 			code := "aborted"
-			if rec.Status != 0 {
+			switch {
+			case rec.Status >= 100 && rec.Status < len(codes):
+				code = codes[rec.Status]
+			case rec.Status != 0:
 				code = strconv.Itoa(rec.Status)
-			} else if completed {
+			case completed:
 				code = "200" // nothing written: net/http sends 200
 			}
 			m.requests.WithLabelValues(route, code).Inc()
@@ -147,6 +150,14 @@ func (m *Metrics) Wrap(next http.Handler) http.Handler {
 		completed = true
 	})
 }
+
+// codes are the status labels, made once rather than per request.
+var codes = func() (c [600]string) {
+	for i := 100; i < len(c); i++ {
+		c[i] = strconv.Itoa(i)
+	}
+	return c
+}()
 
 // poolCollector reports the site's worker pools at scrape time.
 type poolCollector struct{ site component.Site }

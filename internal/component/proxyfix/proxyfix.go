@@ -157,29 +157,39 @@ type forward struct {
 	proto, host, port, prefix string
 }
 
+// hopList is what the proxies said, hop by hop, the nearest (rightmost)
+// first.
+type hopList interface {
+	Len() int
+	At(i int) forward
+}
+
 // apply reads the honoured headers of a request from a trusted peer.
 func (f *Fixer) apply(r *http.Request, facts *component.Facts) {
-	var hops []forward // the rightmost (nearest) first
 	if f.headers == forwarded {
-		hops = parseForwarded(r.Header.Values("Forwarded"))
-	} else {
-		hops = f.xForwarded(r.Header)
+		applyHops(f, r, facts, forwardedHops(parseForwarded(r.Header.Values("Forwarded"))))
+		return
 	}
-	if len(hops) == 0 {
+	applyHops(f, r, facts, f.xForwarded(r.Header))
+}
+
+// applyHops is generic so that neither list is boxed: X-Forwarded-* is
+// read in place, without an allocation on the way.
+func applyHops[L hopList](f *Fixer, r *http.Request, facts *component.Facts, hops L) {
+	n := hops.Len()
+	if n == 0 {
 		return
 	}
 	// Walk from the direct peer outwards: hop i was written by the proxy
 	// that hop i-1 names (hop 0 by the direct peer, already trusted).
 	depth := 0
 	client := netip.Addr{}
-	for i, h := range hops {
-		if i == f.hops {
-			break
-		}
+	for i := 0; i < n && i < f.hops; i++ {
 		if i > 0 && !(client.IsValid() && f.isTrusted(client)) {
 			break
 		}
 		depth = i + 1
+		h := hops.At(i)
 		if !h.forSet {
 			continue // this hop says nothing about its client: keep walking on the others
 		}
@@ -195,11 +205,16 @@ func (f *Fixer) apply(r *http.Request, facts *component.Facts) {
 	if client.IsValid() {
 		facts.RemoteAddr = client.String()
 	}
-	at := hops[depth-1]
+	at := hops.At(depth - 1)
 	scheme := ""
-	if p := strings.ToLower(at.proto); p == "http" || p == "https" {
-		scheme = p
-		facts.Scheme = p
+	switch {
+	case strings.EqualFold(at.proto, "http"):
+		scheme = "http"
+	case strings.EqualFold(at.proto, "https"):
+		scheme = "https"
+	}
+	if scheme != "" {
+		facts.Scheme = scheme
 	}
 	host, hostPort, hostOK := splitHost(at.host)
 	port := ""
@@ -229,50 +244,86 @@ func (f *Fixer) apply(r *http.Request, facts *component.Facts) {
 	}
 }
 
-// xForwarded gathers the X-Forwarded-* headers by hop, the rightmost entry
-// first. The lists need not be equally long: proto, host, port and prefix
-// are aligned on the right with For, and a shorter one gives its first
-// entry to the hops beyond it.
-func (f *Fixer) xForwarded(h http.Header) []forward {
-	list := func(bit int, name string) []string {
+// xForwardedHops are the X-Forwarded-* header lines, read in place. The
+// lists need not be equally long: proto, host, port and prefix are aligned
+// on the right with For, and a shorter one gives its first entry to the
+// hops beyond it.
+type xForwardedHops struct {
+	fors, protos, hosts, ports, prefixes []string // header lines; nil when not honoured
+}
+
+func (f *Fixer) xForwarded(h http.Header) xForwardedHops {
+	lines := func(bit int, name string) []string {
 		if f.headers&bit == 0 {
 			return nil
 		}
-		var out []string
-		for _, v := range h.Values(name) {
-			for _, e := range strings.Split(v, ",") {
-				out = append(out, strings.TrimSpace(e))
-			}
-		}
-		// reversed: the nearest hop first
-		for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-			out[i], out[j] = out[j], out[i]
-		}
-		return out
+		return h[name] // canonical names: Header.Values without the lookup's copy
 	}
-	fors := list(xFor, "X-Forwarded-For")
-	protos := list(xProto, "X-Forwarded-Proto")
-	hosts := list(xHost, "X-Forwarded-Host")
-	ports := list(xPort, "X-Forwarded-Port")
-	prefixes := list(xPrefix, "X-Forwarded-Prefix")
-	n := max(len(fors), len(protos), len(hosts), len(ports), len(prefixes))
-	at := func(l []string, i int) string {
-		if len(l) == 0 {
-			return ""
-		}
-		return l[min(i, len(l)-1)]
+	return xForwardedHops{
+		fors:     lines(xFor, "X-Forwarded-For"),
+		protos:   lines(xProto, "X-Forwarded-Proto"),
+		hosts:    lines(xHost, "X-Forwarded-Host"),
+		ports:    lines(xPort, "X-Forwarded-Port"),
+		prefixes: lines(xPrefix, "X-Forwarded-Prefix"),
 	}
-	hops := make([]forward, n)
-	for i := range hops {
-		h := &hops[i]
-		if i < len(fors) {
-			h.forSet = true
-			h.forIP, _ = parseAddr(fors[i])
-		}
-		h.proto, h.host, h.port, h.prefix = at(protos, i), at(hosts, i), at(ports, i), at(prefixes, i)
-	}
-	return hops
 }
+
+func (x xForwardedHops) Len() int {
+	return max(entries(x.fors), entries(x.protos), entries(x.hosts), entries(x.ports), entries(x.prefixes))
+}
+
+func (x xForwardedHops) At(i int) forward {
+	var h forward
+	if i < entries(x.fors) {
+		h.forSet = true
+		h.forIP, _ = parseAddr(entry(x.fors, i))
+	}
+	h.proto, h.host, h.port, h.prefix = entryOrFirst(x.protos, i), entryOrFirst(x.hosts, i), entryOrFirst(x.ports, i), entryOrFirst(x.prefixes, i)
+	return h
+}
+
+// entries counts the comma-separated entries of header lines.
+func entries(lines []string) int {
+	n := len(lines)
+	for _, l := range lines {
+		n += strings.Count(l, ",")
+	}
+	return n
+}
+
+// entry is the i-th comma-separated entry of header lines counting from
+// the right (0 is the last), trimmed; "" past the first.
+func entry(lines []string, i int) string {
+	for j := len(lines) - 1; j >= 0; j-- {
+		l := lines[j]
+		for {
+			k := strings.LastIndexByte(l, ',')
+			if i == 0 {
+				return strings.TrimSpace(l[k+1:])
+			}
+			if k < 0 {
+				break
+			}
+			l, i = l[:k], i-1
+		}
+		i--
+	}
+	return ""
+}
+
+// entryOrFirst is entry i, or the first entry when there are fewer.
+func entryOrFirst(lines []string, i int) string {
+	if n := entries(lines); n > 0 {
+		return entry(lines, min(i, n-1))
+	}
+	return ""
+}
+
+// forwardedHops are the elements of Forwarded header lines, parsed.
+type forwardedHops []forward
+
+func (l forwardedHops) Len() int         { return len(l) }
+func (l forwardedHops) At(i int) forward { return l[i] }
 
 // parseForwarded reads RFC 7239 Forwarded header lines into hops, the
 // rightmost element first. A malformed element ends the list there (the
