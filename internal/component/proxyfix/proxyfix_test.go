@@ -1,8 +1,10 @@
 package proxyfix
 
 import (
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/wsgate/wsgate/internal/component"
@@ -120,4 +122,51 @@ func TestProxyfixConfigErrors(t *testing.T) {
 	} {
 		componenttest.RequireError(t, "proxyfix", tc.want, tc.opts...)
 	}
+}
+
+// FuzzProxyfix: whatever the headers say, nothing panics, an untrusted peer
+// changes nothing, and with one hop REMOTE_ADDR is the last entry or stays.
+func FuzzProxyfix(f *testing.F) {
+	for _, seed := range [][2]string{
+		{"1.2.3.4, 5.6.7.8", `for=1.2.3.4;proto=https`},
+		{"[::1]:80,,", `for="[2001:db8::1]:4711";host="a,b", for=_x`},
+		{"", `for=";,"`},
+		{" , ", `proto=https;;; ,`},
+	} {
+		f.Add(seed[0], seed[1], "https", "h.example:8443", "/p")
+	}
+	x := componenttest.Build(f, &componenttest.Host{}, "proxyfix", "trusted", "127.0.0.1",
+		"headers", "x-forwarded-for x-forwarded-proto x-forwarded-host x-forwarded-port x-forwarded-prefix")
+	rfc := componenttest.Build(f, &componenttest.Host{}, "proxyfix", "trusted", "127.0.0.1", "headers", "forwarded")
+	f.Fuzz(func(t *testing.T, xff, fwd, proto, host, prefix string) {
+		for _, peer := range []string{"127.0.0.1:1", "192.0.2.1:1"} {
+			for _, built := range []component.Built{x, rfc} {
+				var got component.Facts
+				h := built.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if f := component.FactsOf(r); f != nil {
+						got = *f
+					}
+				}))
+				req := httptest.NewRequest("GET", "/", nil)
+				req.RemoteAddr = peer
+				for k, v := range map[string]string{"X-Forwarded-For": xff, "Forwarded": fwd, "X-Forwarded-Proto": proto,
+					"X-Forwarded-Host": host, "X-Forwarded-Prefix": prefix, "X-Forwarded-Port": host} {
+					req.Header.Set(k, v)
+				}
+				h.ServeHTTP(httptest.NewRecorder(), req)
+				if peer != "127.0.0.1:1" && got != (component.Facts{}) {
+					t.Fatalf("an untrusted peer changed %+v", got)
+				}
+				if got.RemoteAddr != "" && net.ParseIP(got.RemoteAddr) == nil {
+					t.Fatalf("REMOTE_ADDR %q is not an address", got.RemoteAddr)
+				}
+				if got.Scheme != "" && got.Scheme != "http" && got.Scheme != "https" {
+					t.Fatalf("scheme %q", got.Scheme)
+				}
+				if strings.ContainsAny(got.ServerName+got.ServerPort, " /\r\n\x00") || strings.ContainsAny(got.ScriptName, "\r\n\x00") {
+					t.Fatalf("unsafe value through: %+v", got)
+				}
+			}
+		}
+	})
 }
