@@ -231,3 +231,20 @@ use = egg:FakeApp#configed
 		}
 	}
 }
+
+// Every command that loads a site has the same path flags, and their help
+// names each flag's argument (no "-python python =").
+func TestSiteFlagsHelp(t *testing.T) {
+	for _, cmd := range []string{"check", "manage", "test", "serve"} {
+		stdout, stderr, _ := runCheckBinary(t, t.TempDir(), nil, cmd, "-h")
+		help := stdout + stderr
+		for _, want := range []string{"-python PATH", "-chdir DIR", "-pythonpath DIR", "-set key=value"} {
+			if !strings.Contains(help, want) {
+				t.Errorf("%s -h lacks %q:\n%s", cmd, want, help)
+			}
+		}
+		if strings.Contains(help, "python =") {
+			t.Errorf("%s -h has a garbled argument name:\n%s", cmd, help)
+		}
+	}
+}

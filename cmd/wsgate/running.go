@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -99,6 +100,7 @@ func (s *runningSite) prepare(app *config.Node) error {
 // stopped.
 func (s *runningSite) start() error {
 	for i, name := range s.order {
+		logSettings(s.log, name, s.pools[name].Config())
 		if err := s.pools[name].Start(); err != nil {
 			s.stopPools(context.Background(), s.order[:i])
 			if s.composed != nil {
@@ -108,6 +110,21 @@ func (s *runningSite) start() error {
 		}
 	}
 	return nil
+}
+
+// logSettings says, once per pool, the settings it runs with, zeros and
+// defaults spelled out ("none" for no timeout, no queue).
+func logSettings(log *slog.Logger, name string, c gateway.Config) {
+	timeout, queue := c.Timeout.String(), strconv.Itoa(c.QueueSize)
+	if c.Timeout < 0 {
+		timeout = "none"
+	}
+	if c.QueueSize < 0 {
+		queue = "none"
+	}
+	log.Info("pool settings", "pool", name, "workers", c.Workers, "threads", c.Threads, "pipeline", c.Pipeline,
+		"timeout", timeout, "queue_size", queue, "graceful_timeout", c.GracefulTimeout.String(),
+		"max_requests", c.MaxRequests)
 }
 
 // Workers is the number of workers of every pool.

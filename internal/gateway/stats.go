@@ -26,7 +26,7 @@ func (p *Pool) Stats() component.PoolStats {
 		Ready:    p.Ready(),
 		States:   make(map[string]int, len(p.stats.inState)),
 		Busy:     int(p.stats.busy.Load()),
-		Queued:   int(p.waiting.Load()),
+		Queued:   p.Queued(),
 		Restarts: p.stats.restarts.Load(),
 		// reloads completed since the first generation
 		Generation: 1 + int(p.reloads.Load()),
