@@ -33,7 +33,7 @@ probe on the site's own listener only sees the listener close; to watch readines
 requests drain, give ` + "`listen`" + ` an address of its own: that listener stays open until the drain is done.`,
 		Options: []component.Option{
 			{Name: "path", Type: "string", Default: "/healthz", Help: "The liveness path."},
-			{Name: "ready_path", Type: "string", Default: "path + `/ready`", Help: "The readiness path."},
+			{Name: "ready_path", Type: "string", Default: "path + /ready", Help: "The readiness path."},
 			{Name: "listen", Type: "address",
 				Help: "Serve the probes on this host:port instead of the site's listeners (e.g. `127.0.0.1:8081`); it may be shared with metrics."},
 		},

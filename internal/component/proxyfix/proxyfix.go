@@ -37,12 +37,15 @@ func init() {
 		Doc: `Put it first in the pipeline, in front of everything that logs or decides by the client's address.
 
 The headers are believed only from a direct peer listed in ` + "`trusted`" + `. X-Forwarded-For (or
-Forwarded's ` + "`for=`" + `) is read from the right: the last entry was written by the direct peer, the one
-before it by the proxy that entry names, and so on; the walk stops at the first entry written by a proxy
-that is not trusted, or after ` + "`hops`" + ` entries. The entry it stops at becomes REMOTE_ADDR. An entry that
-is not an IP address (` + "`unknown`" + `, an obfuscated ` + "`_name`" + `) stops the walk where it is. The other headers
-(proto, host, port, prefix) are read at the same depth: with a comma-separated list, the entry written by
-the outermost proxy believed; a shorter list (proxies that overwrite rather than append) gives its first entry.
+Forwarded's ` + "`for=`" + `) is read from the right. The last entry was written by the direct peer, so it is
+believed; if it names a trusted proxy, the entry before it (which that proxy wrote) is believed too, and so
+on, up to ` + "`hops`" + ` entries. The last entry believed becomes REMOTE_ADDR: the nearest address that is not
+a trusted proxy, unless ` + "`hops`" + ` ran out first. Entries further left were written by the client or by
+proxies nobody vouches for, and are never used. An entry that is not an IP address (` + "`unknown`" + `, an
+obfuscated ` + "`_name`" + `) ends the walk: REMOTE_ADDR is then the last address known, the proxy that wrote
+it (the connection's peer if that is the direct peer). The other headers (proto, host, port, prefix) are
+read at the same depth: in a comma-separated list, the entry of the outermost proxy believed; a shorter list
+(proxies that overwrite rather than append) gives its first entry.
 
 Only the headers listed in ` + "`headers`" + ` are read: list exactly those your proxy sets or overwrites, since
 any other one passes from the client unchanged. X-Forwarded-* and Forwarded cannot be mixed (they would
@@ -194,8 +197,7 @@ func applyHops[L hopList](f *Fixer, r *http.Request, facts *component.Facts, hop
 			continue // this hop says nothing about its client: keep walking on the others
 		}
 		if !h.forIP.IsValid() {
-			client = netip.Addr{}
-			break
+			break // "unknown", "_hidden": the proxy that wrote it is as far as we know
 		}
 		client = h.forIP
 	}

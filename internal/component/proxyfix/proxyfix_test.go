@@ -67,6 +67,8 @@ func TestProxyfix(t *testing.T) {
 			[]string{"X-Forwarded-For", "[2001:db8::7]:4711"}, component.Facts{RemoteAddr: "2001:db8::7"}},
 		{"not an address: REMOTE_ADDR stays", all, "127.0.0.1:1",
 			[]string{"X-Forwarded-For", "unknown", "X-Forwarded-Proto", "https"}, component.Facts{Scheme: "https", ServerPort: "443"}},
+		{"not an address beyond a trusted hop: that hop is the client", append([]string{"hops", "3"}, all...), "127.0.0.1:1",
+			[]string{"X-Forwarded-For", "6.6.6.6, unknown, 10.0.0.2"}, component.Facts{RemoteAddr: "10.0.0.2"}},
 		{"host, port and prefix", all, "127.0.0.1:1",
 			[]string{"X-Forwarded-For", "2.2.2.2", "X-Forwarded-Proto", "https", "X-Forwarded-Host", "www.example.com",
 				"X-Forwarded-Port", "8443", "X-Forwarded-Prefix", "/shop/"},
