@@ -198,6 +198,63 @@ func TestEdgeBodylimitAnswersBeforeAWorkerIsTaken(t *testing.T) {
 	}
 }
 
+// TestEdgeBodylimitWithCurl: curl's uploads past the limit are refused
+// before curl sends them (Expect: 100-continue), chunked too, and over
+// HTTP/2 with or without a length; one within the limit arrives whole.
+func TestEdgeBodylimitWithCurl(t *testing.T) {
+	curl := gwCurl(t)
+	srv := edgeServe(t, `
+[pipeline:main]
+pipeline = bodylimit app
+
+[filter:bodylimit]
+use = egg:wsgate#bodylimit
+max_bytes = 1m
+`+edgeApp, "--workers", "1")
+	dir := t.TempDir()
+	big, small := filepath.Join(dir, "big"), filepath.Join(dir, "small")
+	if err := os.WriteFile(big, bytes.Repeat([]byte("b"), 3<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	smallBody := bytes.Repeat([]byte("s"), 700<<10)
+	if err := os.WriteFile(small, smallBody, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := func(args ...string) string {
+		return curl(append([]string{"--output", "/dev/null", "--write-out", "%{http_code} %{size_upload}"}, args...)...)
+	}
+	// A length above 1 MB makes curl ask Expect: 100-continue: the 413 comes
+	// instead of the 100, and curl sends none of the body.
+	if got := out("--data-binary", "@"+big, srv.URL+"/read"); got != "413 0" {
+		t.Errorf("declared 3 MB with Expect: got %q, want \"413 0\" (refused, nothing uploaded)", got)
+	}
+	if got := out("-H", "Transfer-Encoding: chunked", "--data-binary", "@"+big, srv.URL+"/read"); !strings.HasPrefix(got, "413 ") {
+		t.Errorf("chunked 3 MB: %q, want 413", got)
+	}
+	// Over HTTP/2 the early 413 ends with RST_STREAM(NO_ERROR), as RFC 9113
+	// 8.1 says, which curl 7.88 takes for a failure of the whole exchange:
+	// Go's client is the one that reads it as a response.
+	protocols := new(http.Protocols)
+	protocols.SetUnencryptedHTTP2(true)
+	h2 := &http.Client{Timeout: gwIOGuard, Transport: &http.Transport{Protocols: protocols}}
+	for _, chunked := range []bool{false, true} {
+		resp, err := h2.Do(edgePost(t, srv.URL+"/read", bytes.Repeat([]byte("b"), 3<<20), chunked))
+		if err != nil {
+			t.Fatalf("3 MB over HTTP/2 (chunked %v): %v", chunked, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 413 || resp.ProtoMajor != 2 {
+			t.Errorf("3 MB over HTTP/2 (no length: %v): %s %d, want HTTP/2 413", chunked, resp.Proto, resp.StatusCode)
+		}
+	}
+	for _, extra := range [][]string{nil, {"-H", "Transfer-Encoding: chunked"}, {"--http2-prior-knowledge"}} {
+		body := curl(append(extra, "--fail", "--data-binary", "@"+small, srv.URL+"/read?mode=chunks")...)
+		if !strings.Contains(body, gwSHA(smallBody)) {
+			t.Errorf("700 KB within the limit (%v): the application read %q", extra, body)
+		}
+	}
+}
+
 // edgePost is a POST of body, sent chunked (no length) when chunked.
 func edgePost(t *testing.T, url string, body []byte, chunked bool) *http.Request {
 	t.Helper()

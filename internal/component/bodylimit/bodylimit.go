@@ -38,6 +38,9 @@ worker is involved. A body that fits is handed on with its real CONTENT_LENGTH, 
 complete body of known length. This buffering costs up to ` + "`max_bytes`" + ` of disk per such request and
 makes a slow uploader hold a goroutine, never a worker.
 
+Over HTTP/2 the 413 is followed by RST_STREAM(NO_ERROR), which tells the client to stop sending (RFC 9113
+section 8.1); some clients, curl 7.88 among them, report that as a failure instead of showing the 413.
+
 A client that breaks off while its body is being read gets 400. Put bodylimit in front of the application
 (or of one urlmap mount) in the pipeline.`,
 		Options: []component.Option{
