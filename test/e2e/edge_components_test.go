@@ -418,3 +418,52 @@ listen = `+addr+`
 		t.Errorf("the probe's listener still answers after the exit: %d", r.status)
 	}
 }
+
+// TestEdgeOwnListenerSurvivesAConfigurationReload: --reload composes the
+// site again on an INI change; the new metrics takes the listener over from
+// the old one (which still holds it while the new one is built) instead of
+// failing to bind it.
+func TestEdgeOwnListenerSurvivesAConfigurationReload(t *testing.T) {
+	addr := componenttest.FreeAddr(t)
+	dir := t.TempDir()
+	ini := filepath.Join(dir, "site.ini")
+	site := func(path string) string {
+		return `
+[pipeline:main]
+pipeline = metrics app
+
+[filter:metrics]
+use = egg:wsgate#metrics
+listen = ` + addr + `
+path = ` + path + `
+` + edgeApp
+	}
+	if err := os.WriteFile(ini, []byte(site("/metrics")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv := harness.Start(t, harness.Options{Dir: dir,
+		Args: []string{"site.ini", "--reload", "--workers", "1", "--pythonpath", gwAppsDir()},
+		Env:  []string{"WSGATE_RELOAD_INTERVAL=100ms", "E2E_RECORD_DIR=" + t.TempDir()}})
+	t.Cleanup(srv.Stop)
+	gwOK(t, "hello", gwGet(t, srv.URL+"/hello"))
+	edgeScrape(t, "http://"+addr+"/metrics")
+	srv.WaitLog("--reload: watching for changes")
+	if err := os.WriteFile(ini, []byte(site("/m2")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv.WaitLog("wsgate: reloading, changed:")
+	harness.WaitFor(t, "the new metrics page at /m2", func() bool {
+		return gwTry(t, "http://"+addr+"/m2").status == 200
+	})
+	if r := gwTry(t, "http://"+addr+"/metrics"); r.status != 404 {
+		t.Errorf("the old path after the reload: %d", r.status)
+	}
+	if strings.Contains(srv.Logs(), "reload failed") {
+		t.Errorf("the reload failed:\n%s", srv.Logs())
+	}
+	gwOK(t, "hello after the reload", gwGet(t, srv.URL+"/hello"))
+	fams := edgeScrape(t, "http://"+addr+"/m2")
+	if got := edgeValue(t, fams, "wsgate_requests_total", "code", "200"); got != 1 {
+		t.Errorf("requests counted by the new site: %v, want 1 (counters start again with the new site)", got)
+	}
+}
