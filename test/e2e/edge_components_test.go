@@ -60,6 +60,16 @@ func edgeEnviron(t *testing.T, url string, headers ...string) map[string]any {
 	return env
 }
 
+// edgeWant fails the test for every key of want that env has otherwise.
+func edgeWant(t *testing.T, env map[string]any, want map[string]any) {
+	t.Helper()
+	for k, v := range want {
+		if env[k] != v {
+			t.Errorf("%s = %v, want %v", k, env[k], v)
+		}
+	}
+}
+
 // edgeSpoofs are headers a client might hope to see as REMOTE_USER.
 var edgeSpoofs = []string{"Remote-User", "mallory", "Remote_User", "mallory", "X-Remote-User", "mallory", "REMOTE-USER", "mallory"}
 
@@ -116,11 +126,7 @@ func TestEdgeProxyfixTrustedPeer(t *testing.T) {
 		"PATH_INFO":            "/environ",
 		"HTTP_X_FORWARDED_FOR": "6.6.6.6, 203.0.113.7, 10.1.2.3",
 	}
-	for k, v := range want {
-		if env[k] != v {
-			t.Errorf("%s = %v, want %v", k, env[k], v)
-		}
-	}
+	edgeWant(t, env, want)
 	if _, ok := env["REMOTE_PORT"]; ok {
 		t.Errorf("REMOTE_PORT = %v: the proxy's port, not the client's", env["REMOTE_PORT"])
 	}
@@ -152,11 +158,7 @@ func TestEdgeProxyfixIgnoresAnUntrustedPeer(t *testing.T) {
 		"HTTP_X_FORWARDED_FOR":   "203.0.113.7", // left to the application as plain client data
 		"HTTP_X_FORWARDED_PROTO": "https",
 	}
-	for k, v := range want {
-		if env[k] != v {
-			t.Errorf("%s = %v, want %v", k, env[k], v)
-		}
-	}
+	edgeWant(t, env, want)
 	edgeNoRemoteUser(t, env)
 }
 
