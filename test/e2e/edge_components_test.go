@@ -6,6 +6,7 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -136,6 +137,34 @@ func TestEdgeProxyfixTrustedPeer(t *testing.T) {
 	if env["SERVER_PORT"] != "8443" || env["SERVER_NAME"] != "127.0.0.1" || env["REMOTE_ADDR"] != "127.0.0.1" {
 		t.Errorf("X-Forwarded-Port alone: SERVER_NAME %v SERVER_PORT %v REMOTE_ADDR %v", env["SERVER_NAME"], env["SERVER_PORT"], env["REMOTE_ADDR"])
 	}
+}
+
+// TestEdgeProxyfixBehindAUnixSocket: with trust_unix, a proxy on the
+// site's unix socket is believed (curl stands for nginx); on the TCP
+// listener of the same server, the same headers are not.
+func TestEdgeProxyfixBehindAUnixSocket(t *testing.T) {
+	curl := gwCurl(t)
+	sock := filepath.Join(t.TempDir(), "site.sock")
+	srv := edgeServe(t, `
+[pipeline:main]
+pipeline = proxyfix app
+
+[filter:proxyfix]
+use = egg:wsgate#proxyfix
+trust_unix = true
+`+edgeApp, "--bind", "unix:"+sock, "--bind", "127.0.0.1:0")
+	var env map[string]any
+	out := curl("--fail", "--unix-socket", sock, "-H", "X-Forwarded-For: 203.0.113.7", "-H", "X-Forwarded-Proto: https",
+		"-H", "Remote-User: mallory", "http://site.example/environ")
+	if err := json.Unmarshal([]byte(out), &env); err != nil {
+		t.Fatalf("%v in %q", err, out)
+	}
+	edgeWant(t, env, map[string]any{"REMOTE_ADDR": "203.0.113.7", "wsgi.url_scheme": "https", "SERVER_PORT": "443"})
+	if _, ok := env["REMOTE_USER"]; ok {
+		t.Errorf("Remote-User became REMOTE_USER=%v", env["REMOTE_USER"])
+	}
+	tcp := edgeEnviron(t, srv.Listeners[1], "X-Forwarded-For", "203.0.113.7", "X-Forwarded-Proto", "https")
+	edgeWant(t, tcp, map[string]any{"REMOTE_ADDR": "127.0.0.1", "wsgi.url_scheme": "http"})
 }
 
 func TestEdgeProxyfixIgnoresAnUntrustedPeer(t *testing.T) {

@@ -47,6 +47,10 @@ it (the connection's peer if that is the direct peer). The other headers (proto,
 read at the same depth: in a comma-separated list, the entry of the outermost proxy believed; a shorter list
 (proxies that overwrite rather than append) gives its first entry.
 
+Behind a proxy that connects through a unix socket listener (` + "`--bind unix:…`" + `), such a peer has no
+address: ` + "`trust_unix = true`" + ` believes every connection of a unix socket (only processes allowed to open
+the socket file can make one), while connections to the server's TCP listeners still need ` + "`trusted`" + `.
+
 Only the headers listed in ` + "`headers`" + ` are read: list exactly those your proxy sets or overwrites, since
 any other one passes from the client unchanged. X-Forwarded-* and Forwarded cannot be mixed (they would
 describe the same hops twice). X-Forwarded-Proto must be http or https, X-Forwarded-Host a host name or
@@ -58,8 +62,10 @@ The request headers themselves are left in place: the application still sees HTT
 the others, whether or not they were believed, and must never trust them itself. REMOTE_USER is never set
 from any header.`,
 		Options: []component.Option{
-			{Name: "trusted", Type: "networks", Required: true,
-				Help: "Addresses and networks of the proxies whose headers are believed, space-separated (`127.0.0.1 10.0.0.0/8 ::1`)."},
+			{Name: "trusted", Type: "networks",
+				Help: "Addresses and networks of the proxies whose headers are believed, space-separated (`127.0.0.1 10.0.0.0/8 ::1`). Required unless `trust_unix` is true."},
+			{Name: "trust_unix", Type: "bool", Default: "false",
+				Help: "Also believe the headers on connections through a unix socket listener (`--bind unix:…`), as from nginx on the same machine; `trusted` may then be left out."},
 			{Name: "hops", Type: "int", Default: "1",
 				Help: "How many proxies' entries are believed at most, counting from the direct peer."},
 			{Name: "headers", Type: "list", Default: "x-forwarded-for x-forwarded-proto",
@@ -90,20 +96,25 @@ var headerBits = map[string]int{
 
 // Fixer holds one configured proxyfix.
 type Fixer struct {
-	trusted []netip.Prefix
-	hops    int
-	headers int
+	trusted   []netip.Prefix
+	trustUnix bool // every peer of a unix socket listener is trusted
+	hops      int
+	headers   int
 }
 
 func build(b *component.Builder) (component.Built, error) {
-	if _, err := b.Required("trusted"); err != nil {
+	f := &Fixer{}
+	var err error
+	if f.trustUnix, err = b.Bool("trust_unix", false); err != nil {
 		return component.Built{}, err
+	}
+	if v, _ := b.Lookup("trusted"); v == "" && !f.trustUnix {
+		return component.Built{}, b.Errorf("", "option trusted is required (or trust_unix = true behind a proxy on a unix socket)")
 	}
 	nets, err := b.Networks("trusted")
 	if err != nil {
 		return component.Built{}, err
 	}
-	f := &Fixer{}
 	for _, n := range nets {
 		addr, _ := netip.AddrFromSlice(n.IP)
 		ones, _ := n.Mask.Size()
@@ -135,13 +146,25 @@ func build(b *component.Builder) (component.Built, error) {
 // Wrap returns next behind the fixer.
 func (f *Fixer) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if peer, ok := peerAddr(r.RemoteAddr); ok && f.isTrusted(peer) {
+		if f.trustUnix && viaUnixSocket(r) || f.isTrustedPeer(r.RemoteAddr) {
 			r2, facts := component.Attach(r)
 			f.apply(r2, facts)
 			r = r2
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// viaUnixSocket reports whether the request came through a unix socket
+// listener (a proxy on the same machine: only it can connect).
+func viaUnixSocket(r *http.Request) bool {
+	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	return local != nil && local.Network() == "unix"
+}
+
+func (f *Fixer) isTrustedPeer(remote string) bool {
+	peer, ok := peerAddr(remote)
+	return ok && f.isTrusted(peer)
 }
 
 func (f *Fixer) isTrusted(a netip.Addr) bool {

@@ -1,6 +1,7 @@
 package proxyfix
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -109,6 +110,33 @@ func TestProxyfixPortFollowsTheConnectionScheme(t *testing.T) {
 	}
 }
 
+func TestProxyfixUnixSocketPeer(t *testing.T) {
+	for _, tc := range []struct {
+		opts []string
+		want string
+	}{
+		{[]string{"trust_unix", "true"}, "203.0.113.7"},
+		{[]string{"trust_unix", "true", "trusted", "10.0.0.0/8"}, "203.0.113.7"},
+		{[]string{"trusted", "127.0.0.1"}, ""}, // a unix peer is not 127.0.0.1
+	} {
+		built := componenttest.Build(t, &componenttest.Host{}, "proxyfix", tc.opts...)
+		var got component.Facts
+		h := built.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if f := component.FactsOf(r); f != nil {
+				got = *f
+			}
+		}))
+		req := httptest.NewRequest("GET", "/", nil)
+		req = req.WithContext(context.WithValue(req.Context(), http.LocalAddrContextKey, &net.UnixAddr{Name: "/run/app.sock", Net: "unix"}))
+		req.RemoteAddr = "@"
+		req.Header.Set("X-Forwarded-For", "203.0.113.7")
+		h.ServeHTTP(httptest.NewRecorder(), req)
+		if got.RemoteAddr != tc.want {
+			t.Errorf("options %q: REMOTE_ADDR %q, want %q", tc.opts, got.RemoteAddr, tc.want)
+		}
+	}
+}
+
 func TestProxyfixConfigErrors(t *testing.T) {
 	for _, tc := range []struct {
 		opts []string
@@ -121,6 +149,8 @@ func TestProxyfixConfigErrors(t *testing.T) {
 		{[]string{"trusted", "::1", "headers", "x-real-ip"}, `"x-real-ip" is not one of`},
 		{[]string{"trusted", "::1", "headers", "forwarded x-forwarded-for"}, "honour one or the other"},
 		{[]string{"trusted", "::1", "header", "forwarded"}, "header: unknown option"},
+		{[]string{"trust_unix", "false"}, "option trusted is required"},
+		{[]string{"trust_unix", "maybe"}, `trust_unix: "maybe" is not true or false`},
 	} {
 		componenttest.RequireError(t, "proxyfix", tc.want, tc.opts...)
 	}
