@@ -498,3 +498,39 @@ path = ` + path + `
 		t.Errorf("requests counted by the new site: %v, want 1 (counters start again with the new site)", got)
 	}
 }
+
+// TestEdgeReadinessFalseWithNoWorkerReady: the only worker dies and its
+// replacement cannot load the application: readiness is 503 naming the
+// pool, liveness stays 200; once the application loads again, ready.
+func TestEdgeReadinessFalseWithNoWorkerReady(t *testing.T) {
+	srv := edgeServe(t, `
+[pipeline:main]
+pipeline = health app
+
+[filter:health]
+use = egg:wsgate#health
+
+[app:app]
+use = call:flaky:make_app
+`, "--workers", "1")
+	ready := srv.URL + "/healthz/ready"
+	if r := gwGet(t, ready); r.status != 200 {
+		t.Fatalf("readiness at start: %d %q", r.status, r.body)
+	}
+	if err := os.WriteFile(srv.gwRecord("fail-import"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gwTry(t, srv.URL+"/crash?how=exit&id=gone")
+	harness.WaitFor(t, "a replacement worker to fail its import", func() bool { return srv.gwImportFailures() > 0 })
+	if r := gwGet(t, ready); r.status != 503 || string(r.body) != "not ready: pool app has no ready worker\n" {
+		t.Errorf("readiness with no worker able to load: %d %q", r.status, r.body)
+	}
+	if r := gwGet(t, srv.URL+"/healthz"); r.status != 200 {
+		t.Errorf("liveness with no worker ready: %d", r.status)
+	}
+	if err := os.Remove(srv.gwRecord("fail-import")); err != nil {
+		t.Fatal(err)
+	}
+	harness.WaitFor(t, "readiness once the application loads again", func() bool { return gwTry(t, ready).status == 200 })
+	gwOK(t, "a request once ready", gwGet(t, srv.URL+"/hello"))
+}
