@@ -49,7 +49,10 @@ Metrics (all prefixed ` + "`wsgate_`" + `):
 | ` + "`wsgate_draining`" + ` | gauge | | 1 while the server drains on SIGTERM |
 
 plus the Go runtime's and the process's own (` + "`go_*`" + `, ` + "`process_*`" + `). Request counters start from
-zero each time the site is built (start, reload of the configuration); the pool counters follow the pools.`,
+zero each time the site is built (start, reload of the configuration); the pool counters follow the pools.
+
+No label carries the request's path, host or any other client value, only the configured mounts, statuses
+and pool names: the number of series stays bounded whatever clients send.`,
 		Options: []component.Option{
 			{Name: "path", Type: "string", Default: "/metrics", Help: "Where the page is served."},
 			{Name: "listen", Type: "address",
