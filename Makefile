@@ -12,7 +12,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
 # Debian packages: the tests drive real clients (git for hg/trac fixtures,
 # chromium for the browser test); the benchmark needs wrk.
-TEST_DEBS  := git chromium curl
+TEST_DEBS  := git chromium curl apache2-utils
 BENCH_DEBS := wrk
 
 export WSGATE_TEST_PYTHON := $(VPY)
