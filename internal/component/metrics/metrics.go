@@ -129,7 +129,6 @@ func (m *Metrics) Wrap(next http.Handler) http.Handler {
 		defer func() {
 			// Also when the handler panics (a response cut off midway):
 			// the request still happened.
-			m.inFlight.Dec()
 			route := facts.Route
 			if route == "" {
 				route = "/"
@@ -148,6 +147,10 @@ func (m *Metrics) Wrap(next http.Handler) http.Handler {
 			if facts.Dispatched {
 				m.queueWait.WithLabelValues(facts.Pool).Observe(facts.QueueWait.Seconds())
 			}
+			// Last: a scrape that sees no request in flight sees every
+			// finished one counted (the client may have its answer a
+			// moment before this runs).
+			m.inFlight.Dec()
 		}()
 		next.ServeHTTP(rec, r)
 		completed = true
