@@ -71,16 +71,17 @@ func listen(bind string) (Listener, error) {
 	return Listener{Listener: l, URL: "http://" + l.Addr().String()}, nil
 }
 
-// Supervisor is what the server drives on signals: the worker pool.
+// Supervisor is what the server drives on signals: the worker pools.
 type Supervisor interface {
 	Reload()
 	Stop(ctx context.Context)
 }
 
-// Drainer is a Supervisor told when the drain begins, before the listeners
-// close and the in-flight requests finish: a readiness probe answered from a
-// listener of its own turns false then, not once the drain is over.
-type Drainer interface {
+// drainNotified is a Supervisor told when the drain begins, before the
+// listeners close and the in-flight requests finish: a readiness probe
+// answered from a listener of its own turns false then, not once the drain
+// is over.
+type drainNotified interface {
 	BeginDrain()
 }
 
@@ -156,7 +157,7 @@ loop:
 			break loop
 		}
 	}
-	if d, ok := opts.Supervisor.(Drainer); ok {
+	if d, ok := opts.Supervisor.(drainNotified); ok {
 		d.BeginDrain()
 	}
 	if stopSig != nil {
