@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/wsgate/wsgate/internal/testutil"
 )
 
 // TestGatewayCurl talks to the gateway with curl, a client written by other
@@ -54,16 +56,13 @@ func TestGatewayCurl(t *testing.T) {
 }
 
 // gwCurl returns a function that runs curl with args and returns its
-// output, failing the test if curl fails; the test is skipped when curl is
-// missing (unless WSGATE_TEST_STRICT=1).
+// output, failing the test if curl fails; the test is skipped through
+// testutil.Skip when curl is missing.
 func gwCurl(t *testing.T) func(args ...string) string {
 	t.Helper()
 	curl, err := exec.LookPath("curl")
 	if err != nil {
-		if os.Getenv("WSGATE_TEST_STRICT") == "1" {
-			t.Fatalf("curl missing (the Makefile's TEST_DEBS installs it)")
-		}
-		t.Skip("curl not installed")
+		testutil.Skip(t, "curl missing: run ./scripts/system-deps.sh curl (make test does)")
 	}
 	return func(args ...string) string {
 		t.Helper()
