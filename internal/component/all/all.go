@@ -5,6 +5,9 @@
 package all
 
 import (
-// one blank import per component package, sorted:
-// _ "github.com/wsgate/wsgate/internal/component/static"
+	// one blank import per component package, sorted:
+	_ "github.com/wsgate/wsgate/internal/component/accesslog"
+	_ "github.com/wsgate/wsgate/internal/component/compress"
+	_ "github.com/wsgate/wsgate/internal/component/requestid"
+	// _ "github.com/wsgate/wsgate/internal/component/static"
 )
