@@ -155,9 +155,9 @@ func TestJSONLines(t *testing.T) {
 	}
 	var e struct {
 		Time, RemoteAddr, RemoteUser, Method, URI, Proto, Host, Referer, UserAgent, RequestID string
-		Status                                                                                  int
-		Bytes                                                                                   int64
-		Duration                                                                                float64
+		Status                                                                                int
+		Bytes                                                                                 int64
+		Duration                                                                              float64
 	}
 	dec := json.NewDecoder(strings.NewReader(strings.NewReplacer("remote_addr", "RemoteAddr", "remote_user", "RemoteUser",
 		"user_agent", "UserAgent", "request_id", "RequestID").Replace(got[0])))
