@@ -19,13 +19,13 @@ import (
 	_ "github.com/wsgate/wsgate/internal/component/requestid"
 )
 
-// site builds accesslog (with options) around inner filters' options and
+// site builds accesslog with options (alternating keys and values) around
 // app, logging to a file in a temporary directory; it returns the handler
 // and a function that reads the lines logged so far.
-func site(t *testing.T, options string, app http.Handler) (http.Handler, func() []string) {
+func site(t *testing.T, app http.Handler, options ...string) (http.Handler, func() []string) {
 	t.Helper()
 	logPath := filepath.Join(t.TempDir(), "access.log")
-	h := componenttest.MustWrap(t, "[filter:log]\nuse = egg:wsgate#accesslog\nfile = "+logPath+"\n"+options, "log", app)
+	h := componenttest.Build(t, &componenttest.Host{}, "accesslog", append([]string{"file", logPath}, options...)...).Wrap(app)
 	return h, func() []string {
 		data, err := os.ReadFile(logPath)
 		if err != nil {
@@ -73,7 +73,7 @@ func hello(w http.ResponseWriter, r *http.Request) {
 }
 
 func TestCombinedLineFromARealClient(t *testing.T) {
-	h, lines := site(t, "", http.HandlerFunc(hello))
+	h, lines := site(t, http.HandlerFunc(hello))
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	req, _ := http.NewRequest("GET", srv.URL+`/p%22a\th?q="x"&r=\`, nil)
@@ -108,7 +108,7 @@ func TestCombinedLineFromARealClient(t *testing.T) {
 }
 
 func TestForgedLineCannotBeInjected(t *testing.T) {
-	h, lines := site(t, "", http.HandlerFunc(hello))
+	h, lines := site(t, http.HandlerFunc(hello))
 	forged := "x\" 200 1\n203.0.113.9 - admin [01/Jan/2026:00:00:00 +0000] \"GET /admin HTTP/1.1\" 200 1 \"-\" \"-\" 0.000001 \"-\"\r\n"
 	// net/http refuses such bytes on the wire; a request built in Go can
 	// carry them (HTTP/2 and future transports), and the log must hold.
@@ -131,7 +131,7 @@ func TestForgedLineCannotBeInjected(t *testing.T) {
 }
 
 func TestCommonFormatAndEmptyBody(t *testing.T) {
-	h, lines := site(t, "format = common\n", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	h, lines := site(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}), "format", "common")
 	r := httptest.NewRequest("DELETE", "/thing", nil)
 	r.Header.Set("User-Agent", "curl")
 	h.ServeHTTP(httptest.NewRecorder(), r)
@@ -143,7 +143,7 @@ func TestCommonFormatAndEmptyBody(t *testing.T) {
 }
 
 func TestJSONLines(t *testing.T) {
-	h, lines := site(t, "format = json\n", http.HandlerFunc(hello))
+	h, lines := site(t, http.HandlerFunc(hello), "format", "json")
 	agent := "a\"b\\c\nd\x00e\x7f\u2028é"
 	r := httptest.NewRequest("POST", "/j?x=1", nil)
 	r.Header.Set("User-Agent", agent)
@@ -174,13 +174,13 @@ func TestJSONLines(t *testing.T) {
 // The line carries what the filters inside accesslog established: the id
 // requestid gave, the address and user other components set in Facts.
 func TestLineHasTheRequestsFacts(t *testing.T) {
-	id := componenttest.MustWrap(t, "[filter:id]\nuse = egg:wsgate#requestid\n", "id",
+	id := componenttest.Build(t, &componenttest.Host{}, "requestid").Wrap(
 		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			f := component.FactsOf(r)
 			f.RemoteAddr, f.RemoteUser = "198.51.100.7", "alice smith"
 			hello(w, r)
 		}))
-	h, lines := site(t, "", id)
+	h, lines := site(t, id)
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, httptest.NewRequest("GET", "/", nil))
 	m := textLine.FindStringSubmatch(lines()[0])
@@ -219,14 +219,11 @@ func TestReopenOnHangup(t *testing.T) {
 }
 
 func TestOptionErrors(t *testing.T) {
-	for _, tc := range []struct{ option, want string }{
-		{"format = apache", `site.ini:3 [filter:log] format: "apache" is not common, combined or json`},
-		{"file = no/such/dir/access.log", "site.ini:3 [filter:log] file: cannot open the access log: open "},
-		{"fromat = json", "options no component reads: fromat"},
+	for _, tc := range []struct{ key, value, want string }{
+		{"format", "apache", `[filter:accesslog] format: "apache" is not common, combined or json`},
+		{"file", "/no/such/dir/access.log", "[filter:accesslog] file: cannot open the access log: open /no/such/dir/access.log: no such file"},
+		{"fromat", "json", "[filter:accesslog] fromat: unknown option"},
 	} {
-		_, err := componenttest.Build(t, "[filter:log]\nuse = egg:wsgate#accesslog\n"+tc.option+"\n", "log")
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: got %v, want %q", tc.option, err, tc.want)
-		}
+		componenttest.RequireError(t, "accesslog", tc.want, tc.key, tc.value)
 	}
 }

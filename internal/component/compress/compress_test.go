@@ -17,7 +17,12 @@ import (
 	"github.com/wsgate/wsgate/internal/component/componenttest"
 )
 
-const plainINI = "[filter:c]\nuse = egg:wsgate#compress\n"
+// wrap builds compress with options kv (alternating keys and values)
+// around next.
+func wrap(t *testing.T, next http.Handler, kv ...string) http.Handler {
+	t.Helper()
+	return componenttest.Build(t, &componenttest.Host{}, "compress", kv...).Wrap(next)
+}
 
 // page is a body worth compressing, different on every call so that a pooled
 // encoder carrying state from the last response would show.
@@ -132,7 +137,7 @@ func TestNegotiate(t *testing.T) {
 func TestRoundTripEachCoding(t *testing.T) {
 	for i, coding := range []string{"gzip", "zstd", "br", "gzip", "zstd", "br"} { // twice: pooled encoders reused
 		body := page(5000 + 777*i)
-		h := componenttest.MustWrap(t, plainINI, "c",
+		h := wrap(t,
 			app(200, body, "Content-Type", "text/html; charset=utf-8", "ETag", `"v1"`,
 				"Content-Length", fmt.Sprint(len(body)), "Accept-Ranges", "bytes"))
 		w := serve(h, "GET", coding)
@@ -161,7 +166,7 @@ func TestRoundTripEachCoding(t *testing.T) {
 func TestPooledEncodersAcrossRequests(t *testing.T) {
 	// One filter, many responses: a pooled encoder must start clean.
 	var body []byte
-	h := componenttest.MustWrap(t, plainINI, "c", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := wrap(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(body)
 	}))
@@ -198,11 +203,11 @@ func TestLeftAlone(t *testing.T) {
 		{"small body", "GET", nil, 200, append([]string{"Content-Length", "4000"}, html...), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ini := plainINI
+			var options []string
 			if tc.name == "small body" {
-				ini += "min_size = 4001\n"
+				options = []string{"min_size", "4001"}
 			}
-			h := componenttest.MustWrap(t, ini, "c", app(tc.status, body, tc.resp...))
+			h := wrap(t, app(tc.status, body, tc.resp...), options...)
 			w := serve(h, tc.method, "gzip, zstd, br", tc.req...)
 			res := w.Result()
 			if ce := res.Header.Get("Content-Encoding"); ce != "" && ce != headerOf(tc.resp, "Content-Encoding") {
@@ -229,7 +234,7 @@ func headerOf(kv []string, name string) string {
 
 func TestStatusesWithoutBody(t *testing.T) {
 	for _, status := range []int{204, 304} {
-		h := componenttest.MustWrap(t, plainINI+"min_size = 0\n", "c", app(status, nil, "Content-Type", "text/html", "ETag", `"x"`))
+		h := wrap(t, app(status, nil, "Content-Type", "text/html", "ETag", `"x"`), "min_size", "0")
 		res := serve(h, "GET", "gzip").Result()
 		if res.Header.Get("Content-Encoding") != "" || res.Header.Get("ETag") != `"x"` || res.StatusCode != status {
 			t.Errorf("%d: %d %v", status, res.StatusCode, res.Header)
@@ -238,14 +243,14 @@ func TestStatusesWithoutBody(t *testing.T) {
 }
 
 func TestMinSizeHoldsTheStartOfTheBody(t *testing.T) {
-	h := componenttest.MustWrap(t, plainINI+"min_size = 2k\n", "c", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := wrap(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		n := 0
 		_, _ = fmt.Sscan(r.URL.Query().Get("n"), &n)
 		for i := 0; i < n; i++ {
 			_, _ = w.Write([]byte("0123456789"))
 		}
-	}))
+	}), "min_size", "2k")
 	for _, tc := range []struct {
 		tens       int
 		compressed bool
@@ -269,24 +274,24 @@ func TestMinSizeHoldsTheStartOfTheBody(t *testing.T) {
 }
 
 func TestVaryJoinsTheApplicationsVary(t *testing.T) {
-	h := componenttest.MustWrap(t, plainINI, "c", app(200, page(3000), "Content-Type", "text/html", "Vary", "Cookie"))
+	h := wrap(t, app(200, page(3000), "Content-Type", "text/html", "Vary", "Cookie"))
 	for _, ae := range []string{"", "br"} { // with and without compression: a cache needs it either way
 		res := serve(h, "GET", ae).Result()
 		if got := res.Header.Values("Vary"); strings.Join(got, ",") != "Cookie,Accept-Encoding" {
 			t.Errorf("Accept-Encoding %q: Vary %q", ae, got)
 		}
 	}
-	h = componenttest.MustWrap(t, plainINI, "c", app(200, page(3000), "Content-Type", "text/html", "Vary", "accept-encoding, cookie"))
+	h = wrap(t, app(200, page(3000), "Content-Type", "text/html", "Vary", "accept-encoding, cookie"))
 	if got := serve(h, "GET", "br").Result().Header.Values("Vary"); len(got) != 1 {
 		t.Errorf("Vary listed twice: %q", got)
 	}
 }
 
 func TestTypesOption(t *testing.T) {
-	h := componenttest.MustWrap(t, plainINI+"types = application/*+json\n  text/csv\n", "c", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := wrap(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", r.URL.Query().Get("t"))
 		_, _ = w.Write(page(3000))
-	}))
+	}), "types", "application/*+json text/csv")
 	for ct, want := range map[string]bool{
 		"application/ld+json":   true,
 		"TEXT/CSV; charset=x":   true,
@@ -306,7 +311,7 @@ func TestTypesOption(t *testing.T) {
 }
 
 func TestEncodingsOption(t *testing.T) {
-	h := componenttest.MustWrap(t, plainINI+"encodings = gzip\n", "c", app(200, page(3000), "Content-Type", "text/html"))
+	h := wrap(t, app(200, page(3000), "Content-Type", "text/html"), "encodings", "gzip")
 	if got := serve(h, "GET", "zstd, br, gzip;q=0.1").Result().Header.Get("Content-Encoding"); got != "gzip" {
 		t.Errorf("only gzip offered: got %q", got)
 	}
@@ -321,7 +326,7 @@ func TestFlushStreams(t *testing.T) {
 	for _, coding := range []string{"gzip", "zstd", "br"} {
 		t.Run(coding, func(t *testing.T) {
 			seen := make(chan struct{})
-			h := componenttest.MustWrap(t, plainINI, "c", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h := wrap(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Content-Type", "text/plain")
 				_, _ = io.WriteString(w, "first part\n")
 				http.NewResponseController(w).Flush()
@@ -377,7 +382,7 @@ func TestFlushStreams(t *testing.T) {
 }
 
 func TestEarlyHintsPassThrough(t *testing.T) {
-	h := componenttest.MustWrap(t, plainINI, "c", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := wrap(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Link", "</app.css>; rel=preload")
 		w.WriteHeader(http.StatusEarlyHints)
 		w.Header().Set("Content-Type", "text/html")
@@ -399,21 +404,21 @@ func TestEarlyHintsPassThrough(t *testing.T) {
 }
 
 func TestOptionErrors(t *testing.T) {
-	for _, tc := range []struct{ option, want string }{
-		{"encodings = gzip deflate", `site.ini:3 [filter:c] encodings: "deflate" is not gzip, zstd or br`},
-		{"encodings = gzip gzip", "site.ini:3 [filter:c] encodings: gzip is listed twice"},
-		{"encodings =", "site.ini:3 [filter:c] encodings: is empty"},
-		{"types = text/[", `site.ini:3 [filter:c] types: "text/[" is not a media type`},
-		{"types = html", `site.ini:3 [filter:c] types: "html" is not a media type`},
-		{"min_size = lots", `site.ini:3 [filter:c] min_size: "lots" is not a size`},
-		{"gzip_level = 10", "site.ini:3 [filter:c] gzip_level: 10 is above 9"},
-		{"brotli_level = -1", `site.ini:3 [filter:c] brotli_level: "-1" is not a whole number ≥ 0`},
-		{"zstd_level = 0", `site.ini:3 [filter:c] zstd_level: "0" is not a whole number ≥ 1`},
-		{"min_sise = 10", "[filter:c]: options no component reads: min_sise"},
+	for _, tc := range []struct {
+		kv   []string
+		want string
+	}{
+		{[]string{"encodings", "gzip deflate"}, `[filter:compress] encodings: "deflate" is not gzip, zstd or br`},
+		{[]string{"encodings", "gzip gzip"}, "[filter:compress] encodings: gzip is listed twice"},
+		{[]string{"encodings", ""}, "[filter:compress] encodings: is empty"},
+		{[]string{"types", "text/["}, `[filter:compress] types: "text/[" is not a media type`},
+		{[]string{"types", "html"}, `[filter:compress] types: "html" is not a media type`},
+		{[]string{"min_size", "lots"}, `[filter:compress] min_size: "lots" is not a size`},
+		{[]string{"gzip_level", "10"}, "[filter:compress] gzip_level: 10 is above 9"},
+		{[]string{"brotli_level", "-1"}, `[filter:compress] brotli_level: "-1" is not a whole number ≥ 0`},
+		{[]string{"zstd_level", "0"}, `[filter:compress] zstd_level: "0" is not a whole number ≥ 1`},
+		{[]string{"min_sise", "10"}, "[filter:compress] min_sise: unknown option"},
 	} {
-		_, err := componenttest.Build(t, plainINI+tc.option+"\n", "c")
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: got error %v, want one containing %q", tc.option, err, tc.want)
-		}
+		componenttest.RequireError(t, "compress", tc.want, tc.kv...)
 	}
 }

@@ -19,13 +19,15 @@ type seen struct {
 	facts  string   // Facts.RequestID
 }
 
-func run(t *testing.T, ini string, incoming ...string) (seen, *http.Response) {
+// run sends one request with the incoming ids through requestid built with
+// options (alternating keys and values).
+func run(t *testing.T, options []string, incoming ...string) (seen, *http.Response) {
 	t.Helper()
 	var s seen
-	h := componenttest.MustWrap(t, "[filter:id]\nuse = egg:wsgate#requestid\n"+ini, "id",
+	h := componenttest.Build(t, &componenttest.Host{}, "requestid", options...).Wrap(
 		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			name := "X-Request-Id"
-			if strings.Contains(ini, "header =") {
+			if len(options) > 0 && options[0] == "header" {
 				name = "X-Correlation-Id"
 			}
 			s.header = r.Header.Values(name)
@@ -46,7 +48,7 @@ func run(t *testing.T, ini string, incoming ...string) (seen, *http.Response) {
 func TestGeneratedWhenAbsent(t *testing.T) {
 	ids := map[string]bool{}
 	for i := 0; i < 100; i++ {
-		s, res := run(t, "")
+		s, res := run(t, nil)
 		if !uuid4.MatchString(s.facts) {
 			t.Fatalf("generated id %q is not a version 4 UUID", s.facts)
 		}
@@ -62,7 +64,7 @@ func TestGeneratedWhenAbsent(t *testing.T) {
 
 func TestIncomingKeptWhenTrustedAndWellFormed(t *testing.T) {
 	for _, id := range []string{"abc", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "Root=1-5759e988-bd862e3fe1be46a994272793", "a@b:c/d+e=f_g.h", strings.Repeat("x", 128)} {
-		s, res := run(t, "", id)
+		s, res := run(t, nil, id)
 		if s.facts != id || len(s.header) != 1 || s.header[0] != id || res.Header.Get("X-Request-ID") != id {
 			t.Errorf("%q: facts %q, app %q, response %q", id, s.facts, s.header, res.Header.Get("X-Request-ID"))
 		}
@@ -80,19 +82,19 @@ func TestIncomingReplaced(t *testing.T) {
 		"non-ASCII":  {"idé"},
 		"two values": {"one", "two"},
 	} {
-		s, res := run(t, "", incoming...)
+		s, res := run(t, nil, incoming...)
 		if !uuid4.MatchString(s.facts) || len(s.header) != 1 || s.header[0] != s.facts || res.Header.Get("X-Request-ID") != s.facts {
 			t.Errorf("%s %q: facts %q, app %q, response %q", name, incoming, s.facts, s.header, res.Header.Get("X-Request-ID"))
 		}
 	}
-	s, _ := run(t, "trust_incoming = false\n", "well-formed")
+	s, _ := run(t, []string{"trust_incoming", "false"}, "well-formed")
 	if !uuid4.MatchString(s.facts) || s.header[0] != s.facts {
 		t.Errorf("trust_incoming off: facts %q, app %q", s.facts, s.header)
 	}
 }
 
 func TestHeaderAndEchoOptions(t *testing.T) {
-	s, res := run(t, "header = x-correlation-id\necho = no\n", "corr-1")
+	s, res := run(t, []string{"header", "x-correlation-id", "echo", "no"}, "corr-1")
 	if s.facts != "corr-1" || s.header[0] != "corr-1" {
 		t.Errorf("custom header: facts %q, app %q", s.facts, s.header)
 	}
@@ -102,15 +104,12 @@ func TestHeaderAndEchoOptions(t *testing.T) {
 }
 
 func TestOptionErrors(t *testing.T) {
-	for _, tc := range []struct{ option, want string }{
-		{"header = X Request", `site.ini:3 [filter:id] header: "X Request" is not a header name`},
-		{"header = X-Id:", `site.ini:3 [filter:id] header: "X-Id:" is not a header name`},
-		{"trust_incoming = maybe", `site.ini:3 [filter:id] trust_incoming: "maybe" is not true or false`},
-		{"echo = 2", `site.ini:3 [filter:id] echo: "2" is not true or false`},
+	for _, tc := range []struct{ key, value, want string }{
+		{"header", "X Request", `[filter:requestid] header: "X Request" is not a header name`},
+		{"header", "X-Id:", `[filter:requestid] header: "X-Id:" is not a header name`},
+		{"trust_incoming", "maybe", `[filter:requestid] trust_incoming: "maybe" is not true or false`},
+		{"echo", "2", `[filter:requestid] echo: "2" is not true or false`},
 	} {
-		_, err := componenttest.Build(t, "[filter:id]\nuse = egg:wsgate#requestid\n"+tc.option+"\n", "id")
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: got %v, want %q", tc.option, err, tc.want)
-		}
+		componenttest.RequireError(t, "requestid", tc.want, tc.key, tc.value)
 	}
 }
