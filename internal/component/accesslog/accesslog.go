@@ -101,7 +101,8 @@ func (a *AccessLog) Wrap(next http.Handler) http.Handler {
 		r, facts := component.Attach(r)
 		rec := component.NewRecorder(w)
 		next.ServeHTTP(rec, r)
-		a.log(newEntry(r, facts, rec, start))
+		e := newEntry(r, facts, rec, start)
+		a.log(&e)
 	})
 }
 

@@ -27,8 +27,8 @@ type entry struct {
 	requestID string
 }
 
-func newEntry(r *http.Request, facts *component.Facts, rec *component.Recorder, start time.Time) *entry {
-	e := &entry{
+func newEntry(r *http.Request, facts *component.Facts, rec *component.Recorder, start time.Time) entry {
+	e := entry{
 		start:     start,
 		duration:  time.Since(start),
 		method:    r.Method,

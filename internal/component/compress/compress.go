@@ -31,7 +31,6 @@ package compress
 import (
 	"fmt"
 	"net/http"
-	"path"
 	"strings"
 
 	"github.com/wsgate/wsgate/internal/component"
@@ -89,8 +88,40 @@ of a listed type gets ` + "`Vary: Accept-Encoding`" + `.`,
 // Compress is one configured filter.
 type Compress struct {
 	codings []*coding // offered, in preference order
-	types   []string  // allow-list patterns
+	types   []typePattern
 	minSize int
+}
+
+// typePattern is one entry of the allow-list: a media type, or a pattern
+// with one "*" that stands for any run of characters other than "/".
+type typePattern struct {
+	prefix, suffix string
+	wild           bool
+}
+
+func parseTypePattern(s string) (typePattern, bool) {
+	s = strings.ToLower(s)
+	for i := 0; i < len(s); i++ { // RFC 6838 restricted names, "/" and the wildcard
+		if c := s[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || strings.IndexByte("!#$&-^_.+/*", c) >= 0) {
+			return typePattern{}, false
+		}
+	}
+	typ, sub, ok := strings.Cut(s, "/")
+	if !ok || typ == "" || sub == "" || strings.Contains(sub, "/") || strings.Count(s, "*") > 1 || strings.Contains(typ, "*") && typ != "*" {
+		return typePattern{}, false
+	}
+	prefix, suffix, wild := strings.Cut(s, "*")
+	return typePattern{prefix: prefix, suffix: suffix, wild: wild}, true
+}
+
+func (p typePattern) match(mt string) bool {
+	if !p.wild {
+		return mt == p.prefix
+	}
+	if len(mt) < len(p.prefix)+len(p.suffix) || !strings.HasPrefix(mt, p.prefix) || !strings.HasSuffix(mt, p.suffix) {
+		return false
+	}
+	return !strings.Contains(mt[len(p.prefix):len(mt)-len(p.suffix)], "/")
 }
 
 func build(b *component.Builder) (component.Built, error) {
@@ -134,16 +165,16 @@ func configure(b *component.Builder) (*Compress, error) {
 		}
 		c.codings = append(c.codings, cd)
 	}
-	c.types = defaultTypes
+	types := defaultTypes
 	if _, set := b.Lookup("types"); set {
-		c.types = nil
-		for _, t := range b.List("types") {
-			t = strings.ToLower(t)
-			if _, err := path.Match(t, ""); err != nil || !strings.Contains(t, "/") {
-				return nil, b.Errorf("types", "%q is not a media type or a pattern such as text/*", t)
-			}
-			c.types = append(c.types, t)
+		types = b.List("types")
+	}
+	for _, t := range types {
+		p, ok := parseTypePattern(t)
+		if !ok {
+			return nil, b.Errorf("types", "%q is not a media type or a pattern such as text/* or application/*+json", t)
 		}
+		c.types = append(c.types, p)
 	}
 	ms, err := b.Bytes("min_size", defaultMinSize)
 	if err != nil {
@@ -179,23 +210,34 @@ func (c *Compress) Wrap(next http.Handler) http.Handler {
 
 // compressible says whether a response with these headers may be compressed
 // at all (for any client): it decides `Vary` too.
+//
+// Headers are read by their canonical names straight from the map: this runs
+// for every response, and Header.Get would canonicalise each name again.
 func (c *Compress) compressible(status int, h http.Header) bool {
 	switch status {
 	case http.StatusNoContent, http.StatusPartialContent, http.StatusNotModified:
 		return false
 	}
-	if ce := h.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+	if ce := first(h, "Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
 		return false
 	}
-	if h.Get("Content-Range") != "" || strings.EqualFold(h.Get("X-Accel-Buffering"), "no") {
+	if first(h, "Content-Range") != "" || strings.EqualFold(first(h, "X-Accel-Buffering"), "no") {
 		return false
 	}
-	for _, cc := range h.Values("Cache-Control") {
+	for _, cc := range h["Cache-Control"] {
 		if containsToken(cc, "no-transform") {
 			return false
 		}
 	}
-	return c.typeAllowed(h.Get("Content-Type"))
+	return c.typeAllowed(first(h, "Content-Type"))
+}
+
+// first is h.Get for a name already in canonical form.
+func first(h http.Header, canonical string) string {
+	if v := h[canonical]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 func (c *Compress) typeAllowed(ct string) bool {
@@ -210,7 +252,7 @@ func (c *Compress) typeAllowed(ct string) bool {
 		}
 	}
 	for _, p := range c.types {
-		if ok, _ := path.Match(p, mt); ok {
+		if p.match(mt) {
 			return true
 		}
 	}

@@ -29,7 +29,9 @@ func negotiate(header string, offered []*coding) *coding {
 		}
 		n int
 	)
-	for _, part := range strings.Split(header, ",") {
+	for rest := header; rest != ""; {
+		var part string
+		part, rest, _ = strings.Cut(rest, ",")
 		name, q, ok := parseCoding(part)
 		if !ok {
 			continue

@@ -16,6 +16,7 @@ type writer struct {
 	coding *coding // negotiated; nil: identity for this client
 
 	status  int    // held status, 0 until the application sets one
+	ok      bool   // the response may be compressed (for some client), known once status is
 	decided bool   // the head went out
 	held    []byte // the start of the body, while undecided
 	enc     encoder
@@ -31,18 +32,18 @@ func (w *writer) WriteHeader(code int) {
 		return
 	}
 	w.status = code
+	w.ok = w.c.compressible(code, w.Header())
 	w.decideFromHead()
 }
 
 // decideFromHead decides when the head alone is enough: the response may not
 // be compressed, its length is known, or no minimum applies.
 func (w *writer) decideFromHead() {
-	h := w.Header()
-	if !w.c.compressible(w.status, h) || w.coding == nil {
+	if !w.ok || w.coding == nil {
 		w.start(false)
 		return
 	}
-	if cl := h.Get("Content-Length"); cl != "" {
+	if cl := first(w.Header(), "Content-Length"); cl != "" {
 		n, err := strconv.ParseInt(cl, 10, 64)
 		w.start(err == nil && n >= int64(w.c.minSize))
 		return
@@ -56,15 +57,15 @@ func (w *writer) decideFromHead() {
 func (w *writer) start(compress bool) {
 	w.decided = true
 	h := w.Header()
-	if w.c.compressible(w.status, h) {
+	if w.ok {
 		addVary(h)
 	}
 	if compress {
-		h.Del("Content-Length")
-		h.Del("Accept-Ranges")
-		h.Set("Content-Encoding", w.coding.name)
-		if et := h.Get("Etag"); strings.HasPrefix(et, `"`) {
-			h.Set("Etag", "W/"+et)
+		delete(h, "Content-Length")
+		delete(h, "Accept-Ranges")
+		h["Content-Encoding"] = []string{w.coding.name}
+		if et := first(h, "Etag"); strings.HasPrefix(et, `"`) {
+			h["Etag"] = []string{"W/" + et}
 		}
 		w.enc = w.coding.get(w.ResponseWriter)
 	}
@@ -135,9 +136,10 @@ func (w *writer) finish() {
 	if !w.decided {
 		if w.status == 0 {
 			w.status = http.StatusOK
+			w.ok = w.c.compressible(w.status, w.Header())
 		}
-		if len(w.held) > 0 && w.Header().Get("Content-Length") == "" {
-			w.Header().Set("Content-Length", strconv.Itoa(len(w.held)))
+		if len(w.held) > 0 && first(w.Header(), "Content-Length") == "" {
+			w.Header()["Content-Length"] = []string{strconv.Itoa(len(w.held))}
 		}
 		w.start(false)
 	}
@@ -154,10 +156,10 @@ func (w *writer) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // addVary adds Accept-Encoding to Vary unless it is there (or "*" is).
 func addVary(h http.Header) {
-	for _, v := range h.Values("Vary") {
+	for _, v := range h["Vary"] {
 		if containsToken(v, "accept-encoding") || containsToken(v, "*") {
 			return
 		}
 	}
-	h.Add("Vary", "Accept-Encoding")
+	h["Vary"] = append(h["Vary"], "Accept-Encoding")
 }
