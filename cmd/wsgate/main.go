@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	_ "github.com/wsgate/wsgate/internal/component/all" // every Go component
 )
 
 // version is set at build time with -ldflags "-X main.version=…".

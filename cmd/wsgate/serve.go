@@ -23,6 +23,7 @@ import (
 	"github.com/wsgate/wsgate/internal/reload"
 	"github.com/wsgate/wsgate/internal/sched"
 	"github.com/wsgate/wsgate/internal/server"
+	"github.com/wsgate/wsgate/internal/site"
 	"github.com/wsgate/wsgate/python"
 )
 
@@ -97,13 +98,12 @@ func runServe(args []string) int {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var appNode *config.Node
+	var st *site.Site
 	if len(positional) == 1 {
-		node, code := loadConfig(positional[0], &o, set)
-		if code != exitOK {
+		var code int
+		if st, code = loadSite(positional[0], &o, set); code != exitOK {
 			return code
 		}
-		appNode = node
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
@@ -130,51 +130,38 @@ func runServe(args []string) int {
 	if o.app != "" {
 		cfg.AppName = o.app
 		cfg.Node = callableNode(o.app)
-	} else {
-		cfg.AppName = positional[0]
-		node, err := appNode.WorkerJSON()
+		// Resolve the interpreter before --chdir changes what a relative
+		// path means.
+		interp, err := exec.LookPath(python.Interpreter(o.python, ""))
+		if err == nil {
+			interp, err = filepath.Abs(interp)
+		}
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "wsgate: error: %s: %v\n", positional[0], err)
+			fmt.Fprintf(os.Stderr, "wsgate: error: Python interpreter %s: %v\n", python.Interpreter(o.python, ""), err)
 			return exitConfig
 		}
-		cfg.Node = node
-	}
-	if o.app != "" {
-		o.python = python.Interpreter(o.python, "")
-	}
-	cfg.Python = o.python
-	// Resolve the interpreter before --chdir changes what a relative path means.
-	interp, err := exec.LookPath(cfg.Python)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "wsgate: error: Python interpreter %s: %v\n", cfg.Python, err)
-		return exitConfig
-	}
-	if cfg.Python, err = filepath.Abs(interp); err != nil {
-		fmt.Fprintf(os.Stderr, "wsgate: error: Python interpreter %s: %v\n", interp, err)
-		return exitConfig
-	}
-	if cfg.Dir != "" {
-		if fi, err := os.Stat(cfg.Dir); err != nil || !fi.IsDir() {
-			fmt.Fprintf(os.Stderr, "wsgate: error: --chdir %s: not a directory\n", cfg.Dir)
-			return exitConfig
+		cfg.Python = interp
+		if cfg.Dir != "" {
+			if fi, err := os.Stat(cfg.Dir); err != nil || !fi.IsDir() {
+				fmt.Fprintf(os.Stderr, "wsgate: error: --chdir %s: not a directory\n", cfg.Dir)
+				return exitConfig
+			}
 		}
 	}
+	cfg.Defaults()
 	binds := []string(o.binds)
 	if len(binds) == 0 {
 		binds = []string{"127.0.0.1:8000"}
 	}
 	var rl *reload.Reloader
 	if o.reload {
-		uri := ""
-		if len(positional) == 1 {
-			uri = positional[0]
-		}
-		if rl, err = newReloader(uri, appNode, o, cfg.Python, log); err != nil {
+		var err error
+		if rl, err = newReloader(st, o, log); err != nil {
 			fmt.Fprintf(os.Stderr, "wsgate: error: %v\n", err)
 			return exitConfig
 		}
 	}
-	return serve(cfg, binds, o, log, rl)
+	return serve(cfg, st, binds, o, log, rl)
 }
 
 // masterProcs is how many OS threads run the master's Go code at once: the
@@ -188,7 +175,9 @@ func masterProcs() {
 	}
 }
 
-func serve(cfg gateway.Config, binds []string, o serveOptions, log *slog.Logger, rl *reload.Reloader) int {
+// serve runs the site (st; nil with --app, whose one application cfg
+// names) until SIGTERM.
+func serve(cfg gateway.Config, st *site.Site, binds []string, o serveOptions, log *slog.Logger, rl *reload.Reloader) int {
 	masterProcs()
 	if o.schedBatch {
 		switch err := sched.BatchThreads(); {
@@ -216,13 +205,17 @@ func serve(cfg gateway.Config, binds []string, o serveOptions, log *slog.Logger,
 	for _, l := range lns {
 		fmt.Fprintf(os.Stderr, "wsgate: listening on %s\n", l.URL)
 	}
-	pool := gateway.NewPool(cfg)
-	if err := pool.Start(); err != nil {
+	running := newRunningSite(cfg, log)
+	if st != nil {
+		err = running.start(st.App)
+	} else {
+		err = running.startSingle(cfg)
+	}
+	if err != nil {
 		for _, l := range lns {
 			l.Close()
 		}
-		var le *gateway.LoadError
-		if errors.As(err, &le) {
+		if le, ok := loadErrorOf(err); ok {
 			fmt.Fprintf(os.Stderr, "wsgate: error: cannot load the application %s: %v\n", cfg.AppName, le)
 			log.Debug("traceback", "text", le.Traceback())
 		} else {
@@ -230,15 +223,18 @@ func serve(cfg gateway.Config, binds []string, o serveOptions, log *slog.Logger,
 		}
 		return exitConfig
 	}
-	pc := pool.Config()
-	fmt.Fprintf(os.Stderr, "wsgate: ready, %d workers (pid %d)\n", pc.Workers, os.Getpid())
+	pools := ""
+	if n := running.PoolCount(); n > 1 {
+		pools = fmt.Sprintf(", %d pools", n)
+	}
+	fmt.Fprintf(os.Stderr, "wsgate: ready, %d workers%s (pid %d)\n", running.Workers(), pools, os.Getpid())
 	if rl != nil {
-		defer rl.Start(pool)()
+		defer rl.Start(running)()
 	}
 	err = server.Serve(context.Background(), lns, server.Options{
-		Handler:           gateway.NewHandler(pool, ""),
-		Supervisor:        pool,
-		GracefulTimeout:   pc.GracefulTimeout,
+		Handler:           running,
+		Supervisor:        running,
+		GracefulTimeout:   cfg.GracefulTimeout,
 		MaxHeaderBytes:    o.maxHeaderBytes,
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       120 * time.Second,
@@ -269,10 +265,10 @@ func seconds(s float64) time.Duration {
 	return time.Duration(s * float64(time.Second))
 }
 
-// loadConfig loads CONFIG_URI's application, resolves its factories, and
+// loadSite loads CONFIG_URI as every command does (internal/site) and
 // fills the options the command line left unset from its server section
 // ([server:NAME], else [server:main]).
-func loadConfig(uri string, o *serveOptions, set map[string]bool) (*config.Node, int) {
+func loadSite(uri string, o *serveOptions, set map[string]bool) (*site.Site, int) {
 	overrides, err := parseSets(o.sets)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "wsgate serve: %v\n", err)
@@ -282,45 +278,23 @@ func loadConfig(uri string, o *serveOptions, set map[string]bool) (*config.Node,
 		fmt.Fprintf(os.Stderr, "wsgate serve: %v\n", err)
 		return nil, exitUsage
 	}
-	fail := func(err error) (*config.Node, int) {
+	opts := site.Options{URI: uri, Overrides: overrides, Python: o.python, Chdir: o.chdir}
+	if set["pythonpath"] {
+		opts.PythonPath = o.pythonPath
+	}
+	st, err := site.Load(opts)
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "wsgate: error: %v\n", err)
 		return nil, exitConfig
 	}
-	opts := config.Options{Overrides: overrides}
-	app, err := config.LoadApp(uri, opts)
-	if err != nil {
-		return fail(err)
-	}
-	srv, err := serverFor(uri, opts)
-	if err != nil {
-		return fail(err)
-	}
-	if srv != nil {
-		if err := applyServerSection(srv.LocalConf, o, set); err != nil {
-			return fail(err)
+	if st.Server != nil {
+		if err := applyServerSection(st.Server.LocalConf, o, set); err != nil {
+			fmt.Fprintf(os.Stderr, "wsgate: error: %v\n", err)
+			return nil, exitConfig
 		}
 	}
-	o.python = python.Interpreter(o.python, "")
-	// The workers run in --chdir with it on sys.path: resolve from there too.
-	resolvePath := []string(o.pythonPath)
-	if o.chdir != "" {
-		if abs, err := filepath.Abs(o.chdir); err == nil {
-			resolvePath = append(append([]string{}, resolvePath...), abs)
-		}
-	}
-	if err := config.Resolve(app, o.python, resolvePath); err != nil {
-		return fail(err)
-	}
-	var goNode string
-	app.Walk(func(n *config.Node) {
-		if strings.HasPrefix(n.Factory, "go:") && goNode == "" {
-			goNode = n.Source.String()
-		}
-	})
-	if goNode != "" {
-		return fail(fmt.Errorf("%s: Go-native components are not served by this build yet", goNode))
-	}
-	return app, exitOK
+	o.python, o.pythonPath, o.chdir = st.Python, st.PythonPath, st.Chdir
+	return st, exitOK
 }
 
 // applyServerSection fills options from a [server:…] section; an option
@@ -364,8 +338,8 @@ func applyServerSection(conf *config.Conf, o *serveOptions, set map[string]bool)
 		*dst = f
 		return nil
 	}
-	str("python", "python", &o.python)
-	str("chdir", "chdir", &o.chdir)
+	// python, pythonpath and chdir: internal/site reads them, for every
+	// command.
 	str("log_level", "log-level", &o.logLevel)
 	for _, e := range []struct {
 		key, flag string
@@ -399,9 +373,6 @@ func applyServerSection(conf *config.Conf, o *serveOptions, set map[string]bool)
 	}
 	if v, ok := conf.Get("reload_suffixes"); ok && !set["reload-suffix"] {
 		o.reloadSuffixes = append(o.reloadSuffixes, strings.Fields(v)...)
-	}
-	if v, ok := conf.Get("pythonpath"); ok && !set["pythonpath"] {
-		o.pythonPath = append(o.pythonPath, strings.Fields(v)...)
 	}
 	if !set["bind"] {
 		if v, ok := conf.Get("bind"); ok {

@@ -9,5 +9,5 @@ import (
 	_ "github.com/wsgate/wsgate/internal/component/accesslog"
 	_ "github.com/wsgate/wsgate/internal/component/compress"
 	_ "github.com/wsgate/wsgate/internal/component/requestid"
-	// _ "github.com/wsgate/wsgate/internal/component/static"
+	_ "github.com/wsgate/wsgate/internal/component/urlmap"
 )
