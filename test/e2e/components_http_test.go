@@ -1,0 +1,359 @@
+package e2e
+
+// End-to-end tests of the compress, accesslog and requestid components: the
+// real binary serving test/e2e/apps/components.py behind a pipeline of the
+// three, talked to by curl and headless Chromium. Identifiers start with
+// "cmp".
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/wsgate/wsgate/test/e2e/harness"
+)
+
+// cmpSite is the served pipeline and where its access log goes.
+type cmpSite struct {
+	*harness.Server
+	accessLog string
+}
+
+// cmpStart serves components.py behind requestid, accesslog (in format) and
+// compress, in that order, from an INI file in a temporary directory.
+func cmpStart(t *testing.T, format string) *cmpSite {
+	t.Helper()
+	dir := t.TempDir()
+	ini := `[pipeline:main]
+pipeline = requestid accesslog compress components
+
+[filter:requestid]
+use = egg:wsgate#requestid
+
+[filter:accesslog]
+use = egg:wsgate#accesslog
+format = ` + format + `
+file = %(here)s/access.log
+
+[filter:compress]
+use = egg:wsgate#compress
+
+[app:components]
+use = call:components:make_app
+`
+	path := filepath.Join(dir, "site.ini")
+	if err := os.WriteFile(path, []byte(ini), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv := harness.Start(t, harness.Options{Args: []string{path, "--pythonpath", gwAppsDir(), "--workers", "1"}})
+	t.Cleanup(srv.Stop)
+	return &cmpSite{Server: srv, accessLog: filepath.Join(dir, "access.log")}
+}
+
+// cmpCurl runs curl and returns its stdout; headers, when asked for with
+// --dump-header, are read with cmpHeaders.
+func cmpCurl(t *testing.T, args ...string) []byte {
+	t.Helper()
+	curl, err := exec.LookPath("curl")
+	if err != nil {
+		if os.Getenv("WSGATE_TEST_STRICT") == "1" {
+			t.Fatalf("curl missing (the Makefile's TEST_DEBS installs it)")
+		}
+		t.Skip("curl not installed")
+	}
+	out, err := exec.Command(curl, append([]string{"--silent", "--show-error", "--fail", "--max-time", "60"}, args...)...).Output()
+	if err != nil {
+		t.Fatalf("curl %s: %v", strings.Join(args, " "), err)
+	}
+	return out
+}
+
+// cmpGet fetches url with curl, with the extra arguments, and returns the
+// response's headers (from the last response curl read) and body.
+func cmpGet(t *testing.T, url string, extra ...string) (http.Header, []byte) {
+	t.Helper()
+	hfile := filepath.Join(t.TempDir(), "headers")
+	body := cmpCurl(t, append(append([]string{"--dump-header", hfile}, extra...), url)...)
+	raw, err := os.ReadFile(hfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := http.Header{}
+	for _, line := range strings.Split(string(raw), "\r\n")[1:] {
+		if k, v, ok := strings.Cut(line, ":"); ok {
+			h.Add(strings.TrimSpace(k), strings.TrimSpace(v))
+		}
+	}
+	return h, body
+}
+
+// Each coding curl can decode is negotiated, decoded by curl and equal, byte
+// for byte, to the identity response; what went over the wire is smaller.
+func TestComponentsCompressWithCurl(t *testing.T) {
+	s := cmpStart(t, "combined")
+	for _, path := range []string{"/page", "/json", "/stream"} {
+		idHeaders, identity := cmpGet(t, s.URL+path)
+		if ce := idHeaders.Get("Content-Encoding"); ce != "" || len(identity) < 10000 {
+			t.Fatalf("%s without Accept-Encoding: Content-Encoding %q, %d bytes", path, ce, len(identity))
+		}
+		if path == "/page" && idHeaders.Get("Content-Length") != strconv.Itoa(len(identity)) {
+			t.Errorf("%s identity: Content-Length %q for %d bytes", path, idHeaders.Get("Content-Length"), len(identity))
+		}
+		for _, coding := range []string{"gzip", "zstd", "br"} {
+			h, wire := cmpGet(t, s.URL+path, "-H", "Accept-Encoding: "+coding)
+			// A Content-Length, when net/http could set one, is the encoded body's.
+			if h.Get("Content-Encoding") != coding || h.Get("Vary") != "Accept-Encoding" ||
+				h.Get("Content-Length") != "" && h.Get("Content-Length") != strconv.Itoa(len(wire)) {
+				t.Errorf("%s %s: headers %v", path, coding, h)
+			}
+			if len(wire) >= len(identity)/2 {
+				t.Errorf("%s %s: %d bytes on the wire for %d", path, coding, len(wire), len(identity))
+			}
+			_, decoded := cmpGet(t, s.URL+path, "--compressed", "-H", "Accept-Encoding: "+coding)
+			if !bytes.Equal(decoded, identity) {
+				t.Errorf("%s %s: curl decoded %d bytes that differ from the %d identity bytes", path, coding, len(decoded), len(identity))
+			}
+		}
+		// curl's own offer (deflate, gzip, br, zstd): all equal, the server's order wins.
+		h, decoded := cmpGet(t, s.URL+path, "--compressed")
+		if h.Get("Content-Encoding") != "zstd" || !bytes.Equal(decoded, identity) {
+			t.Errorf("%s --compressed: Content-Encoding %q, %d bytes decoded, equal %v", path, h.Get("Content-Encoding"), len(decoded), bytes.Equal(decoded, identity))
+		}
+	}
+	if h, _ := cmpGet(t, s.URL+"/page", "-H", "Accept-Encoding: gzip"); h.Get("ETag") != `W/"page-v1"` {
+		t.Errorf("compressed page's ETag %q, want the app's made weak", h.Get("ETag"))
+	}
+}
+
+// What compress must leave alone, seen from curl.
+func TestComponentsCompressLeavesAlone(t *testing.T) {
+	s := cmpStart(t, "combined")
+	_, page := cmpGet(t, s.URL+"/range")
+
+	h, part := cmpGet(t, s.URL+"/range", "-H", "Accept-Encoding: gzip, br, zstd", "-r", "100-1099")
+	if h.Get("Content-Encoding") != "" || h.Get("Content-Range") != fmt.Sprintf("bytes 100-1099/%d", len(page)) || !bytes.Equal(part, page[100:1100]) {
+		t.Errorf("range request: headers %v, %d bytes, equal to the slice %v", h, len(part), bytes.Equal(part, page[100:min(1100, len(page))]))
+	}
+	h, _ = cmpGet(t, s.URL+"/page", "--head", "-H", "Accept-Encoding: gzip")
+	if h.Get("Content-Encoding") != "" || h.Get("Content-Length") == "" {
+		t.Errorf("HEAD: headers %v", h)
+	}
+	h, small := cmpGet(t, s.URL+"/small", "-H", "Accept-Encoding: gzip")
+	if h.Get("Content-Encoding") != "" || h.Get("Content-Length") != "100" || len(small) != 100 {
+		t.Errorf("100-byte body: headers %v, %d bytes", h, len(small))
+	}
+	h, png := cmpGet(t, s.URL+"/png", "-H", "Accept-Encoding: gzip")
+	if h.Get("Content-Encoding") != "" || len(png) != 20000 || h.Get("Vary") != "" {
+		t.Errorf("image/png: headers %v, %d bytes", h, len(png))
+	}
+	h, _ = cmpGet(t, s.URL+"/page", "-H", "Accept-Encoding: gzip;q=0, identity")
+	if h.Get("Content-Encoding") != "" || h.Get("Vary") != "Accept-Encoding" {
+		t.Errorf("gzip refused: headers %v", h)
+	}
+}
+
+// cmpCombined matches one combined line of accesslog (see its package doc).
+var cmpCombined = regexp.MustCompile(`^(\S+) - (\S+) \[([^\]]+)\] "((?:[^"\\]|\\.)*)" (\d{3}) (\d+|-) "((?:[^"\\]|\\.)*)" "((?:[^"\\]|\\.)*)" (\d+\.\d{6}) "((?:[^"\\]|\\.)*)"$`)
+
+// cmpUnescape undoes accesslog's escaping (\" \\ \xHH).
+func cmpUnescape(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch {
+		case s[i] != '\\' || i+1 == len(s):
+			b.WriteByte(s[i])
+		case s[i+1] == 'x' && i+3 < len(s):
+			n, _ := strconv.ParseUint(s[i+2:i+4], 16, 8)
+			b.WriteByte(byte(n))
+			i += 3
+		default:
+			b.WriteByte(s[i+1])
+			i++
+		}
+	}
+	return b.String()
+}
+
+// cmpLogLines waits for n lines in the access log (a line is written when
+// the application returns, which may be just after the client has its
+// response) and returns every line.
+func cmpLogLines(t *testing.T, path string, n int) []string {
+	t.Helper()
+	var lines []string
+	harness.WaitFor(t, fmt.Sprintf("%d lines in %s", n, path), func() bool {
+		data, _ := os.ReadFile(path)
+		lines = strings.SplitAfter(string(data), "\n")
+		lines = lines[:len(lines)-1] // what follows the last newline: nothing, or half a line
+		return len(lines) >= n
+	})
+	for i := range lines {
+		lines[i] = strings.TrimSuffix(lines[i], "\n")
+	}
+	return lines
+}
+
+// Every request curl sent is one access log line whose fields are what curl
+// sent and received, however hostile the client's headers; the request id
+// is the one the application saw and the client got back.
+func TestComponentsAccessLogAndRequestID(t *testing.T) {
+	s := cmpStart(t, "combined")
+	type sent struct {
+		uri, agent, referer, id string
+		status                  int
+		size                    string
+	}
+	forged := `x" 200 1 "-" "-" 0.000001 "-"` + "\t\\\xc3\xa9" + ` 203.0.113.9 - admin [01/Jan/2026:00:00:00 +0000] "GET /admin HTTP/1.1`
+	var want []sent
+	for i, tc := range []struct {
+		uri, agent, referer, id string
+	}{
+		{"/environ?n=1", "curl-e2e", "", "e2e-id-1"},
+		{"/environ?q=%22quoted%22&b=%5C", forged, forged, ""},
+		{"/environ", "plain", "http://example.com/", `bad"id`},
+		{"/missing", "plain", "", ""},
+		{"/page", "plain", "", "e2e-id-5"},
+	} {
+		args := []string{"--dump-header", filepath.Join(t.TempDir(), "h"), "-A", tc.agent, "--write-out", "\n%{http_code} %{size_download}",
+			"-H", "Accept-Encoding: gzip"}
+		if tc.referer != "" {
+			args = append(args, "-e", tc.referer)
+		}
+		if tc.id != "" {
+			args = append(args, "-H", "X-Request-ID: "+tc.id)
+		}
+		curl, _ := exec.LookPath("curl")
+		if curl == "" {
+			t.Skip("curl not installed")
+		}
+		hfile := args[1]
+		out, _ := exec.Command(curl, append(append([]string{"--silent", "--max-time", "60"}, args...), s.URL+tc.uri)...).Output()
+		body, trailer, _ := bytesCutLast(out, '\n')
+		var status, size int
+		fmt.Sscan(string(trailer), &status, &size)
+		rawHeaders, _ := os.ReadFile(hfile)
+		echoed := regexp.MustCompile(`(?i)\r\nX-Request-Id: (\S+)\r\n`).FindSubmatch(rawHeaders)
+		if echoed == nil {
+			t.Fatalf("request %d: no X-Request-ID in the response:\n%s", i, rawHeaders)
+		}
+		id := string(echoed[1])
+		switch {
+		case tc.id == `bad"id`:
+			if id == tc.id || !regexp.MustCompile(`^[0-9a-f-]{36}$`).MatchString(id) {
+				t.Errorf("a malformed incoming id came back as %q", id)
+			}
+		case tc.id != "" && id != tc.id:
+			t.Errorf("incoming id %q came back as %q", tc.id, id)
+		}
+		if strings.HasPrefix(tc.uri, "/environ") {
+			var env map[string]string
+			if err := json.Unmarshal(body, &env); err != nil {
+				t.Fatalf("%s: %v: %q", tc.uri, err, body)
+			}
+			if env["HTTP_X_REQUEST_ID"] != id {
+				t.Errorf("%s: the app saw HTTP_X_REQUEST_ID %q, the client got %q", tc.uri, env["HTTP_X_REQUEST_ID"], id)
+			}
+			// The gateway's log line of the app's wsgi.errors carries the id too.
+			if line := s.WaitLog("handling request " + id); !strings.Contains(line, "request_id="+id) {
+				t.Errorf("the server's log line about request %s does not name it: %q", id, line)
+			}
+		}
+		want = append(want, sent{tc.uri, tc.agent, tc.referer, id, status, strconv.Itoa(size)})
+	}
+
+	lines := cmpLogLines(t, s.accessLog, len(want))
+	if len(lines) != len(want) {
+		t.Fatalf("%d requests, %d access log lines:\n%s", len(want), len(lines), strings.Join(lines, "\n"))
+	}
+	for i, line := range lines {
+		m := cmpCombined.FindStringSubmatch(line)
+		if m == nil {
+			t.Fatalf("line %d does not parse: %q", i, line)
+		}
+		w := want[i]
+		referer := w.referer
+		if referer == "" {
+			referer = "-"
+		}
+		if m[1] != "127.0.0.1" || cmpUnescape(m[4]) != "GET "+w.uri+" HTTP/1.1" || m[5] != strconv.Itoa(w.status) ||
+			m[6] != w.size || cmpUnescape(m[7]) != referer || cmpUnescape(m[8]) != w.agent || m[10] != w.id {
+			t.Errorf("line %d: %q\nfields %q\nwant %+v", i, line, m[1:], w)
+		}
+	}
+	if want[4].size == "" || want[4].size == strconv.Itoa(len(mustPage(t, s))) {
+		t.Errorf("the log's byte count of the compressed page should be the compressed size, got %s", want[4].size)
+	}
+}
+
+// bytesCutLast splits b around the last sep.
+func bytesCutLast(b []byte, sep byte) (before, after []byte, found bool) {
+	if i := bytes.LastIndexByte(b, sep); i >= 0 {
+		return b[:i], b[i+1:], true
+	}
+	return b, nil, false
+}
+
+func mustPage(t *testing.T, s *cmpSite) []byte {
+	_, page := cmpGet(t, s.URL+"/page")
+	return page
+}
+
+// JSON lines: each one a JSON object whose strings are what curl sent.
+func TestComponentsAccessLogJSON(t *testing.T) {
+	s := cmpStart(t, "json")
+	agent := "agent \"with\" quotes \\ and\ttab \xc3\xa9"
+	cmpCurl(t, "-A", agent, "-H", "X-Request-ID: json-1", s.URL+"/small?x=%0A")
+	lines := cmpLogLines(t, s.accessLog, 1)
+	if len(lines) != 1 {
+		t.Fatalf("%d lines: %q", len(lines), lines)
+	}
+	var e map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &e); err != nil {
+		t.Fatalf("%q: %v", lines[0], err)
+	}
+	if e["user_agent"] != agent || e["uri"] != "/small?x=%0A" || e["status"] != 200.0 || e["bytes"] != 100.0 || e["request_id"] != "json-1" || e["method"] != "GET" {
+		t.Errorf("JSON line %v", e)
+	}
+}
+
+// Headless Chromium negotiates a coding, decodes it and gets the identity
+// bytes; a synchronous XMLHttpRequest reads the header and the decoded text.
+func TestComponentsCompressWithChromium(t *testing.T) {
+	browser := demoStartChromium(t)
+	s := cmpStart(t, "combined")
+	_, identity := cmpGet(t, s.URL+"/json")
+	var env map[string]string
+	if err := json.Unmarshal(cmpCurl(t, s.URL+"/environ"), &env); err != nil {
+		t.Fatal(err)
+	}
+	page := browser.newPage(t)
+	page.navigate(t, s.URL+"/page")
+	var got []string
+	js := `(() => { const x = new XMLHttpRequest(); x.open("GET", "/json", false); x.send();
+		const y = new XMLHttpRequest(); y.open("GET", "/environ", false); y.send();
+		return [x.getResponseHeader("Content-Encoding") || "", x.responseText, y.responseText]; })()`
+	if err := page.cdp.Evaluate(page.session, js, &got); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(got[2]), &env); err != nil {
+		t.Fatal(err)
+	}
+	offered := env["HTTP_ACCEPT_ENCODING"]
+	t.Logf("Chromium offered %q and got %q", offered, got[0])
+	if got[0] == "" || !strings.Contains(offered, got[0]) {
+		t.Errorf("Chromium offered %q, got Content-Encoding %q", offered, got[0])
+	}
+	if got[1] != string(identity) {
+		t.Errorf("Chromium decoded %d bytes that differ from the %d identity bytes", len(got[1]), len(identity))
+	}
+	if n := page.evalString(t, `String(document.querySelectorAll("p").length) + " " + document.querySelector("p:last-of-type").textContent`); n != "1500 paragraph 1499: the quick brown fox jumps over the lazy dog 2 times." {
+		t.Errorf("the compressed page as Chromium parsed it: %q", n)
+	}
+}
