@@ -31,8 +31,7 @@ type cmpSite struct {
 // compress, in that order, from an INI file in a temporary directory.
 func cmpStart(t *testing.T, format string) *cmpSite {
 	t.Helper()
-	dir := t.TempDir()
-	ini := `[pipeline:main]
+	return cmpServe(t, `[pipeline:main]
 pipeline = requestid accesslog compress components
 
 [filter:requestid]
@@ -40,7 +39,7 @@ use = egg:wsgate#requestid
 
 [filter:accesslog]
 use = egg:wsgate#accesslog
-format = ` + format + `
+format = `+format+`
 file = %(here)s/access.log
 
 [filter:compress]
@@ -48,7 +47,13 @@ use = egg:wsgate#compress
 
 [app:components]
 use = call:components:make_app
-`
+`)
+}
+
+// cmpServe serves the INI text ini (components.py on the Python path).
+func cmpServe(t *testing.T, ini string) *cmpSite {
+	t.Helper()
+	dir := t.TempDir()
 	path := filepath.Join(dir, "site.ini")
 	if err := os.WriteFile(path, []byte(ini), 0o644); err != nil {
 		t.Fatal(err)
@@ -323,37 +328,85 @@ func TestComponentsAccessLogJSON(t *testing.T) {
 	}
 }
 
-// Headless Chromium negotiates a coding, decodes it and gets the identity
-// bytes; a synchronous XMLHttpRequest reads the header and the decoded text.
+// cmpByCoding mounts the application four times: at / behind compress
+// with its defaults, and at /gzip, /br and /zstd behind a compress that
+// offers that coding only, so a browser (which chooses its own
+// Accept-Encoding) can be made to decode each.
+const cmpByCoding = `[composite:main]
+use = egg:wsgate#urlmap
+/ = default
+/gzip = only_gzip
+/br = only_br
+/zstd = only_zstd
+
+[pipeline:default]
+pipeline = compress components
+[pipeline:only_gzip]
+pipeline = gzip components
+[pipeline:only_br]
+pipeline = br components
+[pipeline:only_zstd]
+pipeline = zstd components
+
+[filter:compress]
+use = egg:wsgate#compress
+[filter:gzip]
+use = egg:wsgate#compress
+encodings = gzip
+[filter:br]
+use = egg:wsgate#compress
+encodings = br
+[filter:zstd]
+use = egg:wsgate#compress
+encodings = zstd
+
+[app:components]
+use = call:components:make_app
+`
+
+// Headless Chromium negotiates a coding, decodes each of gzip, br and zstd
+// and gets the identity bytes: synchronous XMLHttpRequests read the
+// Content-Encoding and the decoded text; the page it parsed is whole.
 func TestComponentsCompressWithChromium(t *testing.T) {
 	browser := demoStartChromium(t)
-	s := cmpStart(t, "combined")
+	s := cmpServe(t, cmpByCoding)
 	_, identity := cmpGet(t, s.URL+"/json")
-	var env map[string]string
-	if err := json.Unmarshal(cmpCurl(t, s.URL+"/environ"), &env); err != nil {
-		t.Fatal(err)
-	}
 	page := browser.newPage(t)
 	page.navigate(t, s.URL+"/page")
-	var got []string
-	js := `(() => { const x = new XMLHttpRequest(); x.open("GET", "/json", false); x.send();
-		const y = new XMLHttpRequest(); y.open("GET", "/environ", false); y.send();
-		return [x.getResponseHeader("Content-Encoding") || "", x.responseText, y.responseText]; })()`
-	if err := page.cdp.Evaluate(page.session, js, &got); err != nil {
-		t.Fatal(err)
+	if n := page.evalString(t, `String(document.querySelectorAll("p").length) + " " + document.querySelector("p:last-of-type").textContent`); n != "1500 paragraph 1499: the quick brown fox jumps over the lazy dog 2 times." {
+		t.Errorf("the compressed page as Chromium parsed it: %q", n)
 	}
-	if err := json.Unmarshal([]byte(got[2]), &env); err != nil {
+	xhr := func(path string) (encoding, text string) {
+		t.Helper()
+		var got []string
+		js := fmt.Sprintf(`(() => { const x = new XMLHttpRequest(); x.open("GET", %q, false); x.send();
+			return [x.getResponseHeader("Content-Encoding") || "", x.responseText]; })()`, path)
+		if err := page.cdp.Evaluate(page.session, js, &got); err != nil {
+			t.Fatal(err)
+		}
+		return got[0], got[1]
+	}
+	_, envText := xhr("/environ")
+	var env map[string]string
+	if err := json.Unmarshal([]byte(envText), &env); err != nil {
 		t.Fatal(err)
 	}
 	offered := env["HTTP_ACCEPT_ENCODING"]
-	t.Logf("Chromium offered %q and got %q", offered, got[0])
-	if got[0] == "" || !strings.Contains(offered, got[0]) {
-		t.Errorf("Chromium offered %q, got Content-Encoding %q", offered, got[0])
-	}
-	if got[1] != string(identity) {
-		t.Errorf("Chromium decoded %d bytes that differ from the %d identity bytes", len(got[1]), len(identity))
-	}
-	if n := page.evalString(t, `String(document.querySelectorAll("p").length) + " " + document.querySelector("p:last-of-type").textContent`); n != "1500 paragraph 1499: the quick brown fox jumps over the lazy dog 2 times." {
-		t.Errorf("the compressed page as Chromium parsed it: %q", n)
+	for _, prefix := range []string{"", "/gzip", "/br", "/zstd"} {
+		encoding, text := xhr(prefix + "/json")
+		want := strings.TrimPrefix(prefix, "/")
+		if prefix == "" {
+			want = "zstd" // the default order among equal qualities
+		}
+		if !strings.Contains(offered, want) {
+			t.Errorf("Chromium does not offer %s (it sends Accept-Encoding: %s)", want, offered)
+			continue
+		}
+		if encoding != want {
+			t.Errorf("%s/json: Chromium got Content-Encoding %q, want %s", prefix, encoding, want)
+		}
+		if text != string(identity) {
+			t.Errorf("%s/json: Chromium decoded %d bytes that differ from the %d identity bytes", prefix, len(text), len(identity))
+		}
 	}
 }
