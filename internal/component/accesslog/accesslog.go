@@ -6,7 +6,8 @@
 // requestid filter's, "-" without one). The line is written once the
 // application has returned, so it holds what the filters inside it
 // established: the client address proxyfix found, the user an auth
-// component set.
+// component set. A response cut off (http.ErrAbortHandler, a panic) is
+// logged too.
 //
 // Security: a client chooses the request line, Referer and User-Agent; none
 // can forge a line or a field. In the text formats `"` and `\` are
@@ -44,7 +45,8 @@ user_agent and request_id. Fields a client chooses are escaped (` + "`\\\"`" + `
 non-ASCII bytes as ` + "`\\xHH`" + `; JSON escapes in JSON): a forged header cannot start a line of its own.
 The line is written when the application returns, so it shows what the filters inside this one found (the
 client address from proxyfix, REMOTE_USER from an auth component); bytes are those sent to the client (after
-compression when compress is inside accesslog). A file is opened in append mode and reopened on SIGHUP:
+compression when compress is inside accesslog). A response cut off after it began (the application failed
+mid-stream) is logged with the status sent, and ` + "`\"aborted\":true`" + ` in JSON. A file is opened in append mode and reopened on SIGHUP:
 rotate it by moving it and sending SIGHUP to wsgate.`,
 		Options: []component.Option{
 			{Name: "format", Type: "string", Default: "combined",
@@ -100,6 +102,20 @@ func (a *AccessLog) Wrap(next http.Handler) http.Handler {
 		start := time.Now()
 		r, facts := component.Attach(r)
 		rec := component.NewRecorder(w)
+		defer func() {
+			// A response cut off on purpose (http.ErrAbortHandler: the
+			// application failed after its response began) or by a panic
+			// is logged too, then the panic goes on to net/http.
+			if p := recover(); p != nil {
+				e := newEntry(r, facts, rec, start)
+				e.aborted = true
+				if rec.Status == 0 {
+					e.status = http.StatusInternalServerError
+				}
+				a.log(&e)
+				panic(p)
+			}
+		}()
 		next.ServeHTTP(rec, r)
 		e := newEntry(r, facts, rec, start)
 		a.log(&e)

@@ -218,6 +218,29 @@ func TestReopenOnHangup(t *testing.T) {
 	}
 }
 
+// A response the application cut off after it began (the gateway aborts
+// with http.ErrAbortHandler) still has its line, marked in JSON, and the
+// abort still reaches net/http.
+func TestAbortedResponseIsLogged(t *testing.T) {
+	h, lines := site(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(200)
+		_, _ = io.WriteString(w, "half a bo")
+		panic(http.ErrAbortHandler)
+	}), "format", "json")
+	func() {
+		defer func() {
+			if p := recover(); p != http.ErrAbortHandler {
+				t.Errorf("the abort did not go on: recovered %v", p)
+			}
+		}()
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/cut", nil))
+	}()
+	got := lines()
+	if len(got) != 1 || !strings.Contains(got[0], `"status":200,"bytes":9,`) || !strings.HasSuffix(got[0], `,"aborted":true}`+"\n") {
+		t.Errorf("aborted response logged as %q", got)
+	}
+}
+
 func TestOptionErrors(t *testing.T) {
 	for _, tc := range []struct{ key, value, want string }{
 		{"format", "apache", `[filter:accesslog] format: "apache" is not common, combined or json`},

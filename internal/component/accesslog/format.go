@@ -25,6 +25,7 @@ type entry struct {
 	referer   string
 	userAgent string
 	requestID string
+	aborted   bool // the response was cut off
 }
 
 func newEntry(r *http.Request, facts *component.Facts, rec *component.Recorder, start time.Time) entry {
@@ -165,6 +166,9 @@ func (e *entry) appendJSON(b []byte) []byte {
 	b = appendJSONField(b, "referer", e.referer)
 	b = appendJSONField(b, "user_agent", e.userAgent)
 	b = appendJSONField(b, "request_id", e.requestID)
+	if e.aborted {
+		b = append(b, `,"aborted":true`...)
+	}
 	return append(b, "}\n"...)
 }
 
