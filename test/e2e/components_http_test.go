@@ -297,6 +297,49 @@ func TestComponentsAccessLogAndRequestID(t *testing.T) {
 	}
 }
 
+// Bytes curl would not send, written on a raw connection: a request line and
+// a User-Agent with quotes, backslashes and bytes outside ASCII are logged
+// escaped in one line; a header carrying a bare LF and a forged line never
+// reaches the log (net/http refuses the request with a 400 before any
+// component runs).
+func TestComponentsAccessLogRawBytes(t *testing.T) {
+	s := cmpStart(t, "combined")
+	raw := &gwServer{Server: s.Server, addr: strings.TrimPrefix(s.URL, "http://")}
+	target := "/environ?a=\"b\"\\c\xff"
+	agent := "\"\\\xfe\tua"
+	resp := raw.gwRawExchange(t, "GET "+target+" HTTP/1.1\r\nHost: x\r\nUser-Agent: "+agent+"\r\nConnection: close\r\n\r\n")
+	if !bytes.HasPrefix(resp, []byte("HTTP/1.1 200")) {
+		t.Fatalf("raw request with quotes and non-ASCII bytes: %.200q", resp)
+	}
+	forged := "203.0.113.9 - admin [01/Jan/2026:00:00:00 +0000] \"GET /admin HTTP/1.1\" 200 1 \"-\" \"-\" 0.000001 \"-\""
+	resp = raw.gwRawExchange(t, "GET /environ HTTP/1.1\r\nHost: x\r\nUser-Agent: ua\n"+forged+"\r\nConnection: close\r\n\r\n")
+	if !bytes.HasPrefix(resp, []byte("HTTP/1.1 400")) {
+		t.Errorf("a header with a bare LF and a forged line: %.200q", resp)
+	}
+	cmpCurl(t, s.URL+"/small") // a last request, so that every line before it is in
+	lines := cmpLogLines(t, s.accessLog, 2)
+	if len(lines) != 2 {
+		t.Fatalf("3 requests (one refused by net/http), %d lines:\n%s", len(lines), strings.Join(lines, "\n"))
+	}
+	m := cmpCombined.FindStringSubmatch(lines[0])
+	if m == nil {
+		t.Fatalf("line does not parse: %q", lines[0])
+	}
+	if cmpUnescape(m[4]) != "GET "+target+" HTTP/1.1" || cmpUnescape(m[8]) != agent {
+		t.Errorf("raw bytes logged as %q (fields %q)", lines[0], m[1:])
+	}
+	for _, c := range []byte(lines[0]) {
+		if c < 0x20 || c >= 0x7f {
+			t.Errorf("byte %#x left raw in %q", c, lines[0])
+		}
+	}
+	for _, line := range lines {
+		if strings.HasPrefix(line, "203.0.113.9") {
+			t.Errorf("a forged line reached the log: %q", line)
+		}
+	}
+}
+
 // bytesCutLast splits b around the last sep.
 func bytesCutLast(b []byte, sep byte) (before, after []byte, found bool) {
 	if i := bytes.LastIndexByte(b, sep); i >= 0 {
