@@ -104,9 +104,9 @@ func cmpGet(t *testing.T, url string, extra ...string) (http.Header, []byte) {
 // for byte, to the identity response; what went over the wire is smaller.
 func TestComponentsCompressWithCurl(t *testing.T) {
 	s := cmpStart(t, "combined")
-	for _, path := range []string{"/page", "/json", "/stream"} {
+	for _, path := range []string{"/page", "/json", "/stream", "/file"} {
 		idHeaders, identity := cmpGet(t, s.URL+path)
-		if ce := idHeaders.Get("Content-Encoding"); ce != "" || len(identity) < 10000 {
+		if ce := idHeaders.Get("Content-Encoding"); ce != "" || len(identity) < 2000 {
 			t.Fatalf("%s without Accept-Encoding: Content-Encoding %q, %d bytes", path, ce, len(identity))
 		}
 		if path == "/page" && idHeaders.Get("Content-Length") != strconv.Itoa(len(identity)) {

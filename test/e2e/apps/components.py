@@ -7,6 +7,7 @@ accesslog, requestid). Standard library only.
 /png        bytes labelled image/png (not on the allow-list)
 /range      the page, honouring a single "Range: bytes=a-b" with a 206
 /stream     text/plain sent in three flushed pieces
+/file       this file, as text/plain, through wsgi.file_wrapper (the server's sendfile path)
 /environ    the request's HTTP_X_REQUEST_ID, HTTP_ACCEPT_ENCODING and REMOTE_ADDR as JSON;
             it also writes the id to wsgi.errors
 """
@@ -45,6 +46,9 @@ def app(environ, start_response):
     if path == "/stream":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return (("piece %d\n" % i).encode() * 600 for i in range(3))
+    if path == "/file":
+        start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
+        return environ["wsgi.file_wrapper"](open(__file__, "rb"), 8192)
     if path == "/environ":
         rid = environ.get("HTTP_X_REQUEST_ID")
         environ["wsgi.errors"].write("handling request %s\n" % rid)
