@@ -61,10 +61,10 @@ type commonFlags struct {
 }
 
 func (c *commonFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.python, "python", "", "Python interpreter (default: $WSGATE_PYTHON, `python =` in the server section, python3)")
-	fs.StringVar(&c.chdir, "chdir", "", "directory the Python processes run in, put on sys.path (default: `chdir =` in the server section, else the current directory); CONFIG_URI is still read from the current directory")
-	fs.Var(&c.sets, "set", "override a global_conf / [DEFAULT] value: --set key=value (repeatable)")
-	fs.Var(&c.pythonPath, "pythonpath", "directory to put on the interpreter's sys.path (repeatable; default: `pythonpath =` in the server section)")
+	fs.StringVar(&c.python, "python", "", "the Python interpreter `PATH` (default: $WSGATE_PYTHON, else python in the server section, else python3)")
+	fs.StringVar(&c.chdir, "chdir", "", "`DIR` the Python processes run in, on their sys.path (default: chdir in the server section, else the current directory); CONFIG_URI is read from the current directory either way")
+	fs.Var(&c.sets, "set", "override a global_conf / [DEFAULT] value: --set `key=value` (repeatable)")
+	fs.Var(&c.pythonPath, "pythonpath", "`DIR` to put on the Python processes' sys.path, a relative one from --chdir (repeatable; default: pythonpath in the server section)")
 }
 
 // load reads the site of uri; prog prefixes the messages. The exit code

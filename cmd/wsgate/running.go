@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -70,38 +71,60 @@ func (s *runningSite) compose(app *config.Node, fresh map[string]*gateway.Pool) 
 	return c, nil
 }
 
-// startSingle serves one pool without a configuration file (serve --app).
-func (s *runningSite) startSingle(cfg gateway.Config) error {
-	p := gateway.NewPool(cfg)
-	if err := p.Start(); err != nil {
-		return err
-	}
-	s.pools["app"], s.order = p, []string{"app"}
-	var h http.Handler = gateway.NewHandler(p, "")
+// prepareSingle makes the one pool of `serve --app` (no configuration).
+func (s *runningSite) prepareSingle(cfg gateway.Config) {
+	s.pools["app"], s.order = gateway.NewPool(cfg), []string{"app"}
+	var h http.Handler = gateway.NewHandler(s.pools["app"], "")
 	s.handler.Store(&h)
-	return nil
 }
 
-// start composes app and starts every pool; on an error the pools already
-// started are stopped.
-func (s *runningSite) start(app *config.Node) error {
+// prepare composes app (building its Go components and creating, not
+// starting, its pools): configuration mistakes come out before any
+// listener is bound or worker started.
+func (s *runningSite) prepare(app *config.Node) error {
 	fresh := map[string]*gateway.Pool{}
 	c, err := s.compose(app, fresh)
 	if err != nil {
 		return err
 	}
 	for _, p := range c.Pools {
-		if err := fresh[p.Name].Start(); err != nil {
-			s.stopPools(context.Background(), s.order)
-			c.Close()
-			return err
-		}
 		s.pools[p.Name] = fresh[p.Name]
 		s.order = append(s.order, p.Name)
 	}
 	s.composed = c
 	s.handler.Store(&c.Handler)
 	return nil
+}
+
+// start starts every pool; on an error the pools already started are
+// stopped.
+func (s *runningSite) start() error {
+	for i, name := range s.order {
+		logSettings(s.log, name, s.pools[name].Config())
+		if err := s.pools[name].Start(); err != nil {
+			s.stopPools(context.Background(), s.order[:i])
+			if s.composed != nil {
+				s.composed.Close()
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// logSettings says, once per pool, the settings it runs with, zeros and
+// defaults spelled out ("none" for no timeout, no queue).
+func logSettings(log *slog.Logger, name string, c gateway.Config) {
+	timeout, queue := c.Timeout.String(), strconv.Itoa(c.QueueSize)
+	if c.Timeout < 0 {
+		timeout = "none"
+	}
+	if c.QueueSize < 0 {
+		queue = "none"
+	}
+	log.Info("pool settings", "pool", name, "workers", c.Workers, "threads", c.Threads, "pipeline", c.Pipeline,
+		"timeout", timeout, "queue_size", queue, "graceful_timeout", c.GracefulTimeout.String(),
+		"max_requests", c.MaxRequests)
 }
 
 // Workers is the number of workers of every pool.
@@ -208,7 +231,9 @@ func (s *runningSite) Pools() []component.PoolStats {
 	out := make([]component.PoolStats, 0, len(s.order))
 	for _, name := range s.order {
 		p := s.pools[name]
-		out = append(out, component.PoolStats{Name: name, Workers: p.Config().Workers, Ready: p.Ready()})
+		// States, Busy, Restarts and Generation are left for the gateway
+		// to count (metrics).
+		out = append(out, component.PoolStats{Name: name, Workers: p.Config().Workers, Ready: p.Ready(), Queued: p.Queued()})
 	}
 	return out
 }

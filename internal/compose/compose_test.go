@@ -214,3 +214,35 @@ func TestRegistryTeachesConfig(t *testing.T) {
 		t.Fatalf("factory %q protocol %q loadable %v", app.Factory, app.Protocol, app.LoadableOrder)
 	}
 }
+
+// not_found_app answers what no prefix matches, from the option or else
+// from global_conf, as Paste's urlmap_factory reads it.
+func TestUrlmapNotFoundApp(t *testing.T) {
+	for name, ini := range map[string]string{
+		"option": "[composite:main]\nuse = egg:wsgate#urlmap\n/a = where\nnot_found_app = fallback\n",
+		"global": "[DEFAULT]\nnot_found_app = fallback\n[composite:main]\nuse = egg:wsgate#urlmap\n/a = where\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			app := load(t, ini+"[app:where]\nuse = egg:wsgate-test#where\n[app:fallback]\nuse = call:fakeapp.apps:make_basic_app\n")
+			if name == "global" {
+				// Resolve loads only local_conf values: a global one is
+				// not loadable by the Go urlmap, and says so.
+				_, err := compose.Compose(app, compose.Options{Serve: servePools, Logger: quiet})
+				if err == nil || !strings.Contains(err.Error(), "site.ini:3 [composite:main]: not_found_app = fallback is set in [DEFAULT] (site.ini:2 [DEFAULT] not_found_app): write it in this section") {
+					t.Fatalf("error %v", err)
+				}
+				return
+			}
+			c, err := compose.Compose(app, compose.Options{Serve: servePools, Logger: quiet})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if body, _ := get(t, c.Handler, "/b"); !strings.Contains(body, `pool fallback "" "/b"`) {
+				t.Errorf("/b: %q, want the not_found_app", body)
+			}
+			if body, _ := get(t, c.Handler, "/a/x"); !strings.Contains(body, `go "/a" "/x"`) {
+				t.Errorf("/a/x: %q", body)
+			}
+		})
+	}
+}

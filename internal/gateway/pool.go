@@ -180,6 +180,9 @@ func (p *Pool) Stop(ctx context.Context) {
 // Ready is the number of workers serving now.
 func (p *Pool) Ready() int { return int(p.ready.Load()) }
 
+// Queued is the number of requests waiting for a worker now.
+func (p *Pool) Queued() int { return int(p.waiting.Load()) }
+
 func (p *Pool) spawn(gen int) (*worker, error) {
 	p.nextID++
 	node := p.cfg.Node
@@ -473,9 +476,13 @@ func (p *Pool) acquire(ctx context.Context) (*slot, error) {
 					p.waiting.Add(-1)
 					return nil, ErrQueueFull
 				}
-				if timer == nil {
+				var expired <-chan time.Time // nil with NoTimeout: wait as long as it takes
+				if timer == nil && p.cfg.Timeout > 0 {
 					timer = queueTimers.Get().(*time.Timer)
 					timer.Reset(p.cfg.Timeout)
+				}
+				if timer != nil {
+					expired = timer.C
 				}
 				select {
 				case s = <-p.idle:
@@ -483,7 +490,7 @@ func (p *Pool) acquire(ctx context.Context) (*slot, error) {
 				case <-ctx.Done():
 					p.waiting.Add(-1)
 					return nil, ctx.Err()
-				case <-timer.C:
+				case <-expired:
 					p.waiting.Add(-1)
 					return nil, errQueueTimeout
 				}

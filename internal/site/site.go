@@ -181,9 +181,9 @@ func serverFor(uri string, opts config.Options) (*config.Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := config.LoadServer(uri, opts)
+	s, err := config.LoadServerSettings(uri, opts)
 	if err != nil || s != nil || name == "main" {
 		return s, err
 	}
-	return config.LoadServer(path+"#main", opts)
+	return config.LoadServerSettings(path+"#main", opts)
 }

@@ -8,8 +8,9 @@
 //
 //   - A key is a path expression: a path ("/blog"), optionally with
 //     "domain HOST" and "port PORT" words ("domain example.com port 8080
-//     /blog"), or a URL "http://HOST/path". Runs of "/" collapse to one and
-//     trailing slashes are dropped: "/" and "" mount at the root.
+//     /blog"); a URL "http://HOST/path" is read too, though an INI file
+//     cannot hold one as a key (":" ends a key). Runs of "/" collapse to one
+//     and trailing slashes are dropped: "/" and "" mount at the root.
 //   - Mounts with a domain are tried first (by domain, longest path first),
 //     then those without (longest path first). A domain matches the
 //     request's host (Host header, lower-cased, without its port) or
@@ -43,17 +44,20 @@ func init() {
 		Doc: "Each option whose key is a path expression mounts the application its value names (a section of the file, " +
 			"or a `config:`, `egg:` or `call:` URI):\n\n" +
 			"```ini\n[composite:main]\nuse = egg:wsgate#urlmap\n/ = django\n/static = static\ndomain api.example.com / = api\n```\n\n" +
-			"A key is a path (`/blog`), optionally with `domain HOST` and `port PORT` words, or a URL `http://HOST/path`; " +
+			"A key is a path (`/blog`), optionally with `domain HOST` and `port PORT` words (`domain example.com port 8080 /blog`); " +
 			"runs of `/` collapse and trailing slashes are dropped, so `/` mounts at the root. Mounts with a domain are " +
 			"tried first, then the others, longest path first. A request matches a prefix when its path equals it or " +
 			"continues with `/`; the prefix moves from PATH_INFO to SCRIPT_NAME (a request for `/blog` reaches the blog " +
 			"with PATH_INFO empty, without a redirect). Requests nothing matches get `not_found_app`, else a plain-text " +
 			"404. The same Python application mounted under several prefixes is one worker pool.\n\n" +
-			"Differences from Paste: the 404 page is the same plain text for every client (Paste's HTML variant lists " +
-			"the mounts in a comment), and the request's path is matched percent-decoded, as Paste matches PATH_INFO.",
+			"A domain matches the request's host (the Host header, lower-cased, without its port) or host:port, the port " +
+			"defaulting to 80 (443 for https). The path is matched percent-decoded, as Paste matches PATH_INFO, with " +
+			"runs of `/` collapsed.\n\n" +
+			"One difference from Paste: the 404 page is the same plain text for every client (Paste's HTML variant " +
+			"lists the mounts in a comment).",
 		Options: []component.Option{
-			{Name: "PATH EXPRESSION", Type: "application", Help: "Mounts the application the value names at the prefix the key gives (`/blog`, `domain example.com /`, `http://example.com/blog`)."},
-			{Name: "not_found_app", Type: "application", Help: "Answers the requests no prefix matches (default: the global_conf value of the same name, else a plain-text 404)."},
+			{Name: "PATH EXPRESSION", Type: "application", Help: "Mounts the application the value names at the prefix the key gives (`/blog`, `domain example.com /`, `domain example.com port 8080 /blog`)."},
+			{Name: "not_found_app", Type: "application", Help: "Answers the requests no prefix matches (default: a plain-text 404). Write it in the section: Paste also reads it from [DEFAULT], which wsgate refuses with an error, as it cannot load it in advance."},
 		},
 		Build: build,
 	})
@@ -102,17 +106,17 @@ func build(b *component.Builder) (component.Built, error) {
 			m.mounts = append(m.mounts, mt)
 		}
 	}
-	nf, ok := b.Lookup("not_found_app")
-	if !ok || nf == "" {
-		nf, _ = b.Node.GlobalConf.Get("not_found_app")
-		nf = strings.TrimSpace(nf)
-	}
-	if nf != "" {
+	if nf, ok := b.Lookup("not_found_app"); ok && nf != "" {
 		app, err := b.Host.App(nf)
 		if err != nil {
 			return component.Built{}, err
 		}
 		m.notFound = app
+	} else if nf, _ := b.Node.GlobalConf.Get("not_found_app"); strings.TrimSpace(nf) != "" {
+		// Paste's urlmap_factory reads it from global_conf too; wsgate
+		// loads a composite's applications in advance, from its section.
+		return component.Built{}, b.Errorf("", "not_found_app = %s is set in [DEFAULT] (%s): write it in this section instead",
+			strings.TrimSpace(nf), b.Node.GlobalConf.Origin("not_found_app"))
 	}
 	sort.SliceStable(m.mounts, func(i, j int) bool {
 		a, c := m.mounts[i], m.mounts[j]
