@@ -47,8 +47,10 @@ The line is written when the application returns, so it shows what the filters i
 client address from proxyfix, REMOTE_USER from an auth component); bytes are those sent to the client (after
 compression when compress is inside accesslog). A response cut off after it began (the application failed
 mid-stream) is logged with the status sent, and ` + "`\"aborted\":true`" + ` in JSON. Requests Go's HTTP server
-refuses before any component runs (a malformed request line or header: 400) have no line. A file is opened in append mode and reopened on SIGHUP:
-rotate it by moving it and sending SIGHUP to wsgate.`,
+refuses before any component runs (a malformed request line or header: 400) have no line.
+
+A file is opened in append mode (created if missing) when the site is loaded, ` + "`wsgate check`" + ` included, and
+reopened on SIGHUP: rotate it by moving it and sending SIGHUP to wsgate.`,
 		Options: []component.Option{
 			{Name: "format", Type: "string", Default: "combined",
 				Help: "`common`, `combined` or `json`."},

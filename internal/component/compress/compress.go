@@ -63,8 +63,9 @@ func init() {
 status is not 204, 206 or 304; the application did not encode it already (Content-Encoding) nor forbid it
 (` + "`Cache-Control: no-transform`" + `); its media type is on the ` + "`types`" + ` list; it is not a stream the application
 marks as one (` + "`text/event-stream`" + `, or the response header ` + "`X-Accel-Buffering: no`" + `); and its body
-reaches ` + "`min_size`" + ` (the start of a body of unknown length is held back until it does; a flush by the
-application starts compression at once, so streamed responses stay streamed).
+reaches ` + "`min_size`" + ` (the start of a body of unknown length is held back until it does; a flush starts
+compression at once, so streamed responses stay streamed: for a Python application, the gateway flushes when the
+worker has sent part of a body and nothing more is waiting, as when a generator pauses between pieces).
 
 The coding is chosen by the client's quality values (` + "`*`" + ` and ` + "`q=0`" + ` honoured; identity only when the
 client rates it above every coding it accepts), ties broken by the order of ` + "`encodings`" + `. A compressed
