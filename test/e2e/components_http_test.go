@@ -127,10 +127,13 @@ func TestComponentsCompressWithCurl(t *testing.T) {
 				t.Errorf("%s %s: curl decoded %d bytes that differ from the %d identity bytes", path, coding, len(decoded), len(identity))
 			}
 		}
-		// curl's own offer (deflate, gzip, br, zstd): all equal, the server's order wins.
-		h, decoded := cmpGet(t, s.URL+path, "--compressed")
-		if h.Get("Content-Encoding") != "zstd" || !bytes.Equal(decoded, identity) {
-			t.Errorf("%s --compressed: Content-Encoding %q, %d bytes decoded, equal %v", path, h.Get("Content-Encoding"), len(decoded), bytes.Equal(decoded, identity))
+		// curl's own offer (deflate, gzip, br, zstd): all equal, the server's order wins;
+		// over HTTP/1.1 and HTTP/2 alike.
+		for _, proto := range []string{"--http1.1", "--http2-prior-knowledge"} {
+			h, decoded := cmpGet(t, s.URL+path, "--compressed", proto)
+			if h.Get("Content-Encoding") != "zstd" || !bytes.Equal(decoded, identity) {
+				t.Errorf("%s --compressed %s: Content-Encoding %q, %d bytes decoded, equal %v", path, proto, h.Get("Content-Encoding"), len(decoded), bytes.Equal(decoded, identity))
+			}
 		}
 	}
 	if h, _ := cmpGet(t, s.URL+"/page", "-H", "Accept-Encoding: gzip"); h.Get("ETag") != `W/"page-v1"` {
