@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,13 +19,19 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/andybalholm/brotli"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/wsgate/wsgate/test/e2e/harness"
 )
 
-// cmpSite is the served pipeline and where its access log goes.
+// cmpSite is the served pipeline, where its access log goes and where the
+// application looks for release files.
 type cmpSite struct {
 	*harness.Server
 	accessLog string
+	records   string
 }
 
 // cmpStart serves components.py behind requestid, accesslog (in format) and
@@ -58,9 +65,11 @@ func cmpServe(t *testing.T, ini string) *cmpSite {
 	if err := os.WriteFile(path, []byte(ini), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	srv := harness.Start(t, harness.Options{Args: []string{path, "--pythonpath", gwAppsDir(), "--workers", "1"}})
+	records := t.TempDir()
+	srv := harness.Start(t, harness.Options{Args: []string{path, "--pythonpath", gwAppsDir(), "--workers", "1"},
+		Env: []string{"E2E_RECORD_DIR=" + records}})
 	t.Cleanup(srv.Stop)
-	return &cmpSite{Server: srv, accessLog: filepath.Join(dir, "access.log")}
+	return &cmpSite{Server: srv, accessLog: filepath.Join(dir, "access.log"), records: records}
 }
 
 // cmpCurl runs curl and returns its stdout; headers, when asked for with
@@ -138,6 +147,52 @@ func TestComponentsCompressWithCurl(t *testing.T) {
 	}
 	if h, _ := cmpGet(t, s.URL+"/page", "-H", "Accept-Encoding: gzip"); h.Get("ETag") != `W/"page-v1"` {
 		t.Errorf("compressed page's ETag %q, want the app's made weak", h.Get("ETag"))
+	}
+}
+
+// A streamed response stays streamed when compressed: the client decodes
+// the first piece while the application still waits to send the rest.
+func TestComponentsCompressStreams(t *testing.T) {
+	s := cmpStart(t, "combined")
+	client := &http.Client{Transport: &http.Transport{DisableCompression: true}}
+	for _, coding := range []string{"gzip", "zstd", "br"} {
+		req, _ := http.NewRequest("GET", s.URL+"/stream?hold="+coding, nil)
+		req.Header.Set("Accept-Encoding", coding)
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Header.Get("Content-Encoding") != coding {
+			t.Fatalf("%s: Content-Encoding %q", coding, res.Header.Get("Content-Encoding"))
+		}
+		var dec io.Reader
+		switch coding {
+		case "gzip":
+			if dec, err = gzip.NewReader(res.Body); err != nil {
+				t.Fatal(err)
+			}
+		case "zstd":
+			zr, err := zstd.NewReader(res.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer zr.Close()
+			dec = zr
+		case "br":
+			dec = brotli.NewReader(res.Body)
+		}
+		first := make([]byte, len("piece 0\n")*600)
+		if _, err := io.ReadFull(dec, first); err != nil || string(first) != strings.Repeat("piece 0\n", 600) {
+			t.Fatalf("%s: first piece %.40q…, %v", coding, first, err)
+		}
+		if err := os.WriteFile(filepath.Join(s.records, coding+".release"), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		rest, err := io.ReadAll(dec)
+		res.Body.Close()
+		if err != nil || string(rest) != strings.Repeat("piece 1\n", 600)+strings.Repeat("piece 2\n", 600) {
+			t.Errorf("%s: the rest: %d bytes, %v", coding, len(rest), err)
+		}
 	}
 }
 

@@ -6,12 +6,15 @@ accesslog, requestid). Standard library only.
 /small      100 bytes of text: under compress's default min_size
 /png        bytes labelled image/png (not on the allow-list)
 /range      the page, honouring a single "Range: bytes=a-b" with a 206
-/stream     text/plain sent in three flushed pieces
+/stream     text/plain sent in three pieces; with ?hold=ID the app waits after the first piece until the test
+            creates $E2E_RECORD_DIR/ID.release, so the client sees the first piece only if it was streamed
 /file       this file, as text/plain, through wsgi.file_wrapper (the server's sendfile path)
 /environ    the request's HTTP_X_REQUEST_ID, HTTP_ACCEPT_ENCODING and REMOTE_ADDR as JSON;
             it also writes the id to wsgi.errors
 """
 import json
+import os
+import time
 
 
 def page_bytes():
@@ -45,7 +48,7 @@ def app(environ, start_response):
         return range_response(environ, start_response)
     if path == "/stream":
         start_response("200 OK", [("Content-Type", "text/plain")])
-        return (("piece %d\n" % i).encode() * 600 for i in range(3))
+        return stream(environ.get("QUERY_STRING", "").partition("hold=")[2])
     if path == "/file":
         start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
         return environ["wsgi.file_wrapper"](open(__file__, "rb"), 8192)
@@ -59,6 +62,15 @@ def app(environ, start_response):
         return [body]
     start_response("404 Not Found", [("Content-Type", "text/plain")])
     return [b"not found\n"]
+
+
+def stream(hold):
+    for i in range(3):
+        if i == 1 and hold:
+            release = os.path.join(os.environ["E2E_RECORD_DIR"], hold + ".release")
+            while not os.path.exists(release):
+                time.sleep(0.005)
+        yield ("piece %d\n" % i).encode() * 600
 
 
 def range_response(environ, start_response):
