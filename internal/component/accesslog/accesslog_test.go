@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/wsgate/wsgate/internal/component"
 	"github.com/wsgate/wsgate/internal/component/componenttest"
@@ -248,5 +249,19 @@ func TestOptionErrors(t *testing.T) {
 		{"fromat", "json", "[filter:accesslog] fromat: unknown option"},
 	} {
 		componenttest.RequireError(t, "accesslog", tc.want, tc.key, tc.value)
+	}
+}
+
+// The cached timestamp is the formatted one, across seconds and zones.
+func TestCLFTimeCache(t *testing.T) {
+	base := time.Date(2026, 12, 1, 14, 59, 59, 999_000_000, time.UTC)
+	paris, err := time.LoadLocation("Europe/Paris")
+	if err != nil {
+		paris = time.FixedZone("CET", 3600)
+	}
+	for _, tm := range []time.Time{base, base.Add(time.Millisecond / 2), base.Add(time.Millisecond), base.In(paris), base, base.Add(3 * time.Second)} {
+		if got, want := string(appendCLFTime(nil, tm)), tm.Format(clfTime); got != want {
+			t.Errorf("%v: %q, want %q", tm, got, want)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -59,6 +60,25 @@ func newEntry(r *http.Request, facts *component.Facts, rec *component.Recorder, 
 // clfTime is the Common Log Format's timestamp layout.
 const clfTime = "02/Jan/2006:15:04:05 -0700"
 
+// clfStamp is one second's timestamp, formatted once: every line of that
+// second reuses it (formatting is a good part of a line's cost).
+type clfStamp struct {
+	unix int64
+	zone *time.Location
+	text string
+}
+
+var lastStamp atomic.Pointer[clfStamp]
+
+func appendCLFTime(b []byte, t time.Time) []byte {
+	if s := lastStamp.Load(); s != nil && s.unix == t.Unix() && s.zone == t.Location() {
+		return append(b, s.text...)
+	}
+	s := &clfStamp{unix: t.Unix(), zone: t.Location(), text: t.Format(clfTime)}
+	lastStamp.Store(s)
+	return append(b, s.text...)
+}
+
 // appendText writes the Common Log Format line, with the two quoted fields of
 // the combined format when combined, then the duration in seconds and the
 // request id:
@@ -72,7 +92,7 @@ func (e *entry) appendText(b []byte, combined bool) []byte {
 	b = append(b, " - "...)
 	b = appendBare(b, e.user)
 	b = append(b, " ["...)
-	b = e.start.AppendFormat(b, clfTime)
+	b = appendCLFTime(b, e.start)
 	b = append(b, "] \""...)
 	b = appendEscaped(b, e.method)
 	b = append(b, ' ')

@@ -32,6 +32,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/wsgate/wsgate/internal/component"
 )
@@ -203,11 +204,18 @@ func (c *Compress) Wrap(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		cw := &writer{ResponseWriter: w, c: c, coding: negotiate(r.Header.Get("Accept-Encoding"), c.codings)}
+		cw := writers.Get().(*writer)
+		*cw = writer{ResponseWriter: w, c: c, coding: negotiate(first(r.Header, "Accept-Encoding"), c.codings)}
 		next.ServeHTTP(cw, r)
 		cw.finish()
+		*cw = writer{}
+		writers.Put(cw)
 	})
 }
+
+// writers are reused from one response to the next (a panic through the
+// handler loses one to the garbage collector, which is fine).
+var writers = sync.Pool{New: func() any { return new(writer) }}
 
 // compressible says whether a response with these headers may be compressed
 // at all (for any client): it decides `Vary` too.

@@ -93,9 +93,12 @@ func (f *RequestID) Wrap(next http.Handler) http.Handler {
 			id = New()
 		}
 		facts.RequestID = id
-		r.Header[f.header] = []string{id} // the application sees the id, never a refused value
+		// One slice for both headers: its capacity is 1, so an append to
+		// either makes a copy and cannot reach the other.
+		v := []string{id}
+		r.Header[f.header] = v[:1:1] // the application sees the id, never a refused value
 		if f.echo {
-			w.Header()[f.header] = []string{id}
+			w.Header()[f.header] = v[:1:1]
 		}
 		next.ServeHTTP(w, r)
 	})
