@@ -422,3 +422,27 @@ func TestOptionErrors(t *testing.T) {
 		componenttest.RequireError(t, "compress", tc.want, tc.kv...)
 	}
 }
+
+// A second WriteHeader while the body is held back changes nothing: the head
+// goes out once, with the coding the body has.
+func TestSecondWriteHeaderWhileHeld(t *testing.T) {
+	h := wrap(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(200)
+		w.WriteHeader(500)
+		_, _ = w.Write(page(5000))
+	}))
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	req, _ := http.NewRequest("GET", srv.URL, nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	res, err := (&http.Client{Transport: &http.Transport{DisableCompression: true}}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || res.Header.Get("Content-Encoding") != "gzip" || !bytes.Equal(decode(t, "gzip", body), page(5000)) {
+		t.Errorf("%d %v, %d bytes", res.StatusCode, res.Header, len(body))
+	}
+}

@@ -23,8 +23,10 @@ type writer struct {
 }
 
 func (w *writer) WriteHeader(code int) {
-	if w.decided || w.status != 0 {
-		w.ResponseWriter.WriteHeader(code) // let net/http report the superfluous call
+	if w.status != 0 { // a second call, which net/http ignores too
+		if w.decided {
+			w.ResponseWriter.WriteHeader(code) // let net/http report it
+		}
 		return
 	}
 	if code < 200 { // 1xx (103 Early Hints): informational, the real head comes later
