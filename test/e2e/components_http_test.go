@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/andybalholm/brotli"
@@ -395,6 +396,26 @@ func TestComponentsAccessLogRawBytes(t *testing.T) {
 		if strings.HasPrefix(line, "203.0.113.9") {
 			t.Errorf("a forged line reached the log: %q", line)
 		}
+	}
+}
+
+// Log rotation: the file moved away, SIGHUP makes wsgate open a new one at
+// the configured path; lines before go to the moved file, lines after to the
+// new one.
+func TestComponentsAccessLogReopensOnHangup(t *testing.T) {
+	s := cmpStart(t, "common")
+	cmpCurl(t, s.URL+"/small?before")
+	cmpLogLines(t, s.accessLog, 1)
+	if err := os.Rename(s.accessLog, s.accessLog+".1"); err != nil {
+		t.Fatal(err)
+	}
+	s.Signal(syscall.SIGHUP)
+	s.WaitLog(`msg="access log reopened"`)
+	cmpCurl(t, s.URL+"/small?after")
+	now := cmpLogLines(t, s.accessLog, 1)
+	old := cmpLogLines(t, s.accessLog+".1", 1)
+	if len(now) != 1 || !strings.Contains(now[0], "/small?after") || len(old) != 1 || !strings.Contains(old[0], "/small?before") {
+		t.Errorf("after rotation: new file %q, moved file %q", now, old)
 	}
 }
 
