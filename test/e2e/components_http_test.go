@@ -20,10 +20,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/andybalholm/brotli"
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
-
+	"github.com/wsgate/wsgate/internal/component/compress"
 	"github.com/wsgate/wsgate/test/e2e/harness"
 )
 
@@ -166,21 +163,9 @@ func TestComponentsCompressStreams(t *testing.T) {
 		if res.Header.Get("Content-Encoding") != coding {
 			t.Fatalf("%s: Content-Encoding %q", coding, res.Header.Get("Content-Encoding"))
 		}
-		var dec io.Reader
-		switch coding {
-		case "gzip":
-			if dec, err = gzip.NewReader(res.Body); err != nil {
-				t.Fatal(err)
-			}
-		case "zstd":
-			zr, err := zstd.NewReader(res.Body)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer zr.Close()
-			dec = zr
-		case "br":
-			dec = brotli.NewReader(res.Body)
+		dec, err := compress.NewDecoder(coding, res.Body)
+		if err != nil {
+			t.Fatal(err)
 		}
 		first := make([]byte, len("piece 0\n")*600)
 		if _, err := io.ReadFull(dec, first); err != nil || string(first) != strings.Repeat("piece 0\n", 600) {
@@ -190,6 +175,7 @@ func TestComponentsCompressStreams(t *testing.T) {
 			t.Fatal(err)
 		}
 		rest, err := io.ReadAll(dec)
+		dec.Close()
 		res.Body.Close()
 		if err != nil || string(rest) != strings.Repeat("piece 1\n", 600)+strings.Repeat("piece 2\n", 600) {
 			t.Errorf("%s: the rest: %d bytes, %v", coding, len(rest), err)

@@ -10,10 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/andybalholm/brotli"
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
-
 	"github.com/wsgate/wsgate/internal/component/componenttest"
 )
 
@@ -36,29 +32,12 @@ func page(n int) []byte {
 
 func decode(t *testing.T, coding string, body []byte) []byte {
 	t.Helper()
-	var r io.Reader
-	switch coding {
-	case "gzip":
-		zr, err := gzip.NewReader(bytes.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		r = zr
-	case "zstd":
-		zr, err := zstd.NewReader(bytes.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer zr.Close()
-		r = zr
-	case "br":
-		r = brotli.NewReader(bytes.NewReader(body))
-	case "":
-		return body
-	default:
-		t.Fatalf("unknown coding %q", coding)
+	d, err := NewDecoder(coding, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
 	}
-	out, err := io.ReadAll(r)
+	defer d.Close()
+	out, err := io.ReadAll(d)
 	if err != nil {
 		t.Fatalf("decoding %s: %v", coding, err)
 	}
@@ -350,24 +329,11 @@ func TestFlushStreams(t *testing.T) {
 			if res.Header.Get("Content-Encoding") != coding {
 				t.Fatalf("Content-Encoding %q", res.Header.Get("Content-Encoding"))
 			}
-			var dec io.Reader
-			switch coding {
-			case "gzip":
-				zr, err := gzip.NewReader(res.Body)
-				if err != nil {
-					t.Fatal(err)
-				}
-				dec = zr
-			case "zstd":
-				zr, err := zstd.NewReader(res.Body)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer zr.Close()
-				dec = zr
-			case "br":
-				dec = brotli.NewReader(res.Body)
+			dec, err := NewDecoder(coding, res.Body)
+			if err != nil {
+				t.Fatal(err)
 			}
+			defer dec.Close()
 			first := make([]byte, len("first part\n"))
 			if _, err := io.ReadFull(dec, first); err != nil || string(first) != "first part\n" {
 				t.Fatalf("first part: %q, %v", first, err)
@@ -381,6 +347,26 @@ func TestFlushStreams(t *testing.T) {
 	}
 }
 
+// overHTTP serves h on a real listener and GETs it with the given
+// Accept-Encoding, leaving the body encoded.
+func overHTTP(t *testing.T, h http.Handler, acceptEncoding string) (*http.Response, []byte) {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	req, _ := http.NewRequest("GET", srv.URL, nil)
+	req.Header.Set("Accept-Encoding", acceptEncoding)
+	res, err := (&http.Client{Transport: &http.Transport{DisableCompression: true}}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, body
+}
+
 func TestEarlyHintsPassThrough(t *testing.T) {
 	h := wrap(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Link", "</app.css>; rel=preload")
@@ -388,16 +374,7 @@ func TestEarlyHintsPassThrough(t *testing.T) {
 		w.Header().Set("Content-Type", "text/html")
 		_, _ = w.Write(page(4000))
 	}))
-	srv := httptest.NewServer(h)
-	defer srv.Close()
-	req, _ := http.NewRequest("GET", srv.URL, nil)
-	req.Header.Set("Accept-Encoding", "gzip")
-	res, err := (&http.Client{Transport: &http.Transport{DisableCompression: true}}).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(res.Body)
-	res.Body.Close()
+	res, body := overHTTP(t, h, "gzip")
 	if res.StatusCode != 200 || res.Header.Get("Content-Encoding") != "gzip" || !bytes.Equal(decode(t, "gzip", body), page(4000)) {
 		t.Fatalf("after 103: %d %v", res.StatusCode, res.Header)
 	}
@@ -432,16 +409,7 @@ func TestSecondWriteHeaderWhileHeld(t *testing.T) {
 		w.WriteHeader(500)
 		_, _ = w.Write(page(5000))
 	}))
-	srv := httptest.NewServer(h)
-	defer srv.Close()
-	req, _ := http.NewRequest("GET", srv.URL, nil)
-	req.Header.Set("Accept-Encoding", "gzip")
-	res, err := (&http.Client{Transport: &http.Transport{DisableCompression: true}}).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(res.Body)
-	res.Body.Close()
+	res, body := overHTTP(t, h, "gzip")
 	if res.StatusCode != 200 || res.Header.Get("Content-Encoding") != "gzip" || !bytes.Equal(decode(t, "gzip", body), page(5000)) {
 		t.Errorf("%d %v, %d bytes", res.StatusCode, res.Header, len(body))
 	}
