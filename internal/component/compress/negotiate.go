@@ -23,7 +23,9 @@ func negotiate(header string, offered []*coding) *coding {
 		bestQ    = 0.0
 		star     = -1.0 // q of "*", -1 when absent
 		identity = -1.0
-		named    [8]struct {
+		// the codings the header names, the first eight of them (browsers
+		// name four or five): no allocation per request
+		named [8]struct {
 			name string
 			q    float64
 		}
