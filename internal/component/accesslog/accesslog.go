@@ -21,7 +21,6 @@
 package accesslog
 
 import (
-	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
@@ -56,6 +55,8 @@ reopened on SIGHUP: rotate it by moving it and sending SIGHUP to wsgate.`,
 				Help: "`common`, `combined` or `json`."},
 			{Name: "file", Type: "path", Default: "stderr",
 				Help: "Where lines go: `stderr`, `stdout` or a file (relative to the INI file's directory)."},
+			{Name: "buffer", Type: "bytes", Default: "0",
+				Help: "0 writes each line as its request ends. A size (up to 1m) gathers lines and writes them when it fills, one second after the first, before a reopen and when the server stops: one system call for many lines, at the price of losing up to a second of lines if the master is killed."},
 		},
 		Build: build,
 	})
@@ -74,27 +75,35 @@ func build(b *component.Builder) (component.Built, error) {
 	default:
 		return component.Built{}, b.Errorf("format", "%q is not common, combined or json", a.format)
 	}
+	buffer, err := b.Bytes("buffer", 0)
+	if err != nil {
+		return component.Built{}, err
+	}
+	if buffer > maxBuffer {
+		return component.Built{}, b.Errorf("buffer", "%d bytes is more than %d, the largest buffer", buffer, maxBuffer)
+	}
 	dest := b.String("file", "stderr")
 	switch dest {
 	case "stderr", "":
-		a.out = &output{f: os.Stderr}
+		a.out = newOutput(os.Stderr, "", int(buffer))
 	case "stdout":
-		a.out = &output{f: os.Stdout}
+		a.out = newOutput(os.Stdout, "", int(buffer))
 	default:
 		path := dest
 		if !filepath.IsAbs(path) {
 			here, _ := b.Node.GlobalConf.Get("here")
 			path = filepath.Join(here, path)
 		}
+		f, err := openAppend(path)
+		if err != nil {
+			return component.Built{}, b.Errorf("file", "%v", err)
+		}
 		log := slog.Default()
 		if b.Host != nil {
 			log = b.Host.Logger()
 		}
-		out, err := openOutput(path, log)
-		if err != nil {
-			return component.Built{}, b.Errorf("file", "%v", err)
-		}
-		a.out = out
+		a.out = newOutput(f, path, int(buffer))
+		a.out.watchHangup(log)
 	}
 	return component.Built{Wrap: a.Wrap, Close: a.out.close}, nil
 }
@@ -139,68 +148,4 @@ func (a *AccessLog) log(e *entry) {
 	a.out.write(b)
 	*bp = b
 	bufs.Put(bp)
-}
-
-// output is where lines go: one write per line, so lines from concurrent
-// requests never interleave.
-type output struct {
-	mu     sync.Mutex
-	f      *os.File
-	closed bool
-	path   string        // "" for stderr/stdout: never reopened nor closed
-	stop   chan struct{} // ends the SIGHUP watcher
-	// reopened receives a value after each reopen (tests await it).
-	reopened chan struct{}
-}
-
-func (o *output) write(line []byte) {
-	o.mu.Lock()
-	_, _ = o.f.Write(line) // a full disk must not fail the request
-	o.mu.Unlock()
-}
-
-func openOutput(path string, log *slog.Logger) (*output, error) {
-	f, err := openAppend(path)
-	if err != nil {
-		return nil, err
-	}
-	o := &output{f: f, path: path, stop: make(chan struct{}), reopened: make(chan struct{}, 1)}
-	o.watchHangup(log)
-	return o, nil
-}
-
-func openAppend(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("cannot open the access log: %w", err)
-	}
-	return f, nil
-}
-
-// reopen swaps the file for a fresh open of the same path (after a log
-// rotator moved it away); when that fails, lines keep going to the old file.
-func (o *output) reopen() error {
-	f, err := openAppend(o.path)
-	if err != nil {
-		return err
-	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.closed {
-		return f.Close()
-	}
-	old := o.f
-	o.f = f
-	return old.Close()
-}
-
-func (o *output) close() error {
-	if o.path == "" {
-		return nil
-	}
-	close(o.stop)
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.closed = true
-	return o.f.Close()
 }

@@ -2,6 +2,7 @@ package accesslog
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -196,10 +197,12 @@ func TestLineHasTheRequestsFacts(t *testing.T) {
 func TestReopenOnHangup(t *testing.T) {
 	dir := t.TempDir()
 	logPath := filepath.Join(dir, "access.log")
-	out, err := openOutput(logPath, slog.Default())
+	f, err := openAppend(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
+	out := newOutput(f, logPath, 0)
+	out.watchHangup(slog.Default())
 	defer out.close()
 	h := (&AccessLog{format: "combined", out: out}).Wrap(http.HandlerFunc(hello))
 	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/before", nil))
@@ -242,11 +245,87 @@ func TestAbortedResponseIsLogged(t *testing.T) {
 	}
 }
 
+// With a buffer, lines wait until it fills or the filter closes, and are
+// written whole, in order.
+func TestBufferedLines(t *testing.T) {
+	defer func(d time.Duration) { flushEvery = d }(flushEvery)
+	flushEvery = time.Hour // only a full buffer or close writes, here
+	logPath := filepath.Join(t.TempDir(), "access.log")
+	built := componenttest.Build(t, &componenttest.Host{}, "accesslog", "file", logPath, "buffer", "1k", "format", "common")
+	h := built.Wrap(http.HandlerFunc(hello))
+	count := func() int {
+		data, _ := os.ReadFile(logPath)
+		return strings.Count(string(data), "\n")
+	}
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/0", nil))
+	if n := count(); n != 0 {
+		t.Fatalf("a 1k buffer wrote %d lines at once", n)
+	}
+	sent := 1
+	for ; count() == 0; sent++ { // about 80-byte lines: the 13th fills the buffer
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", fmt.Sprintf("/%d", sent), nil))
+	}
+	if written := count(); sent < 10 || written >= sent {
+		t.Errorf("%d lines sent, %d written when the buffer filled", sent, written)
+	}
+	if err := built.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(logPath)
+	lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+	if len(lines) != sent {
+		t.Fatalf("%d lines sent, %d in the file after close", sent, len(lines))
+	}
+	for i, line := range lines {
+		if !strings.Contains(line, fmt.Sprintf(`"GET /%d HTTP/1.1"`, i)) || textLine.FindStringSubmatch(line+"\n") == nil {
+			t.Errorf("line %d: %q", i, line)
+		}
+	}
+}
+
+// A gathered line is written flushEvery after it, with no other line to
+// push it out.
+func TestBufferedLineFlushedByTheTimer(t *testing.T) {
+	defer func(d time.Duration) { flushEvery = d }(flushEvery)
+	flushEvery = time.Millisecond
+	logPath := filepath.Join(t.TempDir(), "access.log")
+	h := componenttest.Build(t, &componenttest.Host{}, "accesslog", "file", logPath, "buffer", "64k").Wrap(http.HandlerFunc(hello))
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/alone", nil))
+	for guard := time.Now().Add(time.Minute); ; time.Sleep(time.Millisecond) {
+		if data, _ := os.ReadFile(logPath); strings.Contains(string(data), "/alone") {
+			return
+		}
+		if time.Now().After(guard) {
+			t.Fatal("a gathered line was never written by the timer")
+		}
+	}
+}
+
+// A request still running when its site was replaced (a configuration
+// reload closed the filter) still gets its line.
+func TestLineAfterClose(t *testing.T) {
+	logPath := filepath.Join(t.TempDir(), "access.log")
+	built := componenttest.Build(t, &componenttest.Host{}, "accesslog", "file", logPath)
+	h := built.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := built.Close(); err != nil {
+			t.Error(err)
+		}
+		hello(w, r)
+	}))
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/late", nil))
+	data, _ := os.ReadFile(logPath)
+	if !strings.Contains(string(data), "/late") {
+		t.Errorf("the line of a request that outlived its filter is lost: %q", data)
+	}
+}
+
 func TestOptionErrors(t *testing.T) {
 	for _, tc := range []struct{ key, value, want string }{
 		{"format", "apache", `[filter:accesslog] format: "apache" is not common, combined or json`},
 		{"file", "/no/such/dir/access.log", "[filter:accesslog] file: cannot open the access log: open /no/such/dir/access.log: no such file"},
 		{"fromat", "json", "[filter:accesslog] fromat: unknown option"},
+		{"buffer", "2m", "[filter:accesslog] buffer: 2097152 bytes is more than 1048576, the largest buffer"},
+		{"buffer", "lots", `[filter:accesslog] buffer: "lots" is not a size`},
 	} {
 		componenttest.RequireError(t, "accesslog", tc.want, tc.key, tc.value)
 	}
