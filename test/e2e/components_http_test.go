@@ -405,6 +405,48 @@ func TestComponentsAccessLogReopensOnHangup(t *testing.T) {
 	}
 }
 
+// With a buffer, lines wait in the master; stopping the server (SIGTERM)
+// writes them: the site's components are closed once its requests are done.
+func TestComponentsAccessLogBufferWrittenAtStop(t *testing.T) {
+	s := cmpServe(t, `[pipeline:main]
+pipeline = requestid accesslog components
+
+[filter:requestid]
+use = egg:wsgate#requestid
+
+[filter:accesslog]
+use = egg:wsgate#accesslog
+file = %(here)s/access.log
+buffer = 64k
+flush = 1h
+
+[app:components]
+use = call:components:make_app
+`)
+	var ids []string
+	for i := 0; i < 3; i++ {
+		h, _ := cmpGet(t, s.URL+"/small")
+		ids = append(ids, h.Get("X-Request-Id"))
+	}
+	if data, _ := os.ReadFile(s.accessLog); len(data) != 0 {
+		t.Fatalf("with a 64k buffer, lines were written before the server stopped: %q", data)
+	}
+	s.Stop()
+	data, err := os.ReadFile(s.accessLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("3 requests, %d lines after stop: %q", len(lines), data)
+	}
+	for i, line := range lines {
+		if m := cmpCombined.FindStringSubmatch(line); m == nil || m[10] != ids[i] {
+			t.Errorf("line %d %q, want request id %s", i, line, ids[i])
+		}
+	}
+}
+
 // bytesCutLast splits b around the last sep.
 func bytesCutLast(b []byte, sep byte) (before, after []byte, found bool) {
 	if i := bytes.LastIndexByte(b, sep); i >= 0 {

@@ -56,7 +56,9 @@ reopened on SIGHUP: rotate it by moving it and sending SIGHUP to wsgate.`,
 			{Name: "file", Type: "path", Default: "stderr",
 				Help: "Where lines go: `stderr`, `stdout` or a file (relative to the INI file's directory)."},
 			{Name: "buffer", Type: "bytes", Default: "0",
-				Help: "0 writes each line as its request ends. A size (up to 1m) gathers lines and writes them when it fills, one second after the first, before a reopen and when the server stops: one system call for many lines, at the price of losing up to a second of lines if the master is killed."},
+				Help: "0 writes each line as its request ends. A size (up to 1m) gathers lines and writes them when it fills, `flush` after the first, before a reopen and when the server stops: one system call for many lines, at the price of losing up to `flush` of lines if the master is killed."},
+			{Name: "flush", Type: "duration", Default: "1",
+				Help: "With `buffer`, the longest a line waits to be written (seconds, or e.g. 500ms)."},
 		},
 		Build: build,
 	})
@@ -82,12 +84,19 @@ func build(b *component.Builder) (component.Built, error) {
 	if buffer > maxBuffer {
 		return component.Built{}, b.Errorf("buffer", "%d bytes is more than %d, the largest buffer", buffer, maxBuffer)
 	}
+	every, err := b.Duration("flush", defaultFlush)
+	if err != nil {
+		return component.Built{}, err
+	}
+	if every <= 0 {
+		return component.Built{}, b.Errorf("flush", "must be more than 0 (lines would never be written)")
+	}
 	dest := b.String("file", "stderr")
 	switch dest {
 	case "stderr", "":
-		a.out = newOutput(os.Stderr, "", int(buffer))
+		a.out = newOutput(os.Stderr, "", int(buffer), every)
 	case "stdout":
-		a.out = newOutput(os.Stdout, "", int(buffer))
+		a.out = newOutput(os.Stdout, "", int(buffer), every)
 	default:
 		path := dest
 		if !filepath.IsAbs(path) {
@@ -102,7 +111,7 @@ func build(b *component.Builder) (component.Built, error) {
 		if b.Host != nil {
 			log = b.Host.Logger()
 		}
-		a.out = newOutput(f, path, int(buffer))
+		a.out = newOutput(f, path, int(buffer), every)
 		a.out.watchHangup(log)
 	}
 	return component.Built{Wrap: a.Wrap, Close: a.out.close}, nil

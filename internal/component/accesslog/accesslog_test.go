@@ -201,7 +201,7 @@ func TestReopenOnHangup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := newOutput(f, logPath, 0)
+	out := newOutput(f, logPath, 0, defaultFlush)
 	out.watchHangup(slog.Default())
 	defer out.close()
 	h := (&AccessLog{format: "combined", out: out}).Wrap(http.HandlerFunc(hello))
@@ -248,10 +248,9 @@ func TestAbortedResponseIsLogged(t *testing.T) {
 // With a buffer, lines wait until it fills or the filter closes, and are
 // written whole, in order.
 func TestBufferedLines(t *testing.T) {
-	defer func(d time.Duration) { flushEvery = d }(flushEvery)
-	flushEvery = time.Hour // only a full buffer or close writes, here
 	logPath := filepath.Join(t.TempDir(), "access.log")
-	built := componenttest.Build(t, &componenttest.Host{}, "accesslog", "file", logPath, "buffer", "1k", "format", "common")
+	// flush: only a full buffer or close writes, here
+	built := componenttest.Build(t, &componenttest.Host{}, "accesslog", "file", logPath, "buffer", "1k", "flush", "1h", "format", "common")
 	h := built.Wrap(http.HandlerFunc(hello))
 	count := func() int {
 		data, _ := os.ReadFile(logPath)
@@ -283,13 +282,11 @@ func TestBufferedLines(t *testing.T) {
 	}
 }
 
-// A gathered line is written flushEvery after it, with no other line to
+// A gathered line is written `flush` after it, with no other line to
 // push it out.
 func TestBufferedLineFlushedByTheTimer(t *testing.T) {
-	defer func(d time.Duration) { flushEvery = d }(flushEvery)
-	flushEvery = time.Millisecond
 	logPath := filepath.Join(t.TempDir(), "access.log")
-	h := componenttest.Build(t, &componenttest.Host{}, "accesslog", "file", logPath, "buffer", "64k").Wrap(http.HandlerFunc(hello))
+	h := componenttest.Build(t, &componenttest.Host{}, "accesslog", "file", logPath, "buffer", "64k", "flush", "1ms").Wrap(http.HandlerFunc(hello))
 	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/alone", nil))
 	for guard := time.Now().Add(time.Minute); ; time.Sleep(time.Millisecond) {
 		if data, _ := os.ReadFile(logPath); strings.Contains(string(data), "/alone") {
@@ -326,6 +323,8 @@ func TestOptionErrors(t *testing.T) {
 		{"fromat", "json", "[filter:accesslog] fromat: unknown option"},
 		{"buffer", "2m", "[filter:accesslog] buffer: 2097152 bytes is more than 1048576, the largest buffer"},
 		{"buffer", "lots", `[filter:accesslog] buffer: "lots" is not a size`},
+		{"flush", "0", "[filter:accesslog] flush: must be more than 0"},
+		{"flush", "soon", `[filter:accesslog] flush: "soon" is not a duration`},
 	} {
 		componenttest.RequireError(t, "accesslog", tc.want, tc.key, tc.value)
 	}

@@ -11,9 +11,9 @@ import (
 // waiting and a killed master loses more of them.
 const maxBuffer = 1 << 20
 
-// flushEvery is the longest a gathered line waits (buffer option); a
-// variable for the tests.
-var flushEvery = time.Second
+// defaultFlush is the longest a gathered line waits (buffer option) unless
+// the flush option says otherwise.
+const defaultFlush = time.Second
 
 // output is where lines go. Each line (or, with a buffer, each batch) is one
 // write, so lines from concurrent requests never interleave.
@@ -23,20 +23,21 @@ type output struct {
 	path   string // "" for stderr/stdout: never reopened nor closed
 	closed bool
 
-	buf   []byte      // gathered lines, when limit > 0
-	limit int         // the buffer option
-	timer *time.Timer // flushes gathered lines flushEvery after the first
+	buf   []byte        // gathered lines, when limit > 0
+	limit int           // the buffer option
+	every time.Duration // the flush option
+	timer *time.Timer   // flushes gathered lines every after the first
 
 	stop chan struct{} // ends the SIGHUP watcher (files only)
 	// reopened receives a value after each reopen (tests await it).
 	reopened chan struct{}
 }
 
-func newOutput(f *os.File, path string, limit int) *output {
-	o := &output{f: f, path: path, limit: limit, stop: make(chan struct{}), reopened: make(chan struct{}, 1)}
+func newOutput(f *os.File, path string, limit int, every time.Duration) *output {
+	o := &output{f: f, path: path, limit: limit, every: every, stop: make(chan struct{}), reopened: make(chan struct{}, 1)}
 	if limit > 0 {
 		o.buf = make([]byte, 0, limit)
-		o.timer = time.AfterFunc(flushEvery, o.flush)
+		o.timer = time.AfterFunc(every, o.flush)
 		o.timer.Stop()
 	}
 	return o
@@ -71,7 +72,7 @@ func (o *output) write(line []byte) {
 		o.flushLocked()
 	}
 	if len(o.buf) == 0 {
-		o.timer.Reset(flushEvery)
+		o.timer.Reset(o.every)
 	}
 	o.buf = append(o.buf, line...)
 	if len(o.buf) >= o.limit {
