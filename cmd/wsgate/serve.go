@@ -222,12 +222,19 @@ func serve(cfg gateway.Config, st *site.Site, binds []string, o serveOptions, lo
 	for _, l := range lns {
 		fmt.Fprintf(os.Stderr, "wsgate: listening on %s\n", l.URL)
 	}
-	if err := running.start(); err != nil {
+	if failed, err := running.start(); err != nil {
 		for _, l := range lns {
 			l.Close()
 		}
+		name := cfg.AppName
+		if st != nil {
+			name = st.URI
+			if running.PoolCount() > 1 {
+				name += " (pool " + failed + ")"
+			}
+		}
 		if le, ok := loadErrorOf(err); ok {
-			fmt.Fprintf(os.Stderr, "wsgate: error: cannot load the application %s: %v\n", cfg.AppName, le)
+			fmt.Fprintf(os.Stderr, "wsgate: error: cannot load the application %s: %v\n", name, le)
 			log.Debug("traceback", "text", le.Traceback())
 		} else {
 			fmt.Fprintf(os.Stderr, "wsgate: error: cannot start the workers: %v\n", err)

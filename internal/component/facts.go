@@ -44,13 +44,27 @@ type Facts struct {
 
 type factsKey struct{}
 
+// factsContext carries a request's Facts in its context: one allocation for
+// both (context.WithValue and a separate Facts would be two).
+type factsContext struct {
+	context.Context
+	facts Facts
+}
+
+func (c *factsContext) Value(key any) any {
+	if key == (factsKey{}) {
+		return &c.facts
+	}
+	return c.Context.Value(key)
+}
+
 // Attach returns r with a fresh Facts in its context, unless it has one.
 func Attach(r *http.Request) (*http.Request, *Facts) {
 	if f, ok := r.Context().Value(factsKey{}).(*Facts); ok {
 		return r, f
 	}
-	f := &Facts{}
-	return r.WithContext(context.WithValue(r.Context(), factsKey{}, f)), f
+	c := &factsContext{Context: r.Context()}
+	return r.WithContext(c), &c.facts
 }
 
 // FactsOf returns the request's Facts, or nil when none was attached.

@@ -172,7 +172,7 @@ func firstGo(n *config.Node) *config.Node {
 func (c *composer) build(n *config.Node, a at) (http.Handler, error) {
 	goNode := firstGo(n)
 	if goNode == nil {
-		return c.python(n, n, a)
+		return c.python(n, a)
 	}
 	switch {
 	case n.ObjectType == config.TypePipeline:
@@ -237,7 +237,7 @@ func (c *composer) pipeline(n *config.Node, a at) (http.Handler, error) {
 	if len(rest) > 0 {
 		seg := *n // the Python tail, as a pipeline of its own
 		seg.Filters = rest
-		inner, err = c.python(&seg, n, a)
+		inner, err = c.python(&seg, a)
 	} else {
 		inner, err = c.build(n.App, a)
 	}
@@ -326,9 +326,8 @@ func (c *composer) goApp(n *config.Node, a at) (http.Handler, error) {
 	return built.Handler, nil
 }
 
-// python serves seg, a tree without Go nodes, from a worker pool. marked is
-// the node of the printed tree that seg stands for.
-func (c *composer) python(seg, marked *config.Node, a at) (http.Handler, error) {
+// python serves seg, a tree without Go nodes, from a worker pool.
+func (c *composer) python(seg *config.Node, a at) (http.Handler, error) {
 	worker, err := seg.WorkerJSON()
 	if err != nil {
 		return nil, fmt.Errorf("%s: encoding the application for Python: %w", seg.Source, err)
@@ -349,8 +348,9 @@ func (c *composer) python(seg, marked *config.Node, a at) (http.Handler, error) 
 		c.pools[key] = pl
 		c.out.Pools = append(c.out.Pools, pl.p)
 	}
+	// seg is the tree's own node, or a pipeline made of the tree's
+	// Python filters and application: either way its nodes are the tree's.
 	mark := "Python, pool " + pl.p.Name
-	marked.Walk(func(x *config.Node) { c.out.Marks[x] = mark })
 	seg.Walk(func(x *config.Node) { c.out.Marks[x] = mark })
 	pl.p.Routes = append(pl.p.Routes, a.prefix)
 	c.out.Routes = append(c.out.Routes, Route{Prefix: a.prefix, Target: "python pool " + pl.p.Name, Source: seg.Source.String(), Chain: a.chain, Sees: a.sees})

@@ -27,7 +27,8 @@ type Handler struct {
 }
 
 // NewHandler returns the http.Handler of a pool's application, mounted at
-// mount ("" for the root; a Go urlmap may instead use WithScriptName).
+// mount ("" for the root). Under compose, a Go urlmap mounts it through the
+// request's component.Facts instead (environ.go, requestPath).
 func NewHandler(p *Pool, mount string) *Handler {
 	return &Handler{pool: p, mount: strings.TrimSuffix(mount, "/")}
 }

@@ -71,10 +71,16 @@ func listen(bind string) (Listener, error) {
 	return Listener{Listener: l, URL: "http://" + l.Addr().String()}, nil
 }
 
-// Supervisor is what the server drives on signals: the worker pool.
+// Supervisor is what the server drives on signals: the worker pools.
 type Supervisor interface {
 	Reload()
 	Stop(ctx context.Context)
+}
+
+// drainNotified is a Supervisor told when the drain begins, before the
+// listeners close (a health component turns readiness false then).
+type drainNotified interface {
+	BeginDrain()
 }
 
 // Options configure Serve.
@@ -147,6 +153,9 @@ loop:
 			log.Error("listener failed; shutting down", "error", serveErr.Error())
 			break loop
 		}
+	}
+	if d, ok := opts.Supervisor.(drainNotified); ok {
+		d.BeginDrain()
 	}
 	grace := opts.GracefulTimeout
 	if grace <= 0 {

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -382,5 +383,31 @@ func TestReloadRecomposes(t *testing.T) {
 		}
 		return false
 	})
+	srv.Stop()
+}
+
+// SIGHUP reloads every pool of a composed site.
+func TestSighupReloadsEveryPool(t *testing.T) {
+	srv := harness.Start(t, harness.Options{Args: []string{filepath.Join(gwAppsDir(), "pep3333.ini"), "--pythonpath", gwAppsDir(), "--workers", "1"}})
+	if ready := srv.WaitLog("wsgate: ready"); !strings.Contains(ready, "2 workers, 2 pools") {
+		t.Fatalf("ready line %q", ready)
+	}
+	before := map[string]string{"/pid": reloadGet(t, srv.URL+"/pid"), "/mount/pid": reloadGet(t, srv.URL+"/mount/pid")}
+	srv.Signal(syscall.SIGHUP)
+	for _, pool := range []string{"plain", "mounted"} {
+		harness.WaitFor(t, "pool "+pool+" reloaded", func() bool {
+			for _, line := range strings.Split(srv.Logs(), "\n") {
+				if strings.Contains(line, `msg="reload complete"`) && strings.Contains(line, "pool="+pool+" ") {
+					return true
+				}
+			}
+			return false
+		})
+	}
+	for path, pid := range before {
+		if now := reloadGet(t, srv.URL+path); now == pid {
+			t.Errorf("%s: still served by pid %s after SIGHUP", path, now)
+		}
+	}
 	srv.Stop()
 }
