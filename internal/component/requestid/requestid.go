@@ -41,8 +41,25 @@ func init() {
 ` + "`-_.:+=/@`" + `; anything else is replaced by a random UUID (version 4). The id becomes the request's header
 (the application reads ` + "`HTTP_X_REQUEST_ID`" + `), the response's header, the access log's request id field and
 the ` + "`request_id`" + ` attribute of the server's log lines about the request. Place it first in a pipeline so
-that everything after it sees the id. The response header is set before the application runs: an application
-that sets it too adds a second value (the same id, when it echoes HTTP_X_REQUEST_ID).`,
+that everything after it sees the id:
+
+` + "```ini" + `
+[pipeline:main]
+pipeline = requestid accesslog compress django
+
+[filter:requestid]
+use = egg:wsgate#requestid
+
+[filter:accesslog]
+use = egg:wsgate#accesslog
+file = %(here)s/access.log
+
+[filter:compress]
+use = egg:wsgate#compress
+` + "```" + `
+
+The response header is set before the application runs: an application that sets it too adds a second value
+(the same id, when it echoes HTTP_X_REQUEST_ID).`,
 		Options: []component.Option{
 			{Name: "trust_incoming", Type: "bool", Default: "true",
 				Help: "Keep a well-formed id the client (or a proxy in front) sent; off: always generate one."},
