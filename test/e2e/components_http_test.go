@@ -447,6 +447,29 @@ use = call:components:make_app
 	}
 }
 
+// The server's log line about an application error names the request, as
+// its access log line and its response do.
+func TestComponentsRequestIDInTheErrorLine(t *testing.T) {
+	s := cmpStart(t, "combined")
+	res, err := http.Get(s.URL + "/raise")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	id := res.Header.Get("X-Request-Id")
+	if res.StatusCode != 500 || id == "" {
+		t.Fatalf("status %d, X-Request-ID %q", res.StatusCode, id)
+	}
+	line := s.WaitLog("raised on purpose for request " + id)
+	if !strings.Contains(line, `msg="application error"`) || !strings.Contains(line, "request_id="+id) {
+		t.Errorf("the error line does not name request %s: %q", id, line)
+	}
+	access := cmpLogLines(t, s.accessLog, 1)
+	if m := cmpCombined.FindStringSubmatch(access[0]); m == nil || m[5] != "500" || m[10] != id {
+		t.Errorf("access line %q", access[0])
+	}
+}
+
 // bytesCutLast splits b around the last sep.
 func bytesCutLast(b []byte, sep byte) (before, after []byte, found bool) {
 	if i := bytes.LastIndexByte(b, sep); i >= 0 {

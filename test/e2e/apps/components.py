@@ -9,6 +9,7 @@ accesslog, requestid). Standard library only.
 /stream     text/plain sent in three pieces; with ?hold=ID the app waits after the first piece until the test
             creates $E2E_RECORD_DIR/ID.release, so the client sees the first piece only if it was streamed
 /file       this file, as text/plain, through wsgi.file_wrapper (the server's sendfile path)
+/raise      raises before start_response (the server answers 500 and logs the traceback)
 /environ    the request's HTTP_X_REQUEST_ID, HTTP_ACCEPT_ENCODING and REMOTE_ADDR as JSON;
             it also writes the id to wsgi.errors
 """
@@ -52,6 +53,8 @@ def app(environ, start_response):
     if path == "/file":
         start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
         return environ["wsgi.file_wrapper"](open(__file__, "rb"), 8192)
+    if path == "/raise":
+        raise RuntimeError("raised on purpose for request %s" % environ.get("HTTP_X_REQUEST_ID"))
     if path == "/environ":
         rid = environ.get("HTTP_X_REQUEST_ID")
         environ["wsgi.errors"].write("handling request %s\n" % rid)
