@@ -116,11 +116,11 @@ func Build(t testing.TB, h component.Host, name string, kv ...string) component.
 	return built
 }
 
-// RequireError fails the test unless building name from options kv fails
-// with an error containing want.
+// RequireError fails the test unless building name from options kv, for a
+// site that is served, fails with an error containing want.
 func RequireError(t testing.TB, name, want string, kv ...string) {
 	t.Helper()
-	_, err := TryBuild(&Host{}, name, kv...)
+	_, err := TryBuild(&Host{S: &Site{}}, name, kv...)
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("%s with options %q: got error %v, want one containing %q", name, kv, err, want)
 	}
