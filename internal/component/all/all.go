@@ -7,7 +7,10 @@ package all
 import (
 	// one blank import per component package, sorted:
 	_ "github.com/wsgate/wsgate/internal/component/accesslog"
+	_ "github.com/wsgate/wsgate/internal/component/auth"
 	_ "github.com/wsgate/wsgate/internal/component/compress"
+	_ "github.com/wsgate/wsgate/internal/component/cors"
+	_ "github.com/wsgate/wsgate/internal/component/ratelimit"
 	_ "github.com/wsgate/wsgate/internal/component/requestid"
 	_ "github.com/wsgate/wsgate/internal/component/urlmap"
 )
