@@ -8,7 +8,11 @@ PYTHON  ?= python3
 VENV    := .venv
 VPY     := $(abspath $(VENV))/bin/python
 BIN     := $(abspath bin/wsgate)
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# The one version of a build (git describe, as PEP 440 spells it): stamped into
+# the binary and written into python/wsgate/_version.py, which the binary
+# embeds and the wheel ships.
+VERSION := $(shell ./scripts/version.sh --write)
+LDFLAGS := -X github.com/wsgate/wsgate/internal/version.stamped=$(VERSION)
 
 # Debian packages: the tests drive real clients (git for hg/trac fixtures,
 # chromium for the browser test); the benchmark needs wrk.
@@ -22,7 +26,7 @@ export WSGATE_TEST_PYTHON := $(VPY)
 build: $(BIN)
 
 $(BIN): FORCE
-	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/wsgate
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/wsgate
 
 $(VENV)/.stamp: requirements.txt
 	$(PYTHON) -m venv $(VENV)

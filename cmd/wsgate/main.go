@@ -7,10 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-)
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
+	"github.com/wsgate/wsgate/internal/version")
 
 // Exit codes shared by every subcommand.
 const (
@@ -76,7 +74,7 @@ func usage(w io.Writer) {
 }
 
 func runVersion(args []string) int {
-	fmt.Println("wsgate", version)
+	fmt.Println("wsgate", version.String())
 	return exitOK
 }
 
