@@ -8,7 +8,9 @@ import (
 	"io"
 	"os"
 
-	"github.com/wsgate/wsgate/internal/version")
+	"github.com/wsgate/wsgate/internal/version"
+	"github.com/wsgate/wsgate/python"
+)
 
 // Exit codes shared by every subcommand.
 const (
@@ -73,8 +75,12 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "Run 'wsgate COMMAND -h' for a command's options; the manual is in docs/.")
 }
 
+// runVersion prints the binary's version, then which Python runtime the
+// default interpreter's processes import (docs/install.md).
 func runVersion(args []string) int {
 	fmt.Println("wsgate", version.String())
+	interpreter := python.Interpreter("", "")
+	fmt.Printf("python runtime for %s: %s\n", interpreter, python.Choose(interpreter, nil))
 	return exitOK
 }
 
