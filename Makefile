@@ -1,7 +1,8 @@
 # wsgate: the two commands a newcomer needs are `make demo` and `make test`.
 # Everything they need on a fresh machine is installed from here: Debian
 # packages (scripts/system-deps.sh), Python packages into .venv
-# (requirements.txt), Go modules (go.mod).
+# (requirements.txt), Go modules (go.mod). `make dist` builds what pip
+# installs (docs/install.md).
 
 GO      ?= go
 PYTHON  ?= python3
@@ -21,7 +22,7 @@ BENCH_DEBS := wrk
 
 export WSGATE_TEST_PYTHON := $(VPY)
 
-.PHONY: build venv venv-dj42 test test-go test-python test-django42 lint demo bench clean FORCE
+.PHONY: build venv venv-dj42 venv-dist dist test test-go test-python test-django42 lint demo bench clean FORCE
 
 build: $(BIN)
 
@@ -47,6 +48,26 @@ $(VENV_DJ42)/.stamp: requirements-django42.txt
 	touch $@
 
 venv-dj42: $(VENV_DJ42)/.stamp
+
+# `make dist`: the sdist and a wheel per Linux architecture (static binary +
+# the wsgate package) in dist/, built by the pinned tools of
+# requirements-dist.txt in .venv-dist, without build isolation so that those
+# pins are what builds. The amd64 wheel is built from the sdist, which proves
+# the sdist builds; arm64 is cross-compiled from the tree.
+VENV_DIST := .venv-dist
+VPY_DIST  := $(abspath $(VENV_DIST))/bin/python
+
+$(VENV_DIST)/.stamp: requirements-dist.txt
+	$(PYTHON) -m venv $(VENV_DIST)
+	$(VPY_DIST) -m pip install -q --disable-pip-version-check -r requirements-dist.txt
+	touch $@
+
+venv-dist: $(VENV_DIST)/.stamp
+
+dist: venv-dist
+	rm -f dist/wsgate-*
+	WSGATE_GOARCH=amd64 $(VPY_DIST) -m build --no-isolation --outdir dist .
+	WSGATE_GOARCH=arm64 $(VPY_DIST) -m build --no-isolation --wheel --outdir dist .
 
 test-django42: venv-dj42
 	cd python && $(VPY_DJ42) -m pytest -q tests/test_django_*.py
@@ -75,4 +96,4 @@ bench: venv build
 	WSGATE_BIN=$(BIN) $(VPY) bench/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf bin
+	rm -rf bin dist
