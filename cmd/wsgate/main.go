@@ -51,6 +51,8 @@ func run(args []string) int {
 		name = "help"
 	case "-V", "--version":
 		name = "version"
+	case workerTreeCommand: // hidden: wsgate.django.configure()'s
+		return runWorkerTree(args[1:])
 	}
 	for _, c := range commands() {
 		if c.name == name {
