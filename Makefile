@@ -22,7 +22,7 @@ BENCH_DEBS := wrk
 
 export WSGATE_TEST_PYTHON := $(VPY)
 
-.PHONY: build venv venv-dj42 venv-dist dist test test-go test-python test-django42 lint demo bench clean FORCE
+.PHONY: build venv venv-dj42 venv-dist dist test test-go test-python test-django42 test-dist lint demo bench clean FORCE
 
 build: $(BIN)
 
@@ -69,6 +69,11 @@ dist: venv-dist
 	WSGATE_GOARCH=amd64 $(VPY_DIST) -m build --no-isolation --outdir dist .
 	WSGATE_GOARCH=arm64 $(VPY_DIST) -m build --no-isolation --wheel --outdir dist .
 
+# The wheels' tags and files, then the x86_64 one installed into a fresh
+# virtualenv with no Go on PATH (test/dist/test_wheel.py).
+test-dist: venv dist
+	WSGATE_DIST_DIR=$(abspath dist) $(VPY) -m pytest -q test/dist
+
 test-django42: venv-dj42
 	cd python && $(VPY_DJ42) -m pytest -q tests/test_django_*.py
 
@@ -79,7 +84,7 @@ lint:
 
 test: venv venv-dj42 build lint
 	./scripts/system-deps.sh $(TEST_DEBS)
-	$(MAKE) -k test-go test-python test-django42
+	$(MAKE) -k test-go test-python test-django42 test-dist
 
 test-go:
 	WSGATE_TEST_STRICT=1 WSGATE_BIN=$(BIN) $(GO) test -count=1 -timeout 25m ./...

@@ -15,7 +15,7 @@ var stamped string
 
 // String is the version of this binary: the one the Makefile stamped, else
 // the module version the go command recorded (`go install …@v1.2.0` gives
-// 1.2.0; a plain `go build` in a checkout a pseudo-version), else "dev".
+// 1.2.0), else "dev".
 func String() string {
 	if stamped != "" {
 		return stamped
