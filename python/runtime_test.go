@@ -33,14 +33,23 @@ func fakeInstall(t *testing.T, pkgVersion string) string {
 	return dir
 }
 
-func pythonPathOf(t *testing.T, env []string) []string {
+// workerPythonPath is the PYTHONPATH Command gives a worker with site on
+// --pythonpath, and the directory of the unpacked embedded runtime.
+func workerPythonPath(t *testing.T, site string) (paths []string, unpacked string) {
 	t.Helper()
-	for _, kv := range env {
+	cmd, err := Command(interpreter(t), []string{site}, "wsgate.worker")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if unpacked, err = Unpack(); err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range cmd.Env {
 		if v, ok := strings.CutPrefix(kv, "PYTHONPATH="); ok {
-			return filepath.SplitList(v)
+			return filepath.SplitList(v), unpacked
 		}
 	}
-	return nil
+	return nil, unpacked
 }
 
 func TestChooseInstalledPackageOfTheSameVersion(t *testing.T) {
@@ -51,17 +60,10 @@ func TestChooseInstalledPackageOfTheSameVersion(t *testing.T) {
 	if !rt.Installed || rt.Package != filepath.Join(site, "wsgate") {
 		t.Fatalf("Choose = %+v, want the installed package in %s", rt, site)
 	}
-	cmd, err := Command(interpreter(t), []string{site}, "wsgate.worker")
-	if err != nil {
-		t.Fatal(err)
-	}
-	unpacked, err := Unpack()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range pythonPathOf(t, cmd.Env) {
+	paths, unpacked := workerPythonPath(t, site)
+	for _, p := range paths {
 		if p == unpacked {
-			t.Fatalf("PYTHONPATH %v holds the embedded runtime, which would shadow the installed one", pythonPathOf(t, cmd.Env))
+			t.Fatalf("PYTHONPATH %v holds the embedded runtime, which would shadow the installed one", paths)
 		}
 	}
 }
@@ -74,15 +76,7 @@ func TestChooseEmbeddedWhenTheInstalledVersionDiffers(t *testing.T) {
 	if rt.Installed || !strings.Contains(rt.Why, "0.0.1-other") || !strings.Contains(rt.Why, version.String()) {
 		t.Fatalf("Choose = %+v, want the embedded runtime, naming both versions", rt)
 	}
-	cmd, err := Command(interpreter(t), []string{site}, "wsgate.worker")
-	if err != nil {
-		t.Fatal(err)
-	}
-	unpacked, err := Unpack()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := pythonPathOf(t, cmd.Env); len(got) < 2 || got[0] != unpacked || got[1] != site {
+	if got, unpacked := workerPythonPath(t, site); len(got) < 2 || got[0] != unpacked || got[1] != site {
 		t.Fatalf("PYTHONPATH = %v, want the embedded runtime %s first, then %s", got, unpacked, site)
 	}
 }
