@@ -108,8 +108,8 @@ def test_sdist_carries_what_go_build_needs():
 
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory):
-    """A fresh virtualenv with the wheel, Django, pytest and pytest-django
-    installed, and the environment to run it in: its bin/ first on a PATH
+    """A fresh virtualenv with the wheel, Django, pytest, pytest-django and
+    mypy installed, and the environment to run it in: its bin/ first on a PATH
     with no Go, an empty runtime cache, no WSGATE_PYTHON."""
     arch = platform.machine()
     if arch not in ARCHES:
@@ -125,7 +125,7 @@ def venv(tmp_path_factory):
     env.update(PATH=os.pathsep.join(path), WSGATE_CACHE_DIR=str(root / "cache"))
     assert shutil.which("go", path=env["PATH"]) is None
     install = subprocess.run([str(home / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                              wheel(arch)] + pins("django", "pytest", "pytest-django"),
+                              wheel(arch)] + pins("django", "pytest", "pytest-django", "mypy"),
                              capture_output=True, text=True, env=env, timeout=DEADLINE * 3)
     assert install.returncode == 0, install.stdout + install.stderr
     return {"bin": bindir, "python": os.path.join(bindir, "python"), "env": env, "cache": root / "cache",
@@ -160,6 +160,54 @@ def test_version_says_the_installed_package_is_used(venv):
     platlib = run(venv, [venv["python"], "-c", "import sysconfig; print(sysconfig.get_path('platlib'))"]).stdout.strip()
     assert out[1] in ("python runtime for %s: installed (%s)" % (os.path.join(venv["bin"], "python3"),
                                                                 os.path.join(d, "wsgate")) for d in (site, platlib))
+
+
+TYPED_USE = '''
+from typing import Any, Callable, Dict, Iterable
+
+from django.http import HttpRequest, HttpResponse
+from wsgate.django import RoutingArgsMiddleware, call_wsgi_app, configure, make_wsgi_view
+
+
+def app(environ: Dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    start_response("200 OK", [])
+    return [b"ok"]
+
+
+view = make_wsgi_view(app)
+
+
+def embedding(request: HttpRequest, path_info: str) -> HttpResponse:
+    return call_wsgi_app(app, request, path_info)
+
+
+configure("development.ini", overrides={"secret_key": "x"})
+'''
+
+MISTYPED_USE = '''
+from wsgate.django import configure, make_wsgi_view
+
+configure(42)
+make_wsgi_view("not an application")
+number: int = make_wsgi_view(lambda environ, start_response: [])
+'''
+
+
+def test_a_type_checker_sees_the_hints(venv, tmp_path):
+    (tmp_path / "typed_use.py").write_text(TYPED_USE)
+    (tmp_path / "mistyped_use.py").write_text(MISTYPED_USE)
+    # Django ships no type hints: its imports are Any. Without py.typed, wsgate's would be too, and nothing below
+    # would be found.
+    mypy = [venv["python"], "-m", "mypy", "--ignore-missing-imports", "--cache-dir", str(tmp_path / "cache")]
+    proc = subprocess.run(mypy + ["typed_use.py"], capture_output=True, text=True, env=venv["env"],
+                          cwd=str(tmp_path), timeout=DEADLINE)
+    assert proc.returncode == 0 and "Success: no issues found" in proc.stdout, proc.stdout + proc.stderr
+    proc = subprocess.run(mypy + ["mistyped_use.py"], capture_output=True, text=True, env=venv["env"],
+                          cwd=str(tmp_path), timeout=DEADLINE)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert 'mistyped_use.py:4: error: Argument 1 to "configure" has incompatible type "int"; expected "str"' in proc.stdout
+    assert 'mistyped_use.py:5: error: Argument 1 to "make_wsgi_view" has incompatible type "str"' in proc.stdout
+    assert 'mistyped_use.py:6: error: Incompatible types in assignment (expression has type "Callable[' in proc.stdout
 
 
 def readme_thirty_seconds():

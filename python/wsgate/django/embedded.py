@@ -23,7 +23,7 @@ group the pattern captures, or the one named ``path_info``).
 
 from http.cookies import CookieError, SimpleCookie
 from io import BytesIO
-from typing import Any, Callable, Dict, Iterable
+from typing import Any, Callable, Dict, Iterable, List
 
 from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
@@ -180,8 +180,8 @@ def call_wsgi_app(wsgi_app: WSGIApplication, request: HttpRequest, path_info: st
     """Call ``wsgi_app`` for ``request`` with ``path_info`` left to it; return
     its response as a Django response."""
     environ = _environ_for(request, path_info)
-    captured = {}
-    written = []
+    captured: Dict[str, Any] = {}
+    written: List[bytes] = []
 
     def start_response(status, headers, exc_info=None):
         if exc_info is not None and captured.get("started"):
@@ -234,5 +234,5 @@ def make_wsgi_view(wsgi_app: WSGIApplication) -> Callable[..., HttpResponseBase]
                 "(as its last group, or as path_info)")
         return call_wsgi_app(wsgi_app, request, path_info)
 
-    view.wsgi_app = wsgi_app
+    view.wsgi_app = wsgi_app  # type: ignore[attr-defined]
     return view

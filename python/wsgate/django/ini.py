@@ -19,14 +19,14 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-from typing import Mapping, Optional
+from typing import Any, Dict, Mapping, Optional
 
 from .errors import DjangoConfigError
 
 __all__ = ["configure", "find_wsgate"]
 
 # configure() is once per process, as Django has one settings object.
-_configured = {"request": None}
+_configured: Dict[str, Any] = {"request": None}
 
 
 def find_wsgate() -> Optional[str]:
