@@ -17,7 +17,7 @@ LDFLAGS := -X github.com/wsgate/wsgate/internal/version.stamped=$(VERSION)
 
 # Debian packages: the tests drive real clients (git for hg/trac fixtures,
 # chromium for the browser test); the benchmark needs wrk.
-TEST_DEBS  := git chromium curl
+TEST_DEBS  := git chromium curl apache2-utils
 BENCH_DEBS := wrk
 
 export WSGATE_TEST_PYTHON := $(VPY)

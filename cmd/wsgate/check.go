@@ -7,11 +7,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 
+	"github.com/wsgate/wsgate/internal/component"
+	"github.com/wsgate/wsgate/internal/compose"
 	"github.com/wsgate/wsgate/internal/config"
-	"github.com/wsgate/wsgate/python"
+	"github.com/wsgate/wsgate/internal/site"
 )
 
 // stringList is a repeatable string flag.
@@ -50,20 +53,54 @@ func parseSets(sets []string) (map[string]string, error) {
 	return out, nil
 }
 
+// commonFlags are the flags every command that loads a site shares
+// (internal/site reads them the same way for serve, check, manage, test).
+type commonFlags struct {
+	python, chdir    string
+	sets, pythonPath stringList
+}
+
+func (c *commonFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.python, "python", "", "the Python interpreter `PATH` (default: $WSGATE_PYTHON, else python in the server section, else python3)")
+	fs.StringVar(&c.chdir, "chdir", "", "`DIR` the Python processes run in, on their sys.path (default: chdir in the server section, else the current directory); CONFIG_URI is read from the current directory either way")
+	fs.Var(&c.sets, "set", "override a global_conf / [DEFAULT] value: --set `key=value` (repeatable)")
+	fs.Var(&c.pythonPath, "pythonpath", "`DIR` to put on the Python processes' sys.path, a relative one from --chdir (repeatable; default: pythonpath in the server section)")
+}
+
+// load reads the site of uri; prog prefixes the messages. The exit code
+// is exitOK when it loaded.
+func (c *commonFlags) load(prog, uri string) (*site.Site, int) {
+	overrides, err := parseSets(c.sets)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", prog, err)
+		return nil, exitUsage
+	}
+	if _, _, err := config.ParseURI(uri); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", prog, err)
+		return nil, exitUsage
+	}
+	st, err := site.Load(site.Options{URI: uri, Overrides: overrides, Python: c.python, PythonPath: c.pythonPath, Chdir: c.chdir})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", prog, err)
+		return nil, exitConfig
+	}
+	return st, exitOK
+}
+
 // runCheck validates a configuration: loads it as PasteDeploy would,
-// resolves every factory in the chosen interpreter and prints the tree.
+// resolves every factory in the chosen interpreter, builds every Go
+// component and prints the composed tree.
 func runCheck(args []string) int {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	asJSON := fs.Bool("json", false, "print the tree as JSON (the contract of docs/config.md)")
-	pythonFlag := fs.String("python", "", "Python interpreter (default: $WSGATE_PYTHON, `python =` in the server section, python3)")
-	var sets, pythonPath stringList
-	fs.Var(&sets, "set", "override a global_conf / [DEFAULT] value: --set key=value (repeatable)")
-	fs.Var(&pythonPath, "pythonpath", "directory to put on the interpreter's sys.path (repeatable)")
+	var common commonFlags
+	common.register(fs)
 	usageText := func(w io.Writer) {
-		fmt.Fprintln(w, "Usage: wsgate check [--json] [--set key=value]… [--python PATH] [--pythonpath DIR]… CONFIG_URI")
-		fmt.Fprintln(w, "Loads CONFIG_URI (file.ini, file.ini#name, config:file.ini#name) as PasteDeploy would,")
-		fmt.Fprintln(w, "resolves every factory and prints the composed tree. Exit 0 valid, 1 configuration error, 2 usage.")
+		fmt.Fprintln(w, "Usage: wsgate check [--json] [--set key=value]… [--python PATH] [--pythonpath DIR]… [--chdir DIR] CONFIG_URI")
+		fmt.Fprintln(w, "Loads CONFIG_URI (file.ini, file.ini#name, config:file.ini#name) as PasteDeploy would, resolves every")
+		fmt.Fprintln(w, "factory, builds the Go components and prints the composed tree: who serves each node (Go, or which")
+		fmt.Fprintln(w, "Python pool), and per route whether responses take the fast path. Exit 0 valid, 1 configuration error, 2 usage.")
 		fs.SetOutput(w)
 		fs.PrintDefaults()
 	}
@@ -82,39 +119,38 @@ func runCheck(args []string) int {
 		usageText(os.Stderr)
 		return exitUsage
 	}
-	overrides, err := parseSets(sets)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "wsgate check: %v\n", err)
-		return exitUsage
-	}
 	uri := positional[0]
-	if _, _, err := config.ParseURI(uri); err != nil {
-		fmt.Fprintf(os.Stderr, "wsgate check: %v\n", err)
-		return exitUsage
+	st, code := common.load("wsgate check", uri)
+	if code != exitOK {
+		return code
 	}
-	opts := config.Options{Overrides: overrides}
 	fail := func(err error) int {
 		fmt.Fprintf(os.Stderr, "wsgate check: %v\n", err)
 		return exitConfig
 	}
-	app, interpreter, err := loadResolvedApp(uri, opts, *pythonFlag, pythonPath)
+	composed, err := compose.Compose(st.App, compose.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		return fail(err)
 	}
-	report, err := djangoSettings(app, interpreter, pythonPath)
-	if err != nil {
-		return fail(err)
+	defer composed.Close()
+	var reports []*djangoReport
+	for _, p := range djangoPools(composed) {
+		report, err := djangoSettings(st, p)
+		if err != nil {
+			return fail(err)
+		}
+		reports = append(reports, report)
 	}
 	if *asJSON {
-		out, err := app.ContractJSON()
+		out, err := st.App.ContractJSON()
 		if err != nil {
 			return fail(err)
 		}
 		os.Stdout.Write(out)
 		return exitOK
 	}
-	fmt.Printf("%s: valid (interpreter %s)\n", uri, interpreter)
-	if gc := app.GlobalConf; gc.Len() > 0 {
+	fmt.Printf("%s: valid (interpreter %s)\n", uri, st.Python)
+	if gc := st.App.GlobalConf; gc.Len() > 0 {
 		for _, k := range gc.Keys() {
 			if k == "here" || k == "__file__" {
 				continue
@@ -123,11 +159,40 @@ func runCheck(args []string) int {
 			fmt.Printf("global %s = %s\n", k, strings.ReplaceAll(v, "\n", "\n    "))
 		}
 	}
-	printTree(os.Stdout, app)
-	if report != nil {
-		printDjangoReport(os.Stdout, report)
+	printTree(os.Stdout, st.App, composed.Marks)
+	printRoutes(os.Stdout, composed)
+	for _, r := range reports {
+		printDjangoReport(os.Stdout, r)
 	}
 	return exitOK
+}
+
+// printRoutes lists, per route, what answers, the Go components on the
+// way, and whether the response may go from the worker to the client
+// untouched (the fast path) or the master reads its body.
+func printRoutes(w io.Writer, c *compose.Composed) {
+	fmt.Fprintln(w, "routes:")
+	width := 0
+	for _, r := range c.Routes {
+		width = max(width, len(r.Prefix))
+	}
+	for _, r := range c.Routes {
+		path := "fast path"
+		if r.Sees >= component.SeesResponseBody {
+			path = "master reads the body"
+		}
+		chain := "no Go component"
+		if len(r.Chain) > 0 {
+			chain = "via " + strings.Join(r.Chain, " → ")
+		}
+		fmt.Fprintf(w, "  %-*s  → %s  %s  %s  — %s (largest sees: %s)\n", width, r.Prefix, r.Target, r.Source, chain, path, r.Sees)
+	}
+	if len(c.Pools) > 0 {
+		fmt.Fprintln(w, "pools:")
+	}
+	for _, p := range c.Pools {
+		fmt.Fprintf(w, "  %s  %s  serves %s\n", p.Name, p.Node.Source, strings.Join(p.Routes, ", "))
+	}
 }
 
 // djangoFactories are the factories whose settings `check` asks
@@ -152,25 +217,29 @@ type djangoReport struct {
 	Error    string   `json:"error"`
 }
 
-// djangoSettings runs `python -m wsgate.django.settings_report` on the
-// tree when it holds a Django application: the settings the configuration
-// gives must load, and the human output shows where each came from.
-func djangoSettings(app *config.Node, interpreter string, pythonPath []string) (*djangoReport, error) {
-	found := false
-	app.Walk(func(n *config.Node) { found = found || djangoFactories[n.Factory] })
-	if !found {
-		return nil, nil
+// djangoPools are the pools whose application is (or holds) a Django one.
+func djangoPools(c *compose.Composed) []*compose.Pool {
+	var out []*compose.Pool
+	for _, p := range c.Pools {
+		found := false
+		p.Node.Walk(func(n *config.Node) { found = found || djangoFactories[n.Factory] })
+		if found {
+			out = append(out, p)
+		}
 	}
-	tree, err := app.WorkerJSON()
-	if err != nil {
-		return nil, err
-	}
-	cmd, err := python.Command(interpreter, pythonPath, "wsgate.django.settings_report")
+	return out
+}
+
+// djangoSettings runs `python -m wsgate.django.settings_report` on a pool
+// that holds a Django application: the settings the configuration gives
+// must load, and the human output shows where each came from.
+func djangoSettings(st *site.Site, p *compose.Pool) (*djangoReport, error) {
+	cmd, err := st.Command("wsgate.django.settings_report")
 	if err != nil {
 		return nil, fmt.Errorf("preparing the Django settings report: %w", err)
 	}
 	var stdout, stderr bytes.Buffer
-	cmd.Stdin = bytes.NewReader(tree)
+	cmd.Stdin = bytes.NewReader(p.Worker)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	runErr := cmd.Run()
 	var rep djangoReport
@@ -201,50 +270,14 @@ func printDjangoReport(w io.Writer, r *djangoReport) {
 	}
 }
 
-// loadResolvedApp loads the application tree of uri and resolves its
-// factories with the interpreter chosen as every command chooses it
-// (--python, WSGATE_PYTHON, `python =` in the server section, python3).
-func loadResolvedApp(uri string, opts config.Options, pythonFlag string, pythonPath []string) (*config.Node, string, error) {
-	app, err := config.LoadApp(uri, opts)
-	if err != nil {
-		return nil, "", err
-	}
-	server, err := serverFor(uri, opts)
-	if err != nil {
-		return nil, "", err
-	}
-	fromConfig := ""
-	if server != nil {
-		fromConfig, _ = server.LocalConf.Get("python")
-	}
-	interpreter := python.Interpreter(pythonFlag, fromConfig)
-	if err := config.Resolve(app, interpreter, pythonPath); err != nil {
-		return nil, "", err
-	}
-	return app, interpreter, nil
-}
-
-// serverFor finds the server section for uri: [server:NAME] of the URI's
-// name, else [server:main]; nil when the file has neither.
-func serverFor(uri string, opts config.Options) (*config.Node, error) {
-	path, name, err := config.ParseURI(uri)
-	if err != nil {
-		return nil, err
-	}
-	s, err := config.LoadServer(uri, opts)
-	if err != nil || s != nil || name == "main" {
-		return s, err
-	}
-	return config.LoadServer(path+"#main", opts)
-}
-
 // printTree writes one line per node, indented by depth, with the node's
-// source, then its local_conf.
-func printTree(w io.Writer, n *config.Node) {
-	printNode(w, n, "", "", "")
+// source and who runs it ("⇒ Go NAME" or "⇒ Python, pool NAME"), then its
+// local_conf.
+func printTree(w io.Writer, n *config.Node, marks map[*config.Node]string) {
+	printNode(w, n, marks, "", "", "")
 }
 
-func printNode(w io.Writer, n *config.Node, indent, label, childIndent string) {
+func printNode(w io.Writer, n *config.Node, marks map[*config.Node]string, indent, label, childIndent string) {
 	var b strings.Builder
 	b.WriteString(indent + label + n.ObjectType)
 	if n.Protocol != "" && n.Factory != "" {
@@ -253,6 +286,9 @@ func printNode(w io.Writer, n *config.Node, indent, label, childIndent string) {
 	fmt.Fprintf(&b, "  %s", n.Source)
 	for _, v := range n.Via {
 		fmt.Fprintf(&b, " ← %s", v)
+	}
+	if m := marks[n]; m != "" {
+		b.WriteString("  ⇒ " + m)
 	}
 	fmt.Fprintln(w, b.String())
 	type child struct {
@@ -290,6 +326,6 @@ func printNode(w io.Writer, n *config.Node, indent, label, childIndent string) {
 		if i == len(kids)-1 {
 			branch, cont = "└─ ", "   "
 		}
-		printNode(w, k.node, childIndent+branch, k.label, childIndent+cont)
+		printNode(w, k.node, marks, childIndent+branch, k.label, childIndent+cont)
 	}
 }

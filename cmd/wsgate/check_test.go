@@ -158,3 +158,93 @@ func TestCheckInterpreterChoice(t *testing.T) {
 		t.Errorf("--python: exit %d %q %q", code, stdout, stderr)
 	}
 }
+
+// check shows who runs each node, the routes with their fast path, and the
+// pools: one for an application mounted twice.
+func TestCheckShowsTheComposition(t *testing.T) {
+	py := testutil.VenvPython(t)
+	dir := t.TempDir()
+	ini := `[composite:main]
+use = egg:Paste#urlmap
+/ = app
+/again = app
+/tagged = tagged
+
+[pipeline:tagged]
+pipeline = tag app
+
+[filter:tag]
+use = egg:FakeApp#tag
+
+[app:app]
+use = egg:FakeApp#configed
+`
+	if err := os.WriteFile(filepath.Join(dir, "site.ini"), []byte(ini), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code := runCheckBinary(t, dir, nil, "check", "--python", py, "site.ini")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{
+		"application egg:Paste#urlmap → go:urlmap (paste.composite_factory)  site.ini:1 [composite:main]  ⇒ Go urlmap",
+		"├─ app: application egg:FakeApp#configed → fakeapp.apps:make_configed_app (paste.app_factory)  site.ini:13 [app:app]  ⇒ Python, pool app",
+		"└─ tagged: pipeline  site.ini:7 [pipeline:tagged]  ⇒ Python, pool tagged",
+		"  /        → python pool app  site.ini:13 [app:app]  via urlmap (request)  — fast path (largest sees: request)",
+		"  /again   → python pool app",
+		"  /tagged  → python pool tagged  site.ini:7 [pipeline:tagged]",
+		"  app  site.ini:13 [app:app]  serves /, /again",
+		"  tagged  site.ini:7 [pipeline:tagged]  serves /tagged",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout)
+		}
+	}
+}
+
+// A Python filter in front of a Go application would need Python to call
+// Go: check and serve refuse it in one line naming both sections.
+func TestPythonAroundGoIsRefused(t *testing.T) {
+	py := testutil.VenvPython(t)
+	dir := t.TempDir()
+	ini := `[pipeline:main]
+pipeline = tag map
+
+[filter:tag]
+use = egg:FakeApp#tag
+
+[composite:map]
+use = egg:wsgate#urlmap
+/ = app
+
+[app:app]
+use = egg:FakeApp#configed
+`
+	if err := os.WriteFile(filepath.Join(dir, "site.ini"), []byte(ini), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := "site.ini:4 [filter:tag]: Python filter fakeapp.filters:make_tag cannot pass requests to the Go component at site.ini:7 [composite:map] (go:urlmap)"
+	for _, cmd := range []string{"check", "serve"} {
+		_, stderr, code := runCheckBinary(t, dir, nil, cmd, "--python", py, "site.ini")
+		if code != exitConfig || !strings.Contains(stderr, want) || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+			t.Errorf("%s: exit %d, stderr %q; want status 1 and one line containing %q", cmd, code, stderr, want)
+		}
+	}
+}
+
+// Every command that loads a site has the same path flags, and their help
+// names each flag's argument (no "-python python =").
+func TestSiteFlagsHelp(t *testing.T) {
+	for _, cmd := range []string{"check", "manage", "test", "serve"} {
+		stdout, stderr, _ := runCheckBinary(t, t.TempDir(), nil, cmd, "-h")
+		help := stdout + stderr
+		for _, want := range []string{"-python PATH", "-chdir DIR", "-pythonpath DIR", "-set key=value"} {
+			if !strings.Contains(help, want) {
+				t.Errorf("%s -h lacks %q:\n%s", cmd, want, help)
+			}
+		}
+		if strings.Contains(help, "python =") {
+			t.Errorf("%s -h has a garbled argument name:\n%s", cmd, help)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 
+	_ "github.com/wsgate/wsgate/internal/component/all" // every Go component
 	"github.com/wsgate/wsgate/internal/version"
 	"github.com/wsgate/wsgate/python"
 )

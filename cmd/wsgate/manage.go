@@ -5,13 +5,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"os/signal"
+	"strings"
 	"syscall"
 
+	"github.com/wsgate/wsgate/internal/compose"
 	"github.com/wsgate/wsgate/internal/config"
-	"github.com/wsgate/wsgate/python"
+	"github.com/wsgate/wsgate/internal/site"
 )
 
 // runManage runs a Django management command with the settings a
@@ -44,11 +47,8 @@ func runDjangoCommand(c djangoCommand, args []string) int {
 	prog := "wsgate " + c.name
 	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	pythonFlag := fs.String("python", "", "Python interpreter (default: $WSGATE_PYTHON, `python =` in the server section, python3)")
-	chdir := fs.String("chdir", "", "change to this directory before loading the configuration")
-	var sets, pythonPath stringList
-	fs.Var(&sets, "set", "override a global_conf / [DEFAULT] value: --set key=value (repeatable)")
-	fs.Var(&pythonPath, "pythonpath", "directory to put on the interpreter's sys.path (repeatable)")
+	var common commonFlags
+	common.register(fs)
 	usageText := func(w io.Writer) {
 		fmt.Fprintf(w, "Usage: %s [--set key=value]… [--python PATH] [--pythonpath DIR]… [--chdir DIR] CONFIG_URI %s\n", prog, c.argsFor)
 		fmt.Fprintln(w, c.about)
@@ -71,53 +71,75 @@ func runDjangoCommand(c djangoCommand, args []string) int {
 		return exitUsage
 	}
 	uri, rest := fs.Arg(0), fs.Args()[1:]
-	overrides, err := parseSets(sets)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "%s: %v\n", prog, err)
-		return exitUsage
-	}
-	if _, _, err := config.ParseURI(uri); err != nil {
-		fmt.Fprintf(os.Stderr, "%s: %v\n", prog, err)
-		return exitUsage
-	}
-	if *chdir != "" {
-		if err := os.Chdir(*chdir); err != nil {
-			fmt.Fprintf(os.Stderr, "%s: --chdir: %v\n", prog, err)
-			return exitUsage
-		}
+	st, code := common.load(prog, uri)
+	if code != exitOK {
+		return code
 	}
 	fail := func(err error) int {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", prog, err)
 		return exitConfig
 	}
-	opts := config.Options{Overrides: overrides}
-	app, interpreter, err := loadResolvedApp(uri, opts, *pythonFlag, pythonPath)
+	pool, err := djangoApplication(st)
 	if err != nil {
 		return fail(err)
-	}
-	node, err := app.WorkerJSON()
-	if err != nil {
-		return fail(fmt.Errorf("encoding the application for Python: %w", err))
 	}
 	nodeFile, err := os.CreateTemp("", "wsgate-"+c.name+"-*.json")
 	if err != nil {
 		return fail(fmt.Errorf("writing the application for Python: %w", err))
 	}
 	defer os.Remove(nodeFile.Name())
-	if _, err := nodeFile.Write(node); err != nil {
+	if _, err := nodeFile.Write(pool.Worker); err != nil {
 		nodeFile.Close()
 		return fail(fmt.Errorf("writing the application for Python: %w", err))
 	}
 	if err := nodeFile.Close(); err != nil {
 		return fail(fmt.Errorf("writing the application for Python: %w", err))
 	}
-	cmd, err := python.Command(interpreter, pythonPath, c.module, append([]string{nodeFile.Name()}, rest...)...)
+	cmd, err := st.Command(c.module, append([]string{nodeFile.Name()}, rest...)...)
 	if err != nil {
 		return fail(err)
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.Env = append(cmd.Env, "WSGATE_PROG="+prog+" "+uri)
 	return runForwardingSignals(prog, cmd)
+}
+
+// djangoApplication is the Python application manage and test run: the one
+// Django application of the composed tree (CONFIG_URI#name picks a
+// section), or the tree's only Python application when none is recognised
+// as Django (Python then says what is wrong).
+func djangoApplication(st *site.Site) (*compose.Pool, error) {
+	composed, err := compose.Compose(st.App, compose.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		return nil, err
+	}
+	defer composed.Close()
+	pools := djangoPools(composed)
+	if len(pools) == 0 && len(composed.Pools) == 1 {
+		pools = composed.Pools
+	}
+	path, _, _ := config.ParseURI(st.URI)
+	switch len(pools) {
+	case 1:
+		return pools[0], nil
+	case 0:
+		return nil, fmt.Errorf("%s: no Django application in this configuration (Go components only)", st.URI)
+	}
+	var names []string
+	for _, p := range pools {
+		names = append(names, fmt.Sprintf("%s at %s (%s#%s)", p.Node.Source, strings.Join(p.Routes, ", "), path, sectionName(p.Node)))
+	}
+	return nil, fmt.Errorf("%s mounts %d Django applications: %s; name the one to use in CONFIG_URI", st.URI, len(pools), strings.Join(names, "; "))
+}
+
+// sectionName is the name CONFIG_URI#name gives a section ("app:blog" →
+// "blog").
+func sectionName(n *config.Node) string {
+	_, name, ok := strings.Cut(n.Source.Section, ":")
+	if !ok {
+		return n.Source.Section
+	}
+	return name
 }
 
 // runForwardingSignals runs cmd to its end and returns its exit status

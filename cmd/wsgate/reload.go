@@ -7,24 +7,23 @@ import (
 	"strings"
 	"time"
 
-	"github.com/wsgate/wsgate/internal/config"
 	"github.com/wsgate/wsgate/internal/reload"
+	"github.com/wsgate/wsgate/internal/site"
 	"github.com/wsgate/wsgate/internal/watch"
 )
 
-// newReloader turns serve's options into an internal/reload Reloader. app is
+// newReloader turns serve's options into an internal/reload Reloader. st is
 // nil with --app.
-func newReloader(uri string, app *config.Node, o serveOptions, python string, log *slog.Logger) (*reload.Reloader, error) {
-	overrides, err := parseSets(o.sets)
-	if err != nil {
-		return nil, err
-	}
+func newReloader(st *site.Site, o serveOptions, log *slog.Logger) (*reload.Reloader, error) {
 	interval, err := reloadInterval()
 	if err != nil {
 		return nil, err
 	}
-	return reload.New(reload.Options{URI: uri, App: app, Overrides: overrides, Python: python,
-		WorkDir: o.chdir, PythonPath: o.pythonPath, Suffixes: o.reloadSuffixes, Interval: interval, Log: log})
+	opts := reload.Options{WorkDir: o.chdir, PythonPath: o.pythonPath, Suffixes: o.reloadSuffixes, Interval: interval, Log: log}
+	if st != nil {
+		opts.App, opts.LoadApp = st.App, st.LoadApp
+	}
+	return reload.New(opts)
 }
 
 // reloadInterval is the time between two polls: WSGATE_RELOAD_INTERVAL (a

@@ -23,6 +23,7 @@ import (
 	"github.com/wsgate/wsgate/internal/reload"
 	"github.com/wsgate/wsgate/internal/sched"
 	"github.com/wsgate/wsgate/internal/server"
+	"github.com/wsgate/wsgate/internal/site"
 	"github.com/wsgate/wsgate/python"
 )
 
@@ -52,21 +53,21 @@ type serveOptions struct {
 func serveFlags(o *serveOptions) *flag.FlagSet {
 	fs := flag.NewFlagSet("wsgate serve", flag.ContinueOnError)
 	fs.StringVar(&o.app, "app", "", "serve this WSGI callable, module:callable, without a config file")
-	fs.Var(&o.pythonPath, "pythonpath", "add a directory to the workers' Python path (repeatable)")
-	fs.StringVar(&o.chdir, "chdir", "", "run the workers in this directory (it goes on the Python path)")
+	fs.Var(&o.pythonPath, "pythonpath", "`DIR` to put on the workers' sys.path, a relative one from --chdir (repeatable)")
+	fs.StringVar(&o.chdir, "chdir", "", "`DIR` the workers run in, on their sys.path; CONFIG_URI is read from the current directory either way")
 	fs.Var(&o.binds, "bind", "listen on HOST:PORT or unix:/path.sock (repeatable; default 127.0.0.1:8000)")
-	fs.IntVar(&o.workers, "workers", 0, "worker processes (default: the number of CPU cores)")
-	fs.IntVar(&o.threads, "threads", 0, "threads per worker (default 1)")
-	fs.Float64Var(&o.timeout, "timeout", 0, "seconds a request may take before 504 and a worker restart (default 30)")
+	fs.IntVar(&o.workers, "workers", 0, "worker processes per pool (default: the number of CPU cores)")
+	fs.IntVar(&o.threads, "threads", 1, "threads per worker")
+	fs.Float64Var(&o.timeout, "timeout", 30, "seconds a request may take before 504 and a worker restart (0: no limit)")
 	fs.IntVar(&o.maxRequests, "max-requests", 0, "recycle a worker after this many requests (default 0: never)")
 	fs.IntVar(&o.jitter, "max-requests-jitter", 0, "add 0..N to each worker's --max-requests")
-	fs.StringVar(&o.python, "python", "", "Python interpreter (default: $WSGATE_PYTHON, else python3)")
+	fs.StringVar(&o.python, "python", "", "the Python interpreter `PATH` (default: $WSGATE_PYTHON, else python in the server section, else python3)")
 	fs.IntVar(&o.pipeline, "pipeline", 2, "requests dispatched to one worker thread at a time (1: none queued in a busy worker)")
-	fs.IntVar(&o.queueSize, "queue-size", 0, "requests that may wait for a busy pool before 503 (default 1024)")
-	fs.Float64Var(&o.gracefulTimeout, "graceful-timeout", 0, "seconds in-flight requests get to finish on SIGTERM (default 30)")
+	fs.IntVar(&o.queueSize, "queue-size", 1024, "requests that may wait for a busy pool before 503 (0: none waits)")
+	fs.Float64Var(&o.gracefulTimeout, "graceful-timeout", 30, "seconds in-flight requests get to finish on SIGTERM or reload (more than 0)")
 	fs.IntVar(&o.maxHeaderBytes, "max-header-size", 64<<10, "bytes of request line and headers accepted (431 past it)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
-	fs.Var(&o.sets, "set", "override a [DEFAULT] value of CONFIG_URI: --set key=value (repeatable)")
+	fs.Var(&o.sets, "set", "override a [DEFAULT] value of CONFIG_URI: --set `key=value` (repeatable)")
 	fs.BoolVar(&o.reload, "reload", false, "reload the workers when a .py or .ini file of the application changes (development)")
 	fs.Var(&o.reloadSuffixes, "reload-suffix", "with --reload, also watch files whose name ends so, e.g. .html (repeatable)")
 	fs.BoolVar(&o.schedBatch, "sched-batch", true, "run the master under SCHED_BATCH so its wake-ups do not preempt the workers (Linux)")
@@ -97,13 +98,20 @@ func runServe(args []string) int {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var appNode *config.Node
+	var st *site.Site
 	if len(positional) == 1 {
-		node, code := loadConfig(positional[0], &o, set)
-		if code != exitOK {
+		var code int
+		if st, code = loadSite(positional[0], &o, set); code != exitOK {
 			return code
 		}
-		appNode = node
+	}
+	for _, n := range numericOptions {
+		if set[n.flag] {
+			if err := n.check(n.value(&o), "--"+n.flag); err != nil {
+				fmt.Fprintf(os.Stderr, "wsgate serve: %v\n", err)
+				return exitUsage
+			}
+		}
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
@@ -119,10 +127,10 @@ func runServe(args []string) int {
 		Dir:               o.chdir,
 		Workers:           o.workers,
 		Threads:           o.threads,
-		Timeout:           seconds(o.timeout),
+		Timeout:           timeoutOrNone(o.timeout),
 		MaxRequests:       o.maxRequests,
 		MaxRequestsJitter: o.jitter,
-		QueueSize:         o.queueSize,
+		QueueSize:         queueOrNone(o.queueSize),
 		Pipeline:          o.pipeline,
 		GracefulTimeout:   seconds(o.gracefulTimeout),
 		Logger:            log,
@@ -130,51 +138,38 @@ func runServe(args []string) int {
 	if o.app != "" {
 		cfg.AppName = o.app
 		cfg.Node = callableNode(o.app)
-	} else {
-		cfg.AppName = positional[0]
-		node, err := appNode.WorkerJSON()
+		// Resolve the interpreter before --chdir changes what a relative
+		// path means.
+		interp, err := exec.LookPath(python.Interpreter(o.python, ""))
+		if err == nil {
+			interp, err = filepath.Abs(interp)
+		}
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "wsgate: error: %s: %v\n", positional[0], err)
+			fmt.Fprintf(os.Stderr, "wsgate: error: Python interpreter %s: %v\n", python.Interpreter(o.python, ""), err)
 			return exitConfig
 		}
-		cfg.Node = node
-	}
-	if o.app != "" {
-		o.python = python.Interpreter(o.python, "")
-	}
-	cfg.Python = o.python
-	// Resolve the interpreter before --chdir changes what a relative path means.
-	interp, err := exec.LookPath(cfg.Python)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "wsgate: error: Python interpreter %s: %v\n", cfg.Python, err)
-		return exitConfig
-	}
-	if cfg.Python, err = filepath.Abs(interp); err != nil {
-		fmt.Fprintf(os.Stderr, "wsgate: error: Python interpreter %s: %v\n", interp, err)
-		return exitConfig
-	}
-	if cfg.Dir != "" {
-		if fi, err := os.Stat(cfg.Dir); err != nil || !fi.IsDir() {
-			fmt.Fprintf(os.Stderr, "wsgate: error: --chdir %s: not a directory\n", cfg.Dir)
-			return exitConfig
+		cfg.Python = interp
+		if cfg.Dir != "" {
+			if fi, err := os.Stat(cfg.Dir); err != nil || !fi.IsDir() {
+				fmt.Fprintf(os.Stderr, "wsgate: error: --chdir %s: not a directory\n", cfg.Dir)
+				return exitConfig
+			}
 		}
 	}
+	cfg.Defaults()
 	binds := []string(o.binds)
 	if len(binds) == 0 {
 		binds = []string{"127.0.0.1:8000"}
 	}
 	var rl *reload.Reloader
 	if o.reload {
-		uri := ""
-		if len(positional) == 1 {
-			uri = positional[0]
-		}
-		if rl, err = newReloader(uri, appNode, o, cfg.Python, log); err != nil {
+		var err error
+		if rl, err = newReloader(st, o, log); err != nil {
 			fmt.Fprintf(os.Stderr, "wsgate: error: %v\n", err)
 			return exitConfig
 		}
 	}
-	return serve(cfg, binds, o, log, rl)
+	return serve(cfg, st, binds, o, log, rl)
 }
 
 // masterProcs is how many OS threads run the master's Go code at once: the
@@ -188,7 +183,9 @@ func masterProcs() {
 	}
 }
 
-func serve(cfg gateway.Config, binds []string, o serveOptions, log *slog.Logger, rl *reload.Reloader) int {
+// serve runs the site (st; nil with --app, whose one application cfg
+// names) until SIGTERM.
+func serve(cfg gateway.Config, st *site.Site, binds []string, o serveOptions, log *slog.Logger, rl *reload.Reloader) int {
 	masterProcs()
 	if o.schedBatch {
 		switch err := sched.BatchThreads(); {
@@ -208,6 +205,15 @@ func serve(cfg gateway.Config, binds []string, o serveOptions, log *slog.Logger,
 			}
 		}()
 	}
+	running := newRunningSite(cfg, log)
+	if st != nil {
+		if err := running.prepare(st.App); err != nil {
+			fmt.Fprintf(os.Stderr, "wsgate: error: %v\n", err)
+			return exitConfig
+		}
+	} else {
+		running.prepareSingle(cfg)
+	}
 	lns, err := server.Listen(binds)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "wsgate: error: %v\n", err)
@@ -216,13 +222,11 @@ func serve(cfg gateway.Config, binds []string, o serveOptions, log *slog.Logger,
 	for _, l := range lns {
 		fmt.Fprintf(os.Stderr, "wsgate: listening on %s\n", l.URL)
 	}
-	pool := gateway.NewPool(cfg)
-	if err := pool.Start(); err != nil {
+	if err := running.start(); err != nil {
 		for _, l := range lns {
 			l.Close()
 		}
-		var le *gateway.LoadError
-		if errors.As(err, &le) {
+		if le, ok := loadErrorOf(err); ok {
 			fmt.Fprintf(os.Stderr, "wsgate: error: cannot load the application %s: %v\n", cfg.AppName, le)
 			log.Debug("traceback", "text", le.Traceback())
 		} else {
@@ -230,15 +234,18 @@ func serve(cfg gateway.Config, binds []string, o serveOptions, log *slog.Logger,
 		}
 		return exitConfig
 	}
-	pc := pool.Config()
-	fmt.Fprintf(os.Stderr, "wsgate: ready, %d workers (pid %d)\n", pc.Workers, os.Getpid())
+	pools := ""
+	if n := running.PoolCount(); n > 1 {
+		pools = fmt.Sprintf(", %d pools", n)
+	}
+	fmt.Fprintf(os.Stderr, "wsgate: ready, %d workers%s (pid %d)\n", running.Workers(), pools, os.Getpid())
 	if rl != nil {
-		defer rl.Start(pool)()
+		defer rl.Start(running)()
 	}
 	err = server.Serve(context.Background(), lns, server.Options{
-		Handler:           gateway.NewHandler(pool, ""),
-		Supervisor:        pool,
-		GracefulTimeout:   pc.GracefulTimeout,
+		Handler:           running,
+		Supervisor:        running,
+		GracefulTimeout:   cfg.GracefulTimeout,
 		MaxHeaderBytes:    o.maxHeaderBytes,
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       120 * time.Second,
@@ -269,10 +276,71 @@ func seconds(s float64) time.Duration {
 	return time.Duration(s * float64(time.Second))
 }
 
-// loadConfig loads CONFIG_URI's application, resolves its factories, and
+// timeoutOrNone: 0 means no timeout, as with gunicorn.
+func timeoutOrNone(s float64) time.Duration {
+	if s == 0 {
+		return gateway.NoTimeout
+	}
+	return seconds(s)
+}
+
+// queueOrNone: 0 means no request waits for a worker.
+func queueOrNone(n int) int {
+	if n == 0 {
+		return gateway.NoQueue
+	}
+	return n
+}
+
+// numericOption is a number `serve` takes from its command line or its
+// server section, with the smallest value that means something: the same
+// check for both, named after where the value was written.
+type numericOption struct {
+	flag, key string
+	min       float64
+	above     bool // the value must be above min, not just at least min
+	integer   bool
+	value     func(o *serveOptions) float64
+	set       func(o *serveOptions, v float64)
+}
+
+var numericOptions = []numericOption{
+	intOption("workers", "workers", 1, func(o *serveOptions) *int { return &o.workers }),
+	intOption("threads", "threads", 1, func(o *serveOptions) *int { return &o.threads }),
+	intOption("pipeline", "pipeline", 1, func(o *serveOptions) *int { return &o.pipeline }),
+	intOption("max-requests", "max_requests", 0, func(o *serveOptions) *int { return &o.maxRequests }),
+	intOption("max-requests-jitter", "max_requests_jitter", 0, func(o *serveOptions) *int { return &o.jitter }),
+	intOption("queue-size", "queue_size", 0, func(o *serveOptions) *int { return &o.queueSize }),
+	intOption("max-header-size", "max_header_size", 1, func(o *serveOptions) *int { return &o.maxHeaderBytes }),
+	{flag: "timeout", key: "timeout", min: 0,
+		value: func(o *serveOptions) float64 { return o.timeout }, set: func(o *serveOptions, v float64) { o.timeout = v }},
+	{flag: "graceful-timeout", key: "graceful_timeout", min: 0, above: true,
+		value: func(o *serveOptions) float64 { return o.gracefulTimeout }, set: func(o *serveOptions, v float64) { o.gracefulTimeout = v }},
+}
+
+func intOption(flag, key string, min int, field func(o *serveOptions) *int) numericOption {
+	return numericOption{flag: flag, key: key, min: float64(min), integer: true,
+		value: func(o *serveOptions) float64 { return float64(*field(o)) },
+		set:   func(o *serveOptions, v float64) { *field(o) = int(v) }}
+}
+
+// check refuses a value below the option's minimum; where names it.
+func (n numericOption) check(v float64, where string) error {
+	switch {
+	case n.integer && v < n.min:
+		return fmt.Errorf("%s: %v is not a whole number ≥ %v", where, v, n.min)
+	case n.above && v <= n.min:
+		return fmt.Errorf("%s: %v must be more than %v seconds (there is no \"no limit\" here: in-flight requests need a bound)", where, v, n.min)
+	case v < n.min:
+		return fmt.Errorf("%s: %v is not a number of seconds ≥ %v", where, v, n.min)
+	}
+	return nil
+}
+
+// loadSite loads CONFIG_URI as every command does (internal/site) and
 // fills the options the command line left unset from its server section
 // ([server:NAME], else [server:main]).
-func loadConfig(uri string, o *serveOptions, set map[string]bool) (*config.Node, int) {
+func loadSite(uri string, o *serveOptions, set map[string]bool) (*site.Site, int) {
 	overrides, err := parseSets(o.sets)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "wsgate serve: %v\n", err)
@@ -282,45 +350,23 @@ func loadConfig(uri string, o *serveOptions, set map[string]bool) (*config.Node,
 		fmt.Fprintf(os.Stderr, "wsgate serve: %v\n", err)
 		return nil, exitUsage
 	}
-	fail := func(err error) (*config.Node, int) {
+	opts := site.Options{URI: uri, Overrides: overrides, Python: o.python, Chdir: o.chdir}
+	if set["pythonpath"] {
+		opts.PythonPath = o.pythonPath
+	}
+	st, err := site.Load(opts)
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "wsgate: error: %v\n", err)
 		return nil, exitConfig
 	}
-	opts := config.Options{Overrides: overrides}
-	app, err := config.LoadApp(uri, opts)
-	if err != nil {
-		return fail(err)
-	}
-	srv, err := serverFor(uri, opts)
-	if err != nil {
-		return fail(err)
-	}
-	if srv != nil {
-		if err := applyServerSection(srv.LocalConf, o, set); err != nil {
-			return fail(err)
+	if st.Server != nil {
+		if err := applyServerSection(st.Server.LocalConf, o, set); err != nil {
+			fmt.Fprintf(os.Stderr, "wsgate: error: %v\n", err)
+			return nil, exitConfig
 		}
 	}
-	o.python = python.Interpreter(o.python, "")
-	// The workers run in --chdir with it on sys.path: resolve from there too.
-	resolvePath := []string(o.pythonPath)
-	if o.chdir != "" {
-		if abs, err := filepath.Abs(o.chdir); err == nil {
-			resolvePath = append(append([]string{}, resolvePath...), abs)
-		}
-	}
-	if err := config.Resolve(app, o.python, resolvePath); err != nil {
-		return fail(err)
-	}
-	var goNode string
-	app.Walk(func(n *config.Node) {
-		if strings.HasPrefix(n.Factory, "go:") && goNode == "" {
-			goNode = n.Source.String()
-		}
-	})
-	if goNode != "" {
-		return fail(fmt.Errorf("%s: Go-native components are not served by this build yet", goNode))
-	}
-	return app, exitOK
+	o.python, o.pythonPath, o.chdir = st.Python, st.PythonPath, st.Chdir
+	return st, exitOK
 }
 
 // applyServerSection fills options from a [server:…] section; an option
@@ -340,50 +386,37 @@ func applyServerSection(conf *config.Conf, o *serveOptions, set map[string]bool)
 			*dst = strings.TrimSpace(v)
 		}
 	}
-	integer := func(key, flagName string, dst *int) error {
-		v, ok := conf.Get(key)
-		if !ok || set[flagName] {
-			return nil
-		}
-		n, err := strconv.Atoi(strings.TrimSpace(v))
-		if err != nil || n < 0 {
-			return bad(key, "a whole number ≥ 0")
-		}
-		*dst = n
-		return nil
-	}
-	float := func(key, flagName string, dst *float64) error {
-		v, ok := conf.Get(key)
-		if !ok || set[flagName] {
-			return nil
-		}
-		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-		if err != nil || f < 0 {
-			return bad(key, "a number of seconds ≥ 0")
-		}
-		*dst = f
-		return nil
-	}
-	str("python", "python", &o.python)
-	str("chdir", "chdir", &o.chdir)
+	// python, pythonpath and chdir: internal/site reads them, for every
+	// command.
 	str("log_level", "log-level", &o.logLevel)
-	for _, e := range []struct {
-		key, flag string
-		dst       *int
-	}{
-		{"workers", "workers", &o.workers}, {"threads", "threads", &o.threads},
-		{"max_requests", "max-requests", &o.maxRequests}, {"max_requests_jitter", "max-requests-jitter", &o.jitter},
-		{"queue_size", "queue-size", &o.queueSize}, {"pipeline", "pipeline", &o.pipeline}, {"max_header_size", "max-header-size", &o.maxHeaderBytes},
-	} {
-		if err := integer(e.key, e.flag, e.dst); err != nil {
+	for _, n := range numericOptions {
+		v, ok := conf.Get(n.key)
+		if !ok || set[n.flag] {
+			continue
+		}
+		where := conf.Origin(n.key)
+		if where == "" {
+			where = "[server] " + n.key
+		}
+		var f float64
+		var err error
+		if n.integer {
+			var i int
+			i, err = strconv.Atoi(strings.TrimSpace(v))
+			f = float64(i)
+		} else {
+			f, err = strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+		if err != nil {
+			if n.integer {
+				return bad(n.key, fmt.Sprintf("a whole number ≥ %v", n.min))
+			}
+			return bad(n.key, "a number of seconds")
+		}
+		if err := n.check(f, where); err != nil {
 			return err
 		}
-	}
-	if err := float("timeout", "timeout", &o.timeout); err != nil {
-		return err
-	}
-	if err := float("graceful_timeout", "graceful-timeout", &o.gracefulTimeout); err != nil {
-		return err
+		n.set(o, f)
 	}
 	for _, e := range []struct {
 		key, flag string
@@ -399,9 +432,6 @@ func applyServerSection(conf *config.Conf, o *serveOptions, set map[string]bool)
 	}
 	if v, ok := conf.Get("reload_suffixes"); ok && !set["reload-suffix"] {
 		o.reloadSuffixes = append(o.reloadSuffixes, strings.Fields(v)...)
-	}
-	if v, ok := conf.Get("pythonpath"); ok && !set["pythonpath"] {
-		o.pythonPath = append(o.pythonPath, strings.Fields(v)...)
 	}
 	if !set["bind"] {
 		if v, ok := conf.Get("bind"); ok {

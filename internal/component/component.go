@@ -22,6 +22,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/wsgate/wsgate/internal/config"
 )
 
 // Role is where a component can stand in the tree.
@@ -152,7 +154,21 @@ func Register(s Spec) {
 			panic("component: use value " + u + " registered twice")
 		}
 		byUse[u] = sp
+		// The configuration loader learns the name here, so a section
+		// using it resolves to "go:NAME" and is never asked of Python.
+		config.RegisterNative(u, sp.Name, sp.Role.protocol())
 	}
+}
+
+// protocol is the PasteDeploy protocol a component of this role stands for.
+func (r Role) protocol() string {
+	switch r {
+	case Filter:
+		return config.ProtocolFilter
+	case Composite:
+		return config.ProtocolComposite
+	}
+	return config.ProtocolApp
 }
 
 // Lookup returns the component a `use` value selects.

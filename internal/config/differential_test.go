@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/wsgate/wsgate/internal/config"
@@ -297,6 +298,14 @@ func TestDifferentialAgainstPasteDeploy(t *testing.T) {
 	}
 	ours := runOracle(t, py, "wsgate", []string{runtimeDir, fake}, loadable)
 
+	var goServed atomic.Int64
+	t.Cleanup(func() {
+		// The corpus mounts Paste's urlmap: the comparison of Go-served
+		// nodes must have run.
+		if !t.Failed() && goServed.Load() == 0 {
+			t.Errorf("no case has a node served by Go: the go: comparison did not run")
+		}
+	})
 	for _, c := range cases {
 		t.Run(c.label(), func(t *testing.T) {
 			t.Parallel()
@@ -341,7 +350,16 @@ func TestDifferentialAgainstPasteDeploy(t *testing.T) {
 			if p.Error != "" {
 				t.Fatalf("PasteDeploy refused it (%s) but wsgate accepted it", p.Error)
 			}
-			got, err := canonical(stdout.Bytes(), "use", "source")
+			out, served := pythonTwins(t, stdout.Bytes())
+			goServed.Add(int64(served))
+			// Apart from the factories of the Go-served nodes, the binary's
+			// tree is the one resolved in-process by Python, `use` included.
+			if gotAll, _ := canonical(out, "source"); served > 0 {
+				if inProcess, _ := canonical(c.contract, "source"); gotAll != inProcess {
+					t.Errorf("with its Go nodes put back, the tree differs from Python's resolution\nwsgate check: %s\nin-process:   %s", gotAll, inProcess)
+				}
+			}
+			got, err := canonical(out, "use", "source")
 			if err != nil {
 				t.Fatalf("wsgate output is not JSON: %v\n%s", err, stdout.String())
 			}
@@ -379,6 +397,33 @@ func TestDifferentialAgainstPasteDeploy(t *testing.T) {
 		})
 	}
 	t.Logf("differential: %d cases from %d configs", len(cases), len(files))
+}
+
+// goTwins maps each Go factory that stands in for a Paste one to the
+// Python factory PasteDeploy loads for the same `use`. The test binary of
+// this package registers no Go component, so the in-process resolution is
+// Python's; `wsgate check` (which links every component) prints go:NAME.
+var goTwins = map[string]string{
+	"go:urlmap": "paste.urlmap:urlmap_factory",
+}
+
+// pythonTwins puts back, in wsgate check's JSON, the Python factory of every
+// Go-served node, and counts them; a go: factory without a twin fails. The
+// comparisons that follow then check each stands where PasteDeploy loaded
+// its twin.
+func pythonTwins(t *testing.T, out []byte) ([]byte, int) {
+	t.Helper()
+	served := 0
+	s := string(out)
+	for goFactory, py := range goTwins {
+		field := `"factory": "` + goFactory + `"`
+		served += strings.Count(s, field)
+		s = strings.ReplaceAll(s, field, `"factory": "`+py+`"`)
+	}
+	if i := strings.Index(s, `"factory": "go:`); i >= 0 {
+		t.Errorf("a Go factory with no Python twin in this test: %s", s[i:min(len(s), i+60)])
+	}
+	return []byte(s), served
 }
 
 // compareOther compares a server or filter case, loaded in-process (check

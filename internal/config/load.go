@@ -116,10 +116,23 @@ func LoadFilter(uri string, opts Options) (*Node, error) {
 // LoadServer loads [server:NAME] from the file uri names. A file without
 // that section gives (nil, nil); any other mistake is an error.
 func LoadServer(uri string, opts Options) (*Node, error) {
+	return loadServer(uri, opts, false)
+}
+
+// LoadServerSettings loads [server:NAME] as wsgate reads it: a section of
+// settings, which needs no `use` or factory (wsgate is the server; a `use`
+// written for another server is loaded and left alone). A file without
+// that section gives (nil, nil).
+func LoadServerSettings(uri string, opts Options) (*Node, error) {
+	return loadServer(uri, opts, true)
+}
+
+func loadServer(uri string, opts Options, settingsOnly bool) (*Node, error) {
 	s, l, name, err := openTop(uri, opts)
 	if err != nil {
 		return nil, err
 	}
+	s.settingsOnly = settingsOnly
 	found := false
 	for _, sec := range l.ini.sections {
 		if strings.HasPrefix(sec.name, "server:") && pyStrip(sec.name[len("server:"):]) == name {
@@ -147,6 +160,8 @@ type session struct {
 	files map[string]*iniFile
 	stack []stackEntry
 	nodes int // sections resolved so far, against maxNodes
+	// settingsOnly: a server section needs no factory (LoadServerSettings).
+	settingsOnly bool
 }
 
 // maxNodes bounds how many sections one load may resolve: pipelines of
@@ -622,6 +637,10 @@ func (l *fileLoader) contextFromExplicit(ot *objectType, sec *iniSection, local,
 			keys = append(keys, p.protocol)
 		}
 		return nil, secLoc.errorf("several factories given (%s); keep one", strings.Join(keys, ", "))
+	}
+	if len(possible) == 0 && ot == serverType && l.s.settingsOnly {
+		return &Node{ObjectType: ot.name, GlobalConf: gc, LocalConf: local, loader: l,
+			Source: Source{File: l.display, Line: sec.line, Section: sec.name}}, nil
 	}
 	if len(possible) == 0 {
 		return nil, secLoc.errorf("no `use` and no factory: add `use = egg:Dist#name`, `use = call:module:object`, `use = another-section`, or one of %s = module:object",

@@ -11,7 +11,7 @@ import (
 // of Python and says "go:NAME"; the Python nodes around it still resolve.
 func TestRegisterNative(t *testing.T) {
 	py := testutil.VenvPython(t)
-	config.RegisterNative("egg:wsgate-test#native-filter", "test-filter")
+	config.RegisterNative("egg:wsgate-test#native-filter", "test-filter", config.ProtocolFilter)
 	dir := writeFiles(t, map[string]string{"a.ini": "[pipeline:main]\npipeline = gofilter app\n" +
 		"[filter:gofilter]\nuse = egg:wsgate-test#native-filter\n" +
 		"[app:app]\nuse = egg:twod.wsgi\n"})

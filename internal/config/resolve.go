@@ -14,19 +14,27 @@ import (
 
 var (
 	nativeMu sync.RWMutex
-	native   = map[string]string{}
+	native   = map[string]nativeEntry{}
 )
+
+type nativeEntry struct {
+	component, protocol string
+}
 
 // RegisterNative makes `use = <use>` resolve to the Go component named
 // component: such nodes get Factory "go:<component>" and are not resolved
-// by Python. use is matched as written (e.g. "egg:wsgate#static").
-func RegisterNative(use, component string) {
+// by Python. protocol is the PasteDeploy protocol the component stands for
+// (ProtocolApp, ProtocolFilter, ProtocolComposite): a composite's names are
+// loaded (Loadable) as for a Python one. use is matched as written (e.g.
+// "egg:wsgate#static"). internal/component.Register calls it for every use
+// value of every component: the registry is the one source of truth.
+func RegisterNative(use, component, protocol string) {
 	nativeMu.Lock()
 	defer nativeMu.Unlock()
-	native[use] = component
+	native[use] = nativeEntry{component, protocol}
 }
 
-func nativeComponent(use string) (string, bool) {
+func nativeComponent(use string) (nativeEntry, bool) {
 	nativeMu.RLock()
 	defer nativeMu.RUnlock()
 	c, ok := native[use]
@@ -174,12 +182,9 @@ func resolveBatch(nodes []*Node, interpreter string, extraPath []string) ([]erro
 		}
 		n.resolved = true
 		if c, ok := nativeComponent(n.Use); ok && n.specKind != "" {
-			n.Factory = GoFactoryPrefix + c
+			n.Factory = GoFactoryPrefix + c.component
 			if n.protocolPending {
-				n.Protocol = ProtocolApp
-				if n.ObjectType == TypeFilter {
-					n.Protocol = ProtocolFilter
-				}
+				n.Protocol = c.protocol
 				n.protocolPending = false
 			}
 			continue

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/wsgate/wsgate/internal/component"
 	"github.com/wsgate/wsgate/internal/protocol"
 )
 
@@ -52,7 +53,9 @@ func benchPool(b *testing.B) *Pool {
 		a, c = uc[0], uc[1]
 	}
 	go fakeWorker(c)
-	s := &slot{w: w, conn: a, br: bufio.NewReaderSize(a, 64<<10), wbuf: make([]byte, 0, 4096)}
+	// The fake worker reads REQUESTs and their frames from one socket: the
+	// dispatch socket is the stream socket here.
+	s := &slot{w: w, conn: a, disp: a, dispMax: protocol.MaxDispatch, br: bufio.NewReaderSize(a, 64<<10), wbuf: make([]byte, 0, 4096)}
 	w.slots = []*slot{s}
 	w.open.Store(1)
 	p.idle <- s
@@ -109,5 +112,24 @@ func BenchmarkEnviron(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		buf = appendEnviron(buf[:0], req, "", "/hello")
+	}
+}
+
+// BenchmarkServeHTTPComposed is BenchmarkServeHTTP with the Facts the
+// compose step attaches to every request, set as a urlmap leaves them.
+func BenchmarkServeHTTPComposed(b *testing.B) {
+	p := benchPool(b)
+	h := NewHandler(p, "")
+	req, _ := http.NewRequest("GET", "http://127.0.0.1:8000/app/hello?x=1", nil)
+	req.RequestURI = "/app/hello?x=1"
+	req.RemoteAddr = "127.0.0.1:50000"
+	req.Header.Set("User-Agent", "wrk")
+	req, f := component.Attach(req)
+	f.ScriptName, f.PathInfo, f.PathSet, f.RequestID = "/app", "/hello", true, "abc"
+	w := &discardWriter{h: http.Header{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		clear(w.h)
+		h.ServeHTTP(w, req)
 	}
 }

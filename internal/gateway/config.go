@@ -40,7 +40,9 @@ type Config struct {
 	// the workers inherit; they go back to SCHED_OTHER (internal/sched).
 	ResetWorkerSched bool
 	// Timeout bounds a request from dispatch to its last frame: past it the
-	// client gets 504 and the worker is killed and replaced (--timeout; 30s).
+	// client gets 504 and the worker is killed and replaced; it also bounds
+	// a request's wait in the queue (503). NoTimeout: no bound (--timeout;
+	// 0 is the default, 30s).
 	Timeout time.Duration
 	// MaxRequests recycles a worker gracefully after this many requests
 	// (--max-requests; 0 = never).
@@ -49,7 +51,8 @@ type Config struct {
 	// workers do not all restart at once (--max-requests-jitter).
 	MaxRequestsJitter int
 	// QueueSize bounds the requests waiting for a free worker; past it they
-	// get 503 with Retry-After (--queue-size; default 1024).
+	// get 503 with Retry-After. NoQueue: none waits (--queue-size; 0 is
+	// the default, 1024).
 	QueueSize int
 	// GracefulTimeout bounds how long a draining worker may take to finish
 	// its requests before it is killed (--graceful-timeout; default 30s).
@@ -57,6 +60,14 @@ type Config struct {
 	// Logger receives the pool's log lines (default slog.Default()).
 	Logger *slog.Logger
 }
+
+// NoTimeout (Config.Timeout) lets requests take as long as they take, and
+// wait in the queue as long as they must (`--timeout 0`, as gunicorn).
+const NoTimeout time.Duration = -1
+
+// NoQueue (Config.QueueSize) answers 503 at once when no worker can take a
+// request (`--queue-size 0`).
+const NoQueue = -1
 
 // Defaults fills zero fields with their documented defaults.
 func (c *Config) Defaults() {
@@ -69,10 +80,10 @@ func (c *Config) Defaults() {
 	if c.Pipeline <= 0 {
 		c.Pipeline = 2
 	}
-	if c.Timeout <= 0 {
+	if c.Timeout == 0 {
 		c.Timeout = 30 * time.Second
 	}
-	if c.QueueSize <= 0 {
+	if c.QueueSize == 0 {
 		c.QueueSize = 1024
 	}
 	if c.GracefulTimeout <= 0 {

@@ -1,95 +1,40 @@
 package gateway
 
 import (
-	"context"
-	"errors"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
 
+	"github.com/wsgate/wsgate/internal/component"
 	"github.com/wsgate/wsgate/internal/protocol"
 )
 
-type scriptNameKey struct{}
-
-// WithScriptName returns a context that tells the gateway the request's
-// application is mounted at prefix (e.g. by a Go urlmap): SCRIPT_NAME is
-// prefix and PATH_INFO the rest of the path. prefix has no trailing slash.
-func WithScriptName(ctx context.Context, prefix string) context.Context {
-	return context.WithValue(ctx, scriptNameKey{}, prefix)
-}
-
-var errBadPath = errors.New("malformed percent-escape in the request path")
-
-// requestPath returns PATH_INFO's source: the raw request path,
-// percent-decoded to bytes (which the environ carries as latin-1), and the
-// SCRIPT_NAME it falls under.
+// requestPath returns SCRIPT_NAME and PATH_INFO: as the Go components
+// before the gateway left them (component.RequestPath: a urlmap's mount, a
+// proxy's prefix), else the percent-decoded request path (latin-1 bytes in
+// the environ), under the handler's own mount when it has one.
 func requestPath(r *http.Request, mount string) (scriptName, pathInfo string, err error) {
-	raw := r.RequestURI
-	if i := strings.IndexByte(raw, '?'); i >= 0 {
-		raw = raw[:i]
+	scriptName, path, err := component.RequestPath(r)
+	if err != nil || scriptName != "" || mount == "" {
+		return scriptName, path, err
 	}
-	if !strings.HasPrefix(raw, "/") {
-		// absolute-form ("http://host/p") or "*": net/http parsed it.
-		raw = r.URL.EscapedPath()
-	}
-	path, err := percentDecode(raw)
-	if err != nil {
-		return "", "", err
-	}
-	if sn, ok := r.Context().Value(scriptNameKey{}).(string); ok {
-		mount = sn
-	}
-	if mount != "" && strings.HasPrefix(path, mount) && (len(path) == len(mount) || path[len(mount)] == '/') {
+	if strings.HasPrefix(path, mount) && (len(path) == len(mount) || path[len(mount)] == '/') {
 		return mount, path[len(mount):], nil
 	}
 	return "", path, nil // not under the mount: the whole path is PATH_INFO
 }
 
-// percentDecode decodes %XX escapes to raw bytes, not checking UTF-8 (PEP
-// 3333 hands PATH_INFO to the application as latin-1 bytes). It allocates
-// only when s holds an escape.
-func percentDecode(s string) (string, error) {
-	i := strings.IndexByte(s, '%')
-	if i < 0 {
-		return s, nil
-	}
-	b := make([]byte, 0, len(s))
-	b = append(b, s[:i]...)
-	for ; i < len(s); i++ {
-		c := s[i]
-		if c != '%' {
-			b = append(b, c)
-			continue
-		}
-		if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
-			return "", errBadPath
-		}
-		b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
-		i += 2
-	}
-	return string(b), nil
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
-func unhex(c byte) byte {
-	switch {
-	case c <= '9':
-		return c - '0'
-	case c <= 'F':
-		return c - 'A' + 10
-	default:
-		return c - 'a' + 10
-	}
-}
-
 // appendEnviron encodes the CGI part of the WSGI environ as a marshal dict;
 // the worker adds the wsgi.* objects that are the same for every request.
+// What Go components established (component.Facts: a trusted proxy's
+// scheme, client and host, an authenticated user, the request id) wins over
+// what the connection says.
 func appendEnviron(b []byte, r *http.Request, scriptName, pathInfo string) []byte {
+	f := component.FactsOf(r)
+	if f == nil {
+		f = &noFacts
+	}
 	b = protocol.BeginDict(b)
 	b = protocol.AppendItem(b, "REQUEST_METHOD", r.Method)
 	b = protocol.AppendItem(b, "SCRIPT_NAME", scriptName)
@@ -97,28 +42,44 @@ func appendEnviron(b []byte, r *http.Request, scriptName, pathInfo string) []byt
 	b = protocol.AppendItem(b, "QUERY_STRING", r.URL.RawQuery)
 	b = protocol.AppendItem(b, "REQUEST_URI", r.RequestURI)
 	b = protocol.AppendItem(b, "SERVER_PROTOCOL", r.Proto)
-	if r.TLS != nil {
-		b = protocol.AppendItem(b, "wsgi.url_scheme", "https")
-	} else {
-		b = protocol.AppendItem(b, "wsgi.url_scheme", "http")
+	scheme := f.Scheme
+	if scheme == "" {
+		scheme = "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
 	}
-	host, port := splitHostPort(r.Host)
+	b = protocol.AppendItem(b, "wsgi.url_scheme", scheme)
+	host, port := f.ServerName, f.ServerPort
 	if host == "" {
-		if local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
-			host, port = splitHostPort(local.String())
+		host, port = splitHostPort(r.Host)
+		if host == "" {
+			if local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+				host, port = splitHostPort(local.String())
+			}
 		}
 	}
 	if port == "" {
 		port = "80"
-		if r.TLS != nil {
+		if scheme == "https" {
 			port = "443"
 		}
 	}
 	b = protocol.AppendItem(b, "SERVER_NAME", host)
 	b = protocol.AppendItem(b, "SERVER_PORT", port)
-	if addr, rport, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+	if f.RemoteAddr != "" {
+		// A trusted proxy's client: the connection's port is the proxy's.
+		b = protocol.AppendItem(b, "REMOTE_ADDR", f.RemoteAddr)
+	} else if addr, rport, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		b = protocol.AppendItem(b, "REMOTE_ADDR", addr)
 		b = protocol.AppendItem(b, "REMOTE_PORT", rport)
+	}
+	// REMOTE_USER comes from an auth component only, never from a header.
+	if f.RemoteUser != "" {
+		b = protocol.AppendItem(b, "REMOTE_USER", f.RemoteUser)
+	}
+	if f.RequestID != "" {
+		b = protocol.AppendItem(b, "HTTP_X_REQUEST_ID", f.RequestID)
 	}
 	if r.Host != "" {
 		b = protocol.AppendItem(b, "HTTP_HOST", r.Host)
@@ -138,6 +99,10 @@ func appendEnviron(b []byte, r *http.Request, scriptName, pathInfo string) []byt
 			b = protocol.AppendLatin1(b, "CONTENT_TYPE")
 			b = appendJoined(b, values, ", ")
 			continue
+		case "X-Request-Id":
+			if f.RequestID != "" {
+				continue // the id the requestid component kept or made
+			}
 		}
 		// A name with "_" would collide with the "-" one in the environ
 		// (X_Forwarded_For vs X-Forwarded-For): drop it, as nginx does.
@@ -153,6 +118,9 @@ func appendEnviron(b []byte, r *http.Request, scriptName, pathInfo string) []byt
 	}
 	return protocol.EndDict(b)
 }
+
+// noFacts stands for a request no compose step saw (tests, benchmarks).
+var noFacts component.Facts
 
 func splitHostPort(hostport string) (host, port string) {
 	if h, p, err := net.SplitHostPort(hostport); err == nil {

@@ -148,7 +148,9 @@ func (x *exchange) run(scriptName, pathInfo string, flags byte, inline []byte) {
 		}
 	}
 	began := time.Now()
-	x.deadline = began.Add(cfg.Timeout)
+	if cfg.Timeout > 0 {
+		x.deadline = began.Add(cfg.Timeout) // else the zero time: no deadline
+	}
 	defer func() {
 		if x.healthy {
 			x.h.pool.observe(time.Since(began))

@@ -473,9 +473,13 @@ func (p *Pool) acquire(ctx context.Context) (*slot, error) {
 					p.waiting.Add(-1)
 					return nil, ErrQueueFull
 				}
-				if timer == nil {
+				var expired <-chan time.Time // nil with NoTimeout: wait as long as it takes
+				if timer == nil && p.cfg.Timeout > 0 {
 					timer = queueTimers.Get().(*time.Timer)
 					timer.Reset(p.cfg.Timeout)
+				}
+				if timer != nil {
+					expired = timer.C
 				}
 				select {
 				case s = <-p.idle:
@@ -483,7 +487,7 @@ func (p *Pool) acquire(ctx context.Context) (*slot, error) {
 				case <-ctx.Done():
 					p.waiting.Add(-1)
 					return nil, ctx.Err()
-				case <-timer.C:
+				case <-expired:
 					p.waiting.Add(-1)
 					return nil, errQueueTimeout
 				}

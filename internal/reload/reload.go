@@ -1,6 +1,7 @@
 // Package reload is `wsgate serve --reload` (docs/serve.md, "Reloading on
 // change"): it watches an application's files with internal/watch and
-// reloads the worker pool gracefully when they change, as SIGHUP does.
+// reloads the site's worker pools gracefully when they change, as SIGHUP
+// does.
 //
 // What it watches: every INI file the configuration tree was read from
 // (Node.Source and Node.Via of every node, wherever the file lies), the
@@ -9,10 +10,11 @@
 //
 // On a change it prints `wsgate: reloading, changed: PATH…` on stderr,
 // deletes the cached bytecode of the changed modules (Python would trust a
-// .pyc whose recorded mtime second and size match), and calls Pool.Reload;
-// when one of the configuration's INI files changed it first loads and
-// resolves the configuration again and hands the new worker-form tree to
-// Pool.ReloadNode. A configuration that no longer loads is one line,
+// .pyc whose recorded mtime second and size match), and calls Site.Reload;
+// when one of the configuration's INI files changed it loads and resolves
+// the configuration again (internal/site, as at start-up) and hands the new
+// tree to Site.ReloadApp, which composes it again. A configuration that no
+// longer loads (or composes) is one line,
 // `wsgate: reload failed, the running workers keep serving: …`, and no
 // reload. A reload whose workers cannot load the application is the pool's
 // business: it keeps the running workers.
@@ -36,29 +38,23 @@ import (
 // directory that large is probably not the project (a home directory).
 const manyWatchedFiles = 20000
 
-// Pool is what the Reloader drives: the worker pool's graceful reload (the
-// pool keeps the running workers when the new ones fail).
-type Pool interface {
+// Site is what the Reloader drives: the running site's worker pools.
+type Site interface {
+	// Reload replaces every pool's workers gracefully (a pool keeps its
+	// running workers when the new ones fail).
 	Reload()
-}
-
-// nodeReloader is a pool that can also take a new application tree (worker
-// form) for the workers of its next reload.
-type nodeReloader interface {
-	ReloadNode(node []byte)
+	// ReloadApp composes a new application tree and reloads the pools
+	// with it; an error leaves the running site as it was.
+	ReloadApp(app *config.Node) error
 }
 
 // Options say what to watch and how to reload.
 type Options struct {
-	// URI is the CONFIG_URI served; "" with `serve --app`.
-	URI string
-	// App is URI's resolved application tree (nil with --app): its files
-	// are watched.
+	// App is the resolved application tree served (nil with --app): its
+	// files are watched.
 	App *config.Node
-	// Overrides are the --set values, for reading the configuration again.
-	Overrides map[string]string
-	// Python is the interpreter that resolves the configuration's factories.
-	Python string
+	// LoadApp loads and resolves the configuration again (nil with --app).
+	LoadApp func() (*config.Node, error)
 	// WorkDir is the workers' directory (--chdir); "" means the working
 	// directory.
 	WorkDir string
@@ -75,16 +71,13 @@ type Options struct {
 
 // Reloader reloads a pool when the application's files change.
 type Reloader struct {
-	uri         string            // CONFIG_URI; "" with --app
-	overrides   map[string]string // --set
-	python      string
-	resolvePath []string // where the configuration's factories are resolved from
-	workDir     string   // the workers' directory (on sys.path)
+	loadApp     func() (*config.Node, error) // nil with --app
+	workDir     string                       // the workers' directory (on sys.path)
 	pythonPath  []string
 	configFiles map[string]bool // absolute paths of the INI files read
 	configDir   string          // what the configuration's relative paths are relative to
 	watcher     *watch.Watcher
-	pool        Pool
+	site        Site
 	log         *slog.Logger
 }
 
@@ -95,7 +88,7 @@ func New(opts Options) (*Reloader, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	r := &Reloader{uri: opts.URI, overrides: opts.Overrides, python: opts.Python, pythonPath: opts.PythonPath, log: log}
+	r := &Reloader{loadApp: opts.LoadApp, pythonPath: opts.PythonPath, log: log}
 	var err error
 	// config.LoadApp names files relative to the working directory.
 	if r.configDir, err = os.Getwd(); err != nil {
@@ -108,7 +101,6 @@ func New(opts Options) (*Reloader, error) {
 	if r.workDir, err = filepath.Abs(r.workDir); err != nil {
 		return nil, fmt.Errorf("--reload: %w", err)
 	}
-	r.resolvePath = append(append([]string{}, opts.PythonPath...), r.workDir)
 	r.configFiles = configFiles(opts.App, r.configDir)
 	interval := opts.Interval
 	if interval <= 0 {
@@ -126,8 +118,8 @@ func New(opts Options) (*Reloader, error) {
 }
 
 // Start begins polling and returns the function that stops it.
-func (r *Reloader) Start(pool Pool) (stop func()) {
-	r.pool = pool
+func (r *Reloader) Start(site Site) (stop func()) {
+	r.site = site
 	n := r.watcher.Files()
 	attrs := []any{"files", n, "suffixes", strings.Join(r.watcher.Suffixes(), " "), "roots", strings.Join(displayPaths(r.watcher.Roots()), " ")}
 	if n > manyWatchedFiles {
@@ -164,14 +156,13 @@ func (r *Reloader) roots() []string {
 func (r *Reloader) changed(paths []string) {
 	fmt.Fprintf(os.Stderr, "wsgate: reloading, changed: %s\n", changedList(paths))
 	dropBytecode(paths, r.log)
-	if r.uri == "" || !r.touchesConfig(paths) {
-		r.pool.Reload()
+	if r.loadApp == nil || !r.touchesConfig(paths) {
+		r.site.Reload()
 		return
 	}
-	app, err := loadAppTree(r.uri, r.overrides, r.python, r.resolvePath)
-	var node []byte
+	app, err := r.loadApp()
 	if err == nil {
-		node, err = app.WorkerJSON()
+		err = r.site.ReloadApp(app)
 	}
 	if err != nil {
 		// The file stays watched: the next save that fixes it reloads.
@@ -180,12 +171,6 @@ func (r *Reloader) changed(paths []string) {
 	}
 	r.configFiles = configFiles(app, r.configDir)
 	r.watcher.SetRoots(r.roots())
-	if nr, ok := r.pool.(nodeReloader); ok {
-		nr.ReloadNode(node)
-		return
-	}
-	r.log.Warn("this build reloads the application's code but not its configuration: restart wsgate to apply the INI change")
-	r.pool.Reload()
 }
 
 func (r *Reloader) touchesConfig(paths []string) bool {
@@ -227,29 +212,6 @@ func globEscape(s string) string {
 		b.WriteRune(c)
 	}
 	return b.String()
-}
-
-// loadAppTree loads and resolves CONFIG_URI's application again, as
-// `wsgate serve` did at start-up (the server section is not read again:
-// listeners and pool size stay as they are).
-func loadAppTree(uri string, overrides map[string]string, python string, resolvePath []string) (*config.Node, error) {
-	app, err := config.LoadApp(uri, config.Options{Overrides: overrides})
-	if err != nil {
-		return nil, err
-	}
-	if err := config.Resolve(app, python, resolvePath); err != nil {
-		return nil, err
-	}
-	var goNode string
-	app.Walk(func(n *config.Node) {
-		if strings.HasPrefix(n.Factory, config.GoFactoryPrefix) && goNode == "" {
-			goNode = n.Source.String()
-		}
-	})
-	if goNode != "" {
-		return nil, fmt.Errorf("%s: Go-native components are not served by this build yet", goNode)
-	}
-	return app, nil
 }
 
 // configFiles lists, as absolute paths, every INI file a node of the tree

@@ -159,11 +159,19 @@ func TestDjangoManageExitsWithTheCommandsStatus(t *testing.T) {
 	if r.status != 1 {
 		t.Fatalf("manage migrate no_such_app: want status 1, got %d\n%s", r.status, r.stderr)
 	}
-	// Options before CONFIG_URI: --chdir to the project, --set a DEFAULT value.
-	r = djRun(t, t.TempDir(), "", nil, "manage", "--chdir", dir, "--set", "debug=false", "dev.ini",
-		"shell", "-c", "from django.conf import settings; print('DEBUG is', settings.DEBUG)")
-	if r.status != 0 || !strings.Contains(r.stdout, "DEBUG is False") {
+	// Options before CONFIG_URI: --chdir to the project, --set a DEFAULT
+	// value. --chdir is where Python runs (and on its path) for every
+	// command; CONFIG_URI is read from where wsgate was started
+	// (docs/serve.md, "Paths").
+	elsewhere := t.TempDir()
+	r = djRun(t, elsewhere, "", nil, "manage", "--chdir", dir, "--set", "debug=false", filepath.Join(dir, "dev.ini"),
+		"shell", "-c", "import os; from django.conf import settings; print('DEBUG is', settings.DEBUG, 'in', os.getcwd())")
+	if r.status != 0 || !strings.Contains(r.stdout, "DEBUG is False in "+dir) {
 		t.Fatalf("manage --chdir --set debug=false: status %d\n%s%s", r.status, r.stdout, r.stderr)
+	}
+	r = djRun(t, elsewhere, "", nil, "manage", "--chdir", dir, "dev.ini", "check")
+	if r.status != 1 || !strings.Contains(r.stderr, "dev.ini") {
+		t.Fatalf("manage --chdir DIR dev.ini from elsewhere: want the file looked up here and not found (status 1), got %d\n%s", r.status, r.stderr)
 	}
 	if r := djRun(t, dir, "", nil, "manage"); r.status != 2 {
 		t.Fatalf("manage without CONFIG_URI: want usage status 2, got %d", r.status)

@@ -5,6 +5,9 @@
 package all
 
 import (
-// one blank import per component package, sorted:
-// _ "github.com/wsgate/wsgate/internal/component/static"
+	// one blank import per component package, sorted:
+	_ "github.com/wsgate/wsgate/internal/component/auth"
+	_ "github.com/wsgate/wsgate/internal/component/cors"
+	_ "github.com/wsgate/wsgate/internal/component/ratelimit"
+	_ "github.com/wsgate/wsgate/internal/component/urlmap"
 )

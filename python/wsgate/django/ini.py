@@ -7,8 +7,9 @@ development.ini`` gives: the same INI rules, start-up hooks and errors.
 
 The INI files are read by the wsgate binary, the one place that implements
 PasteDeploy's loading: configure() runs ``wsgate worker-tree`` (a hidden
-command) for the resolved application tree, then builds it here as ``wsgate
-manage`` does in its child process. The binary is the one pip installed
+command) for the Django application ``wsgate manage`` would run, resolved by
+this interpreter, then builds it here as ``wsgate manage`` does in its child
+process. The binary is the one pip installed
 beside this interpreter's scripts, else the first ``wsgate`` on PATH, and
 must be this package's version (the tree is a contract between the two).
 """
@@ -39,14 +40,6 @@ def find_wsgate() -> Optional[str]:
     return shutil.which("wsgate")
 
 
-def _project_paths():
-    """The directories on sys.path that are not the interpreter's own (the
-    project: manage.py's directory, pytest's rootdir), for the factories'
-    resolution in the binary's Python."""
-    own = tuple(os.path.join(p, "") for p in {sys.prefix, sys.base_prefix, sys.exec_prefix})
-    return [p for p in sys.path if p and os.path.isdir(p) and not os.path.join(p, "").startswith(own)]
-
-
 def configure(config_uri: str, *, overrides: Optional[Mapping[str, str]] = None,
               wsgate: Optional[str] = None) -> None:
     """Configure Django from ``config_uri`` (``file.ini``, ``file.ini#name``,
@@ -72,8 +65,6 @@ def configure(config_uri: str, *, overrides: Optional[Mapping[str, str]] = None,
         raise DjangoConfigError("wsgate.django.configure(%r): no wsgate binary in %s nor on PATH "
                                 "(pip install wsgate, see docs/install.md)" % (config_uri, sysconfig.get_path("scripts")))
     argv = [binary, "worker-tree", "--python", sys.executable]
-    for path in _project_paths():
-        argv += ["--pythonpath", path]
     for key, value in request[1]:
         argv += ["--set", "%s=%s" % (key, value)]
     argv.append(config_uri)
@@ -92,6 +83,10 @@ def configure(config_uri: str, *, overrides: Optional[Mapping[str, str]] = None,
             "wsgate.django.configure(%r): %s is wsgate %s, but this Python package is %s (%s): install one "
             "release of both (pip install wsgate puts them together, docs/install.md)"
             % (config_uri, binary, tree.get("version"), __version__, os.path.dirname(os.path.dirname(__file__))))
+    # Where `wsgate manage` finds the application: the server section's
+    # pythonpath and chdir (else the current directory), after this
+    # interpreter's own path.
+    sys.path.extend(p for p in tree.get("python_path") or [] if p not in sys.path)
     from ._command import load_django
 
     load_django(tree["node"])

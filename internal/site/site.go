@@ -1,0 +1,189 @@
+// Package site loads a site the one way every command reads it (`serve`,
+// `check`, `manage`, `test` and `serve --reload`): the application tree of
+// CONFIG_URI, its server section, and the three settings that decide how
+// Python finds the application — the interpreter, the Python path and the
+// working directory — each from the command line, else the server section.
+//
+// Paths, one meaning for every command (docs/serve.md, "Paths"):
+//   - CONFIG_URI is read relative to the directory wsgate was started in.
+//   - --chdir (`chdir =` in the server section) is the directory the Python
+//     processes run in — the workers, and the processes of check, manage
+//     and test — and it is on their sys.path; a relative one is taken from
+//     the directory wsgate was started in.
+//   - --pythonpath (`pythonpath =`) directories go on sys.path after
+//     wsgate's runtime; a relative one is taken from the --chdir directory,
+//     where the Python processes run.
+package site
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/wsgate/wsgate/internal/config"
+	"github.com/wsgate/wsgate/python"
+)
+
+// Options are what the command line says; "" and nil mean "not given".
+type Options struct {
+	URI        string
+	Overrides  map[string]string // --set key=value
+	Python     string            // --python
+	PythonPath []string          // --pythonpath (given: the section's is not read)
+	Chdir      string            // --chdir
+}
+
+// Site is a loaded, resolved configuration.
+type Site struct {
+	URI string
+	// App is the application tree, every factory resolved.
+	App *config.Node
+	// Server is the server section ([server:NAME] of the URI's name, else
+	// [server:main]); nil when the file has neither.
+	Server *config.Node
+	// Python is the interpreter: --python, else $WSGATE_PYTHON, else the
+	// section's `python`, else python3; an absolute path.
+	Python string
+	// PythonPath is --pythonpath, else the section's `pythonpath`.
+	PythonPath []string
+	// Chdir is the Python processes' directory, absolute; "" when neither
+	// --chdir nor the section's `chdir` gives one (the current directory).
+	Chdir     string
+	overrides map[string]string
+}
+
+// Load reads CONFIG_URI's server section and application and resolves the
+// application's factories in the chosen interpreter, from the Python path
+// the workers will have.
+func Load(o Options) (*Site, error) {
+	if _, _, err := config.ParseURI(o.URI); err != nil {
+		return nil, err
+	}
+	opts := config.Options{Overrides: o.Overrides}
+	server, err := serverFor(o.URI, opts)
+	if err != nil {
+		return nil, err
+	}
+	s := &Site{URI: o.URI, Server: server, PythonPath: o.PythonPath, Chdir: o.Chdir, overrides: o.Overrides}
+	fromConfig := func(key string) (string, string) {
+		if server == nil {
+			return "", ""
+		}
+		v, _ := server.LocalConf.Get(key)
+		return strings.TrimSpace(v), server.LocalConf.Origin(key)
+	}
+	pyConf, pyOrigin := fromConfig("python")
+	s.Python = python.Interpreter(o.Python, pyConf)
+	if s.PythonPath == nil {
+		if v, _ := fromConfig("pythonpath"); v != "" {
+			s.PythonPath = strings.Fields(v)
+		}
+	}
+	chdirOrigin := "--chdir"
+	if s.Chdir == "" {
+		s.Chdir, chdirOrigin = fromConfig("chdir")
+	}
+	if s.Chdir != "" {
+		abs, err := filepath.Abs(s.Chdir)
+		if err == nil {
+			var fi os.FileInfo
+			if fi, err = os.Stat(abs); err == nil && !fi.IsDir() {
+				err = fmt.Errorf("not a directory")
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: chdir %s: %v", where(chdirOrigin, "chdir"), s.Chdir, err)
+		}
+		s.Chdir = abs
+	}
+	interp, err := exec.LookPath(s.Python)
+	if err == nil {
+		interp, err = filepath.Abs(interp)
+	}
+	if err != nil {
+		from := "the default"
+		switch {
+		case o.Python != "":
+			from = "--python"
+		case os.Getenv(python.EnvInterpreter) != "":
+			from = "$" + python.EnvInterpreter
+		case pyConf != "":
+			from = where(pyOrigin, "python")
+		}
+		return nil, fmt.Errorf("cannot run the Python interpreter %q (%s): %v; choose one with --python, %s or `python =` in the server section",
+			s.Python, from, err, python.EnvInterpreter)
+	}
+	s.Python = interp
+	if s.App, err = s.LoadApp(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func where(origin, key string) string {
+	if origin == "" {
+		return "[server] " + key
+	}
+	return origin
+}
+
+// LoadApp loads and resolves the application tree again (`--reload`
+// after an INI file changed): same interpreter, path and overrides.
+func (s *Site) LoadApp() (*config.Node, error) {
+	app, err := config.LoadApp(s.URI, config.Options{Overrides: s.overrides})
+	if err != nil {
+		return nil, err
+	}
+	if err := config.Resolve(app, s.Python, s.ResolvePath()); err != nil {
+		return nil, err
+	}
+	return app, nil
+}
+
+// ResolvePath is the Python path the application is found on, as the
+// workers have it: the --pythonpath directories (relative ones from the
+// Python processes' directory) and that directory itself.
+func (s *Site) ResolvePath() []string {
+	dir := s.Chdir
+	if dir == "" {
+		dir, _ = os.Getwd()
+	}
+	var out []string
+	for _, p := range s.PythonPath {
+		if !filepath.IsAbs(p) && dir != "" {
+			p = filepath.Join(dir, p)
+		}
+		out = append(out, p)
+	}
+	if dir != "" {
+		out = append(out, dir)
+	}
+	return out
+}
+
+// Command prepares `python -m module args…` as the site's Python
+// processes run: in Chdir, with ResolvePath on sys.path.
+func (s *Site) Command(module string, args ...string) (*exec.Cmd, error) {
+	cmd, err := python.Command(s.Python, s.ResolvePath(), module, args...)
+	if err != nil {
+		return nil, err
+	}
+	cmd.Dir = s.Chdir
+	return cmd, nil
+}
+
+// serverFor finds the server section for uri: [server:NAME] of the URI's
+// name, else [server:main]; nil when the file has neither.
+func serverFor(uri string, opts config.Options) (*config.Node, error) {
+	path, name, err := config.ParseURI(uri)
+	if err != nil {
+		return nil, err
+	}
+	s, err := config.LoadServerSettings(uri, opts)
+	if err != nil || s != nil || name == "main" {
+		return s, err
+	}
+	return config.LoadServerSettings(path+"#main", opts)
+}
