@@ -13,7 +13,6 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -195,9 +194,11 @@ func (r Runtime) String() string {
 	return "embedded (" + r.Why + ")"
 }
 
-// probeScript prints the version and directory of the wsgate package the
-// interpreter imports without the embedded runtime on its path.
-const probeScript = `import json, wsgate; print(json.dumps([getattr(wsgate, "__version__", None), wsgate.__path__[0]]))`
+// probeScript writes the version ("" for none) and the directory of the
+// wsgate package the interpreter imports without the embedded runtime on its
+// path, NUL-separated. It imports nothing else, so no module of the
+// project's can stand in for a standard one.
+const probeScript = `import sys, wsgate; sys.stdout.write("%s\0%s" % (getattr(wsgate, "__version__", ""), wsgate.__path__[0]))`
 
 // Choose finds out which runtime interpreter's processes get: the installed
 // wsgate package when it is this binary's version, else the embedded one.
@@ -214,18 +215,18 @@ func Choose(interpreter string, extraPath []string) Runtime {
 	if err != nil {
 		return Runtime{Why: fmt.Sprintf("cannot run %s: %v", interpreter, err)}
 	}
-	var found []*string
-	if err := json.Unmarshal(out, &found); err != nil || len(found) != 2 || found[1] == nil {
-		return Runtime{Why: fmt.Sprintf("%s answered %q about its wsgate package", interpreter, strings.TrimSpace(string(out)))}
+	pkgVersion, pkg, ok := strings.Cut(string(out), "\x00")
+	if !ok || pkg == "" {
+		return Runtime{Why: fmt.Sprintf("%s answered %q about its wsgate package", interpreter, out)}
 	}
-	got := "no version"
-	if found[0] != nil {
-		got = "version " + *found[0]
+	if pkgVersion != version.String() {
+		got := "of no version"
+		if pkgVersion != "" {
+			got = "version " + pkgVersion
+		}
+		return Runtime{Why: fmt.Sprintf("%s imports wsgate %s from %s, this binary is %s", interpreter, got, pkg, version.String())}
 	}
-	if found[0] == nil || *found[0] != version.String() {
-		return Runtime{Why: fmt.Sprintf("%s imports wsgate %s from %s, this binary is %s", interpreter, got, *found[1], version.String())}
-	}
-	return Runtime{Installed: true, Package: *found[1]}
+	return Runtime{Installed: true, Package: pkg}
 }
 
 // withPythonPath is this process's environment with PYTHONPATH set to
