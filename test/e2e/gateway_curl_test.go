@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/wsgate/wsgate/internal/testutil"
 )
 
 // TestGatewayCurl talks to the gateway with curl, a client written by other
@@ -15,10 +17,7 @@ import (
 func TestGatewayCurl(t *testing.T) {
 	curl, err := exec.LookPath("curl")
 	if err != nil {
-		if os.Getenv("WSGATE_TEST_STRICT") == "1" {
-			t.Fatalf("curl missing (the Makefile's TEST_DEBS installs it)")
-		}
-		t.Skip("curl not installed")
+		testutil.Skip(t, "curl missing: run ./scripts/system-deps.sh curl (make test does)")
 	}
 	s := gwStart(t, "--workers", "1")
 	run := func(args ...string) string {
