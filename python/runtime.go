@@ -202,9 +202,47 @@ const probeScript = `import sys, wsgate; sys.stdout.write("%s\0%s" % (getattr(ws
 
 // Choose finds out which runtime interpreter's processes get: the installed
 // wsgate package when it is this binary's version, else the embedded one.
-// It asks every time (one interpreter start): a package upgraded under a
-// running server must not be imported by workers of the old binary.
+// Asking costs an interpreter start, so the answer is kept per interpreter
+// and path; an installed answer is trusted only while the package's
+// __init__.py is the file it was (one stat; pip replaces it on every upgrade), so a package upgraded under a
+// running server is never imported by workers of the old binary.
 func Choose(interpreter string, extraPath []string) Runtime {
+	key := interpreter + "\x00" + strings.Join(extraPath, "\x00")
+	chosenMu.Lock()
+	c, ok := chosen[key]
+	chosenMu.Unlock()
+	if ok && (!c.rt.Installed || sameFile(c.stamp, filepath.Join(c.rt.Package, "__init__.py"))) {
+		return c.rt
+	}
+	rt := probe(interpreter, extraPath)
+	c = choice{rt: rt}
+	if rt.Installed {
+		c.stamp, _ = os.Stat(filepath.Join(rt.Package, "__init__.py"))
+	}
+	chosenMu.Lock()
+	chosen[key] = c
+	chosenMu.Unlock()
+	return rt
+}
+
+type choice struct {
+	rt    Runtime
+	stamp fs.FileInfo // the installed package's __init__.py when probed
+}
+
+var (
+	chosenMu sync.Mutex
+	chosen   = map[string]choice{}
+)
+
+func sameFile(before fs.FileInfo, path string) bool {
+	now, err := os.Stat(path)
+	return err == nil && before != nil && os.SameFile(before, now) &&
+		now.ModTime().Equal(before.ModTime()) && now.Size() == before.Size()
+}
+
+// probe asks the interpreter which wsgate package it imports.
+func probe(interpreter string, extraPath []string) Runtime {
 	probe := exec.Command(interpreter, "-c", probeScript)
 	probe.Env = withPythonPath(extraPath)
 	out, err := probe.Output()

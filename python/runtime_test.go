@@ -110,3 +110,24 @@ func TestInterpreterOrder(t *testing.T) {
 		t.Fatalf("Interpreter = %q, want python3", got)
 	}
 }
+
+// The probe's answer is kept, but not past an upgrade of the installed
+// package: workers of this binary must not import another version.
+func TestChooseNoticesAnUpgradedPackage(t *testing.T) {
+	t.Setenv("PYTHONPATH", "")
+	t.Chdir(t.TempDir())
+	site := fakeInstall(t, version.String())
+	if rt := Choose(interpreter(t), []string{site}); !rt.Installed {
+		t.Fatalf("Choose = %+v, want the installed package", rt)
+	}
+	init := filepath.Join(site, "wsgate", "__init__.py")
+	if err := os.Remove(init); err != nil { // as pip does: a new file
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(init, []byte("__version__ = \"999.0\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if rt := Choose(interpreter(t), []string{site}); rt.Installed || !strings.Contains(rt.Why, "999.0") {
+		t.Fatalf("after the upgrade Choose = %+v, want the embedded runtime naming 999.0", rt)
+	}
+}
