@@ -1,30 +1,46 @@
 # wsgate: the two commands a newcomer needs are `make demo` and `make test`.
 # Everything they need on a fresh machine is installed from here: Debian
 # packages (scripts/system-deps.sh), Python packages into .venv
-# (requirements.txt), Go modules (go.mod).
+# (requirements.txt), Go modules (go.mod). `make dist` builds what pip
+# installs (docs/install.md).
 
 GO      ?= go
 PYTHON  ?= python3
 VENV    := .venv
 VPY     := $(abspath $(VENV))/bin/python
 BIN     := $(abspath bin/wsgate)
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# The one version of a build (git describe, as PEP 440 spells it): stamped into
+# the binary and written into python/wsgate/_version.py, which the binary
+# embeds and the wheel ships.
+VERSION := $(shell ./scripts/version.sh --write)
+LDFLAGS := -X github.com/wsgate/wsgate/internal/version.stamped=$(VERSION)
 
-# Debian packages: the tests drive real clients (git for hg/trac fixtures,
-# chromium for the browser test); the benchmark needs wrk.
-TEST_DEBS  := git chromium curl
+# Debian packages: `python3 -m venv` needs python3-venv (Debian splits it off
+# CPython); the tests drive real clients (git for hg/trac fixtures, chromium
+# for the browser test, ab from apache2-utils); the benchmark needs wrk.
+VENV_DEBS  := python3-venv
+TEST_DEBS  := git chromium curl apache2-utils
 BENCH_DEBS := wrk
+
+# Under `make test` every skip fails unless test/skips-allowed.txt allows its
+# reason (internal/testutil.Skip, test/strictskips.py): CI cannot pass by skipping.
+STRICT := WSGATE_TEST_STRICT=1
 
 export WSGATE_TEST_PYTHON := $(VPY)
 
-.PHONY: build venv venv-dj42 test test-go test-python test-django42 lint demo bench clean FORCE
+.PHONY: build venv venv-dj42 venv-dist system-venv dist test test-go test-python test-pythons test-django42 test-dist lint demo bench clean FORCE
 
 build: $(BIN)
 
 $(BIN): FORCE
-	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/wsgate
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/wsgate
 
-$(VENV)/.stamp: requirements.txt
+# What `$(PYTHON) -m venv` needs, before the first venv is made: nothing when
+# the interpreter has venv and ensurepip (pyenv's do), python3-venv on Debian.
+system-venv:
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || ./scripts/system-deps.sh $(VENV_DEBS)
+
+$(VENV)/.stamp: requirements.txt | system-venv
 	$(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --disable-pip-version-check --upgrade pip
 	$(VPY) -m pip install -q --disable-pip-version-check -r requirements.txt
@@ -36,7 +52,7 @@ venv: $(VENV)/.stamp
 VENV_DJ42 := .venv-dj42
 VPY_DJ42  := $(abspath $(VENV_DJ42))/bin/python
 
-$(VENV_DJ42)/.stamp: requirements-django42.txt
+$(VENV_DJ42)/.stamp: requirements-django42.txt | system-venv
 	$(PYTHON) -m venv $(VENV_DJ42)
 	$(VPY_DJ42) -m pip install -q --disable-pip-version-check --upgrade pip
 	$(VPY_DJ42) -m pip install -q --disable-pip-version-check -r requirements-django42.txt
@@ -44,8 +60,33 @@ $(VENV_DJ42)/.stamp: requirements-django42.txt
 
 venv-dj42: $(VENV_DJ42)/.stamp
 
+# `make dist`: the sdist and a wheel per Linux architecture (static binary +
+# the wsgate package) in dist/, built by the pinned tools of
+# requirements-dist.txt in .venv-dist, without build isolation so that those
+# pins are what builds. The amd64 wheel is built from the sdist, which proves
+# the sdist builds; arm64 is cross-compiled from the tree.
+VENV_DIST := .venv-dist
+VPY_DIST  := $(abspath $(VENV_DIST))/bin/python
+
+$(VENV_DIST)/.stamp: requirements-dist.txt | system-venv
+	$(PYTHON) -m venv $(VENV_DIST)
+	$(VPY_DIST) -m pip install -q --disable-pip-version-check -r requirements-dist.txt
+	touch $@
+
+venv-dist: $(VENV_DIST)/.stamp
+
+dist: venv-dist
+	rm -f dist/wsgate-*
+	WSGATE_GOARCH=amd64 $(VPY_DIST) -m build --no-isolation --outdir dist .
+	WSGATE_GOARCH=arm64 $(VPY_DIST) -m build --no-isolation --wheel --outdir dist .
+
+# The wheels' tags and files, then the x86_64 one installed into a fresh
+# virtualenv with no Go on PATH (test/dist/test_wheel.py).
+test-dist: venv dist
+	$(STRICT) WSGATE_DIST_DIR=$(abspath dist) $(VPY) -m pytest -q test/dist
+
 test-django42: venv-dj42
-	cd python && $(VPY_DJ42) -m pytest -q tests/test_django_*.py
+	cd python && $(STRICT) $(VPY_DJ42) -m pytest -q tests/test_django_*.py
 
 lint:
 	@out=$$(gofmt -l cmd internal python test bench 2>/dev/null); \
@@ -54,14 +95,19 @@ lint:
 
 test: venv venv-dj42 build lint
 	./scripts/system-deps.sh $(TEST_DEBS)
-	$(MAKE) -k test-go test-python test-django42
+	$(MAKE) -k test-go test-python test-pythons test-django42 test-dist
 
 test-go:
-	WSGATE_TEST_STRICT=1 WSGATE_BIN=$(BIN) $(GO) test -count=1 -timeout 25m ./...
+	$(STRICT) WSGATE_BIN=$(BIN) $(GO) test -count=1 -timeout 25m ./...
 
 test-python:
-	cd python && WSGATE_BIN=$(BIN) $(VPY) -m pytest -q tests
-	$(VPY) -m pytest -q bench/test_wrkparse.py
+	cd python && $(STRICT) WSGATE_BIN=$(BIN) $(VPY) -m pytest -q tests
+	$(STRICT) $(VPY) -m pytest -q bench/test_wrkparse.py
+
+# The runtime's Django-free tests on every CPython 3.9+ the machine has, each in
+# .venv-pythons/<version> (requirements-pythons.txt); fails without 3.9 or 3.12+.
+test-pythons: system-venv
+	$(STRICT) ./scripts/test-pythons.sh
 
 demo: venv build
 	./scripts/demo.sh
@@ -71,4 +117,4 @@ bench: venv build
 	WSGATE_BIN=$(BIN) $(VPY) bench/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf bin
+	rm -rf bin dist

@@ -3,9 +3,11 @@ package config_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -397,6 +399,22 @@ func TestDifferentialAgainstPasteDeploy(t *testing.T) {
 		})
 	}
 	t.Logf("differential: %d cases from %d configs", len(cases), len(files))
+	requireDocumentedCounts(t, len(files), len(cases))
+}
+
+// requireDocumentedCounts keeps docs/config.md's figures for this test true:
+// a case added here without the page changing fails.
+func requireDocumentedCounts(t *testing.T, configs, cases int) {
+	t.Helper()
+	page, err := os.ReadFile(filepath.Join(testutil.RepoRoot(), "docs", "config.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("A test loads %d configurations (%d cases,", configs, cases)
+	if !bytes.Contains(page, []byte(want)) {
+		m := regexp.MustCompile(`A test loads \d+ configurations \(\d+ cases,`).Find(page)
+		t.Errorf("docs/config.md says %q; the differential corpus is %q", m, want)
+	}
 }
 
 // goTwins maps each Go factory that stands in for a Paste one to the

@@ -100,8 +100,9 @@ emit("json", r.json)
 
 
 def test_without_wsgi_application_wsgate_serves_webob_requests():
+    # (serve_static off: with the module's DEBUG = True, StaticFilesHandler would wrap it)
     result = djharness.run(factory=NATIVE, global_conf={"django_settings_module": "startproject_settings"},
-                           local_conf={"WSGI_APPLICATION": "null"})
+                           local_conf={"WSGI_APPLICATION": "null", "serve_static": "false"})
     assert result["app_class"] == "wsgate.django.handler.DjangoApplication"
 
 
@@ -190,6 +191,7 @@ use = egg:wsgate#django
     ("startup", 'startup = hooks:no_such_hook\n', "start-up hook hooks:no_such_hook: module hooks has no no_such_hook"),
     ("startup", 'startup = hooks.fail\n', "must be written module:function"),
     ("startup", 'startup = hooks:fail\n', "start-up hook hooks:fail failed: RuntimeError: the hook's own failure"),
+    ("serve_static", 'serve_static = sometimes\n', "'sometimes' is not a boolean"),
 ])
 def test_mistakes_are_one_clear_error_naming_file_line_and_option(tmp_path, option, text, needle):
     path = write(tmp_path, "bad.ini", HEAD + text)
@@ -290,3 +292,59 @@ def test_manage_loads_the_django_app_a_go_component_routes_to(tmp_path):
                           capture_output=True, text=True, env=env, cwd=djharness.PROJ, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().endswith("routed")
+
+
+# Requests through the application the factory returned, as a server sends them.
+GET = """
+from wsgiref.util import setup_testing_defaults
+import django.contrib.admin
+
+def get(path):
+    environ = {"PATH_INFO": path}
+    setup_testing_defaults(environ)
+    seen = {}
+    body = b"".join(app(environ, lambda status, headers, exc_info=None: seen.setdefault("status", status)))
+    return seen["status"], body
+
+static = get("/static/admin/css/base.css")
+with open(os.path.join(os.path.dirname(django.contrib.admin.__file__), "static", "admin", "css", "base.css"), "rb") as f:
+    emit("static", [static[0], static[1] == f.read()])
+emit("page", get("/settings/")[0])
+"""
+
+
+@pytest.mark.parametrize("debug,option,served", [
+    ("true", "", True),
+    ("true", "serve_static = false\n", False),
+    ("false", "", False),
+    ("false", "serve_static = true\n", False),
+])
+def test_static_files_in_development_as_runserver_serves_them(tmp_path, debug, option, served):
+    path = write(tmp_path, "static.ini", HEAD.replace("debug = false", "debug = " + debug) + option
+                 + 'ALLOWED_HOSTS = ["127.0.0.1"]\n')
+    result = djharness.run(GET, paste="config:" + path)
+    assert result["ok"], result.get("traceback")
+    if served:
+        assert result["static"] == ["200 OK", True]
+    else:
+        assert result["static"][0].startswith("404 ")
+    assert result["page"] == "200 OK"  # every other request reaches Django
+
+
+def test_static_files_need_staticfiles_installed(tmp_path):
+    path = write(tmp_path, "static.ini", HEAD.replace("debug = false", "debug = true")
+                 + 'ALLOWED_HOSTS = ["127.0.0.1"]\n'
+                 + 'INSTALLED_APPS = ["django.contrib.admin", "django.contrib.auth", "django.contrib.contenttypes",'
+                 + ' "django.contrib.sessions", "django.contrib.messages"]\n')
+    result = djharness.run(GET, paste="config:" + path)
+    assert result["ok"], result.get("traceback")
+    assert result["static"][0].startswith("404 ")
+
+
+def test_static_files_without_static_url_is_one_clear_error(tmp_path):
+    path = write(tmp_path, "static.ini", HEAD.replace("debug = false", "debug = true") + "STATIC_URL = null\n")
+    result = djharness.run(paste="config:" + path)
+    assert not result["ok"] and result["config_error"], result.get("traceback")
+    assert result["error"].startswith("%s:%d [app:main] STATIC_URL: serving static files in development"
+                                      % (path, line_of(path, "STATIC_URL"))), result["error"]
+    assert "STATIC_URL setting" in result["error"] and "serve_static = false" in result["error"]

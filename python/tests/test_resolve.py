@@ -135,33 +135,3 @@ def test_command_keeps_stdout_for_the_answer(tmp_path):
     assert answer["results"][1]["factory"] == "fakeapp.filters:make_caps"
     assert "hello from import" in proc.stderr
     assert "Traceback" not in proc.stderr
-
-
-PY39 = "/root/.pyenv/versions/3.9.18/bin/python"
-
-
-@pytest.mark.skipif(not os.path.exists(PY39), reason="CPython 3.9 not installed")
-def test_runs_on_python_39():
-    """The resolver and the loader are stdlib-only and 3.9-compatible."""
-    request = {"specs": [
-        {"id": 0, "kind": "egg", "dist": "FakeApp", "entry": "caps", "object_type": "filter"},
-        {"id": 1, "kind": "egg", "dist": "twod.wsgi", "entry": "main", "object_type": "application"},
-        {"id": 2, "kind": "object", "spec": "fakeapp.apps:nope"},
-    ]}
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.abspath(RUNTIME), os.path.abspath(FAKEPKGS)]))
-    proc = subprocess.run([PY39, "-m", "wsgate.resolve"], input=json.dumps(request), capture_output=True, text=True, env=env, check=True)
-    results = json.loads(proc.stdout)["results"]
-    assert [r["factory"] for r in results] == ["fakeapp.filters:make_caps", "wsgate.django.compat:make_twod_app", ""]
-    assert results[2]["error"] == "fakeapp.apps has no attribute 'nope'"
-    script = (
-        "import json, sys\n"
-        "from wsgate import loader\n"
-        "node = json.loads(sys.argv[1])\n"
-        "app = loader.load(node)\n"
-        "print(b''.join(app({'PATH_INFO': '/'}, lambda s, h, e=None: None)).decode())\n"
-    )
-    node = {"object_type": "filtered_with", "protocol": None, "global_conf": {}, "local_conf": {},
-            "filter": {"object_type": "filter", "protocol": "paste.filter_factory", "factory": "fakeapp.filters:make_caps", "global_conf": {}, "local_conf": {}},
-            "next": {"object_type": "application", "protocol": "paste.app_factory", "factory": "fakeapp.apps:make_basic_app", "global_conf": {}, "local_conf": {}}}
-    proc = subprocess.run([PY39, "-c", script, json.dumps(node)], capture_output=True, text=True, env=env, check=True)
-    assert json.loads(proc.stdout)["filters"] == ["caps"]

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wsgate/wsgate/internal/testutil"
 	"github.com/wsgate/wsgate/test/e2e/harness"
 )
 
@@ -65,10 +66,7 @@ const demoChromiumPath = "/usr/bin/chromium"
 func demoStartChromium(t *testing.T) *demoChromium {
 	t.Helper()
 	if _, err := os.Stat(demoChromiumPath); err != nil {
-		if os.Getenv("WSGATE_TEST_STRICT") == "1" {
-			t.Fatalf("%s missing: run ./scripts/system-deps.sh chromium (make test does)", demoChromiumPath)
-		}
-		t.Skipf("%s missing: run ./scripts/system-deps.sh chromium", demoChromiumPath)
+		testutil.Skip(t, "%s missing: run ./scripts/system-deps.sh chromium (make test does)", demoChromiumPath)
 	}
 	cmd := exec.Command(demoChromiumPath,
 		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -13,28 +13,27 @@ import (
 	"github.com/wsgate/wsgate/test/e2e/harness"
 )
 
-// djGuideINI returns the INI block of docs/django.md whose first line is
-// "# <name> …", so the guide's files are the ones tested.
-func djGuideINI(t *testing.T, guide, name string) string {
+// djGuideINI returns the INI block of docs/django.md's guide whose first line
+// is "# <name> …", so the guide's files are the ones tested.
+func djGuideINI(t *testing.T, name string) string {
 	t.Helper()
-	re := regexp.MustCompile("(?s)```ini\n(# " + regexp.QuoteMeta(name) + "[^\n]*\n.*?)```")
-	m := re.FindStringSubmatch(guide)
-	if m == nil {
-		t.Fatalf("docs/django.md has no ```ini block starting with # %s", name)
+	for _, b := range docBlocks(t, "docs/django.md", djGuide) {
+		if m := docININame.FindStringSubmatch(b.text); b.lang == "ini" && m != nil && m[1] == name {
+			return b.text
+		}
 	}
-	return m[1]
+	t.Fatalf("docs/django.md's guide has no ```ini block starting with # %s", name)
+	return ""
 }
+
+// djGuide is the heading of docs/django.md's guide.
+const djGuide = "From `django-admin startproject` to production"
 
 // The guide of docs/django.md, step by step: startproject, the three INI
 // files as printed there, check, migrate, production without and with its
 // secret, serve.
 func TestDjangoGuideFromStartprojectToProduction(t *testing.T) {
 	py := testutil.VenvPython(t)
-	data, err := os.ReadFile(filepath.Join(testutil.RepoRoot(), "docs", "django.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	guide := string(data)
 	root := t.TempDir()
 	startproject := exec.Command(py, "-m", "django", "startproject", "mysite")
 	startproject.Dir = root
@@ -43,7 +42,7 @@ func TestDjangoGuideFromStartprojectToProduction(t *testing.T) {
 	}
 	dir := filepath.Join(root, "mysite")
 	for _, name := range []string{"base.ini", "development.ini", "production.ini"} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(djGuideINI(t, guide, name)), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(djGuideINI(t, name)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -48,8 +48,14 @@ func gwStart(t *testing.T, extra ...string) *gwServer {
 
 func gwStartApp(t *testing.T, app, python string, extra ...string) *gwServer {
 	t.Helper()
+	return gwStartArgs(t, python, append([]string{"--app", app, "--pythonpath", gwAppsDir()}, extra...)...)
+}
+
+// gwStartArgs is gwStartApp with every argument of `wsgate serve` given
+// (a CONFIG_URI instead of --app, for instance).
+func gwStartArgs(t *testing.T, python string, args ...string) *gwServer {
+	t.Helper()
 	rec := t.TempDir()
-	args := append([]string{"--app", app, "--pythonpath", gwAppsDir()}, extra...)
 	srv := harness.Start(t, harness.Options{Args: args, Env: []string{"E2E_RECORD_DIR=" + rec}, Python: python})
 	s := &gwServer{Server: srv, rec: rec, addr: strings.TrimPrefix(srv.URL, "http://")}
 	t.Cleanup(func() {

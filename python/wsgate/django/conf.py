@@ -37,7 +37,7 @@ MODE_NAMES = {
 }
 
 # Options of the application section that are wsgate's, never settings.
-RESERVED = ("django_settings_module", "debug", "startup")
+RESERVED = ("django_settings_module", "debug", "startup", "serve_static")
 
 _SETTING_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _REFERENCE = re.compile(r"(?P<escape>\$)?\$\{(?P<name>.+?)\}")
@@ -57,6 +57,7 @@ class Outcome:
         self.raw_values = {}  # setting name -> raw INI text (for errors)
         self.warnings = []
         self.startup = []  # [(spec, location)]
+        self.serve_static = True  # in DEBUG, static files from Django's finders (native mode)
 
     def warn(self, message):
         self.warnings.append(message)
@@ -150,12 +151,19 @@ def _record_module_settings(outcome):
             outcome.origins[name] = _module_origin(outcome.module)
 
 
+def _wsgate_option(name, sources, global_conf, local_conf):
+    """(value, location) of one of wsgate's own options, which the
+    application section sets or else [DEFAULT]; (None, None) when unset."""
+    if name in local_conf:
+        return local_conf[name], sources.local(name)
+    if name in global_conf:
+        return global_conf[name], sources.global_(name)
+    return None, None
+
+
 def _startup_specs(outcome, global_conf, local_conf):
-    if "startup" in local_conf:
-        value, location = local_conf["startup"], outcome.sources.local("startup")
-    elif "startup" in global_conf:
-        value, location = global_conf["startup"], outcome.sources.global_("startup")
-    else:
+    value, location = _wsgate_option("startup", outcome.sources, global_conf, local_conf)
+    if location is None:
         return
     for spec in str(value).split():
         outcome.startup.append((spec, location))
@@ -471,24 +479,23 @@ def configure_native(global_conf, local_conf, node=None):
         if not _SETTING_NAME.match(key):
             raise DjangoConfigError(
                 "%s: %r is not a Django setting name: Django reads only UPPERCASE names; the other options "
-                "of this section are django_settings_module, debug, startup and `extend NAME`" % (location, key))
+                "of this section are django_settings_module, debug, startup, serve_static and `extend NAME`" % (location, key))
         overrides.append((key, _parse_json(substitute_native(raw, global_conf, location), location), location, raw))
 
     for name, value, location, raw in overrides:
         setattr(module, name, value)
         _set_origin(outcome, name, location, raw)
 
-    debug_location = None
-    if "debug" in local_conf:
-        debug_raw, debug_location = local_conf["debug"], sources.local("debug")
-    elif "debug" in global_conf:
-        debug_raw, debug_location = global_conf["debug"], sources.global_("debug")
+    debug_raw, debug_location = _wsgate_option("debug", sources, global_conf, local_conf)
     if debug_location:
         if any(name == "DEBUG" for name, _, _, _ in overrides):
             outcome.warn("%s is ignored: `debug` (%s) sets DEBUG" % (sources.local("DEBUG"), debug_location))
         value = debug_raw if isinstance(debug_raw, bool) else asbool(debug_raw, debug_location)
         module.DEBUG = value
         _set_origin(outcome, "DEBUG", debug_location, str(debug_raw))
+    static_raw, static_location = _wsgate_option("serve_static", sources, global_conf, local_conf)
+    if static_location:
+        outcome.serve_static = asbool(static_raw, static_location)
 
     if extends:
         from django.conf import global_settings

@@ -144,11 +144,35 @@ def wsgi_application(outcome):
     return DjangoApplication()
 
 
+def with_static_files(app, outcome):
+    """In development, static files as ``runserver`` serves them: with DEBUG
+    on and django.contrib.staticfiles installed, Django's StaticFilesHandler
+    answers STATIC_URL from the finders (each app's static/ folder,
+    STATICFILES_DIRS) and passes every other request to the app.
+    ``serve_static = false`` turns it off (runserver's --nostatic)."""
+    from django.conf import settings
+
+    if not (outcome.serve_static and settings.DEBUG and "django.contrib.staticfiles" in settings.INSTALLED_APPS):
+        return app
+    from django.contrib.staticfiles.handlers import StaticFilesHandler
+    from django.core.exceptions import ImproperlyConfigured
+
+    try:
+        return StaticFilesHandler(app)
+    except ImproperlyConfigured as exc:
+        where = outcome.locations.get("STATIC_URL") or conf.module_line(outcome.module, "STATIC_URL")
+        raise DjangoConfigError(
+            "%s: serving static files in development (DEBUG on, django.contrib.staticfiles installed): %s "
+            "Set STATIC_URL, or serve_static = false" % (where, exc)) from None
+
+
 def build(mode, global_conf, local_conf):
-    """Configure Django in ``mode``, run the start-up hooks, return the app."""
+    """Configure Django in ``mode``, run the start-up hooks, return the app
+    (native mode: serving static files in development, with_static_files)."""
     outcome = configure_django(mode, global_conf, local_conf, current_node())
     run_startup(outcome)
-    return wsgi_application(outcome)
+    app = wsgi_application(outcome)
+    return with_static_files(app, outcome) if mode == NATIVE else app
 
 
 def get_configured_django_wsgi_app(global_conf, **local_conf):
