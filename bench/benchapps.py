@@ -37,3 +37,8 @@ def upload(environ, start_response):
     body = b"%d\n" % total
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]
+
+
+def make_app(global_conf, app="hello"):
+    """paste.app_factory for the cases served from an INI file (bench/chain.ini): the callable named `app`."""
+    return globals()[app]

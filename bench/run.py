@@ -70,6 +70,22 @@ def wsgate_argv(opts, app, port):
             "--bind", "%s:%d" % (HOST, port), "--workers", str(opts.workers)]
 
 
+def wsgate_chain_argv(opts, app, port, log_buffer="0"):
+    # The same application behind bench/chain.ini's five Go components: its master CPU per request minus plain
+    # wsgate's is what the chain costs (target: < 5 µs).
+    module, _, name = app.partition(":")
+    if module != "benchapps":
+        raise ServerFailed("wsgate-chain serves bench/benchapps.py's callables only, not %s" % app)
+    return [opts.wsgate_bin, "serve", os.path.join(BENCH_DIR, "chain.ini"), "--set", "chain_app=" + name,
+            "--set", "chain_log_buffer=" + log_buffer, "--python", sys.executable, "--chdir", BENCH_DIR,
+            "--bind", "%s:%d" % (HOST, port), "--workers", str(opts.workers)]
+
+
+def wsgate_chain_buffered_argv(opts, app, port):
+    # The same chain with the access log gathering lines (buffer = 64k): one write(2) for hundreds of lines.
+    return wsgate_chain_argv(opts, app, port, log_buffer="64k")
+
+
 def gunicorn_sync_argv(opts, app, port):
     return [os.path.join(VENV_BIN, "gunicorn"), "--worker-class", "sync", "--workers", str(opts.workers),
             "--bind", "%s:%d" % (HOST, port), "--chdir", BENCH_DIR, app]
@@ -172,6 +188,8 @@ def granian_static_argv(opts, app, port):
 
 SERVERS = {
     "wsgate": wsgate_argv,
+    "wsgate-chain": wsgate_chain_argv,
+    "wsgate-chain-buffered": wsgate_chain_buffered_argv,
     "uwsgi": uwsgi_argv,
     "gunicorn-sync": gunicorn_sync_argv,
     "granian": granian_argv,
@@ -340,9 +358,14 @@ def wrk(opts, case, port, duration):
 
 def run_one(opts, case, server, log_dir):
     port = free_port()
-    argv = case.argv_functions()[server](opts, case.app, port)
     log_path = os.path.join(log_dir, "%s-%s.log" % (case.name, server))
-    result = {"case": case.name, "server": server, "argv": argv, "log": log_path}
+    result = {"case": case.name, "server": server, "log": log_path}
+    try:
+        argv = case.argv_functions()[server](opts, case.app, port)
+    except ServerFailed as e:
+        result["failed"] = str(e)
+        return result
+    result["argv"] = argv
     try:
         with open(log_path, "w") as log:
             proc = subprocess.Popen(argv, cwd=BENCH_DIR, stdout=log, stderr=subprocess.STDOUT,
@@ -534,7 +557,8 @@ def median_result(runs):
     merged["requests"] = sum(r["requests"] for r in ok)
     merged["non2xx"] = sum(r["non2xx"] for r in ok)
     merged["errors"] = {"total": sum(r["errors"]["total"] for r in ok)}
-    merged["rounds"] = [{k: r.get(k) for k in ("rps", "p50_ms", "p99_ms", "failed")} for r in runs]
+    merged["rounds"] = [{k: r.get(k) for k in ("rps", "p50_ms", "p99_ms", "master_us_per_req", "failed")}
+                        for r in runs]
     return merged
 
 
@@ -636,6 +660,18 @@ def check_targets(table):
         else:
             targets.append((desc, "met" if w["p99_ms"] <= 2 * p["p99_ms"] else "not met",
                             "%s vs %s%s" % (fmt_ms(w["p99_ms"]), fmt_ms(p["p99_ms"]), noise(w, p))))
+    for chain in ("wsgate-chain", "wsgate-chain-buffered"):
+        w, c = get("hello", "wsgate"), get("hello", chain)
+        desc = "hello: five Go components add < 5 µs master CPU/req"
+        if chain != "wsgate-chain":
+            desc += " (%s)" % chain
+        if "hello" in table and chain in table["hello"]:
+            if not w or not c:
+                targets.append((desc, "n/a", "not measured"))
+            else:
+                added = c["master_us_per_req"] - w["master_us_per_req"]
+                targets.append((desc, "met" if added < 5 else "not met", "%+.1f µs (%.1f vs %.1f µs%s)" % (
+                    added, c["master_us_per_req"], w["master_us_per_req"], noise(w, c))))
     w = get("upload", "wsgate")
     desc = "upload: wsgate master RSS growth < 16 MB"
     if "upload" in table:
@@ -744,7 +780,7 @@ def main(argv=None):
         print("bench: wrk is not installed; ./scripts/system-deps.sh wrk installs it (make bench does)",
               file=sys.stderr)
         return 2
-    if "wsgate" in opts.servers and not os.access(opts.wsgate_bin, os.X_OK):
+    if any(s.startswith("wsgate") for s in opts.servers) and not os.access(opts.wsgate_bin, os.X_OK):
         print("bench: %s is not an executable; build it (make build) or leave wsgate out with --servers"
               % opts.wsgate_bin, file=sys.stderr)
         return 2

@@ -251,10 +251,9 @@ func (s *runningSite) Pools() []component.PoolStats {
 	defer s.mu.Unlock()
 	out := make([]component.PoolStats, 0, len(s.order))
 	for _, name := range s.order {
-		p := s.pools[name]
-		// States, Busy, Restarts and Generation are left for the gateway
-		// to count (metrics).
-		out = append(out, component.PoolStats{Name: name, Workers: p.Config().Workers, Ready: p.Ready(), Queued: p.Queued()})
+		st := s.pools[name].Stats()
+		st.Name = name
+		out = append(out, st)
 	}
 	return out
 }

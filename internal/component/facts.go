@@ -3,6 +3,7 @@ package component
 import (
 	"context"
 	"net/http"
+	"time"
 )
 
 // Facts are what Go components establish about one request and the WSGI
@@ -40,6 +41,12 @@ type Facts struct {
 	Route string
 	// Pool names the worker pool that served the request ("" for Go apps).
 	Pool string
+	// QueueWait is how long the request waited for a worker slot, set by
+	// the gateway once it has one (zero when a slot was free at once);
+	// Dispatched is true once it has (a Python application took the
+	// request). metrics reads both.
+	QueueWait  time.Duration
+	Dispatched bool
 }
 
 type factsKey struct{}

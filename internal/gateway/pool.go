@@ -29,6 +29,7 @@ type Pool struct {
 	reload  chan struct{}
 	stop    chan stopRequest
 	ready   atomic.Int32 // workers in StateReady, for Stats
+	stats   poolCounters // for Stats (stats.go)
 	service atomic.Int64 // moving average of a request's service time, ns (exchange.rescueDelay)
 	reloads atomic.Int64 // reloads completed
 
@@ -194,6 +195,7 @@ func (p *Pool) spawn(gen int) (*worker, error) {
 		return nil, err
 	}
 	p.workers[w] = struct{}{}
+	p.stats.inState[StateStarting].Add(1)
 	return w, nil
 }
 
@@ -301,6 +303,7 @@ func (p *Pool) onLoadFailed(w *worker, err error) {
 func (p *Pool) onExited(w *worker) {
 	delete(p.workers, w)
 	prev := State(w.state.Swap(int32(StateStopped)))
+	p.stats.inState[prev].Add(-1)
 	if prev == StateReady {
 		p.ready.Add(-1)
 	}
@@ -349,6 +352,7 @@ func (p *Pool) reconcile(backoffOver bool) {
 		return
 	}
 	for ; live < p.cfg.Workers; live++ {
+		p.stats.restarts.Add(1)
 		if _, err := p.spawn(p.gen); err != nil {
 			p.failures++
 			p.log.Error("cannot spawn a worker", "error", err.Error())

@@ -78,7 +78,9 @@ type Supervisor interface {
 }
 
 // drainNotified is a Supervisor told when the drain begins, before the
-// listeners close (a health component turns readiness false then).
+// listeners close and the in-flight requests finish: a readiness probe
+// answered from a listener of its own turns false then, not once the drain
+// is over.
 type drainNotified interface {
 	BeginDrain()
 }
@@ -134,6 +136,7 @@ func Serve(ctx context.Context, lns []Listener, opts Options) error {
 		}()
 	}
 	var serveErr error
+	var stopSig os.Signal
 loop:
 	for {
 		select {
@@ -145,7 +148,7 @@ loop:
 				}
 				continue
 			}
-			log.Info("draining", "signal", sig.String(), "graceful_timeout", opts.GracefulTimeout.String())
+			stopSig = sig
 			break loop
 		case <-ctx.Done():
 			break loop
@@ -156,6 +159,10 @@ loop:
 	}
 	if d, ok := opts.Supervisor.(drainNotified); ok {
 		d.BeginDrain()
+	}
+	if stopSig != nil {
+		// logged once readiness is false: tests probe it after this line
+		log.Info("draining", "signal", stopSig.String(), "graceful_timeout", opts.GracefulTimeout.String())
 	}
 	grace := opts.GracefulTimeout
 	if grace <= 0 {
