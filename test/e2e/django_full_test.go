@@ -72,7 +72,7 @@ func dfGet(t *testing.T, url, host string) (*http.Response, string) {
 // The cookbook's site.ini as printed in docs/cookbook.md, on a
 // startproject site: collectstatic, then the static files and the uploads
 // come from Go — while the only worker is held by a slow view — and the
-// rest from Django.
+// rest from Django, compressed, all of it logged and counted.
 func TestDjangoFullCookbookSite(t *testing.T) {
 	ini := ""
 	for _, b := range docBlocks(t, "docs/cookbook.md", "Django with its static and media files, and nothing in front") {
@@ -144,6 +144,30 @@ func TestDjangoFullCookbookSite(t *testing.T) {
 	}
 	if resp, page := dfGet(t, srv.URL+"/admin/login/", host); resp.StatusCode != 200 || !strings.Contains(page, "csrfmiddlewaretoken") {
 		t.Errorf("GET /admin/login/ (Django): %s", resp.Status)
+	}
+	// The recipe's Go filters: Django's pages compressed, the files not
+	// (they go out by sendfile); every request logged; metrics at /metrics.
+	gz := func(path string) string {
+		req, _ := http.NewRequest("GET", srv.URL+path, nil)
+		req.Host = host
+		req.Header.Set("Accept-Encoding", "gzip")
+		resp, err := gwClient.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.Status + " " + resp.Header.Get("Content-Encoding")
+	}
+	if got := gz("/admin/login/"); got != "200 OK gzip" {
+		t.Errorf("GET /admin/login/ accepting gzip: %q, want Django's page compressed", got)
+	}
+	if got := gz("/static/admin/css/base.css"); got != "200 OK " {
+		t.Errorf("GET /static/admin/css/base.css accepting gzip: %q, want the file as it is", got)
+	}
+	srv.WaitLog(`"GET /static/admin/css/base.css HTTP/1.1" 200`)
+	if resp, page := dfGet(t, srv.URL+"/metrics", host); resp.StatusCode != 200 || !strings.Contains(page, "wsgate_requests_total") {
+		t.Errorf("GET /metrics: %s, want the Prometheus page", resp.Status)
 	}
 }
 
