@@ -5,7 +5,6 @@ import (
 	"compress/gzip"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/andybalholm/brotli"
 
-	"github.com/wsgate/wsgate/internal/testutil"
 	"github.com/wsgate/wsgate/test/e2e/harness"
 )
 
@@ -78,21 +76,6 @@ func stStart(t *testing.T) (*gwServer, string) {
 	return &gwServer{Server: srv, rec: rec, addr: strings.TrimPrefix(srv.URL, "http://")}, dir
 }
 
-func stCurl(t *testing.T) func(args ...string) string {
-	curl, err := exec.LookPath("curl")
-	if err != nil {
-		testutil.Skip(t, "curl missing: run ./scripts/system-deps.sh curl (make test does)")
-	}
-	return func(args ...string) string {
-		t.Helper()
-		out, err := exec.Command(curl, append([]string{"--silent", "--show-error", "--max-time", "60"}, args...)...).Output()
-		if err != nil {
-			t.Fatalf("curl %s: %v", strings.Join(args, " "), err)
-		}
-		return string(out)
-	}
-}
-
 // A stylesheet is served while the only worker of the server is held by a
 // slow view: the Go master answers it without a worker. The view is released only
 // after, so the order is certain, not timed.
@@ -124,7 +107,7 @@ func TestStaticWhileTheOnlyWorkerIsBusy(t *testing.T) {
 // shows; a name with two dots in it is still a name.
 func TestStaticTraversalRefused(t *testing.T) {
 	s, _ := stStart(t)
-	curl := stCurl(t)
+	curl := gwCurl(t)
 	for _, c := range []struct {
 		path string
 		want string
@@ -159,7 +142,7 @@ func TestStaticTraversalRefused(t *testing.T) {
 // ETag, If-None-Match and If-Modified-Since, ranges and HEAD, by curl.
 func TestStaticValidatorsAndRangesWithCurl(t *testing.T) {
 	s, _ := stStart(t)
-	curl := stCurl(t)
+	curl := gwCurl(t)
 	url := s.URL + "/static/app.css"
 	head := curl("--dump-header", "-", "--output", "/dev/null", url)
 	etag := regexp.MustCompile(`(?im)^etag: ("[^"]+")\r?$`).FindStringSubmatch(head)
@@ -207,7 +190,7 @@ func TestStaticValidatorsAndRangesWithCurl(t *testing.T) {
 // --compressed decodes them back to the file.
 func TestStaticPrecompressedSiblings(t *testing.T) {
 	s, dir := stStart(t)
-	curl := stCurl(t)
+	curl := gwCurl(t)
 	js, err := os.ReadFile(filepath.Join(dir, "files", "app.js"))
 	if err != nil {
 		t.Fatal(err)
