@@ -9,5 +9,6 @@ import (
 	_ "github.com/wsgate/wsgate/internal/component/auth"
 	_ "github.com/wsgate/wsgate/internal/component/cors"
 	_ "github.com/wsgate/wsgate/internal/component/ratelimit"
+	_ "github.com/wsgate/wsgate/internal/component/sendfile"
 	_ "github.com/wsgate/wsgate/internal/component/urlmap"
 )
