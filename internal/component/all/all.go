@@ -8,6 +8,7 @@ import (
 	// one blank import per component package, sorted:
 	_ "github.com/wsgate/wsgate/internal/component/auth"
 	_ "github.com/wsgate/wsgate/internal/component/cors"
+	_ "github.com/wsgate/wsgate/internal/component/proxy"
 	_ "github.com/wsgate/wsgate/internal/component/ratelimit"
 	_ "github.com/wsgate/wsgate/internal/component/sendfile"
 	_ "github.com/wsgate/wsgate/internal/component/urlmap"
