@@ -7,6 +7,7 @@ package all
 import (
 	// one blank import per component package, sorted:
 	_ "github.com/wsgate/wsgate/internal/component/auth"
+	_ "github.com/wsgate/wsgate/internal/component/cgi"
 	_ "github.com/wsgate/wsgate/internal/component/cors"
 	_ "github.com/wsgate/wsgate/internal/component/proxy"
 	_ "github.com/wsgate/wsgate/internal/component/ratelimit"
