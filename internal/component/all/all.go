@@ -9,6 +9,7 @@ import (
 	_ "github.com/wsgate/wsgate/internal/component/auth"
 	_ "github.com/wsgate/wsgate/internal/component/cgi"
 	_ "github.com/wsgate/wsgate/internal/component/cors"
+	_ "github.com/wsgate/wsgate/internal/component/delegate"
 	_ "github.com/wsgate/wsgate/internal/component/proxy"
 	_ "github.com/wsgate/wsgate/internal/component/ratelimit"
 	_ "github.com/wsgate/wsgate/internal/component/sendfile"
