@@ -7,3 +7,5 @@ require (
 	golang.org/x/crypto v0.59.0
 	golang.org/x/time v0.16.0
 )
+
+require github.com/coder/websocket v1.8.15
