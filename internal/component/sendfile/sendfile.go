@@ -23,6 +23,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/wsgate/wsgate/internal/component"
 )
@@ -70,10 +72,39 @@ In Django: ` + "`response = HttpResponse(content_type=\"application/pdf\")`" + `
 	})
 }
 
-// root is one directory files may be served from.
+// root is one directory files may be served from. A directory missing at
+// load (var/downloads before the first run's setup) is opened when a
+// request first finds it.
 type root struct {
-	dir string   // absolute, clean
-	fs  *os.Root // opened at load
+	dir string // absolute, clean
+	mu  sync.Mutex
+	fs  atomic.Pointer[os.Root]
+}
+
+func (r *root) open() (*os.Root, error) {
+	if fsr := r.fs.Load(); fsr != nil {
+		return fsr, nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if fsr := r.fs.Load(); fsr != nil {
+		return fsr, nil
+	}
+	fsr, err := os.OpenRoot(r.dir)
+	if err != nil {
+		return nil, err
+	}
+	r.fs.Store(fsr)
+	return fsr, nil
+}
+
+func (r *root) close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if fsr := r.fs.Swap(nil); fsr != nil {
+		return fsr.Close()
+	}
+	return nil
 }
 
 // accel maps an X-Accel-Redirect prefix to a root.
@@ -105,11 +136,12 @@ func build(b *component.Builder) (component.Built, error) {
 		if r, ok := byDir[dir]; ok {
 			return r, nil
 		}
-		fsr, err := os.OpenRoot(dir)
-		if err != nil {
+		r := &root{dir: dir}
+		if _, err := r.open(); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, b.Errorf(key, "%s: %v", written, err)
+		} else if err != nil {
+			f.log.Info("sendfile: directory missing; opened when it exists", "dir", dir, "section", b.Section())
 		}
-		r := &root{dir: dir, fs: fsr}
 		byDir[dir] = r
 		f.opened = append(f.opened, r)
 		return r, nil
@@ -160,7 +192,7 @@ func build(b *component.Builder) (component.Built, error) {
 func (f *filter) close() error {
 	var first error
 	for _, r := range f.opened {
-		if err := r.fs.Close(); err != nil && first == nil {
+		if err := r.close(); err != nil && first == nil {
 			first = err
 		}
 	}
@@ -249,7 +281,11 @@ func (f *filter) serve(w http.ResponseWriter, r *http.Request, header, value str
 		refuse(err)
 		return
 	}
-	file, err := rt.fs.Open(name)
+	fsr, err := rt.open()
+	var file *os.File
+	if err == nil {
+		file, err = fsr.Open(name)
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		f.log.Warn("sendfile: the application's file is not there", "header", header, "value", value, "uri", r.RequestURI)
 		clearHead(w.Header())

@@ -232,7 +232,7 @@ func TestConfigurationErrors(t *testing.T) {
 	dir := t.TempDir()
 	for _, c := range []struct{ ini, want string }{
 		{"[filter:files]\nuse = egg:wsgate#sendfile\n", "site.ini:1 [filter:files]: sendfile needs roots"},
-		{"[filter:files]\nuse = egg:wsgate#sendfile\nroots = missing\n", "site.ini:3 [filter:files] roots: missing:"},
+		{"[filter:files]\nuse = egg:wsgate#sendfile\nroots = site.ini\n", "site.ini:3 [filter:files] roots: site.ini: open"},
 		{"[filter:files]\nuse = egg:wsgate#sendfile\naccel_map = protected = .\n", `site.ini:3 [filter:files] accel_map: "protected = ." is not`},
 		{"[filter:files]\nuse = egg:wsgate#sendfile\naccel_map =\n  /a/ = .\n  /a/ = .\n", "prefix /a/ is mapped twice"},
 		{"[filter:files]\nuse = egg:wsgate#sendfile\naccel_map = /a/../ = .\n", "unsafe file name"},
@@ -241,5 +241,20 @@ func TestConfigurationErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%q: %v, want %q", c.ini, err, c.want)
 		}
+	}
+}
+
+// A directory missing at load (made by the site's first-run setup) is
+// served once it exists.
+func TestMissingRootOpensLater(t *testing.T) {
+	fx := newFixture(t)
+	srv := fx.serve(t, "[filter:files]\nuse = egg:wsgate#sendfile\naccel_map = /later/ = later\n")
+	if resp, _ := do(t, "GET", srv.URL+"/?h=X-Accel-Redirect:/later/a.txt"); resp.StatusCode != 404 {
+		t.Errorf("before the directory exists: %d, want 404", resp.StatusCode)
+	}
+	os.Mkdir(filepath.Join(fx.dir, "later"), 0o755)
+	os.WriteFile(filepath.Join(fx.dir, "later", "a.txt"), []byte("made later"), 0o644)
+	if _, body := do(t, "GET", srv.URL+"/?h=X-Accel-Redirect:/later/a.txt"); body != "made later" {
+		t.Errorf("after: %q", body)
 	}
 }
