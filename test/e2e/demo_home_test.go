@@ -28,8 +28,8 @@ func demoHomePageShowsINISettings(t *testing.T, tmpl *demoTemplate) {
 	demoCheckServerTiming(t, resp)
 
 	want := []struct{ name, value, file, where string }{
-		{"DEMO_SITE_TITLE", "wsgate demo (development)", "development.ini", "[app:main] DEMO_SITE_TITLE"},
-		{"ALLOWED_HOSTS", "['127.0.0.1', 'localhost', '[::1]']", "development.ini", "[app:main] ALLOWED_HOSTS"},
+		{"DEMO_SITE_TITLE", "wsgate demo (development)", "development.ini", "[app:django] DEMO_SITE_TITLE"},
+		{"ALLOWED_HOSTS", "['127.0.0.1', 'localhost', '[::1]']", "development.ini", "[app:django] ALLOWED_HOSTS"},
 		{"TIME_ZONE", "Europe/London", "base.ini", "[app:django] TIME_ZONE"},
 		{"DEBUG", "True", "development.ini", "[DEFAULT] debug"},
 	}

@@ -67,7 +67,7 @@ func init() {
 			"```ini\n[composite:hg]\nuse = egg:wsgate#delegate\napp = django\ntargets = hgweb trac git\n```\n\n" +
 			"In the Django view: `response = HttpResponse(); response[\"X-Wsgate-Delegate\"] = \"hgweb\"; " +
 			"response[\"X-Wsgate-Remote-User\"] = request.user.get_username(); response[\"X-Wsgate-Script-Name\"] = \"/hg\"; " +
-			"response[\"X-Wsgate-Path-Info\"] = quote(path)`, or `wsgate.django.delegate(request, \"hgweb\", …)`.",
+			"response[\"X-Wsgate-Path-Info\"] = quote(path)` (examples/demo/demo/gate.py; docs/cookbook.md).",
 		Options: []component.Option{
 			{Name: "app", Type: "application", Required: true, Help: "The application that answers first and may delegate (Django)."},
 			{Name: "targets", Type: "applications", Required: true, Help: "The sections (space-separated) a response may name; any other name is refused."},
