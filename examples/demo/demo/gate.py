@@ -10,6 +10,7 @@ REMOTE_USER they say. The client never sees them.
 
 import base64
 import binascii
+import os
 from urllib.parse import quote
 
 from django.contrib.auth import authenticate
@@ -79,3 +80,20 @@ def not_set_up(what):
         status=503,
         content_type="text/plain",
     )
+
+
+def version_control(request, target, mount, path_info, repositories, push):
+    """The sign-on of a version-control mount (/hg/, /git/): wrong
+    credentials and anonymous pushes are challenged (the hg and git clients
+    send the credentials of their URL only then); the rest is handed to
+    target with the user, if any. The request body (a bundle, a pack) is
+    never read here: the target gets it whole."""
+    if not os.path.isdir(repositories):
+        return not_set_up(f"repository directory {repositories}")
+    try:
+        user = client_user(request)
+    except BadCredentials as e:
+        return challenge(str(e))
+    if user is None and push:
+        return challenge("push needs a Django user")
+    return delegate(target, request, mount, path_info, user)

@@ -16,7 +16,7 @@ import tempfile
 from django.conf import settings
 from django.views.decorators.csrf import csrf_exempt
 
-from demo.gate import BadCredentials, challenge, client_user, delegate, not_set_up
+from demo.gate import version_control
 
 REPOSITORIES = "git"  # under DEMO_VAR_DIR
 
@@ -29,21 +29,10 @@ def demo_repository_path():
     return os.path.join(repositories_path(), "demo.git")
 
 
-def is_push(request, path_info):
-    return path_info.endswith("/git-receive-pack") or request.GET.get("service") == "git-receive-pack"
-
-
 @csrf_exempt  # the git client posts packs; it has no CSRF token, and no session either
 def git_view(request, path_info):
-    if not os.path.isdir(repositories_path()):
-        return not_set_up(f"git repository directory {repositories_path()}")
-    try:
-        user = client_user(request)
-    except BadCredentials as e:
-        return challenge(str(e))
-    if user is None and is_push(request, path_info):
-        return challenge("push needs a Django user")
-    return delegate("git", request, "/git", path_info, user)
+    push = path_info.endswith("/git-receive-pack") or request.GET.get("service") == "git-receive-pack"
+    return version_control(request, "git", "/git", path_info, repositories_path(), push)
 
 
 def ensure_repository(path):

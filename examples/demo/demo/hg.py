@@ -20,7 +20,7 @@ import os
 from django.conf import settings
 from django.views.decorators.csrf import csrf_exempt
 
-from demo.gate import BadCredentials, challenge, client_user, delegate, not_set_up
+from demo.gate import version_control
 
 REPOSITORIES = "hg"  # under DEMO_VAR_DIR
 PUSH_COMMANDS = ("unbundle", "pushkey")
@@ -36,13 +36,5 @@ def demo_repository_path():
 
 @csrf_exempt  # the hg client posts bundles; it has no CSRF token, and no session either
 def hg_view(request, path_info):
-    if not os.path.isdir(repositories_path()):
-        return not_set_up(f"Mercurial repository directory {repositories_path()}")
-    try:
-        user = client_user(request)
-    except BadCredentials as e:
-        return challenge(str(e))
-    if user is None and request.GET.get("cmd") in PUSH_COMMANDS:
-        return challenge("push needs a Django user")
-    # The bundle of a push is never read here: hgweb gets the whole body.
-    return delegate("hgweb", request, "/hg", path_info, user)
+    push = request.GET.get("cmd") in PUSH_COMMANDS
+    return version_control(request, "hgweb", "/hg", path_info, repositories_path(), push)

@@ -3,14 +3,12 @@ package cgi
 import (
 	"bytes"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 
@@ -28,29 +26,12 @@ func script(t *testing.T, dir, name, body string) string {
 	return p
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // serve mounts the cgi app at /cgi with user as REMOTE_USER (Facts), as a
 // urlmap and auth would.
-func serve(t *testing.T, user string, kv ...string) (*httptest.Server, *syncBuffer) {
+func serve(t *testing.T, user string, kv ...string) (*httptest.Server, *componenttest.Logs) {
 	t.Helper()
-	logs := &syncBuffer{}
-	built := componenttest.Build(t, &componenttest.Host{Log: slog.New(slog.NewTextHandler(logs, nil))}, "cgi", kv...)
+	logs := &componenttest.Logs{}
+	built := componenttest.Build(t, &componenttest.Host{Log: logs.Logger()}, "cgi", kv...)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r, f := component.Attach(r)
 		if rest, ok := strings.CutPrefix(r.URL.Path, "/cgi"); ok {

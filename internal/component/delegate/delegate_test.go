@@ -7,12 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/wsgate/wsgate/internal/component"
@@ -48,23 +46,6 @@ func target(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(s)
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // gate is the first application: it reads ?read=N bytes of the body, then
 // answers with the headers of its query (?h=Name:value).
 type gate struct{ afterWrite error }
@@ -81,11 +62,11 @@ func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, g.afterWrite = w.Write([]byte("the gate's own page"))
 }
 
-func serve(t *testing.T) (*httptest.Server, *gate, *syncBuffer) {
+func serve(t *testing.T) (*httptest.Server, *gate, *componenttest.Logs) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &componenttest.Logs{}
 	g := &gate{}
-	h := &host{Host: componenttest.Host{Log: slog.New(slog.NewTextHandler(logs, nil))},
+	h := &host{Host: componenttest.Host{Log: logs.Logger()},
 		apps: map[string]http.Handler{"django": g, "hgweb": http.HandlerFunc(target), "secret": http.HandlerFunc(target)}}
 	built := componenttest.Build(t, h, "delegate", "app", "django", "targets", "hgweb", "replay_limit", "64k")
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -121,8 +120,8 @@ func TestUpgradePassesThrough(t *testing.T) {
 }
 
 func TestUpstreamFailures(t *testing.T) {
-	var logs strings.Builder
-	host := &componenttest.Host{Log: slog.New(slog.NewTextHandler(&logs, nil))}
+	logs := &componenttest.Logs{}
+	host := &componenttest.Host{Log: logs.Logger()}
 	// Nothing listens: 502.
 	down := componenttest.Build(t, host, "proxy", "upstream", "http://"+componenttest.FreeAddr(t))
 	rec := httptest.NewRecorder()

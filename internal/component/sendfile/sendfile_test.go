@@ -1,53 +1,32 @@
 package sendfile
 
 import (
-	"bytes"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/wsgate/wsgate/internal/component"
 	"github.com/wsgate/wsgate/internal/component/componenttest"
 )
 
-// logBuffer collects log lines of concurrent handlers.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // fixture is a directory tree: files/ (a root), files/sub/, a secret file
 // beside the root, and a link inside the root pointing at it.
 type fixture struct {
 	dir, files, secret string
-	log                *logBuffer
+	log                *componenttest.Logs
 	appWrites          error // what the app's write after the header returned
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	dir := t.TempDir()
-	fx := &fixture{dir: dir, files: filepath.Join(dir, "files"), secret: filepath.Join(dir, "secret.txt"), log: &logBuffer{}}
+	fx := &fixture{dir: dir, files: filepath.Join(dir, "files"), secret: filepath.Join(dir, "secret.txt"), log: &componenttest.Logs{}}
 	for name, body := range map[string]string{
 		"files/report.pdf":    "%PDF-1.4 a report",
 		"files/sub/notes.txt": "0123456789abcdef",
@@ -76,7 +55,7 @@ func newFixture(t *testing.T) *fixture {
 // status (?status=404) and a body it writes after them.
 func (fx *fixture) serve(t *testing.T, ini string) *httptest.Server {
 	t.Helper()
-	host := &componenttest.Host{Log: slog.New(slog.NewTextHandler(fx.log, nil))}
+	host := &componenttest.Host{Log: fx.log.Logger()}
 	built, err := componenttest.BuildINI(t, host, fx.dir, ini, "files", true)
 	if err != nil {
 		t.Fatal(err)
