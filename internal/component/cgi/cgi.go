@@ -270,7 +270,7 @@ func (p *program) relay(w http.ResponseWriter, r *http.Request, stdout io.Reader
 		}
 		return false
 	}
-	status := http.StatusOK
+	status, statusSet := http.StatusOK, false
 	h := w.Header()
 	for _, kv := range head {
 		k := textproto.CanonicalMIMEHeaderKey(kv[0])
@@ -281,14 +281,14 @@ func (p *program) relay(w http.ResponseWriter, r *http.Request, stdout io.Reader
 				p.log.Error("cgi: bad Status header", "program", p.path, "value", kv[1])
 				return false
 			}
-			status = code
+			status, statusSet = code, true
 			continue
 		case "Connection", "Keep-Alive", "Transfer-Encoding", "Upgrade", "Te", "Trailer":
 			continue
 		}
 		h.Add(k, kv[1])
 	}
-	if status == http.StatusOK && h.Get("Location") != "" {
+	if !statusSet && h.Get("Location") != "" {
 		status = http.StatusFound
 	}
 	w.WriteHeader(status)

@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/wsgate/wsgate/internal/component"
 	"github.com/wsgate/wsgate/internal/component/componenttest"
@@ -149,4 +151,43 @@ func TestConfigurationErrors(t *testing.T) {
 	componenttest.RequireError(t, "proxy", `user_header: "Remote_User" is not a header name`, "upstream", "http://h:1", "user_header", "Remote_User")
 	componenttest.RequireError(t, "proxy", `health_path: "healthz" does not start with /`, "upstream", "http://h:1", "health_path", "healthz")
 	componenttest.RequireError(t, "proxy", `connect_timeout: "soon" is not a duration`, "upstream", "http://h:1", "connect_timeout", "soon")
+}
+
+// With health_path, a failing upstream is answered 502 at once, and served
+// again when it recovers; both turns are logged.
+func TestHealthCheck(t *testing.T) {
+	var healthy atomic.Bool
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" && !healthy.Load() {
+			http.Error(w, "sick", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "served")
+	}))
+	defer up.Close()
+	logs := &componenttest.Logs{}
+	built := componenttest.Build(t, &componenttest.Host{Log: logs.Logger()}, "proxy", "upstream", up.URL, "health_path", "/healthz", "health_interval", "0.05")
+	waitLog := func(what string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for !strings.Contains(logs.String(), what) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no log line %q:\n%s", what, logs)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitLog("failed its health check")
+	rec := httptest.NewRecorder()
+	built.Handler.ServeHTTP(rec, httptest.NewRequest("GET", "/x", nil))
+	if rec.Code != http.StatusBadGateway || !strings.Contains(rec.Body.String(), "health check") {
+		t.Errorf("while unhealthy: %d %q", rec.Code, rec.Body)
+	}
+	healthy.Store(true)
+	waitLog("healthy again")
+	rec = httptest.NewRecorder()
+	built.Handler.ServeHTTP(rec, httptest.NewRequest("GET", "/x", nil))
+	if rec.Code != 200 || rec.Body.String() != "served" {
+		t.Errorf("recovered: %d %q", rec.Code, rec.Body)
+	}
 }
