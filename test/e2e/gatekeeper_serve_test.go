@@ -479,50 +479,63 @@ upstream = ` + upstream.URL + `
 	path := filepath.Join(dir, "site.ini")
 	os.WriteFile(path, []byte(ini), 0o644)
 	s := gwStartArgs(t, "", path, "--pythonpath", gwAppsDir(), "--workers", "1")
-	ask := func(target, header, user string) string {
-		req, _ := http.NewRequest("GET", s.URL+target, nil)
-		req.Header[header] = []string{"admin"}
-		if user != "" {
-			req.SetBasicAuth(user, "wonderland")
-		}
-		r := gwDo(t, req)
-		if r.status != 200 {
-			t.Fatalf("%s %s: %d %s", target, header, r.status, r.body)
-		}
-		return string(r.body)
-	}
-	for _, h := range gkSpoofHeaders {
-		for _, user := range []string{"", "alice"} {
-			want := ""
+	h2 := new(http.Protocols)
+	h2.SetUnencryptedHTTP2(true)
+	for proto, client := range map[string]*http.Client{
+		"HTTP/1.1": {Timeout: gwIOGuard},
+		"HTTP/2":   {Timeout: gwIOGuard, Transport: &http.Transport{Protocols: h2}},
+	} {
+		ask := func(target, header, user string) string {
+			req, _ := http.NewRequest("GET", s.URL+target, nil)
+			req.Header[header] = []string{"admin"}
 			if user != "" {
-				want = "REMOTE_USER=alice\n"
+				req.SetBasicAuth(user, "wonderland")
 			}
-			body := ask("/cgi/x", h, user)
-			if got := gsEnvLine(body, "REMOTE_USER"); got != want {
-				t.Errorf("cgi, %s, user %q: %q, want %q", h, user, got, want)
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatalf("%s %s %s: %v", proto, target, header, err)
 			}
-			if strings.Contains(h, "_") && strings.Contains(body, "admin") {
-				t.Errorf("cgi, %s: the program was handed the header:\n%s", h, body)
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != 200 {
+				t.Fatalf("%s %s %s: %d %s", proto, target, header, resp.StatusCode, body)
 			}
-			ask("/proxy/x", h, user)
-			got := <-seenUser
-			if v := got.Get("X-Remote-User"); v != strings.TrimSuffix(strings.TrimPrefix(want, "REMOTE_USER="), "\n") {
-				t.Errorf("proxy, %s, user %q: the upstream's X-Remote-User %q", h, user, v)
-			}
-			for k, v := range got {
-				if strings.EqualFold(strings.ReplaceAll(k, "_", "-"), "remote-user") || strings.Contains(k, "_") {
-					t.Errorf("proxy, %s: the upstream got %s: %v", h, k, v)
+			return string(body)
+		}
+		for _, h := range gkSpoofHeaders {
+			for _, user := range []string{"", "alice"} {
+				want := ""
+				if user != "" {
+					want = "REMOTE_USER=alice\n"
+				}
+				body := ask("/cgi/x", h, user)
+				if got := gsEnvLine(body, "REMOTE_USER"); got != want {
+					t.Errorf("%s cgi, %s, user %q: %q, want %q", proto, h, user, got, want)
+				}
+				if strings.Contains(h, "_") && strings.Contains(body, "admin") {
+					t.Errorf("%s cgi, %s: the program was handed the header:\n%s", proto, h, body)
+				}
+				ask("/proxy/x", h, user)
+				got := <-seenUser
+				if v := got.Get("X-Remote-User"); v != strings.TrimSuffix(strings.TrimPrefix(want, "REMOTE_USER="), "\n") {
+					t.Errorf("%s proxy, %s, user %q: the upstream's X-Remote-User %q", proto, h, user, v)
+				}
+				for k, v := range got {
+					if strings.EqualFold(strings.ReplaceAll(k, "_", "-"), "remote-user") || strings.Contains(k, "_") {
+						t.Errorf("%s proxy, %s: the upstream got %s: %v", proto, h, k, v)
+					}
 				}
 			}
+			// Delegated without a user by the gate: no REMOTE_USER at all.
+			body := ask("/gate/delegate?to=cgi&pathinfo=/x", h, "")
+			if got := gsEnvLine(body, "REMOTE_USER"); got != "" {
+				t.Errorf("%s delegated cgi, %s: %q", proto, h, got)
+			}
+			if got := gsEnvLine(body, "SCRIPT_NAME"); got != "SCRIPT_NAME=/gate\n" {
+				t.Errorf("%s delegated cgi: %q", proto, got)
+			}
 		}
-		// Delegated without a user by the gate: no REMOTE_USER at all.
-		body := ask("/gate/delegate?to=cgi&pathinfo=/x", h, "")
-		if got := gsEnvLine(body, "REMOTE_USER"); got != "" {
-			t.Errorf("delegated cgi, %s: %q", h, got)
-		}
-		if got := gsEnvLine(body, "SCRIPT_NAME"); got != "SCRIPT_NAME=/gate\n" {
-			t.Errorf("delegated cgi: %q", got)
-		}
+		client.CloseIdleConnections()
 	}
 }
 
