@@ -191,3 +191,71 @@ func TestHealthCheck(t *testing.T) {
 		t.Errorf("recovered: %d %q", rec.Code, rec.Body)
 	}
 }
+
+// A response streams through as the upstream writes it (a server-sent
+// event stream): the client reads the first event while the upstream is
+// still waiting to send the second; a request body streams up the same way.
+func TestStreamsBothWays(t *testing.T) {
+	next := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == "POST" {
+			// Echo the body as it comes, line by line.
+			rc := http.NewResponseController(w)
+			rc.EnableFullDuplex()
+			w.WriteHeader(200)
+			rc.Flush()
+			br := bufio.NewReader(r.Body)
+			for {
+				line, err := br.ReadString('\n')
+				if line != "" {
+					io.WriteString(w, "got "+line)
+					rc.Flush()
+				}
+				if err != nil {
+					return
+				}
+			}
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: one\n\n")
+		http.NewResponseController(w).Flush()
+		<-next
+		io.WriteString(w, "data: two\n\n")
+	}))
+	defer up.Close()
+	built := componenttest.Build(t, &componenttest.Host{}, "proxy", "upstream", up.URL)
+	front := httptest.NewServer(built.Handler)
+	defer front.Close()
+	client := &http.Client{Timeout: 30 * time.Second} // a proxy that buffers fails, not hangs
+
+	resp, err := client.Get(front.URL + "/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(resp.Body)
+	if line, err := br.ReadString('\n'); err != nil || line != "data: one\n" {
+		t.Fatalf("first event %q %v", line, err)
+	}
+	close(next) // only now may the upstream go on: the first event was not held back
+	rest, _ := io.ReadAll(br)
+	resp.Body.Close()
+	if string(rest) != "\ndata: two\n\n" {
+		t.Errorf("the rest: %q", rest)
+	}
+
+	pr, pw := io.Pipe()
+	resp, err = client.Post(front.URL+"/echo", "text/plain", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br = bufio.NewReader(resp.Body)
+	for _, line := range []string{"first\n", "second\n"} {
+		io.WriteString(pw, line)
+		// The answer to this line arrives before the next one is sent.
+		if got, err := br.ReadString('\n'); err != nil || got != "got "+line {
+			t.Fatalf("echo of %q: %q %v", line, got, err)
+		}
+	}
+	pw.Close()
+}
