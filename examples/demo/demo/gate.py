@@ -1,6 +1,6 @@
-"""Django decides, Go serves: the responses with which the demo's views hand
-a request to another application of the site (wsgate's `delegate`
-composite, development.ini) after checking who the client is.
+"""Django decides, Go serves: the single sign-on of the demo's views before
+they hand a request to another application of the site (wsgate's `delegate`
+composite, development.ini) with `wsgate.django.delegate`.
 
 A delegating view answers with headers only; wsgate drops that answer (the
 Django worker is free at once) and gives the same request, body included,
@@ -11,25 +11,13 @@ REMOTE_USER they say. The client never sees them.
 import base64
 import binascii
 import os
-from urllib.parse import quote
 
 from django.contrib.auth import authenticate
 from django.http import HttpResponse
 
+from wsgate.django import delegate
+
 REALM = "wsgate demo (Django users)"
-
-
-def delegate(target, request, mount, path_info, user=None):
-    """Hand request to the application named target (one of the delegate
-    composite's targets), mounted at mount, as user (a Django user, or None
-    for anonymous)."""
-    response = HttpResponse()
-    response["X-Wsgate-Delegate"] = target
-    response["X-Wsgate-Script-Name"] = quote(request.META.get("SCRIPT_NAME", "") + mount)
-    response["X-Wsgate-Path-Info"] = quote(path_info)
-    if user is not None and user.is_authenticated:
-        response["X-Wsgate-Remote-User"] = user.get_username()
-    return response
 
 
 def challenge(message):
@@ -82,7 +70,7 @@ def not_set_up(what):
     )
 
 
-def version_control(request, target, mount, path_info, repositories, push):
+def version_control(request, target, path_info, repositories, push):
     """The sign-on of a version-control mount (/hg/, /git/): wrong
     credentials and anonymous pushes are challenged (the hg and git clients
     send the credentials of their URL only then); the rest is handed to
@@ -96,4 +84,6 @@ def version_control(request, target, mount, path_info, repositories, push):
         return challenge(str(e))
     if user is None and push:
         return challenge("push needs a Django user")
-    return delegate(target, request, mount, path_info, user)
+    if user is not None:
+        request.user = user  # delegate names it as REMOTE_USER
+    return delegate(target, request, path_info)

@@ -32,7 +32,7 @@ def demo_repository_path():
 @csrf_exempt  # the git client posts packs; it has no CSRF token, and no session either
 def git_view(request, path_info):
     push = path_info.endswith("/git-receive-pack") or request.GET.get("service") == "git-receive-pack"
-    return version_control(request, "git", "/git", path_info, repositories_path(), push)
+    return version_control(request, "git", path_info, repositories_path(), push)
 
 
 def ensure_repository(path):

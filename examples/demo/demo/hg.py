@@ -37,4 +37,4 @@ def demo_repository_path():
 @csrf_exempt  # the hg client posts bundles; it has no CSRF token, and no session either
 def hg_view(request, path_info):
     push = request.GET.get("cmd") in PUSH_COMMANDS
-    return version_control(request, "hgweb", "/hg", path_info, repositories_path(), push)
+    return version_control(request, "hgweb", path_info, repositories_path(), push)

@@ -23,7 +23,8 @@ from django.utils.crypto import constant_time_compare
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csrf import csrf_exempt
 
-from demo.gate import delegate, not_set_up
+from demo.gate import not_set_up
+from wsgate.django import delegate
 
 MOUNT = "/trac/"
 ENVIRONMENT = "trac"  # under DEMO_VAR_DIR
@@ -65,4 +66,4 @@ def trac_view(request, path_info):
     if not os.path.isfile(os.path.join(environment_path(), "VERSION")):
         return not_set_up(f"Trac environment {environment_path()}")
     # Any other form post is Trac's: its body is not read here, Trac gets it.
-    return delegate("trac", request, "/trac", path_info, request.user)
+    return delegate("trac", request, path_info)

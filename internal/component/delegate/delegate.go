@@ -65,9 +65,8 @@ func init() {
 			"then delegates gets a 500 and a log line.\n\n" +
 			"A name not in `targets`, or a malformed path, is a 500 with an error in the log naming the header.\n\n" +
 			"```ini\n[composite:hg]\nuse = egg:wsgate#delegate\napp = django\ntargets = hgweb trac git\n```\n\n" +
-			"In the Django view: `response = HttpResponse(); response[\"X-Wsgate-Delegate\"] = \"hgweb\"; " +
-			"response[\"X-Wsgate-Remote-User\"] = request.user.get_username(); response[\"X-Wsgate-Script-Name\"] = \"/hg\"; " +
-			"response[\"X-Wsgate-Path-Info\"] = quote(path)` (examples/demo/demo/gate.py; docs/cookbook.md).",
+			"In a Django view, `return wsgate.django.delegate(\"hgweb\", request, path_info)` sets them as " +
+			"`call_wsgi_app(app, request, path_info)` would set the environ (docs/cookbook.md, docs/demo.md).",
 		Options: []component.Option{
 			{Name: "app", Type: "application", Required: true, Help: "The application that answers first and may delegate (Django)."},
 			{Name: "targets", Type: "applications", Required: true, Help: "The sections (space-separated) a response may name; any other name is refused."},
