@@ -399,7 +399,7 @@ type host struct {
 
 // App builds the application an option value of the composite names (its
 // Loadable, as PasteDeploy's loader.get_app would load it). Its route is
-// the option key that names it: the n-th call for a value takes the n-th
+// the option key that names it, when that key is a mount: the n-th call for a value takes the n-th
 // key with that value (a composite reads its keys in order), so one
 // application under two prefixes has two routes (and one pool).
 func (h *host) App(name string) (http.Handler, error) {
@@ -419,11 +419,19 @@ func (h *host) App(name string) (http.Handler, error) {
 		}
 	}
 	a := h.at
-	if i := h.calls[name]; i < len(keys) {
+	if i := h.calls[name]; i < len(keys) && mountKey(keys[i]) {
 		a = a.under(keys[i])
 	}
 	h.calls[name]++
 	return h.c.build(child, a)
+}
+
+// mountKey reports whether a composite's option key is a mount (a path, a
+// URL, urlmap's "domain …"/"port …" forms): other composites' keys
+// (delegate's app and targets) name no route, and their applications
+// answer at the composite's own.
+func mountKey(k string) bool {
+	return strings.Contains(k, "/") || strings.HasPrefix(k, "domain ") || strings.HasPrefix(k, "port ")
 }
 
 func (h *host) Site() component.Site { return h.c.opts.Site }
