@@ -19,7 +19,7 @@ func TestGatewayCurl(t *testing.T) {
 	if err != nil {
 		testutil.Skip(t, "curl missing: run ./scripts/system-deps.sh curl (make test does)")
 	}
-	s := gwStart(t, "--workers", "1")
+	s := gwStart(t, "--workers", "1", "--h2c")
 	run := func(args ...string) string {
 		t.Helper()
 		out, err := exec.Command(curl, append([]string{"--silent", "--show-error", "--max-time", "60"}, args...)...).Output()
