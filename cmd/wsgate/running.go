@@ -154,6 +154,19 @@ func (s *runningSite) Reload() {
 	}
 }
 
+// Reloading reports whether a pool's reload has not ended yet (systemd
+// hears READY=1 again when none has).
+func (s *runningSite) Reloading() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, name := range s.order {
+		if s.pools[name].Reloading() {
+			return true
+		}
+	}
+	return false
+}
+
 // ReloadApp composes a changed configuration: pools of the same name get
 // the new application (a graceful reload), new ones start, the ones no
 // longer mounted stop once the new handler serves.

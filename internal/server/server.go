@@ -21,8 +21,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/wsgate/wsgate/internal/systemd"
 )
 
 // Listener is a bound socket and the address users reach it at.
@@ -199,7 +197,7 @@ func Serve(ctx context.Context, socks *Sockets, opts Options) error {
 	// The service manager (systemd) hears READY=1 now (the workers are
 	// ready before Serve is called), RELOADING=1 … READY=1 around a
 	// reload, STOPPING=1 and the watchdog's pings from this loop.
-	notifier := systemd.NotifierFromEnv()
+	notifier := socks.notifier
 	notify := func(state string) {
 		if err := notifier.Notify(state); err != nil {
 			log.Warn("cannot notify the service manager", "state", state, "error", err.Error())

@@ -21,6 +21,9 @@ type Sockets struct {
 	// signals are caught from Open on: a SIGHUP or SIGTERM between the
 	// ready line and Serve is handled by Serve, not fatal.
 	signals chan os.Signal
+	// notifier is read from the environment here, before the workers
+	// start, so they do not inherit $NOTIFY_SOCKET.
+	notifier *systemd.Notifier
 }
 
 // RedirectName is the FileDescriptorName= of a passed socket meant for the
@@ -32,7 +35,7 @@ const RedirectName = "redirect"
 // certificates are read first: a bad file is reported before anything
 // listens.
 func Open(binds []string, c Config, log *slog.Logger) (*Sockets, error) {
-	s := &Sockets{signals: make(chan os.Signal, 4)}
+	s := &Sockets{signals: make(chan os.Signal, 4), notifier: systemd.NotifierFromEnv()}
 	signal.Notify(s.signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	if c.TLS() {
 		var err error
