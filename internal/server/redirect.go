@@ -39,7 +39,17 @@ func redirectHandler(lns []Listener, t *TLS) http.Handler {
 		http.Redirect(w, r, "https://"+host+r.URL.RequestURI(), code)
 	})
 	if t != nil && t.acme != nil {
-		h = t.acme.HTTPHandler(h)
+		challenges := t.acme.HTTPHandler(h)
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			// autocert checks the Host against acme_domains with no port,
+			// as the CA sends it on port 80; a listener on another port
+			// (behind a port forward, or a test) gets the same answer.
+			if host, port := splitHost(r.Host); port != "" {
+				r = r.Clone(r.Context())
+				r.Host = host
+			}
+			challenges.ServeHTTP(w, r)
+		})
 	}
 	return h
 }

@@ -62,7 +62,7 @@ func (t *TLS) build() (*tls.Config, error) {
 		NextProtos: []string{"h2", "http/1.1"},
 	}
 	if t.acme != nil {
-		c.GetCertificate = t.acme.GetCertificate
+		c.GetCertificate = t.acmeCertificate
 		c.NextProtos = append(c.NextProtos, acme.ALPNProto) // TLS-ALPN-01
 	} else {
 		cert, err := tls.LoadX509KeyPair(t.cfg.CertFile, t.cfg.KeyFile)
@@ -89,6 +89,16 @@ func (t *TLS) build() (*tls.Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// acmeCertificate is autocert's certificate for the hello, its failures
+// logged (the client only sees a failed handshake).
+func (t *TLS) acmeCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	cert, err := t.acme.GetCertificate(hello)
+	if err != nil {
+		t.log.Warn("ACME: no certificate", "server_name", hello.ServerName, "error", err.Error())
+	}
+	return cert, err
 }
 
 // Reload re-reads the certificate, key and CA files (SIGHUP). On an error
@@ -169,6 +179,7 @@ func (h *handshakeListener) handshake(raw net.Conn) {
 	ctx, cancel := context.WithTimeout(context.Background(), h.timeout)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
+		slog.Debug("TLS handshake failed", "remote", raw.RemoteAddr().String(), "error", err.Error())
 		raw.Close()
 		return
 	}
