@@ -66,7 +66,7 @@ func acmeDNS(t *testing.T) string {
 // roots Pebble's certificates chain to.
 func acmePebble(t *testing.T, httpPort, tlsPort int) (directory, trustFile string, roots *x509.CertPool) {
 	t.Helper()
-	t.Setenv("PEBBLE_VA_NOSLEEP", "1")     // validate at once, not after a random pause
+	t.Setenv("PEBBLE_VA_NOSLEEP", "1")      // validate at once, not after a random pause
 	t.Setenv("PEBBLE_WFE_NONCEREJECT", "0") // no deliberately refused nonces
 	logger := log.New(io.Discard, "", 0)
 	if testing.Verbose() {
