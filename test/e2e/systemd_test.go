@@ -317,3 +317,68 @@ func TestSystemdUserDrop(t *testing.T) {
 		t.Errorf("an unknown user: exit %d\n%s", r.ExitCode, r.Output)
 	}
 }
+
+// TestSystemdSocketActivationTLS: the sockets of docs/operations.md's
+// units: a TCP socket and a UDP one named https, and a TCP one named
+// redirect. wsgate serves HTTPS on the first, HTTP/3 on the UDP one and
+// redirects on the last.
+func TestSystemdSocketActivationTLS(t *testing.T) {
+	dir := t.TempDir()
+	cert := tlsIssue(t, dir, "localhost", 1, nil, false)
+	https, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer https.Close()
+	quic, err := net.ListenPacket("udp", https.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer quic.Close()
+	redirect, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer redirect.Close()
+	var files []*os.File
+	for _, f := range []interface{ File() (*os.File, error) }{https.(*net.TCPListener), quic.(*net.UDPConn), redirect.(*net.TCPListener)} {
+		file, err := f.File()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer file.Close()
+		files = append(files, file)
+	}
+	cmd := exec.Command("sh", append([]string{"-c",
+		`LISTEN_PID=$$ LISTEN_FDS=3 LISTEN_FDNAMES=https:https:redirect exec "$0" "$@"`, testutil.Binary(t)},
+		append(sdServeArgs(t), "--certfile", cert.certPEM, "--keyfile", cert.keyPEM, "--http3")...)...)
+	cmd.ExtraFiles = files
+	p := sdStart(t, cmd)
+	p.waitReady(t)
+	for _, want := range []string{"listening on https://" + https.Addr().String(), "redirecting to https from http://" + redirect.Addr().String(),
+		"HTTP/3 on udp://" + quic.LocalAddr().String()} {
+		if !strings.Contains(p.log(), want) {
+			t.Errorf("no %q line:\n%s", want, p.log())
+		}
+	}
+	env, resp := tlsEnviron(t, tlsClient([]*tlsCert{cert}, nil, true), "https://"+https.Addr().String())
+	if env["wsgi.url_scheme"] != "https" || resp.ProtoMajor != 2 {
+		t.Errorf("over the passed HTTPS socket: %s, url_scheme %v", resp.Proto, env["wsgi.url_scheme"])
+	}
+	_, port, _ := net.SplitHostPort(https.Addr().String())
+	if got := resp.Header.Get("Alt-Svc"); got != `h3=":`+port+`"; ma=86400` {
+		t.Errorf("Alt-Svc %q", got)
+	}
+	if env, _ := tlsHTTP3Environ(t, cert, https.Addr().String()); env["SERVER_PROTOCOL"] != "HTTP/3.0" {
+		t.Errorf("over the passed UDP socket: SERVER_PROTOCOL %v", env["SERVER_PROTOCOL"])
+	}
+	noFollow := &http.Client{Timeout: gwIOGuard, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	r, err := noFollow.Get("http://" + redirect.Addr().String() + "/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if want := "https://127.0.0.1:" + port + "/x"; r.StatusCode != 301 || r.Header.Get("Location") != want {
+		t.Errorf("redirect socket: %d %q, want 301 %q", r.StatusCode, r.Header.Get("Location"), want)
+	}
+}

@@ -476,10 +476,23 @@ func TestTLSHTTP3(t *testing.T) {
 	s := tlsStart(t, nil, "--workers", "1", "--certfile", cert.certPEM, "--keyfile", cert.keyPEM, "--http3")
 	_, port, _ := net.SplitHostPort(s.addr)
 	s.WaitLog("wsgate: HTTP/3 on udp://127.0.0.1:" + port)
-	_, resp := tlsEnviron(t, tlsClient([]*tlsCert{cert}, nil, true), "https://"+s.addr)
-	if got, want := resp.Header.Get("Alt-Svc"), `h3=":`+port+`"; ma=86400`; got != want {
+	_, tcp := tlsEnviron(t, tlsClient([]*tlsCert{cert}, nil, true), "https://"+s.addr)
+	if got, want := tcp.Header.Get("Alt-Svc"), `h3=":`+port+`"; ma=86400`; got != want {
 		t.Errorf("Alt-Svc %q, want %q", got, want)
 	}
+	env, _ := tlsHTTP3Environ(t, cert, s.addr)
+	for k, want := range map[string]any{"wsgi.url_scheme": "https", "HTTPS": "on", "SERVER_PROTOCOL": "HTTP/3.0",
+		"REQUEST_METHOD": "POST", "CONTENT_LENGTH": "9"} {
+		if env[k] != want {
+			t.Errorf("HTTP/3: environ[%q] = %#v, want %#v", k, env[k], want)
+		}
+	}
+}
+
+// tlsHTTP3Environ POSTs 9 bytes to /environ over HTTP/3 (quic-go's client)
+// and decodes the answer.
+func tlsHTTP3Environ(t *testing.T, cert *tlsCert, addr string) (map[string]any, *http.Response) {
+	t.Helper()
 	pool := x509.NewCertPool()
 	pool.AddCert(cert.cert)
 	tr := &http3.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
@@ -487,7 +500,7 @@ func TestTLSHTTP3(t *testing.T) {
 	c := &http.Client{Timeout: gwIOGuard, Transport: tr}
 	ctx, cancel := context.WithTimeout(context.Background(), gwIOGuard)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "POST", "https://"+s.addr+"/environ", strings.NewReader("over quic"))
+	req, _ := http.NewRequestWithContext(ctx, "POST", "https://"+addr+"/environ", strings.NewReader("over quic"))
 	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatalf("HTTP/3 request: %v", err)
@@ -500,10 +513,5 @@ func TestTLSHTTP3(t *testing.T) {
 	if resp.ProtoMajor != 3 {
 		t.Errorf("answered over %s, want HTTP/3", resp.Proto)
 	}
-	for k, want := range map[string]any{"wsgi.url_scheme": "https", "HTTPS": "on", "SERVER_PROTOCOL": "HTTP/3.0",
-		"REQUEST_METHOD": "POST", "CONTENT_LENGTH": "9"} {
-		if env[k] != want {
-			t.Errorf("HTTP/3: environ[%q] = %#v, want %#v", k, env[k], want)
-		}
-	}
+	return env, resp
 }
