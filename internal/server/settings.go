@@ -107,7 +107,7 @@ var Settings = []Setting{
 	{Flag: "ca-certs", Key: "ca_certs", Type: "path",
 		Help: "PEM bundle of the CAs whose client certificates are accepted (mTLS); the subject reaches the app as SSL_CLIENT_S_DN",
 		set:  text(func(c *Config) *string { return &c.CACerts })},
-	{Flag: "cert-reqs", Key: "cert_reqs", Type: "none|optional|required", Default: "optional with --ca-certs",
+	{Flag: "cert-reqs", Key: "cert_reqs", Type: "none|optional|required", Default: "optional with ca_certs",
 		Help: "whether a client certificate is asked for (optional) or needed (required)",
 		set:  oneOf(func(c *Config) *string { return &c.CertReqs }, "none", "optional", "required")},
 	{Flag: "acme-domains", Key: "acme_domains", Type: "list",

@@ -21,8 +21,19 @@ func TestSettingsAreDocumented(t *testing.T) {
 			continue
 		}
 		line, _, _ := strings.Cut(string(doc[i:]), "\n")
-		if !strings.Contains(line, "| `"+s.Key+"`") {
-			t.Errorf("docs/serve.md: the row of --%s does not name the key %s: %s", s.Flag, s.Key, line)
+		cols := strings.Split(strings.ReplaceAll(line, "\\|", "/"), "|")[1:] // before the first | is nothing
+		for i := range cols {
+			cols[i] = strings.TrimSpace(cols[i])
+		}
+		if len(cols) < 4 {
+			t.Errorf("docs/serve.md: the row of --%s is not flag | key | default | meaning: %s", s.Flag, line)
+			continue
+		}
+		if !strings.HasPrefix(cols[1], "`"+s.Key+"`") {
+			t.Errorf("docs/serve.md: the row of --%s names the key %s, want %s", s.Flag, cols[1], s.Key)
+		}
+		if got := strings.ReplaceAll(cols[2], "`", ""); got != s.Default {
+			t.Errorf("docs/serve.md: --%s defaults to %q there, %q in server.Settings", s.Flag, got, s.Default)
 		}
 	}
 }
