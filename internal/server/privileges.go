@@ -16,25 +16,15 @@ func DropPrivileges(name, group string) error {
 	if name == "" {
 		return nil
 	}
-	u, err := user.Lookup(name)
+	u, err := lookup(name, user.Lookup, user.LookupId)
 	if err != nil {
-		if _, numeric := strconv.Atoi(name); numeric == nil {
-			u, err = user.LookupId(name)
-		}
-		if err != nil {
-			return fmt.Errorf("user %s: %w", name, err)
-		}
+		return fmt.Errorf("user %s: %w", name, err)
 	}
 	gid := u.Gid
 	if group != "" {
-		g, err := user.LookupGroup(group)
+		g, err := lookup(group, user.LookupGroup, user.LookupGroupId)
 		if err != nil {
-			if _, numeric := strconv.Atoi(group); numeric == nil {
-				g, err = user.LookupGroupId(group)
-			}
-			if err != nil {
-				return fmt.Errorf("group %s: %w", group, err)
-			}
+			return fmt.Errorf("group %s: %w", group, err)
 		}
 		gid = g.Gid
 	}
@@ -65,4 +55,15 @@ func DropPrivileges(name, group string) error {
 		return fmt.Errorf("setuid %d: %w", uid, err)
 	}
 	return nil
+}
+
+// lookup finds a user or group by name, else, for a number, by id.
+func lookup[T any](name string, byName, byID func(string) (T, error)) (T, error) {
+	v, err := byName(name)
+	if err != nil {
+		if _, numeric := strconv.Atoi(name); numeric == nil {
+			return byID(name)
+		}
+	}
+	return v, err
 }
