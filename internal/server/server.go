@@ -222,11 +222,7 @@ loop:
 				log.Info("SIGHUP: reloading workers")
 				notify(reloadingState())
 				if socks.TLS != nil {
-					if err := socks.TLS.Reload(); err != nil {
-						log.Error("certificates not re-read; the ones in use stay", "error", err.Error())
-					} else {
-						log.Info("certificates re-read")
-					}
+					socks.TLS.Reload()
 				}
 				if opts.Supervisor != nil {
 					opts.Supervisor.Reload()

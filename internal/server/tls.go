@@ -101,18 +101,19 @@ func (t *TLS) acmeCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, err
 	return cert, err
 }
 
-// Reload re-reads the certificate, key and CA files (SIGHUP). On an error
-// the certificate in use stays.
-func (t *TLS) Reload() error {
+// Reload re-reads the certificate, key and CA files (SIGHUP) and logs the
+// outcome. On an error the certificate in use stays.
+func (t *TLS) Reload() {
 	if t.acme != nil && t.cfg.CACerts == "" {
-		return nil // autocert renews by itself
+		return // no file to read: autocert renews by itself
 	}
 	c, err := t.build()
 	if err != nil {
-		return err
+		t.log.Error("certificates not re-read; the ones in use stay", "error", err.Error())
+		return
 	}
 	t.current.Store(c)
-	return nil
+	t.log.Info("certificates re-read")
 }
 
 // Config is the configuration the listeners use: each handshake takes the
