@@ -70,9 +70,14 @@ func TestCheckHumanOutputShowsEverySource(t *testing.T) {
 		"└─ app: application egg:FakeApp#configed → fakeapp.apps:make_configed_app (paste.app_factory)  site.ini:10 [app:app]",
 		"greeting = hello",
 	} {
-		if !strings.Contains(stdout, want) {
-			t.Errorf("output lacks %q:\n%s", want, stdout)
-		}
+		requireIn(t, stdout, want)
+	}
+}
+
+func requireIn(t *testing.T, output, want string) {
+	t.Helper()
+	if !strings.Contains(output, want) {
+		t.Errorf("output lacks %q:\n%s", want, output)
 	}
 }
 
@@ -163,8 +168,7 @@ func TestCheckInterpreterChoice(t *testing.T) {
 // pools: one for an application mounted twice.
 func TestCheckShowsTheComposition(t *testing.T) {
 	py := testutil.VenvPython(t)
-	dir := t.TempDir()
-	ini := `[composite:main]
+	dir := siteDir(t, `[composite:main]
 use = egg:Paste#urlmap
 / = app
 /again = app
@@ -178,10 +182,7 @@ use = egg:FakeApp#tag
 
 [app:app]
 use = egg:FakeApp#configed
-`
-	if err := os.WriteFile(filepath.Join(dir, "site.ini"), []byte(ini), 0o644); err != nil {
-		t.Fatal(err)
-	}
+`)
 	stdout, stderr, code := runCheckBinary(t, dir, nil, "check", "--python", py, "site.ini")
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
@@ -196,9 +197,7 @@ use = egg:FakeApp#configed
 		"  app  site.ini:13 [app:app]  serves /, /again",
 		"  tagged  site.ini:7 [pipeline:tagged]  serves /tagged",
 	} {
-		if !strings.Contains(stdout, want) {
-			t.Errorf("output lacks %q:\n%s", want, stdout)
-		}
+		requireIn(t, stdout, want)
 	}
 }
 
@@ -206,8 +205,7 @@ use = egg:FakeApp#configed
 // Go: check and serve refuse it in one line naming both sections.
 func TestPythonAroundGoIsRefused(t *testing.T) {
 	py := testutil.VenvPython(t)
-	dir := t.TempDir()
-	ini := `[pipeline:main]
+	dir := siteDir(t, `[pipeline:main]
 pipeline = tag map
 
 [filter:tag]
@@ -219,10 +217,7 @@ use = egg:wsgate#urlmap
 
 [app:app]
 use = egg:FakeApp#configed
-`
-	if err := os.WriteFile(filepath.Join(dir, "site.ini"), []byte(ini), 0o644); err != nil {
-		t.Fatal(err)
-	}
+`)
 	want := "site.ini:4 [filter:tag]: Python filter fakeapp.filters:make_tag cannot pass requests to the Go component at site.ini:7 [composite:map] (go:urlmap)"
 	for _, cmd := range []string{"check", "serve"} {
 		_, stderr, code := runCheckBinary(t, dir, nil, cmd, "--python", py, "site.ini")
@@ -247,4 +242,45 @@ func TestSiteFlagsHelp(t *testing.T) {
 			t.Errorf("%s -h has a garbled argument name:\n%s", cmd, help)
 		}
 	}
+}
+
+// siteDir writes ini as site.ini in a fresh directory.
+func siteDir(t *testing.T, ini string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "site.ini"), []byte(ini), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// A Go filter after a Python one in a pipeline is refused with both
+// locations; before it, it wraps the Python segment, and check shows its
+// route reads the body (compress).
+func TestGoFilterInAPythonPipeline(t *testing.T) {
+	py := testutil.VenvPython(t)
+	const sections = `
+[filter:tag]
+use = egg:FakeApp#tag
+
+[filter:gz]
+use = egg:wsgate#compress
+
+[app:app]
+use = egg:FakeApp#configed
+`
+	bad := siteDir(t, "[pipeline:main]\npipeline = tag gz app\n"+sections)
+	_, stderr, code := runCheckBinary(t, bad, nil, "check", "--python", py, "site.ini")
+	want := "site.ini:4 [filter:tag]: Python filter fakeapp.filters:make_tag cannot pass requests to the Go component at site.ini:7 [filter:gz] (go:compress)"
+	if code != exitConfig || !strings.Contains(stderr, want) {
+		t.Errorf("Go filter after a Python one: exit %d, stderr %q; want status 1 and %q", code, stderr, want)
+	}
+	good := siteDir(t, "[pipeline:main]\npipeline = gz tag app\n"+sections)
+	stdout, stderr, code := runCheckBinary(t, good, nil, "check", "--python", py, "site.ini")
+	if code != exitOK {
+		t.Fatalf("Go filter before a Python one: exit %d: %s", code, stderr)
+	}
+	requireIn(t, stdout, "site.ini:7 [filter:gz]  ⇒ Go compress")
+	requireIn(t, stdout, "site.ini:4 [filter:tag]  ⇒ Python, pool main")
+	requireIn(t, stdout, "/  → python pool main  site.ini:1 [pipeline:main]  via compress (response body)  — master reads the body (largest sees: response body)")
 }

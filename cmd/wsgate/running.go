@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os/exec"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -22,6 +23,9 @@ import (
 type runningSite struct {
 	base gateway.Config // every pool's settings but its application
 	log  *slog.Logger
+	// python runs the site's Python outside the workers, for components
+	// that read it at load (compose.Options.Python); nil with --app.
+	python func(module string, args ...string) (*exec.Cmd, error)
 
 	mu       sync.Mutex
 	pools    map[string]*gateway.Pool // by compose.Pool.Name
@@ -40,13 +44,15 @@ func (s *runningSite) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // compose builds app's handler; the pools it needs are created (not
-// started) or, on a reload, reused by name and given their new application
-// once the whole tree has composed.
-func (s *runningSite) compose(app *config.Node, fresh map[string]*gateway.Pool) (*compose.Composed, error) {
-	reused := map[string][]byte{}
-	c, err := compose.Compose(app, compose.Options{
+// started) into fresh or, on a reload, reused by name: reused maps those
+// to the application they are to load, which the caller hands them
+// (ReloadNode) once the new composition is sure to be served.
+func (s *runningSite) compose(app *config.Node, fresh map[string]*gateway.Pool) (c *compose.Composed, reused map[string][]byte, err error) {
+	reused = map[string][]byte{}
+	c, err = compose.Compose(app, compose.Options{
 		Site:   s,
 		Logger: s.log,
+		Python: s.python,
 		Serve: func(p *compose.Pool) (http.Handler, error) {
 			if old, ok := s.pools[p.Name]; ok {
 				fresh[p.Name] = old
@@ -62,13 +68,7 @@ func (s *runningSite) compose(app *config.Node, fresh map[string]*gateway.Pool) 
 			return gateway.NewHandler(gp, ""), nil
 		},
 	})
-	if err != nil {
-		return nil, err
-	}
-	for name, worker := range reused {
-		s.pools[name].ReloadNode(worker)
-	}
-	return c, nil
+	return c, reused, err
 }
 
 // prepareSingle makes the one pool of `serve --app` (no configuration).
@@ -83,7 +83,7 @@ func (s *runningSite) prepareSingle(cfg gateway.Config) {
 // listener is bound or worker started.
 func (s *runningSite) prepare(app *config.Node) error {
 	fresh := map[string]*gateway.Pool{}
-	c, err := s.compose(app, fresh)
+	c, _, err := s.compose(app, fresh)
 	if err != nil {
 		return err
 	}
@@ -97,8 +97,8 @@ func (s *runningSite) prepare(app *config.Node) error {
 }
 
 // start starts every pool; on an error the pools already started are
-// stopped.
-func (s *runningSite) start() error {
+// stopped, and failed names the pool that could not start.
+func (s *runningSite) start() (failed string, err error) {
 	for i, name := range s.order {
 		logSettings(s.log, name, s.pools[name].Config())
 		if err := s.pools[name].Start(); err != nil {
@@ -106,10 +106,10 @@ func (s *runningSite) start() error {
 			if s.composed != nil {
 				s.composed.Close()
 			}
-			return err
+			return name, err
 		}
 	}
-	return nil
+	return "", nil
 }
 
 // logSettings says, once per pool, the settings it runs with, zeros and
@@ -167,15 +167,16 @@ func (s *runningSite) Reloading() bool {
 	return false
 }
 
-// ReloadApp composes a changed configuration: pools of the same name get
-// the new application (a graceful reload), new ones start, the ones no
-// longer mounted stop once the new handler serves.
+// ReloadApp composes a changed configuration: new pools start, then pools
+// of the same name get the new application (a graceful reload), the new
+// handler serves, and the pools no longer mounted stop. Until the new
+// composition serves, a failure leaves the running site as it was.
 func (s *runningSite) ReloadApp(app *config.Node) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	fresh := map[string]*gateway.Pool{}
-	c, err := s.compose(app, fresh)
+	c, reused, err := s.compose(app, fresh)
 	if err != nil {
+		s.mu.Unlock()
 		return err
 	}
 	var order, started []string
@@ -186,32 +187,52 @@ func (s *runningSite) ReloadApp(app *config.Node) error {
 		}
 		if err := fresh[p.Name].Start(); err != nil {
 			s.stopPools(context.Background(), started)
+			for _, name := range started {
+				delete(s.pools, name)
+			}
+			s.mu.Unlock()
 			c.Close()
 			return fmt.Errorf("starting pool %s: %w", p.Name, err)
 		}
+		logSettings(s.log, p.Name, fresh[p.Name].Config())
 		s.pools[p.Name] = fresh[p.Name]
 		started = append(started, p.Name)
+	}
+	for name, worker := range reused {
+		s.pools[name].ReloadNode(worker)
 	}
 	old, oldOrder := s.composed, s.order
 	s.composed, s.order = c, order
 	s.handler.Store(&c.Handler)
-	var gone []string
+	var gone []*gateway.Pool
 	for _, name := range oldOrder {
 		if _, kept := fresh[name]; !kept {
-			gone = append(gone, name)
+			gone = append(gone, s.pools[name])
+			delete(s.pools, name)
 		}
 	}
+	s.mu.Unlock()
+	// Requests already handed to a gone pool finish within the grace.
 	ctx, cancel := context.WithTimeout(context.Background(), s.base.GracefulTimeout)
 	defer cancel()
-	s.stopPools(ctx, gone)
-	for _, name := range gone {
-		delete(s.pools, name)
+	var wg sync.WaitGroup
+	for _, p := range gone {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.Stop(ctx)
+		}()
 	}
+	wg.Wait()
 	if old != nil {
 		old.Close()
 	}
 	return nil
 }
+
+// BeginDrain marks the site draining as soon as the server stops
+// accepting (readiness turns false), before the pools stop.
+func (s *runningSite) BeginDrain() { s.draining.Store(true) }
 
 // Stop drains every pool at once (SIGTERM).
 func (s *runningSite) Stop(ctx context.Context) {
@@ -243,8 +264,9 @@ func (s *runningSite) Pools() []component.PoolStats {
 	defer s.mu.Unlock()
 	out := make([]component.PoolStats, 0, len(s.order))
 	for _, name := range s.order {
-		p := s.pools[name]
-		out = append(out, component.PoolStats{Name: name, Workers: p.Config().Workers, Ready: p.Ready()})
+		st := s.pools[name].Stats()
+		st.Name = name
+		out = append(out, st)
 	}
 	return out
 }

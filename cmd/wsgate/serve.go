@@ -211,6 +211,7 @@ func serve(cfg gateway.Config, st *site.Site, binds []string, o serveOptions, lo
 	}
 	running := newRunningSite(cfg, log)
 	if st != nil {
+		running.python = st.Command
 		if err := running.prepare(st.App); err != nil {
 			fmt.Fprintf(os.Stderr, "wsgate: error: %v\n", err)
 			return exitConfig
@@ -235,10 +236,17 @@ func serve(cfg gateway.Config, st *site.Site, binds []string, o serveOptions, lo
 		fmt.Fprintf(os.Stderr, "wsgate: error: %v\n", err)
 		return exitConfig
 	}
-	if err := running.start(); err != nil {
+	if failed, err := running.start(); err != nil {
 		socks.Close()
+		name := cfg.AppName
+		if st != nil {
+			name = st.URI
+			if running.PoolCount() > 1 {
+				name += " (pool " + failed + ")"
+			}
+		}
 		if le, ok := loadErrorOf(err); ok {
-			fmt.Fprintf(os.Stderr, "wsgate: error: cannot load the application %s: %v\n", cfg.AppName, le)
+			fmt.Fprintf(os.Stderr, "wsgate: error: cannot load the application %s: %v\n", name, le)
 			log.Debug("traceback", "text", le.Traceback())
 		} else {
 			fmt.Fprintf(os.Stderr, "wsgate: error: cannot start the workers: %v\n", err)

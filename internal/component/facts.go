@@ -3,6 +3,7 @@ package component
 import (
 	"context"
 	"net/http"
+	"time"
 )
 
 // Facts are what Go components establish about one request and the WSGI
@@ -40,17 +41,37 @@ type Facts struct {
 	Route string
 	// Pool names the worker pool that served the request ("" for Go apps).
 	Pool string
+	// QueueWait is how long the request waited for a worker slot, set by
+	// the gateway once it has one (zero when a slot was free at once);
+	// Dispatched is true once it has (a Python application took the
+	// request). metrics reads both.
+	QueueWait  time.Duration
+	Dispatched bool
 }
 
 type factsKey struct{}
+
+// factsContext carries a request's Facts in its context: one allocation for
+// both (context.WithValue and a separate Facts would be two).
+type factsContext struct {
+	context.Context
+	facts Facts
+}
+
+func (c *factsContext) Value(key any) any {
+	if key == (factsKey{}) {
+		return &c.facts
+	}
+	return c.Context.Value(key)
+}
 
 // Attach returns r with a fresh Facts in its context, unless it has one.
 func Attach(r *http.Request) (*http.Request, *Facts) {
 	if f, ok := r.Context().Value(factsKey{}).(*Facts); ok {
 		return r, f
 	}
-	f := &Facts{}
-	return r.WithContext(context.WithValue(r.Context(), factsKey{}, f)), f
+	c := &factsContext{Context: r.Context()}
+	return r.WithContext(c), &c.facts
 }
 
 // FactsOf returns the request's Facts, or nil when none was attached.

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os/exec"
 	"slices"
 	"strings"
 
@@ -38,6 +39,11 @@ type Options struct {
 	// Site is what metrics and health components report on (nil: none).
 	Site   component.Site
 	Logger *slog.Logger
+	// Python prepares `python -m module args…` as the site's workers run
+	// (internal/site's Site.Command): components that read the Python side
+	// at load (django_full) call it through component.PythonHost. Nil:
+	// such components refuse to load.
+	Python func(module string, args ...string) (*exec.Cmd, error)
 }
 
 // Pool is one Python segment and the prefixes it is mounted at.
@@ -172,7 +178,7 @@ func firstGo(n *config.Node) *config.Node {
 func (c *composer) build(n *config.Node, a at) (http.Handler, error) {
 	goNode := firstGo(n)
 	if goNode == nil {
-		return c.python(n, n, a)
+		return c.python(n, a)
 	}
 	switch {
 	case n.ObjectType == config.TypePipeline:
@@ -237,7 +243,7 @@ func (c *composer) pipeline(n *config.Node, a at) (http.Handler, error) {
 	if len(rest) > 0 {
 		seg := *n // the Python tail, as a pipeline of its own
 		seg.Filters = rest
-		inner, err = c.python(&seg, n, a)
+		inner, err = c.python(&seg, a)
 	} else {
 		inner, err = c.build(n.App, a)
 	}
@@ -326,9 +332,8 @@ func (c *composer) goApp(n *config.Node, a at) (http.Handler, error) {
 	return built.Handler, nil
 }
 
-// python serves seg, a tree without Go nodes, from a worker pool. marked is
-// the node of the printed tree that seg stands for.
-func (c *composer) python(seg, marked *config.Node, a at) (http.Handler, error) {
+// python serves seg, a tree without Go nodes, from a worker pool.
+func (c *composer) python(seg *config.Node, a at) (http.Handler, error) {
 	worker, err := seg.WorkerJSON()
 	if err != nil {
 		return nil, fmt.Errorf("%s: encoding the application for Python: %w", seg.Source, err)
@@ -349,8 +354,9 @@ func (c *composer) python(seg, marked *config.Node, a at) (http.Handler, error) 
 		c.pools[key] = pl
 		c.out.Pools = append(c.out.Pools, pl.p)
 	}
+	// seg is the tree's own node, or a pipeline made of the tree's
+	// Python filters and application: either way its nodes are the tree's.
 	mark := "Python, pool " + pl.p.Name
-	marked.Walk(func(x *config.Node) { c.out.Marks[x] = mark })
 	seg.Walk(func(x *config.Node) { c.out.Marks[x] = mark })
 	pl.p.Routes = append(pl.p.Routes, a.prefix)
 	c.out.Routes = append(c.out.Routes, Route{Prefix: a.prefix, Target: "python pool " + pl.p.Name, Source: seg.Source.String(), Chain: a.chain, Sees: a.sees})
@@ -422,3 +428,13 @@ func (h *host) App(name string) (http.Handler, error) {
 
 func (h *host) Site() component.Site { return h.c.opts.Site }
 func (h *host) Logger() *slog.Logger { return h.c.opts.Logger }
+
+// PythonCommand makes host a component.PythonHost.
+func (h *host) PythonCommand(module string, args ...string) (*exec.Cmd, error) {
+	if h.c.opts.Python == nil {
+		return nil, fmt.Errorf("this command cannot run the site's Python to build %s", h.n.Source)
+	}
+	return h.c.opts.Python(module, args...)
+}
+
+var _ component.PythonHost = (*host)(nil)

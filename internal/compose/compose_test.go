@@ -49,7 +49,7 @@ func init() {
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // load writes ini, loads and resolves it with the test's fake packages.
-func load(t *testing.T, ini string) *config.Node {
+func load(t testing.TB, ini string) *config.Node {
 	t.Helper()
 	py := testutil.VenvPython(t)
 	dir := t.TempDir()
@@ -145,6 +145,16 @@ use = call:fakeapp.filters:make_tag
 	piped := c.Pools[1].Node
 	if piped.ObjectType != config.TypePipeline || len(piped.Filters) != 1 || piped.Filters[0].Factory != "fakeapp.filters:make_tag" {
 		t.Errorf("the piped pool runs %s with %d filters, want the Python tail only", piped.ObjectType, len(piped.Filters))
+	}
+	marks := map[string]string{}
+	app.Walk(func(n *config.Node) { marks[n.Source.Section] = c.Marks[n] })
+	for section, want := range map[string]string{
+		"composite:main": "Go urlmap", "composite:inner": "Go urlmap", "app:where": "Go test-where",
+		"pipeline:piped": "Go", "filter:gotag": "Go test-tag", "filter:pytag": "Python, pool piped", "app:plain": "Python, pool piped",
+	} {
+		if marks[section] != want {
+			t.Errorf("[%s] marked %q, want %q", section, marks[section], want)
+		}
 	}
 	routes := map[string]compose.Route{}
 	for _, r := range c.Routes {
@@ -244,5 +254,29 @@ func TestUrlmapNotFoundApp(t *testing.T) {
 				t.Errorf("/a/x: %q", body)
 			}
 		})
+	}
+}
+
+// BenchmarkComposedUrlmap is the master's cost of composition for one
+// request: Facts attached, a two-level urlmap matched, down to a Go
+// application that does nothing.
+func BenchmarkComposedUrlmap(b *testing.B) {
+	component.Register(component.Spec{
+		Name: "bench-nothing", Aliases: []string{"egg:wsgate-test#nothing"}, Role: component.App, Summary: "-", Doc: "-",
+		Build: func(*component.Builder) (component.Built, error) {
+			return component.Built{Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})}, nil
+		},
+	})
+	app := load(b, "[composite:main]\nuse = egg:wsgate#urlmap\n/ = nothing\n/static = nothing\n/api = inner\n"+
+		"[composite:inner]\nuse = egg:wsgate#urlmap\n/v1 = nothing\n/v2 = nothing\n[app:nothing]\nuse = egg:wsgate-test#nothing\n")
+	c, err := compose.Compose(app, compose.Options{Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := httptest.NewRequest("GET", "/api/v2/items?x=1", nil)
+	w := httptest.NewRecorder()
+	b.ReportAllocs()
+	for b.Loop() {
+		c.Handler.ServeHTTP(w, req)
 	}
 }

@@ -17,11 +17,12 @@
 //     points through importlib.metadata, call: and module:object through
 //     importlib), and loads what composites name (Node.Loadable);
 //     ResolveEach does the same for several trees in one interpreter run.
-//     RegisterNative lets a Go component claim a `use` name ("go:NAME").
-//   - Node.ContractJSON is what `wsgate check --json` prints (DESIGN.md
-//     section 4); Node.WorkerJSON is what Python workers receive
-//     (docs/architecture.md, "worker form"; wsgate.loader.load builds the
-//     application from it).
+//     RegisterNative lets a Go component claim a `use` name ("go:NAME");
+//     internal/component.Register calls it for every registered component.
+//   - Node.ContractJSON is what `wsgate check --json` prints (the contract
+//     form of docs/architecture.md, "The node tree"); Node.WorkerJSON is
+//     what Python workers receive (the worker form there;
+//     wsgate.loader.load builds the application from it).
 //
 // Conf is the ordered dict PasteDeploy's global_conf and local_conf are;
 // Conf.Origin tells where each value was written.

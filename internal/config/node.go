@@ -112,8 +112,9 @@ func (n *Node) Walk(fn func(*Node)) {
 	}
 }
 
-// ContractJSON is the node as `wsgate check --json` prints it (DESIGN.md
-// section 4): here and __file__ left out of global_conf, no loadables.
+// ContractJSON is the node as `wsgate check --json` prints it (the contract
+// form of docs/architecture.md, "The node tree"): here and __file__ left out
+// of global_conf, no loadables.
 func (n *Node) ContractJSON() ([]byte, error) {
 	var b bytes.Buffer
 	if err := n.writeJSON(&b, false); err != nil {

@@ -84,13 +84,28 @@ func unixPair() ([2]net.Conn, error) {
 // BenchmarkServeHTTP is one hello-world request through the master's
 // gateway handler against an in-process fake worker.
 func BenchmarkServeHTTP(b *testing.B) {
-	p := benchPool(b)
-	h := NewHandler(p, "")
-	req, _ := http.NewRequest("GET", "http://127.0.0.1:8000/hello?x=1", nil)
-	req.RequestURI = "/hello?x=1"
+	benchServe(b, helloRequest("/hello?x=1"))
+}
+
+// BenchmarkServeHTTPComposed is BenchmarkServeHTTP with the Facts the
+// compose step attaches to every request, set as a urlmap leaves them.
+func BenchmarkServeHTTPComposed(b *testing.B) {
+	req, f := component.Attach(helloRequest("/app/hello?x=1"))
+	f.ScriptName, f.PathInfo, f.PathSet, f.RequestID = "/app", "/hello", true, "abc"
+	benchServe(b, req)
+}
+
+func helloRequest(target string) *http.Request {
+	req, _ := http.NewRequest("GET", "http://127.0.0.1:8000"+target, nil)
+	req.RequestURI = target
 	req.RemoteAddr = "127.0.0.1:50000"
 	req.Header.Set("User-Agent", "wrk")
 	req.Header.Set("Accept", "*/*")
+	return req
+}
+
+func benchServe(b *testing.B, req *http.Request) {
+	h := NewHandler(benchPool(b), "")
 	w := &discardWriter{h: http.Header{}}
 	b.ReportAllocs()
 	for b.Loop() {
@@ -112,24 +127,5 @@ func BenchmarkEnviron(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		buf = appendEnviron(buf[:0], req, "", "/hello")
-	}
-}
-
-// BenchmarkServeHTTPComposed is BenchmarkServeHTTP with the Facts the
-// compose step attaches to every request, set as a urlmap leaves them.
-func BenchmarkServeHTTPComposed(b *testing.B) {
-	p := benchPool(b)
-	h := NewHandler(p, "")
-	req, _ := http.NewRequest("GET", "http://127.0.0.1:8000/app/hello?x=1", nil)
-	req.RequestURI = "/app/hello?x=1"
-	req.RemoteAddr = "127.0.0.1:50000"
-	req.Header.Set("User-Agent", "wrk")
-	req, f := component.Attach(req)
-	f.ScriptName, f.PathInfo, f.PathSet, f.RequestID = "/app", "/hello", true, "abc"
-	w := &discardWriter{h: http.Header{}}
-	b.ReportAllocs()
-	for b.Loop() {
-		clear(w.h)
-		h.ServeHTTP(w, req)
 	}
 }

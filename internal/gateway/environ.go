@@ -64,6 +64,9 @@ func appendEnviron(b []byte, r *http.Request, scriptName, pathInfo string) []byt
 				host, port = splitHostPort(local.String())
 			}
 		}
+		if f.ServerPort != "" {
+			port = f.ServerPort // a proxy forwarded the port, not the host
+		}
 	}
 	if port == "" {
 		port = "80"

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/textproto"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wsgate/wsgate/internal/component"
 	"github.com/wsgate/wsgate/internal/protocol"
 )
 
@@ -25,7 +27,8 @@ type Handler struct {
 }
 
 // NewHandler returns the http.Handler of a pool's application, mounted at
-// mount ("" for the root; a Go urlmap may instead use WithScriptName).
+// mount ("" for the root). Under compose, a Go urlmap mounts it through the
+// request's component.Facts instead (environ.go, requestPath).
 func NewHandler(p *Pool, mount string) *Handler {
 	return &Handler{pool: p, mount: strings.TrimSuffix(mount, "/")}
 }
@@ -61,7 +64,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s := next
 		if s == nil {
 			var err error
-			s, err = h.pool.acquire(r.Context())
+			s, err = h.pool.acquireFor(r)
 			if err != nil {
 				if errors.Is(err, ErrQueueFull) || errors.Is(err, errQueueTimeout) {
 					w.Header().Set("Retry-After", "1")
@@ -71,7 +74,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		x = exchange{h: h, s: s, w: w, r: r, start: &s.start, rescues: x.rescues}
+		h.pool.stats.busy.Add(1)
 		x.run(scriptName, pathInfo, flags, inline)
+		h.pool.stats.busy.Add(-1)
 		if x.reason != reasonSlotClosed {
 			h.pool.release(s, x.healthy, x.reason)
 		}
@@ -212,6 +217,16 @@ func (x *exchange) run(scriptName, pathInfo string, flags byte, inline []byte) {
 				x.lost(err)
 				return
 			}
+			if hd.Type == protocol.Log {
+				// wsgi.errors: this request's, or the tail of the previous
+				// one on this worker (an iterable's close() runs after END).
+				log := x.h.pool.log
+				if hd.Stream == x.stream {
+					log = x.logger()
+				}
+				log.Info("wsgi.errors", "pid", x.s.w.pid, "text", string(payload))
+				continue
+			}
 			done, err := x.control(hd.Type, payload)
 			if err != nil {
 				x.lost(err)
@@ -284,7 +299,7 @@ func (x *exchange) awaitTurn() turnKind {
 			}
 			switch x.s.withdraw(x) {
 			case withdrawn:
-				p.log.Debug("pipelined request taken back", "pid", x.s.w.pid, "why", "another worker is idle", "uri", x.r.RequestURI)
+				x.logger().Debug("pipelined request taken back", "pid", x.s.w.pid, "why", "another worker is idle", "uri", x.r.RequestURI)
 				x.next = s
 				return turnWithdrawn
 			case received:
@@ -297,7 +312,7 @@ func (x *exchange) awaitTurn() turnKind {
 		case <-timer.C:
 			switch x.s.withdraw(x) {
 			case withdrawn:
-				p.log.Debug("pipelined request taken back", "pid", x.s.w.pid, "why", "long wait", "waited", x.rescueDelay().String(), "uri", x.r.RequestURI)
+				x.logger().Debug("pipelined request taken back", "pid", x.s.w.pid, "why", "long wait", "waited", x.rescueDelay().String(), "uri", x.r.RequestURI)
 				x.rescues++
 				return turnWithdrawn
 			case received:
@@ -428,8 +443,6 @@ func (x *exchange) control(t protocol.Type, payload []byte) (done bool, err erro
 		}
 		x.started = true
 		x.w.WriteHeader(x.start.Code)
-	case protocol.Log:
-		x.h.pool.log.Info("wsgi.errors", "pid", x.s.w.pid, "text", string(payload))
 	case protocol.Credit:
 		x.credited = true
 		n, err := protocol.ParseCredit(payload)
@@ -452,7 +465,7 @@ func (x *exchange) control(t protocol.Type, payload []byte) (done bool, err erro
 			// The app failed because the client's body broke off (a bad
 			// chunk, a disconnect): a malformed request, not an app error.
 			// The connection cannot be trusted for another request.
-			x.h.pool.log.Warn("request body broke off", "method", x.r.Method, "uri", x.r.RequestURI,
+			x.logger().Warn("request body broke off", "method", x.r.Method, "uri", x.r.RequestURI,
 				"error", x.bodyErr.Error())
 			if x.started {
 				x.abort = true
@@ -462,7 +475,7 @@ func (x *exchange) control(t protocol.Type, payload []byte) (done bool, err erro
 			}
 			return true, nil
 		}
-		x.h.pool.log.Error("application error", "pid", x.s.w.pid, "method", x.r.Method,
+		x.logger().Error("application error", "pid", x.s.w.pid, "method", x.r.Method,
 			"uri", x.r.RequestURI, "traceback", string(payload))
 		if x.started {
 			x.abort = true
@@ -641,17 +654,27 @@ func (x *exchange) sendFile(fp protocol.FilePayload) error {
 	return nil
 }
 
+// logger is the pool's logger with the request's id, when the requestid
+// component gave it one: every line about a request can then be found from
+// its access log line, and the access log line from the error.
+func (x *exchange) logger() *slog.Logger {
+	if f := component.FactsOf(x.r); f != nil && f.RequestID != "" {
+		return x.h.pool.log.With("request_id", f.RequestID)
+	}
+	return x.h.pool.log
+}
+
 // lostBeforeReceiving: the worker is gone and never received the request,
 // so another worker may serve it.
 func (x *exchange) lostBeforeReceiving(err error) {
 	x.unsent, x.reason = true, "lost"
-	x.h.pool.log.Warn("worker lost before a request reached it; trying another", "pid", x.s.w.pid, "error", err.Error())
+	x.logger().Warn("worker lost before a request reached it; trying another", "pid", x.s.w.pid, "error", err.Error())
 }
 
 // lost ends an exchange whose worker can no longer be trusted: it died, it
 // broke the protocol, or it passed the timeout.
 func (x *exchange) lost(err error) {
-	log := x.h.pool.log
+	log := x.logger()
 	pid := x.s.w.pid
 	switch {
 	case errors.Is(err, os.ErrDeadlineExceeded):

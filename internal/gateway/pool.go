@@ -29,6 +29,7 @@ type Pool struct {
 	reload  chan struct{}
 	stop    chan stopRequest
 	ready   atomic.Int32 // workers in StateReady, for Stats
+	stats   poolCounters // for Stats (stats.go)
 	service atomic.Int64 // moving average of a request's service time, ns (exchange.rescueDelay)
 	reloads atomic.Int64 // reloads completed
 	// Reloads asked for (Reload) and the count the last finished reload
@@ -189,6 +190,9 @@ func (p *Pool) Reloading() bool { return p.reloadsEnded.Load() < p.reloadsAsked.
 // Ready is the number of workers serving now.
 func (p *Pool) Ready() int { return int(p.ready.Load()) }
 
+// Queued is the number of requests waiting for a worker now.
+func (p *Pool) Queued() int { return int(p.waiting.Load()) }
+
 func (p *Pool) spawn(gen int) (*worker, error) {
 	p.nextID++
 	node := p.cfg.Node
@@ -200,6 +204,7 @@ func (p *Pool) spawn(gen int) (*worker, error) {
 		return nil, err
 	}
 	p.workers[w] = struct{}{}
+	p.stats.inState[StateStarting].Add(1)
 	return w, nil
 }
 
@@ -311,6 +316,7 @@ func (p *Pool) onLoadFailed(w *worker, err error) {
 func (p *Pool) onExited(w *worker) {
 	delete(p.workers, w)
 	prev := State(w.state.Swap(int32(StateStopped)))
+	p.stats.inState[prev].Add(-1)
 	if prev == StateReady {
 		p.ready.Add(-1)
 	}
@@ -359,6 +365,7 @@ func (p *Pool) reconcile(backoffOver bool) {
 		return
 	}
 	for ; live < p.cfg.Workers; live++ {
+		p.stats.restarts.Add(1)
 		if _, err := p.spawn(p.gen); err != nil {
 			p.failures++
 			p.log.Error("cannot spawn a worker", "error", err.Error())

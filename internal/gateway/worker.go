@@ -246,6 +246,8 @@ func (w *worker) transition(from, to State, reason string) bool {
 	if reason != "" {
 		w.reason.Store(reason)
 	}
+	w.pool.stats.inState[from].Add(-1)
+	w.pool.stats.inState[to].Add(1)
 	if from == StateReady {
 		w.pool.ready.Add(-1)
 	}

@@ -92,10 +92,18 @@ func listen(bind string) (Listener, error) {
 	return Listener{Listener: l, URL: "http://" + l.Addr().String()}, nil
 }
 
-// Supervisor is what the server drives on signals: the worker pool.
+// Supervisor is what the server drives on signals: the worker pools.
 type Supervisor interface {
 	Reload()
 	Stop(ctx context.Context)
+}
+
+// drainNotified is a Supervisor told when the drain begins, before the
+// listeners close and the in-flight requests finish: a readiness probe
+// answered from a listener of its own turns false then, not once the drain
+// is over.
+type drainNotified interface {
+	BeginDrain()
 }
 
 // Options configure Serve.
@@ -214,6 +222,7 @@ func Serve(ctx context.Context, socks *Sockets, opts Options) error {
 	// it has ended.
 	var reloaded <-chan time.Time
 	var serveErr error
+	var stopSig os.Signal
 loop:
 	for {
 		select {
@@ -230,7 +239,7 @@ loop:
 				reloaded = time.After(0)
 				continue
 			}
-			log.Info("draining", "signal", sig.String(), "graceful_timeout", opts.GracefulTimeout.String())
+			stopSig = sig
 			break loop
 		case <-reloaded:
 			if r, ok := opts.Supervisor.(Reloader); ok && r.Reloading() {
@@ -249,6 +258,13 @@ loop:
 		}
 	}
 	notify("STOPPING=1")
+	if d, ok := opts.Supervisor.(drainNotified); ok {
+		d.BeginDrain()
+	}
+	if stopSig != nil {
+		// logged once readiness is false: tests probe it after this line
+		log.Info("draining", "signal", stopSig.String(), "graceful_timeout", opts.GracefulTimeout.String())
+	}
 	grace := opts.GracefulTimeout
 	if grace <= 0 {
 		grace = 30 * time.Second

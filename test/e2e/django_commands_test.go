@@ -313,3 +313,36 @@ func TestDjangoEmbeddedAppStreamsThroughServe(t *testing.T) {
 	}
 	srv.Stop()
 }
+
+// manage and test run the Django application of a composed site: the one
+// Django application mounted by a urlmap beside another Python one; with two
+// Django applications they refuse, naming both and how to pick one, and
+// CONFIG_URI#name picks it.
+func TestDjangoManagePicksTheDjangoApplication(t *testing.T) {
+	dir := djProject(t)
+	site := djINI + "\n[composite:site]\nuse = egg:Paste#urlmap\n/ = main\n/other = other\n" +
+		"[app:other]\nuse = call:djsite_hooks:make_other\n"
+	two := djINI + "\n[composite:site]\nuse = egg:Paste#urlmap\n/ = main\n/second = second\n" +
+		"[app:second]\nuse = egg:wsgate#django\nFROM_INI = \"the second one\"\n"
+	hooks := djHooks + "\n\ndef make_other(global_conf, **local):\n    return lambda environ, start_response: []\n"
+	for name, text := range map[string]string{"site.ini": site, "two.ini": two, "djsite_hooks.py": hooks} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	show := []string{"shell", "-c", "from django.conf import settings; print('seen:', settings.FROM_INI)"}
+	r := djRun(t, dir, "", nil, append([]string{"manage", "site.ini#site"}, show...)...)
+	if r.status != 0 || !strings.Contains(r.stdout, "seen: yes, from the INI file") {
+		t.Fatalf("manage site.ini#site: status %d\n%s%s", r.status, r.stdout, r.stderr)
+	}
+	r = djRun(t, dir, "", nil, append([]string{"manage", "two.ini#site"}, show...)...)
+	for _, want := range []string{"two.ini#site mounts 2 Django applications", "two.ini:5 [app:main] at /", "two.ini:16 [app:second] at /second (two.ini#second)"} {
+		if r.status != 1 || !strings.Contains(r.stderr, want) {
+			t.Errorf("manage two.ini#site: status %d, stderr %q; want status 1 and %q", r.status, r.stderr, want)
+		}
+	}
+	r = djRun(t, dir, "", nil, append([]string{"manage", "two.ini#second"}, show...)...)
+	if r.status != 0 || !strings.Contains(r.stdout, "seen: the second one") {
+		t.Fatalf("manage two.ini#second: status %d\n%s%s", r.status, r.stdout, r.stderr)
+	}
+}

@@ -15,19 +15,8 @@ import (
 // TestGatewayCurl talks to the gateway with curl, a client written by other
 // people: a chunked upload from a file, HEAD, and HTTP/2 without TLS.
 func TestGatewayCurl(t *testing.T) {
-	curl, err := exec.LookPath("curl")
-	if err != nil {
-		testutil.Skip(t, "curl missing: run ./scripts/system-deps.sh curl (make test does)")
-	}
+	run := gwCurl(t)
 	s := gwStart(t, "--workers", "1", "--h2c")
-	run := func(args ...string) string {
-		t.Helper()
-		out, err := exec.Command(curl, append([]string{"--silent", "--show-error", "--max-time", "60"}, args...)...).Output()
-		if err != nil {
-			t.Fatalf("curl %s: %v", strings.Join(args, " "), err)
-		}
-		return string(out)
-	}
 
 	data := make([]byte, 3<<20+17)
 	rand.Read(data)
@@ -63,5 +52,24 @@ func TestGatewayCurl(t *testing.T) {
 	out = run("--fail", "--http2-prior-knowledge", "--write-out", "\n%{http_version}", s.URL+"/hello")
 	if out != "hello world\n\n2" {
 		t.Errorf("curl --http2-prior-knowledge: %q, want hello world over HTTP/2", out)
+	}
+}
+
+// gwCurl returns a function that runs curl with args and returns its
+// output, failing the test if curl fails; the test is skipped through
+// testutil.Skip when curl is missing.
+func gwCurl(t *testing.T) func(args ...string) string {
+	t.Helper()
+	curl, err := exec.LookPath("curl")
+	if err != nil {
+		testutil.Skip(t, "curl missing: run ./scripts/system-deps.sh curl (make test does)")
+	}
+	return func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(curl, append([]string{"--silent", "--show-error", "--max-time", "60"}, args...)...).Output()
+		if err != nil {
+			t.Fatalf("curl %s: %v", strings.Join(args, " "), err)
+		}
+		return string(out)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -329,4 +330,84 @@ func reloadRead(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// An INI change that remounts applications is composed again under
+// --reload: the pool whose application stays gets the new settings, a new
+// application gets a pool of its own, an unmounted one is no longer served,
+// and every request on the way is answered.
+func TestReloadRecomposes(t *testing.T) {
+	project := t.TempDir()
+	module := filepath.Join(project, "reloadapp.py")
+	reloadWrite(t, module, fmt.Sprintf(reloadApp, "v1"))
+	ini := filepath.Join(project, "site.ini")
+	apps := "[app:a]\npaste.app_factory = reloadapp:make_app\ngreeting = %s\n" +
+		"[app:b]\npaste.app_factory = reloadapp:make_app\ngreeting = b\n" +
+		"[app:c]\npaste.app_factory = reloadapp:make_app\ngreeting = c\n"
+	reloadWrite(t, ini, "[composite:main]\nuse = egg:Paste#urlmap\n/ = a\n/b = b\n"+fmt.Sprintf(apps, "a"))
+	srv := harness.Start(t, harness.Options{
+		Dir:  project,
+		Args: []string{"site.ini", "--reload", "--workers", "1"},
+		Env:  []string{"WSGATE_RELOAD_INTERVAL=100ms"},
+	})
+	if ready := srv.WaitLog("wsgate: ready"); !strings.Contains(ready, "2 workers, 2 pools") {
+		t.Fatalf("ready line %q", ready)
+	}
+	srv.WaitLog("--reload: watching for changes")
+	if got := reloadGet(t, srv.URL+"/b/x"); got != "v1 b" {
+		t.Fatalf("/b/x before the change: %q", got)
+	}
+	reloadWrite(t, ini, "[composite:main]\nuse = egg:Paste#urlmap\n/ = a\n/c = c\n"+fmt.Sprintf(apps, "a2"))
+	harness.WaitFor(t, "/c served by the new pool", func() bool {
+		got := reloadGet(t, srv.URL+"/c/x")
+		switch got {
+		case "v1 c":
+			return true
+		case "v1 a", "v1 a2": // still the old composition: / caught it
+			return false
+		}
+		t.Fatalf("/c/x answered %q during the reload\n%s", got, srv.Logs())
+		return false
+	})
+	reloadAwaitBody(t, srv, "v1 a", "v1 a2")
+	if status, body := reloadFetch(t, srv.URL+"/b/x"); status != http.StatusOK || body != "v1 a2" {
+		// /b is no longer mounted: the root application answers it now.
+		t.Errorf("/b/x after the change: %d %q, want the root application", status, body)
+	}
+	// The unmounted pool's worker is stopped, not left running.
+	harness.WaitFor(t, "pool b's worker stopped", func() bool {
+		for _, line := range strings.Split(srv.Logs(), "\n") {
+			if strings.Contains(line, "pool=b ") && strings.Contains(line, "to=stopped") {
+				return true
+			}
+		}
+		return false
+	})
+	srv.Stop()
+}
+
+// SIGHUP reloads every pool of a composed site.
+func TestSighupReloadsEveryPool(t *testing.T) {
+	srv := harness.Start(t, harness.Options{Args: []string{filepath.Join(gwAppsDir(), "pep3333.ini"), "--pythonpath", gwAppsDir(), "--workers", "1"}})
+	if ready := srv.WaitLog("wsgate: ready"); !strings.Contains(ready, "2 workers, 2 pools") {
+		t.Fatalf("ready line %q", ready)
+	}
+	before := map[string]string{"/pid": reloadGet(t, srv.URL+"/pid"), "/mount/pid": reloadGet(t, srv.URL+"/mount/pid")}
+	srv.Signal(syscall.SIGHUP)
+	for _, pool := range []string{"plain", "mounted"} {
+		harness.WaitFor(t, "pool "+pool+" reloaded", func() bool {
+			for _, line := range strings.Split(srv.Logs(), "\n") {
+				if strings.Contains(line, `msg="reload complete"`) && strings.Contains(line, "pool="+pool+" ") {
+					return true
+				}
+			}
+			return false
+		})
+	}
+	for path, pid := range before {
+		if now := reloadGet(t, srv.URL+path); now == pid {
+			t.Errorf("%s: still served by pid %s after SIGHUP", path, now)
+		}
+	}
+	srv.Stop()
 }

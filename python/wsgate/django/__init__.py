@@ -7,9 +7,21 @@ Factories (named by ``use =`` in INI files, see docs/django.md):
 
 Helpers, importable from here: ``call_wsgi_app``, ``make_wsgi_view``,
 ``RoutingArgsMiddleware``, ``DjangoApplication``, ``WSGIRequest``,
-``get_configured_django_wsgi_app``, ``setting_origins``. They are imported on first use, so
-importing this package does not import Django.
+``get_configured_django_wsgi_app``, ``setting_origins``, and ``configure``
+(Django's settings from an INI file in a process wsgate did not start:
+manage.py, pytest). They are imported on first use, so importing this
+package does not import Django.
 """
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # what type checkers see of the lazy attributes below
+    from .embedded import call_wsgi_app, make_wsgi_view
+    from .errors import ApplicationCallError, DjangoConfigError
+    from .factory import get_configured_django_wsgi_app, make_wsgi_app, setting_origins
+    from .handler import DjangoApplication, WSGIRequest
+    from .ini import configure
+    from .middleware import RoutingArgsMiddleware
 
 _EXPORTS = {
     "call_wsgi_app": "embedded",
@@ -22,6 +34,7 @@ _EXPORTS = {
     "setting_origins": "factory",
     "DjangoConfigError": "errors",
     "ApplicationCallError": "errors",
+    "configure": "ini",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -23,12 +23,17 @@ group the pattern captures, or the one named ``path_info``).
 
 from http.cookies import CookieError, SimpleCookie
 from io import BytesIO
+from typing import Any, Callable, Dict, Iterable, List
 
-from django.http import FileResponse, HttpResponse, StreamingHttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 
 from .errors import ApplicationCallError
 
-__all__ = ["call_wsgi_app", "make_wsgi_view"]
+__all__ = ["call_wsgi_app", "make_wsgi_view", "WSGIApplication"]
+
+# PEP 3333's application: environ, start_response -> an iterable of bytes.
+WSGIApplication = Callable[[Dict[str, Any], Callable[..., Callable[[bytes], Any]]], Iterable[bytes]]
 
 _HOP_BY_HOP = frozenset(
     "connection keep-alive proxy-authenticate proxy-authorization te trailer trailers transfer-encoding upgrade".split()
@@ -171,12 +176,12 @@ def _django_response(status, headers, body, kind):
     return response
 
 
-def call_wsgi_app(wsgi_app, request, path_info):
+def call_wsgi_app(wsgi_app: WSGIApplication, request: HttpRequest, path_info: str) -> HttpResponseBase:
     """Call ``wsgi_app`` for ``request`` with ``path_info`` left to it; return
     its response as a Django response."""
     environ = _environ_for(request, path_info)
-    captured = {}
-    written = []
+    captured: Dict[str, Any] = {}
+    written: List[bytes] = []
 
     def start_response(status, headers, exc_info=None):
         if exc_info is not None and captured.get("started"):
@@ -214,11 +219,11 @@ def call_wsgi_app(wsgi_app, request, path_info):
     return _django_response(captured["status"], captured["headers"], body, "stream")
 
 
-def make_wsgi_view(wsgi_app):
+def make_wsgi_view(wsgi_app: WSGIApplication) -> Callable[..., HttpResponseBase]:
     """A Django view that serves ``wsgi_app``; the URL pattern captures the
     path left to the application as ``path_info``."""
 
-    def view(request, *args, **kwargs):
+    def view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if "path_info" in kwargs:
             path_info = kwargs["path_info"]
         elif args:
@@ -229,5 +234,5 @@ def make_wsgi_view(wsgi_app):
                 "(as its last group, or as path_info)")
         return call_wsgi_app(wsgi_app, request, path_info)
 
-    view.wsgi_app = wsgi_app
+    view.wsgi_app = wsgi_app  # type: ignore[attr-defined]
     return view

@@ -4,7 +4,7 @@ failed attempt leaves import-failed-<pid> behind for the tests to await."""
 
 import os
 
-from pep3333 import RECORD_DIR, app, record  # noqa: F401  (app is what wsgate serves)
+from pep3333 import RECORD_DIR, app, make_app, record  # noqa: F401  (app, or make_app from an INI file, is what wsgate serves)
 
 if os.path.exists(os.path.join(RECORD_DIR, "fail-import")):
     record("import-failed-%d" % os.getpid(), "")
