@@ -207,6 +207,18 @@ func TestTLSWithCurl(t *testing.T) {
 			}
 		}
 	}
+	// A file the master sends itself (wsgi.file_wrapper, sendfile on plain
+	// TCP) goes through TLS whole: curl's bytes are the file's.
+	data := make([]byte, 3<<20+11)
+	rand.Read(data)
+	file := filepath.Join(dir, "big.bin")
+	tlsWrite(t, file, data)
+	for _, flag := range []string{"--http1.1", "--http2"} {
+		out, err := tlsCurl(t, flag, "--fail", "--cacert", cert.certPEM, url+"/file?path="+file)
+		if err != nil || gwSHA([]byte(out)) != gwSHA(data) {
+			t.Errorf("curl %s: the file over TLS differs (%d bytes, want %d): %v", flag, len(out), len(data), err)
+		}
+	}
 	// Cleartext on the HTTPS port is a failed handshake, never a request.
 	if out, err := tlsCurl(t, "--fail", "http://"+s.addr+"/environ"); err == nil {
 		t.Errorf("plain HTTP on the HTTPS port answered: %s", out)
