@@ -154,6 +154,19 @@ func (s *runningSite) Reload() {
 	}
 }
 
+// Reloading reports whether a pool's reload has not ended yet (systemd
+// hears READY=1 again when none has).
+func (s *runningSite) Reloading() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, name := range s.order {
+		if s.pools[name].Reloading() {
+			return true
+		}
+	}
+	return false
+}
+
 // ReloadApp composes a changed configuration: new pools start, then pools
 // of the same name get the new application (a graceful reload), the new
 // handler serves, and the pools no longer mounted stop. Until the new
