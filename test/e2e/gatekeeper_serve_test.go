@@ -478,7 +478,7 @@ upstream = ` + upstream.URL + `
 `
 	path := filepath.Join(dir, "site.ini")
 	os.WriteFile(path, []byte(ini), 0o644)
-	s := gwStartArgs(t, "", path, "--pythonpath", gwAppsDir(), "--workers", "1")
+	s := gwStartArgs(t, "", path, "--pythonpath", gwAppsDir(), "--workers", "1", "--h2c")
 	h2 := new(http.Protocols)
 	h2.SetUnencryptedHTTP2(true)
 	for proto, client := range map[string]*http.Client{
