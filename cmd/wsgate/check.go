@@ -191,16 +191,12 @@ func printRoutes(w io.Writer, c *compose.Composed) {
 		fmt.Fprintln(w, "pools:")
 	}
 	for _, p := range c.Pools {
-		fmt.Fprintf(w, "  %s  %s  serves %s\n", p.Name, p.Node.Source, strings.Join(p.Routes, ", "))
+		own := ""
+		if settings := p.Settings.String(); settings != "" {
+			own = "  " + settings
+		}
+		fmt.Fprintf(w, "  %s  %s  serves %s%s  — %s\n", p.Name, p.Node.Source, strings.Join(p.Routes, ", "), own, p.Why)
 	}
-}
-
-// djangoFactories are the factories whose settings `check` asks
-// wsgate.django.settings_report about.
-var djangoFactories = map[string]bool{
-	"wsgate.django.factory:make_wsgi_app": true,
-	"wsgate.django.compat:make_twod_app":  true,
-	"wsgate.django.compat:make_dpds_app":  true,
 }
 
 type djangoReport struct {
@@ -221,9 +217,7 @@ type djangoReport struct {
 func djangoPools(c *compose.Composed) []*compose.Pool {
 	var out []*compose.Pool
 	for _, p := range c.Pools {
-		found := false
-		p.Node.Walk(func(n *config.Node) { found = found || djangoFactories[n.Factory] })
-		if found {
+		if compose.HoldsDjango(p.Node) {
 			out = append(out, p)
 		}
 	}
@@ -234,7 +228,11 @@ func djangoPools(c *compose.Composed) []*compose.Pool {
 // that holds a Django application: the settings the configuration gives
 // must load, and the human output shows where each came from.
 func djangoSettings(st *site.Site, p *compose.Pool) (*djangoReport, error) {
-	cmd, err := st.Command("wsgate.django.settings_report")
+	interp := st.Python
+	if p.Settings.Python != "" {
+		interp = p.Settings.Python
+	}
+	cmd, err := st.CommandIn(interp, "wsgate.django.settings_report")
 	if err != nil {
 		return nil, fmt.Errorf("preparing the Django settings report: %w", err)
 	}

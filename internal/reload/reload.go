@@ -164,6 +164,11 @@ func (r *Reloader) changed(paths []string) {
 	if err == nil {
 		err = r.site.ReloadApp(app)
 	}
+	if err == nil && r.touchesCode(paths) {
+		// ReloadApp reloads the pools whose configuration changed; a
+		// source file may be imported by any of them.
+		r.site.Reload()
+	}
 	if err != nil {
 		// The file stays watched: the next save that fixes it reloads.
 		fmt.Fprintf(os.Stderr, "wsgate: reload failed, the running workers keep serving: %v\n", err)
@@ -171,6 +176,17 @@ func (r *Reloader) changed(paths []string) {
 	}
 	r.configFiles = configFiles(app, r.configDir)
 	r.watcher.SetRoots(r.roots())
+}
+
+// touchesCode reports whether a path that is not a configuration file
+// changed too.
+func (r *Reloader) touchesCode(paths []string) bool {
+	for _, p := range paths {
+		if !r.configFiles[p] {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *Reloader) touchesConfig(paths []string) bool {
