@@ -89,8 +89,9 @@ type Node struct {
 	loader          *fileLoader // the file a composite's names are looked up in
 	srcIsRef        bool        // Source is the option that named an egg:/call: directly
 	resolved        bool
-	compositePath   []string // composites this node was loaded for (cycle detection)
-	wordRef         bool     // loaded for one word of a composite's value: a cycle there is no mistake
+	interp          *interpreterChoice // wsgate.python of its application, nil: the site's
+	compositePath   []string           // composites this node was loaded for (cycle detection)
+	wordRef         bool               // loaded for one word of a composite's value: a cycle there is no mistake
 }
 
 // IsComposite reports whether the node is a composite application.

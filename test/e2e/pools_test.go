@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/wsgate/wsgate/internal/testutil"
 	"github.com/wsgate/wsgate/test/e2e/harness"
 )
 
@@ -441,6 +442,64 @@ func TestPoolsReloadOnlyTheChangedPool(t *testing.T) {
 		if strings.Contains(line, "pool=blog") && strings.Contains(line, "reloading workers") {
 			t.Errorf("the blog pool reloaded: %s", line)
 		}
+	}
+	srv.Stop()
+}
+
+// plOldApp imports only under Django 4: resolving its factory, or loading
+// it, in the server's interpreter (Django 5) fails.
+const plOldApp = `
+import os
+
+import django
+
+assert django.VERSION[0] == 4, "pl_old needs Django 4, this is %s" % django.get_version()
+
+
+def make_app(global_conf, **local_conf):
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [("django %s pid %d" % (django.get_version(), os.getpid())).encode()]
+    return app
+`
+
+// An application that names another interpreter (wsgate.python) runs in a
+// pool of its own under it — its factory resolved there too — beside a
+// Django site on the server's interpreter.
+func TestPoolsOwnInterpreter(t *testing.T) {
+	old := filepath.Join(testutil.RepoRoot(), ".venv-dj42", "bin", "python")
+	if _, err := os.Stat(old); err != nil {
+		testutil.Skip(t, "the Django 4.2 virtualenv (.venv-dj42, make venv) is missing: %v", err)
+	}
+	dir := plProject(t, `[DEFAULT]
+django_settings_module = pl_settings
+
+[composite:main]
+use = egg:Paste#urlmap
+/ = site
+/old = legacy
+
+[app:site]
+use = egg:wsgate#django
+ROOT_URLCONF = "pl_urls"
+
+[app:legacy]
+paste.app_factory = pl_old:make_app
+wsgate.python = `+old+`
+`)
+	if err := os.WriteFile(filepath.Join(dir, "pl_old.py"), []byte(plOldApp), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	check := djRun(t, dir, "", nil, "check", "site.ini", "--pythonpath", ".")
+	if check.status != 0 || !strings.Contains(check.stdout, "  legacy  site.ini:13 [app:legacy]  serves /old  python="+old+"  — its own interpreter, wsgate.python (site.ini:15 [app:legacy] wsgate.python)") {
+		t.Fatalf("check: status %d, want the legacy pool and why\n%s%s", check.status, check.stdout, check.stderr)
+	}
+	srv := harness.Start(t, harness.Options{Dir: dir, Args: []string{"site.ini", "--pythonpath", ".", "--workers", "1"}})
+	if status, body := reloadFetch(t, srv.URL+"/old/"); status != http.StatusOK || !strings.HasPrefix(body, "django 4.2") {
+		t.Errorf("/old/: %d %q, want the application under Django 4.2's interpreter", status, body)
+	}
+	if a := plGet(t, srv.URL+"/"); a.URLConf != "pl_urls" {
+		t.Errorf("/: %+v", a)
 	}
 	srv.Stop()
 }
