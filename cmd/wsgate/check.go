@@ -228,11 +228,7 @@ func djangoPools(c *compose.Composed) []*compose.Pool {
 // that holds a Django application: the settings the configuration gives
 // must load, and the human output shows where each came from.
 func djangoSettings(st *site.Site, p *compose.Pool) (*djangoReport, error) {
-	interp := st.Python
-	if p.Settings.Python != "" {
-		interp = p.Settings.Python
-	}
-	cmd, err := st.CommandIn(interp, "wsgate.django.settings_report")
+	cmd, err := st.CommandIn(poolPython(st, p), "wsgate.django.settings_report")
 	if err != nil {
 		return nil, fmt.Errorf("preparing the Django settings report: %w", err)
 	}
@@ -251,6 +247,15 @@ func djangoSettings(st *site.Site, p *compose.Pool) (*djangoReport, error) {
 		return nil, errors.New(rep.Error)
 	}
 	return &rep, nil
+}
+
+// poolPython is the interpreter a pool's application runs in: its
+// wsgate.python, else the site's.
+func poolPython(st *site.Site, p *compose.Pool) string {
+	if p.Settings.Python != "" {
+		return p.Settings.Python
+	}
+	return st.Python
 }
 
 func lastLine(s string) string {

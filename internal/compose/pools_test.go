@@ -1,10 +1,13 @@
 package compose_test
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/wsgate/wsgate/internal/compose"
+	"github.com/wsgate/wsgate/internal/config"
 	"github.com/wsgate/wsgate/internal/testutil"
 )
 
@@ -103,8 +106,6 @@ func TestPoolSettingsRefused(t *testing.T) {
 			`site.ini:3 [app:main] wsgate.timeout: "soon" is not a number of seconds`},
 		"unknown option": {"[app:main]\nuse = call:fakeapp.apps:make_basic_app\nwsgate.worker = 2\n",
 			`site.ini:3 [app:main] wsgate.worker: wsgate has no application option wsgate.worker`},
-		"missing python": {"[app:main]\nuse = call:fakeapp.apps:make_basic_app\nwsgate.python = /nonexistent/python9\n",
-			`site.ini:3 [app:main] wsgate.python: cannot run the Python interpreter "/nonexistent/python9"`},
 		"bad pool name": {"[app:main]\nuse = call:fakeapp.apps:make_basic_app\nwsgate.pool = a b\n",
 			`site.ini:3 [app:main] wsgate.pool: "a b" is not a pool name`},
 		"on a go component": {"[app:main]\nuse = egg:wsgate-test#where\nwsgate.workers = 2\n",
@@ -153,5 +154,25 @@ wsgate.pool = web
 	}
 	if got := strings.Join(names, " "); got != "web-2=/,/again web=/x" {
 		t.Errorf("pools %q", got)
+	}
+}
+
+// An interpreter that cannot run is refused where it is named, when the
+// application's factories are resolved (by that interpreter).
+func TestPoolPythonMissing(t *testing.T) {
+	py := testutil.VenvPython(t)
+	dir := t.TempDir()
+	ini := "[app:main]\nuse = call:fakeapp.apps:make_basic_app\nwsgate.python = /nonexistent/python9\n"
+	if err := os.WriteFile(filepath.Join(dir, "site.ini"), []byte(ini), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	app, err := config.LoadApp("site.ini", config.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = config.Resolve(app, py, nil)
+	want := `site.ini:3 [app:main] wsgate.python: cannot run the Python interpreter "/nonexistent/python9"`
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %v, want one containing %q", err, want)
 	}
 }

@@ -226,6 +226,11 @@ func resolveBatch(nodes []*Node, interpreter string, extraPath []string) ([]erro
 		for _, i := range groups[c] {
 			group = append(group, nodes[i])
 		}
+		if c.origin != "" {
+			if _, err := exec.LookPath(c.path); err != nil {
+				return nil, fmt.Errorf("%s: cannot run the Python interpreter %q: %v", c.origin, c.path, err)
+			}
+		}
 		groupErrs, err := resolveIn(group, c.path, extraPath)
 		if err != nil {
 			if c.origin != "" {
