@@ -486,6 +486,10 @@ ROOT_URLCONF = "pl_urls"
 [app:legacy]
 paste.app_factory = pl_old:make_app
 wsgate.python = `+old+`
+
+[app:legacy_django]
+use = site
+wsgate.python = `+old+`
 `)
 	if err := os.WriteFile(filepath.Join(dir, "pl_old.py"), []byte(plOldApp), 0o644); err != nil {
 		t.Fatal(err)
@@ -502,4 +506,10 @@ wsgate.python = `+old+`
 		t.Errorf("/: %+v", a)
 	}
 	srv.Stop()
+	// manage runs a Django application in its own interpreter too.
+	manage := djRun(t, dir, "", nil, "manage", "--pythonpath", ".", "site.ini#legacy_django",
+		"shell", "-c", "import django; print(django.get_version())")
+	if manage.status != 0 || !strings.HasPrefix(lastLine(manage.stdout), "4.2") {
+		t.Errorf("manage site.ini#legacy_django: status %d, %q %s", manage.status, manage.stdout, manage.stderr)
+	}
 }
