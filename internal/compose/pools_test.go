@@ -148,13 +148,18 @@ wsgate.pool = web
 		t.Fatal(err)
 	}
 	defer c.Close()
+	if got := poolRoutes(c); got != "web-2=/,/again web=/x" {
+		t.Errorf("pools %q", got)
+	}
+}
+
+// poolRoutes lists each pool as name=route,route.
+func poolRoutes(c *compose.Composed) string {
 	var names []string
 	for _, p := range c.Pools {
 		names = append(names, p.Name+"="+strings.Join(p.Routes, ","))
 	}
-	if got := strings.Join(names, " "); got != "web-2=/,/again web=/x" {
-		t.Errorf("pools %q", got)
-	}
+	return strings.Join(names, " ")
 }
 
 // An interpreter that cannot run is refused where it is named, when the
