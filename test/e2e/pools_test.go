@@ -513,3 +513,34 @@ wsgate.python = `+old+`
 		t.Errorf("manage site.ini#legacy_django: status %d, %q %s", manage.status, manage.stdout, manage.stderr)
 	}
 }
+
+// Each pool has its own --timeout when its application gives
+// wsgate.timeout: the blog's hung request gets 504 and its worker is
+// replaced; the shop (which uses the blog's section) overrides the option.
+func TestPoolsOwnTimeout(t *testing.T) {
+	ini := fmt.Sprintf(plTwoDBINI, 2)
+	ini = strings.Replace(ini, "wsgate.workers = 1\n", "wsgate.workers = 1\nwsgate.timeout = 0\n", 1) // the shop's
+	ini = strings.Replace(ini, "[app:shop]", "wsgate.timeout = 1\n\n[app:shop]", 1)                 // the blog's
+	dir := plProject(t, ini)
+	srv := harness.Start(t, harness.Options{Dir: dir, Args: []string{"site.ini", "--pythonpath", "."}})
+	settings := map[string]string{}
+	for _, line := range strings.Split(srv.Logs(), "\n") {
+		if strings.Contains(line, `msg="pool settings"`) {
+			for _, pool := range []string{"blog", "shop"} {
+				if strings.Contains(line, "pool="+pool+" ") {
+					settings[pool] = line
+				}
+			}
+		}
+	}
+	if !strings.Contains(settings["blog"], " timeout=1s ") || !strings.Contains(settings["shop"], " timeout=none ") {
+		t.Errorf("pool settings lines: %q", settings)
+	}
+	if status, _ := reloadFetch(t, srv.URL+"/blog/hang/"); status != http.StatusGatewayTimeout {
+		t.Errorf("the blog's hung request: %d, want 504 past its wsgate.timeout", status)
+	}
+	if a := plGet(t, srv.URL+"/shop/"); a.Site != "shop" {
+		t.Errorf("shop answered %+v", a)
+	}
+	srv.Stop()
+}
