@@ -520,7 +520,7 @@ wsgate.python = `+old+`
 func TestPoolsOwnTimeout(t *testing.T) {
 	ini := fmt.Sprintf(plTwoDBINI, 2)
 	ini = strings.Replace(ini, "wsgate.workers = 1\n", "wsgate.workers = 1\nwsgate.timeout = 0\n", 1) // the shop's
-	ini = strings.Replace(ini, "[app:shop]", "wsgate.timeout = 1\n\n[app:shop]", 1)                 // the blog's
+	ini = strings.Replace(ini, "[app:shop]", "wsgate.timeout = 1\n\n[app:shop]", 1)                   // the blog's
 	dir := plProject(t, ini)
 	srv := harness.Start(t, harness.Options{Dir: dir, Args: []string{"site.ini", "--pythonpath", "."}})
 	settings := map[string]string{}
