@@ -323,6 +323,11 @@ func printNode(w io.Writer, n *config.Node, marks map[*config.Node]string, inden
 			v, _ := n.LocalConf.Get(k)
 			fmt.Fprintf(w, "%s%s = %s\n", confIndent, k, strings.ReplaceAll(v, "\n", "\n"+confIndent+"  "))
 		}
+		// wsgate's own options, which the factory does not receive.
+		for _, k := range n.Wsgate.Keys() {
+			v, _ := n.Wsgate.Get(k)
+			fmt.Fprintf(w, "%s%s%s = %s  (wsgate's, not the application's)\n", confIndent, config.WsgatePrefix, k, v)
+		}
 	}
 	for i, k := range kids {
 		branch, cont := "├─ ", "│  "

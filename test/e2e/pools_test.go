@@ -498,6 +498,9 @@ wsgate.python = `+old+`
 	if check.status != 0 || !strings.Contains(check.stdout, "  legacy  site.ini:13 [app:legacy]  serves /old  python="+old+"  — its own interpreter, wsgate.python (site.ini:15 [app:legacy] wsgate.python)") {
 		t.Fatalf("check: status %d, want the legacy pool and why\n%s%s", check.status, check.stdout, check.stderr)
 	}
+	if want := "wsgate.python = " + old + "  (wsgate's, not the application's)"; !strings.Contains(check.stdout, want) {
+		t.Errorf("check's tree does not show %q:\n%s", want, check.stdout)
+	}
 	srv := harness.Start(t, harness.Options{Dir: dir, Args: []string{"site.ini", "--pythonpath", ".", "--workers", "1"}})
 	if status, body := reloadFetch(t, srv.URL+"/old/"); status != http.StatusOK || !strings.HasPrefix(body, "django 4.2") {
 		t.Errorf("/old/: %d %q, want the application under Django 4.2's interpreter", status, body)
