@@ -109,7 +109,7 @@ func runDjangoCommand(c djangoCommand, args []string) int {
 // section), or the tree's only Python application when none is recognised
 // as Django (Python then says what is wrong).
 func djangoApplication(st *site.Site) (*compose.Pool, error) {
-	composed, err := compose.Compose(st.App, compose.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	composed, err := compose.Compose(st.App, compose.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Python: st.Command})
 	if err != nil {
 		return nil, err
 	}

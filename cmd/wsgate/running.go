@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os/exec"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -24,6 +25,9 @@ import (
 type runningSite struct {
 	base gateway.Config // the server's settings, for every pool
 	log  *slog.Logger
+	// python runs the site's Python outside the workers, for components
+	// that read it at load (compose.Options.Python); nil with --app.
+	python func(module string, args ...string) (*exec.Cmd, error)
 
 	mu       sync.Mutex
 	pools    map[string]*gateway.Pool // by compose.Pool.Name
@@ -85,6 +89,7 @@ func (s *runningSite) compose(app *config.Node, fresh map[string]*gateway.Pool) 
 	c, err = compose.Compose(app, compose.Options{
 		Site:   s,
 		Logger: s.log,
+		Python: s.python,
 		Serve: func(p *compose.Pool) (http.Handler, error) {
 			state := poolState{worker: p.Worker, settings: p.Settings.String()}
 			states[p.Name] = state
@@ -185,6 +190,19 @@ func (s *runningSite) Reload() {
 	for _, name := range s.order {
 		s.pools[name].Reload()
 	}
+}
+
+// Reloading reports whether a pool's reload has not ended yet (systemd
+// hears READY=1 again when none has).
+func (s *runningSite) Reloading() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, name := range s.order {
+		if s.pools[name].Reloading() {
+			return true
+		}
+	}
+	return false
 }
 
 // ReloadApp composes a changed configuration, touching only the pools
