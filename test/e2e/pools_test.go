@@ -74,27 +74,6 @@ from pl_views import who
 urlpatterns = [path("", who), path("only-subset/", who)]
 `
 
-// plSubsetINI is twod.wsgi's documented way of serving a subset of the
-// views as an application of its own, mounted beside the main site.
-const plSubsetINI = `[DEFAULT]
-django_settings_module = pl_settings
-debug = false
-
-[composite:site]
-use = egg:Paste#urlmap
-/ = main
-/sub = standalone_subset
-
-[app:main]
-use = egg:twod.wsgi
-ROOT_URLCONF = pl_urls
-SITE_NAME = main
-
-[app:standalone_subset]
-use = main
-ROOT_URLCONF = pl_urls_subset
-`
-
 // plTwoDBINI is two Django sites with different DATABASES, each sized by
 // its own wsgate.* options, behind a metrics filter.
 const plTwoDBINI = `[DEFAULT]
@@ -165,21 +144,36 @@ func plGet(t *testing.T, url string) plAnswer {
 	return a
 }
 
-// The twod.wsgi subset example runs as written beside its main site: each
-// answers with its own settings and URLconf, from its own pool; check shows
-// the pools and why; manage takes the subset alone.
+// plSubsetSection is docs/django.md's section on serving a subset of the
+// views: its INI file and the pools check prints are run as printed.
+const plSubsetSection = "Serving a subset of the views, and several Django sites in one server"
+
+// The twod.wsgi subset example runs as written (docs/django.md) beside its
+// main site: each answers with its own URLconf, from its own pool; check
+// shows the pools and why as the page prints them; manage takes the subset
+// alone.
 func TestPoolsDjangoSubset(t *testing.T) {
-	dir := plProject(t, plSubsetINI)
+	blocks := docBlocks(t, "docs/django.md", plSubsetSection)
+	if len(blocks) < 2 || blocks[0].lang != "ini" {
+		t.Fatalf("docs/django.md %q: want the INI file, then check's pools", plSubsetSection)
+	}
+	dir := plProject(t, blocks[0].text)
+	// The page's project: mysite.settings, mysite.urls, mysite.urls_subset.
+	if err := os.Mkdir(filepath.Join(dir, "mysite"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range map[string]string{"__init__.py": "", "settings.py": plSettings, "urls.py": plURLs, "urls_subset.py": plURLsSubset} {
+		if err := os.WriteFile(filepath.Join(dir, "mysite", name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	check := djRun(t, dir, "", nil, "check", "site.ini#site", "--pythonpath", ".")
 	if check.status != 0 {
 		t.Fatalf("check: status %d\n%s%s", check.status, check.stdout, check.stderr)
 	}
-	for _, want := range []string{
-		"  main  site.ini:10 [app:main]  serves /  — a Django configuration of its own",
-		"  standalone_subset  site.ini:15 [app:standalone_subset]  serves /sub  — a Django configuration of its own",
-	} {
-		if !strings.Contains(check.stdout, want) {
-			t.Errorf("check does not show %q:\n%s", want, check.stdout)
+	for _, want := range strings.Split(strings.TrimSpace(blocks[1].text), "\n") {
+		if !strings.Contains(check.stdout, want+"\n") {
+			t.Errorf("check does not print docs/django.md's line %q:\n%s", want, check.stdout)
 		}
 	}
 	srv := harness.Start(t, harness.Options{Dir: dir, Args: []string{"site.ini#site", "--pythonpath", ".", "--workers", "1"}})
@@ -188,11 +182,11 @@ func TestPoolsDjangoSubset(t *testing.T) {
 	}
 	main := plGet(t, srv.URL+"/only-main/")
 	subset := plGet(t, srv.URL+"/sub/only-subset/")
-	if main.URLConf != "pl_urls" || main.ScriptName != "" || main.Site != "main" {
+	if main.URLConf != "mysite.urls" || main.ScriptName != "" {
 		t.Errorf("main site answered %+v", main)
 	}
-	if subset.URLConf != "pl_urls_subset" || subset.ScriptName != "/sub" || subset.Path != "/sub/only-subset/" || subset.Site != "main" {
-		t.Errorf("subset answered %+v (want its own URLconf, the main site's other settings, mounted at /sub)", subset)
+	if subset.URLConf != "mysite.urls_subset" || subset.ScriptName != "/sub" || subset.Path != "/sub/only-subset/" {
+		t.Errorf("subset answered %+v (want its own URLconf, mounted at /sub)", subset)
 	}
 	if main.PID == subset.PID {
 		t.Errorf("main site and subset served by one process (pid %d)", main.PID)
@@ -206,7 +200,7 @@ func TestPoolsDjangoSubset(t *testing.T) {
 	srv.Stop()
 	manage := djRun(t, dir, "", nil, "manage", "--pythonpath", ".", "site.ini#standalone_subset",
 		"shell", "-c", "from django.conf import settings; print(settings.ROOT_URLCONF)")
-	if manage.status != 0 || lastLine(manage.stdout) != "pl_urls_subset" {
+	if manage.status != 0 || lastLine(manage.stdout) != "mysite.urls_subset" {
 		t.Errorf("manage site.ini#standalone_subset: status %d, %q %s", manage.status, manage.stdout, manage.stderr)
 	}
 }
