@@ -240,15 +240,15 @@ func (s *runningSite) ReloadApp(app *config.Node) error {
 	for name, worker := range reused {
 		s.pools[name].ReloadNode(worker)
 	}
-	if len(reused) == 0 && len(started) == 0 {
-		s.log.Info("no pool changed: the configuration's Python applications are as they were")
-	}
 	old := s.composed
 	var gone []*gateway.Pool
 	for name, p := range s.pools {
 		if fresh[name] != p {
 			gone = append(gone, p)
 		}
+	}
+	if len(reused) == 0 && len(started) == 0 && len(gone) == 0 {
+		s.log.Info("no pool changed: the configuration's Python applications are as they were")
 	}
 	s.composed, s.order, s.pools, s.running = c, order, fresh, states
 	s.handler.Store(&c.Handler)
