@@ -541,3 +541,32 @@ func TestPoolsOwnTimeout(t *testing.T) {
 	}
 	srv.Stop()
 }
+
+// Each pool has its own queue: with none allowed (--queue-size 0), a
+// request for the blog, whose only worker is busy, gets 503 at once while
+// the shop answers.
+func TestPoolsQueueIsPerPool(t *testing.T) {
+	dir := plProject(t, fmt.Sprintf(plTwoDBINI, 1))
+	srv := harness.Start(t, harness.Options{Dir: dir, Args: []string{"site.ini", "--pythonpath", ".", "--queue-size", "0", "--pipeline", "1"}})
+	hung := make(chan int, 1)
+	go func() {
+		status, _ := reloadFetch(t, srv.URL+"/blog/hang/")
+		hung <- status
+	}()
+	pid, err := strconv.Atoi(harness.WaitFile(t, filepath.Join(dir, "hang.pid")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, _ := reloadFetch(t, srv.URL+"/blog/"); status != http.StatusServiceUnavailable {
+		t.Errorf("the blog with its only worker busy and no queue: %d, want 503", status)
+	}
+	if a := plGet(t, srv.URL+"/shop/"); a.Site != "shop" {
+		t.Errorf("shop answered %+v", a)
+	}
+	// End the hung request rather than wait for the drain's grace.
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-hung
+	srv.Stop()
+}
