@@ -210,9 +210,11 @@ func (s *runningSite) Reloading() bool {
 // settings changed is replaced by a new one), then pools whose
 // application changed get it (a graceful reload), the new handler serves,
 // and the pools no longer mounted stop. A pool whose application and
-// settings are unchanged keeps its workers. Until the new composition
-// serves, a failure leaves the running site as it was.
-func (s *runningSite) ReloadApp(app *config.Node) error {
+// settings are unchanged keeps its workers, unless codeChanged (a source
+// file changed too: every running pool reloads, the new ones have just
+// imported it). Until the new composition serves, a failure leaves the
+// running site as it was.
+func (s *runningSite) ReloadApp(app *config.Node, codeChanged bool) error {
 	s.mu.Lock()
 	fresh := map[string]*gateway.Pool{}
 	c, reused, states, err := s.compose(app, fresh)
@@ -237,8 +239,12 @@ func (s *runningSite) ReloadApp(app *config.Node) error {
 		logSettings(s.log, p.Name, gp.Config())
 		started = append(started, gp)
 	}
-	for name, worker := range reused {
-		s.pools[name].ReloadNode(worker)
+	for _, p := range c.Pools {
+		if worker, ok := reused[p.Name]; ok {
+			s.pools[p.Name].ReloadNode(worker)
+		} else if codeChanged && fresh[p.Name] == s.pools[p.Name] {
+			s.pools[p.Name].Reload()
+		}
 	}
 	old := s.composed
 	var gone []*gateway.Pool
@@ -247,7 +253,7 @@ func (s *runningSite) ReloadApp(app *config.Node) error {
 			gone = append(gone, p)
 		}
 	}
-	if len(reused) == 0 && len(started) == 0 && len(gone) == 0 {
+	if len(reused) == 0 && len(started) == 0 && len(gone) == 0 && !codeChanged {
 		s.log.Info("no pool changed: the configuration's Python applications are as they were")
 	}
 	s.composed, s.order, s.pools, s.running = c, order, fresh, states
