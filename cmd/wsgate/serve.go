@@ -255,9 +255,9 @@ func serve(cfg gateway.Config, st *site.Site, binds []string, o serveOptions, lo
 	}
 	pools := ""
 	if n := running.PoolCount(); n > 1 {
-		pools = fmt.Sprintf(", %d pools", n)
+		pools = fmt.Sprintf("%d pools, ", n)
 	}
-	fmt.Fprintf(os.Stderr, "wsgate: ready, %d workers%s (pid %d)\n", running.Workers(), pools, os.Getpid())
+	fmt.Fprintf(os.Stderr, "wsgate: ready, %s%d workers (pid %d)\n", pools, running.Workers(), os.Getpid())
 	if rl != nil {
 		defer rl.Start(running)()
 	}

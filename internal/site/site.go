@@ -166,7 +166,13 @@ func (s *Site) ResolvePath() []string {
 // Command prepares `python -m module args…` as the site's Python
 // processes run: in Chdir, with ResolvePath on sys.path.
 func (s *Site) Command(module string, args ...string) (*exec.Cmd, error) {
-	cmd, err := python.Command(s.Python, s.ResolvePath(), module, args...)
+	return s.CommandIn(s.Python, module, args...)
+}
+
+// CommandIn is Command run by another interpreter (an application's
+// wsgate.python).
+func (s *Site) CommandIn(interpreter, module string, args ...string) (*exec.Cmd, error) {
+	cmd, err := python.Command(interpreter, s.ResolvePath(), module, args...)
 	if err != nil {
 		return nil, err
 	}
