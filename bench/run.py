@@ -45,13 +45,14 @@ class Case:
     """One workload. `ready_path` is polled until it answers 2xx (default: `path`); `prepare` runs once per run
     before the case's first server; `login(port)` returns the headers wrk sends (a session cookie) and
     `marker` is a text the logged-in page must contain; `slow` = (path, connections) is loaded by a second wrk
-    at the same time as `path`, whose latency is then the one reported. `connections` replaces --connections
-    for a slow page, where 32 clients would only measure a queue."""
+    at the same time as `path`, whose latency is then the one reported. `per_worker` sets wrk's connections
+    per worker process when --connections is not given, fewer for a slow page where 16 per worker would only
+    measure a queue."""
 
     def __init__(self, name, title, app, path, script=None, ready_path=None, prepare=None, login=None,
-                 marker=None, slow=None, connections=None):
+                 marker=None, slow=None, per_worker=16):
         self.name, self.title, self.app, self.path, self.script = name, title, app, path, script
-        self.connections = connections
+        self.per_worker = per_worker
         self.ready_path = ready_path or path
         self.prepare, self.login, self.marker, self.slow = prepare, login, marker, slow
         self.headers = []  # set by login, once per run
@@ -144,13 +145,14 @@ CASES = {
     for c in (
         Case("hello", "hello world (13-byte text response)", "benchapps:hello", "/"),
         Case("django", "Django view rendering a tiny template", "djbench.wsgi:application", "/"),
-        Case("djadmin", "Django admin change list, 100 rows from SQLite, logged in (sessions, CSRF); wrk -c8",
+        Case("djadmin", "Django admin change list, 100 rows from SQLite, logged in (sessions, CSRF); 4 connections "
+                        "per worker",
              "djadmin.wsgi:application", ADMIN_CHANGELIST, ready_path="/admin/login/", prepare=prepare_admin,
-             login=admin_login, marker="Book number 099", connections=8),
+             login=admin_login, marker="Book number 099", per_worker=4),
         Case("big", "1 MiB response", "benchapps:big", "/big"),
         Case("upload", "10 MiB upload (POST, app reads all of wsgi.input)", "benchapps:upload", "/upload",
              script=os.path.join(BENCH_DIR, "upload.lua")),
-        Case("mixed", "fast view (wrk -c28) while a second wrk's 4 connections load a 200 ms view",
+        Case("mixed", "fast view (its p99) while a second wrk's 4 connections load a 200 ms view",
              "benchapps:mixed", "/fast",
              slow=("/slow", 4)),
     )
@@ -388,8 +390,13 @@ def stop(proc, grace=15):
     proc.wait()
 
 
+def case_connections(opts, case):
+    """wrk's connections: --connections, else the case's number per worker times --workers (32 for 2 workers)."""
+    return opts.connections or case.per_worker * opts.workers
+
+
 def wrk_argv(opts, case, port, duration, path=None, connections=None, threads=None):
-    connections = connections or case.connections or opts.connections
+    connections = connections or case_connections(opts, case)
     argv = ["wrk", "-t%d" % (threads or opts.wrk_threads), "-c%d" % connections,
             "-d%ds" % duration, "--latency", "--timeout", "%ds" % opts.wrk_timeout]
     for header in case.headers:
@@ -416,7 +423,7 @@ def load(opts, case, port, duration):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         fast = subprocess.run(wrk_argv(opts, case, port, duration,
-                                       connections=max(1, (case.connections or opts.connections) - slow_connections)),
+                                       connections=max(1, case_connections(opts, case) - slow_connections)),
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True).stdout
     finally:
         slow_text = slow.communicate()[0]
@@ -434,6 +441,7 @@ def run_one(opts, case, server, log_dir):
         return result
     result["argv"] = argv
     result["master_cores"] = master_cores(server)
+    result["connections"] = case_connections(opts, case)
     try:
         with open(log_path, "w") as log:
             proc = subprocess.Popen(argv, cwd=BENCH_DIR, stdout=log, stderr=subprocess.STDOUT,
@@ -516,7 +524,7 @@ def run_profile(opts, case, out_dir):
     import urllib.request
 
     print("\n== profile: %s (%s), wsgate %d workers, wrk -t%d -c%d -d%ds" % (
-        case.name, case.title, opts.workers, opts.wrk_threads, opts.connections, opts.duration))
+        case.name, case.title, opts.workers, opts.wrk_threads, case_connections(opts, case), opts.duration))
     # (1) the master: pprof over HTTP while wrk runs; perf for the CPU split between processes
     port, pprof_port = free_port(), free_port()
     log_path = os.path.join(out_dir, "%s-master.log" % case.name)
@@ -702,7 +710,8 @@ def fmt_ms(ms):
 def print_table(case, results, out=sys.stdout):
     base = results.get("wsgate")
     base_rps = base["rps"] if base and "failed" not in base else None
-    print("\n== %s: %s" % (case.name, case.title), file=out)
+    conns = next((r["connections"] for r in results.values() if "connections" in r), None)
+    print("\n== %s: %s%s" % (case.name, case.title, " (wrk -c%d)" % conns if conns else ""), file=out)
     header = "%-17s %9s %9s %9s %8s %7s %9s %9s %11s %7s %7s %7s %8s %8s %8s  %s" % (
         "server", "rps", "p50", "p99", "sock err", "non-2xx", "master", "workers", "master grow", "mst CPU",
         "wkr CPU", "others", "CPU/req", "mst/req", "wkr/req", "wsgate/peer")
@@ -729,16 +738,17 @@ def markdown_report(path, out=sys.stdout):
         saved = json.load(f)
     info, table = saved["info"], saved["results"]
     m, st = info["machine"], info["settings"]
-    print("Run of %s on %s (%d CPUs, %s, Linux %s), shared with other work. %d workers per server, wrk -t%d -c%d, "
+    print("Run of %s on %s (%d CPUs, %s, Linux %s), shared with other work. %d workers per server, wrk -t%d, "
           "%d s per server and case after %d s of warm-up, %d round(s). Versions: %s." % (
               info["date"], m["host"], m["cpus"], m["cpu"], m["kernel"], st["workers"], st["wrk_threads"],
-              st["connections"], st["duration"], st["warmup"], st["rounds"],
+              st["duration"], st["warmup"], st["rounds"],
               ", ".join("%s %s" % kv for kv in info["versions"].items())), file=out)
     for case_name, results in table.items():
         case = CASES[case_name]
         base = results.get("wsgate")
         base_rps = base["rps"] if base and "failed" not in base else None
-        print("\n**%s** — %s\n" % (case.name, case.title), file=out)
+        conns = next((r["connections"] for r in results.values() if "connections" in r), None)
+        print("\n**%s** — %s%s\n" % (case.name, case.title, " (wrk -c%d)" % conns if conns else ""), file=out)
         print("| server | rps | p50 | p99 | errors (socket / non-2xx) | master RSS (growth) | workers RSS | "
               "CPU/req (master + workers) | others' CPU | wsgate/peer |", file=out)
         print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |", file=out)
@@ -885,7 +895,9 @@ def parse_args(argv):
     p.add_argument("--gthread-threads", type=int, default=4, help="threads per gunicorn gthread worker")
     p.add_argument("--rounds", type=int, default=3,
                    help="repeat each case's server sequence (alternating its order); medians are reported")
-    p.add_argument("--connections", type=int, default=32, help="wrk -c")
+    p.add_argument("--connections", type=int, default=None,
+                   help="wrk -c (default: 16 per worker, 4 per worker for djadmin; a mixed case's slow view "
+                        "takes 4 of them)")
     p.add_argument("--wrk-threads", type=int, default=2, help="wrk -t")
     p.add_argument("--wrk-timeout", type=int, default=10, help="wrk --timeout, seconds")
     p.add_argument("--ready-timeout", type=int, default=60, help="seconds to wait for a server to answer")
@@ -944,9 +956,9 @@ def main(argv=None):
     print("wsgate bench %s on %s (%s CPUs, %s), load %s" % (
         info["date"], info["machine"]["host"], info["machine"]["cpus"], info["machine"]["cpu"],
         open("/proc/loadavg").read().split()[0]))
-    print("%d workers each (gunicorn gthread: %d threads per worker; others: one), wrk -t%d -c%d -d%ds "
+    print("%d workers each (gunicorn gthread: %d threads per worker; others: one), wrk -t%d -d%ds "
           "after %ds of warm-up; %d runs, about %d s" % (
-              opts.workers, opts.gthread_threads, opts.wrk_threads, opts.connections, opts.duration, opts.warmup,
+              opts.workers, opts.gthread_threads, opts.wrk_threads, opts.duration, opts.warmup,
               runs, runs * (opts.duration + opts.warmup + 2)))
     print("versions: " + ", ".join("%s %s" % kv for kv in info["versions"].items()))
     table = {}
