@@ -642,8 +642,12 @@ def median_result(runs):
         return runs[-1]
     merged = dict(ok[0])
     for key in ("rps", "p50_ms", "p99_ms", "avg_ms", "master_cpu_pct", "workers_cpu_pct", "wrk_cpu_pct",
-                "other_cpu_pct", "cpu_us_per_req", "master_us_per_req", "workers_us_per_req"):
+                "other_cpu_pct"):
         merged[key] = statistics.median(r[key] for r in ok)
+    # CPU per request and its split from one round, the one with the median total, so master + workers add up
+    middle = sorted(ok, key=lambda r: r["cpu_us_per_req"])[(len(ok) - 1) // 2]
+    for key in ("cpu_us_per_req", "master_us_per_req", "workers_us_per_req"):
+        merged[key] = middle[key]
     for key in ("master_peak_mb", "workers_peak_mb", "master_growth_mb"):
         merged[key] = max(r[key] for r in ok)
     merged["requests"] = sum(r["requests"] for r in ok)
