@@ -533,7 +533,9 @@ def run_profile(opts, case, out_dir):
     perf_path = os.path.join(out_dir, "%s-perf.data" % case.name)
     perf = None
     try:
-        wait_ready(proc, port, case.path, log_path, opts.ready_timeout)
+        wait_ready(proc, port, case.ready_path, log_path, opts.ready_timeout)
+        if case.login and not case.headers:
+            case.headers = case.login(port)
         wrk(opts, case, port, opts.warmup or 1)
         seconds = max(1, opts.duration - 1)
         counters = []
@@ -603,7 +605,9 @@ def run_profile(opts, case, out_dir):
                         {"BENCH_PROFILE_TARGET": case.app, "BENCH_PROFILE_DIR": out_dir})
     dumps = set()
     try:
-        wait_ready(proc, port, case.path, log_path, opts.ready_timeout)
+        wait_ready(proc, port, case.ready_path, log_path, opts.ready_timeout)
+        if case.login and not case.headers:
+            case.headers = case.login(port)
         print("\n-- under cProfile (slower):", summarize_wrk(wrk(opts, case, port, opts.duration)))
         for _ in range(4 * opts.workers):
             conn = http.client.HTTPConnection(HOST, port, timeout=30)
@@ -947,7 +951,10 @@ def main(argv=None):
         out_dir = os.path.join(RESULTS_DIR, "profile")
         os.makedirs(out_dir, exist_ok=True)
         for case_name in opts.cases:
-            run_profile(opts, CASES[case_name], out_dir)
+            case = CASES[case_name]
+            if case.prepare:
+                case.prepare(opts)
+            run_profile(opts, case, out_dir)
         return 0
     stamp = datetime.datetime.now(datetime.timezone.utc)
     log_dir = os.path.join(RESULTS_DIR, "logs")
