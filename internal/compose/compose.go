@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os/exec"
 	"slices"
 	"strings"
 
@@ -38,6 +39,11 @@ type Options struct {
 	// Site is what metrics and health components report on (nil: none).
 	Site   component.Site
 	Logger *slog.Logger
+	// Python prepares `python -m module args…` as the site's workers run
+	// (internal/site's Site.Command): components that read the Python side
+	// at load (django_full) call it through component.PythonHost. Nil:
+	// such components refuse to load.
+	Python func(module string, args ...string) (*exec.Cmd, error)
 }
 
 // Pool is one Python segment and the prefixes it is mounted at.
@@ -422,3 +428,13 @@ func (h *host) App(name string) (http.Handler, error) {
 
 func (h *host) Site() component.Site { return h.c.opts.Site }
 func (h *host) Logger() *slog.Logger { return h.c.opts.Logger }
+
+// PythonCommand makes host a component.PythonHost.
+func (h *host) PythonCommand(module string, args ...string) (*exec.Cmd, error) {
+	if h.c.opts.Python == nil {
+		return nil, fmt.Errorf("this command cannot run the site's Python to build %s", h.n.Source)
+	}
+	return h.c.opts.Python(module, args...)
+}
+
+var _ component.PythonHost = (*host)(nil)

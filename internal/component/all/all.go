@@ -11,10 +11,12 @@ import (
 	_ "github.com/wsgate/wsgate/internal/component/bodylimit"
 	_ "github.com/wsgate/wsgate/internal/component/compress"
 	_ "github.com/wsgate/wsgate/internal/component/cors"
+	_ "github.com/wsgate/wsgate/internal/component/django_full"
 	_ "github.com/wsgate/wsgate/internal/component/health"
 	_ "github.com/wsgate/wsgate/internal/component/metrics"
 	_ "github.com/wsgate/wsgate/internal/component/proxyfix"
 	_ "github.com/wsgate/wsgate/internal/component/ratelimit"
 	_ "github.com/wsgate/wsgate/internal/component/requestid"
+	_ "github.com/wsgate/wsgate/internal/component/static"
 	_ "github.com/wsgate/wsgate/internal/component/urlmap"
 )
