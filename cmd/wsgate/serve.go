@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wsgate/wsgate/internal/component"
 	"github.com/wsgate/wsgate/internal/config"
 	"github.com/wsgate/wsgate/internal/gateway"
 	"github.com/wsgate/wsgate/internal/reload"
@@ -48,6 +49,7 @@ type serveOptions struct {
 	reload          bool
 	reloadSuffixes  stringList
 	schedBatch      bool
+	maxWorkerMemory byteSize
 }
 
 func serveFlags(o *serveOptions) *flag.FlagSet {
@@ -61,6 +63,7 @@ func serveFlags(o *serveOptions) *flag.FlagSet {
 	fs.Float64Var(&o.timeout, "timeout", 30, "seconds a request may take before 504 and a worker restart (0: no limit)")
 	fs.IntVar(&o.maxRequests, "max-requests", 0, "recycle a worker after this many requests (default 0: never)")
 	fs.IntVar(&o.jitter, "max-requests-jitter", 0, "add 0..N to each worker's --max-requests")
+	fs.Var(&o.maxWorkerMemory, "max-worker-memory", "recycle a worker whose RSS passes `SIZE` bytes (k, m or g suffix; default 0: never)")
 	fs.StringVar(&o.python, "python", "", "the Python interpreter `PATH` (default: $WSGATE_PYTHON, else python in the server section, else python3)")
 	fs.IntVar(&o.pipeline, "pipeline", 2, "requests dispatched to one worker thread at a time (1: none queued in a busy worker)")
 	fs.IntVar(&o.queueSize, "queue-size", 1024, "requests that may wait for a busy pool before 503 (0: none waits)")
@@ -130,6 +133,7 @@ func runServe(args []string) int {
 		Timeout:           timeoutOrNone(o.timeout),
 		MaxRequests:       o.maxRequests,
 		MaxRequestsJitter: o.jitter,
+		MaxWorkerMemory:   int64(o.maxWorkerMemory),
 		QueueSize:         queueOrNone(o.queueSize),
 		Pipeline:          o.pipeline,
 		GracefulTimeout:   seconds(o.gracefulTimeout),
@@ -277,6 +281,19 @@ func callableNode(spec string) []byte {
 	}
 	b, _ := json.Marshal(node)
 	return b
+}
+
+// byteSize is a size flag: bytes, or a number with a k, m or g suffix.
+type byteSize int64
+
+func (b *byteSize) String() string { return strconv.FormatInt(int64(*b), 10) }
+func (b *byteSize) Set(v string) error {
+	n, err := component.ParseBytes(v)
+	if err != nil {
+		return fmt.Errorf("%q is not a size (bytes, or a number with k, m or g)", v)
+	}
+	*b = byteSize(n)
+	return nil
 }
 
 func seconds(s float64) time.Duration {
@@ -435,6 +452,16 @@ func applyServerSection(conf *config.Conf, o *serveOptions, set map[string]bool)
 				return bad(e.key, "true or false")
 			}
 			*e.dst = b
+		}
+	}
+	for _, e := range []struct {
+		key, flag string
+		dst       *byteSize
+	}{{"max_worker_memory", "max-worker-memory", &o.maxWorkerMemory}} {
+		if v, ok := conf.Get(e.key); ok && !set[e.flag] {
+			if err := e.dst.Set(v); err != nil {
+				return bad(e.key, "a size (bytes, or a number with k, m or g)")
+			}
 		}
 	}
 	if v, ok := conf.Get("reload_suffixes"); ok && !set["reload-suffix"] {

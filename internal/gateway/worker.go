@@ -229,6 +229,7 @@ type worker struct {
 	reason      atomic.Value // string: why it is draining
 	served      atomic.Int64
 	maxRequests int64
+	memChecked  atomic.Int64 // when the RSS was last read (unix ns), for MaxWorkerMemory
 	open        atomic.Int32 // slots not closed yet
 	exited      chan struct{}
 	loaded      chan struct{} // closed when awaitReady is done with the sockets
