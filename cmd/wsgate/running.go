@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
+	"os/signal"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/wsgate/wsgate/internal/component"
 	"github.com/wsgate/wsgate/internal/compose"
@@ -251,6 +254,49 @@ func (s *runningSite) Pools() []component.PoolStats {
 		out = append(out, st)
 	}
 	return out
+}
+
+// DumpStacks has every worker of every pool log its Python thread stacks
+// (SIGUSR1, `wsgate dump`); it returns once they are logged.
+func (s *runningSite) DumpStacks(why string) {
+	s.mu.Lock()
+	pools := make([]*gateway.Pool, 0, len(s.order))
+	for _, name := range s.order {
+		pools = append(pools, s.pools[name])
+	}
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, p := range pools {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.DumpStacks(why)
+		}()
+	}
+	wg.Wait()
+}
+
+// dumpOnSIGUSR1 logs every worker's stacks each time the master gets
+// SIGUSR1; the returned function stops listening.
+func (s *runningSite) dumpOnSIGUSR1() func() {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGUSR1)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-sigs:
+				s.log.Info("SIGUSR1: dumping every worker's stacks")
+				s.DumpStacks("SIGUSR1 sent to the master")
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(sigs)
+		close(done)
+	}
 }
 
 // Draining reports whether the site is shutting down.

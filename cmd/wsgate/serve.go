@@ -250,6 +250,7 @@ func serve(cfg gateway.Config, st *site.Site, binds []string, o serveOptions, lo
 		pools = fmt.Sprintf(", %d pools", n)
 	}
 	fmt.Fprintf(os.Stderr, "wsgate: ready, %d workers%s (pid %d)\n", running.Workers(), pools, os.Getpid())
+	defer running.dumpOnSIGUSR1()()
 	if rl != nil {
 		defer rl.Start(running)()
 	}

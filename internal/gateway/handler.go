@@ -368,6 +368,8 @@ func (x *exchange) send(scriptName, pathInfo string, flags byte, inline []byte) 
 	x.waited = len(s.queue) > 0
 	if x.waited {
 		x.turn = turns.Get().(chan turnKind)
+	} else {
+		s.headSince = time.Now()
 	}
 	s.queue = append(s.queue, x)
 	return true
@@ -384,6 +386,7 @@ func (x *exchange) passTurn() {
 		s.queue[len(s.queue)-1] = nil
 		s.queue = s.queue[:len(s.queue)-1]
 		if len(s.queue) > 0 {
+			s.headSince = time.Now()
 			t := turnGo
 			if !x.healthy || x.unsent {
 				t = turnLost
@@ -660,6 +663,9 @@ func (x *exchange) lost(err error) {
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		log.Error("request timed out; killing its worker", "pid", pid, "method", x.r.Method,
 			"uri", x.r.RequestURI, "timeout", x.h.pool.cfg.Timeout.String())
+		// Where it was stuck is what the operator needs: the stacks are
+		// logged before the worker is killed (release).
+		awaitStacks(x.s.w.dumpStacks("request timed out: " + x.r.Method + " " + x.r.RequestURI))
 		x.fail(http.StatusGatewayTimeout, "the application did not answer in time", false)
 		x.reason = "timeout"
 	case errors.Is(err, protocol.ErrViolation):

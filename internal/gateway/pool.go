@@ -36,6 +36,9 @@ type Pool struct {
 	nodeMu      sync.Mutex
 	pendingNode []byte // the node the next reload's workers load (ReloadNode)
 
+	rosterMu sync.Mutex
+	live     map[*worker]struct{} // the workers not yet exited (inflight.go, roster)
+
 	// owned by the arbiter goroutine
 	workers    map[*worker]struct{}
 	nextID     int
@@ -88,6 +91,7 @@ func NewPool(cfg Config) *Pool {
 		reload:  make(chan struct{}, 1),
 		stop:    make(chan stopRequest),
 		workers: make(map[*worker]struct{}),
+		live:    make(map[*worker]struct{}),
 		gen:     1,
 		lastGen: 1,
 	}
@@ -195,6 +199,9 @@ func (p *Pool) spawn(gen int) (*worker, error) {
 		return nil, err
 	}
 	p.workers[w] = struct{}{}
+	p.rosterMu.Lock()
+	p.live[w] = struct{}{}
+	p.rosterMu.Unlock()
 	p.stats.inState[StateStarting].Add(1)
 	return w, nil
 }
@@ -302,6 +309,9 @@ func (p *Pool) onLoadFailed(w *worker, err error) {
 // close and answer 502.
 func (p *Pool) onExited(w *worker) {
 	delete(p.workers, w)
+	p.rosterMu.Lock()
+	delete(p.live, w)
+	p.rosterMu.Unlock()
 	prev := State(w.state.Swap(int32(StateStopped)))
 	p.stats.inState[prev].Add(-1)
 	if prev == StateReady {

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/wsgate/wsgate/internal/protocol"
 	"github.com/wsgate/wsgate/python"
@@ -71,8 +72,11 @@ type slot struct {
 	dispMax int        // the largest message sent on disp; larger requests go on conn
 	wbuf    []byte     // frames being written; reused across requests
 	queue   []*exchange
-	stream  uint32
-	closed  bool
+	// headSince is when queue[0] became the request the worker thread is
+	// on (status, stack dumps).
+	headSince time.Time
+	stream    uint32
+	closed    bool
 	// unreceived: streams whose REQUEST was still in the dispatch socket
 	// when the slot closed; the worker never saw them.
 	unreceived []uint32
@@ -233,6 +237,7 @@ type worker struct {
 	open        atomic.Int32 // slots not closed yet
 	exited      chan struct{}
 	loaded      chan struct{} // closed when awaitReady is done with the sockets
+	stacks      *stackPipe    // where its thread stacks arrive (stacks.go)
 	exitErr     error
 }
 
@@ -326,13 +331,22 @@ func (p *Pool) spawnWorker(id, gen int, node []byte) (*worker, error) {
 		w.slots = append(w.slots, s)
 	}
 	w.open.Store(int32(len(w.slots)))
-	args := []string{"--fds", strings.Join(fds, ","), "--workers", strconv.Itoa(cfg.Workers)}
+	sp, stacksW, err := newStackPipe()
+	if err != nil {
+		w.closeSlots()
+		return nil, fmt.Errorf("creating a worker's stacks pipe: %w", err)
+	}
+	w.stacks = sp
+	childFiles = append(childFiles, stacksW)
+	args := []string{"--fds", strings.Join(fds, ","), "--workers", strconv.Itoa(cfg.Workers),
+		"--stacks-fd", strconv.Itoa(3 + 2*cfg.Threads)}
 	if cfg.ResetWorkerSched {
 		args = append(args, "--normal-sched")
 	}
 	cmd, err := python.Command(cfg.Python, cfg.PythonPath, "wsgate.worker", args...)
 	if err != nil {
 		w.closeSlots()
+		sp.r.Close()
 		return nil, fmt.Errorf("preparing the Python runtime: %w", err)
 	}
 	cmd.Dir = cfg.Dir
@@ -346,6 +360,7 @@ func (p *Pool) spawnWorker(id, gen int, node []byte) (*worker, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		w.closeSlots()
+		sp.r.Close()
 		return nil, fmt.Errorf("starting %s: %w", cfg.Python, err)
 	}
 	w.cmd = cmd
@@ -357,6 +372,7 @@ func (p *Pool) spawnWorker(id, gen int, node []byte) (*worker, error) {
 		p.events <- event{kind: evExited, w: w}
 	}()
 	go w.awaitReady()
+	go sp.read(w)
 	return w, nil
 }
 

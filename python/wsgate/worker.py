@@ -15,6 +15,7 @@ built once per thread), wsgi.input, wsgi.errors and the start_response state.
 """
 
 import argparse
+import faulthandler
 import importlib
 import json
 import marshal
@@ -559,9 +560,13 @@ def main(argv=None):
     parser.add_argument("--fds", required=True,
                         help="comma-separated STREAM:DISPATCH socket fd pairs, one pair per thread")
     parser.add_argument("--workers", type=int, default=1, help="how many workers the master runs")
+    parser.add_argument("--stacks-fd", type=int,
+                        help="pipe to write every thread's stack to on SIGUSR1 (the master logs it)")
     parser.add_argument("--normal-sched", action="store_true",
                         help="the master runs under SCHED_BATCH, which this process inherited: go back to SCHED_OTHER")
     args = parser.parse_args(argv)
+    if args.stacks_fd is not None:
+        arm_stacks(args.stacks_fd)
     if args.normal_sched:
         try:
             os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
@@ -608,6 +613,26 @@ def main(argv=None):
     for t in threads:
         t.join()
     return 0
+
+
+STACKS_ARMED = b"wsgate-stacks-armed\n"
+
+
+def arm_stacks(fd):
+    """SIGUSR1 writes every thread's Python stack to fd, the master's pipe.
+
+    faulthandler's handler is C: it runs in whichever thread the signal
+    lands on, at once, without the GIL, so the dump comes even while the
+    main thread is stuck in C code that holds the GIL (a regex that never
+    ends, a C extension's loop), where a Python-level handler or a
+    watchdog thread would wait forever. What it shows is Python frames
+    only (the frame that called into C, not the C stack), at most 100 per
+    thread, no locals. The line written first tells the master SIGUSR1 is
+    safe to send from now on (its default action kills the process).
+    """
+    os.set_inheritable(fd, False)  # a subprocess of the app must not keep the pipe open
+    faulthandler.register(signal.SIGUSR1, file=fd, all_threads=True, chain=False)
+    os.write(fd, STACKS_ARMED)
 
 
 def _serve_thread(chan, app, env):
