@@ -50,6 +50,7 @@ type serveOptions struct {
 	reloadSuffixes  stringList
 	schedBatch      bool
 	maxWorkerMemory byteSize
+	controlSocket   string
 }
 
 func serveFlags(o *serveOptions) *flag.FlagSet {
@@ -70,6 +71,7 @@ func serveFlags(o *serveOptions) *flag.FlagSet {
 	fs.Float64Var(&o.gracefulTimeout, "graceful-timeout", 30, "seconds in-flight requests get to finish on SIGTERM or reload (more than 0)")
 	fs.IntVar(&o.maxHeaderBytes, "max-header-size", 64<<10, "bytes of request line and headers accepted (431 past it)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.controlSocket, "control-socket", "", "unix socket `PATH` for wsgate status and dump (default: one per site under $XDG_RUNTIME_DIR/wsgate; off: none)")
 	fs.Var(&o.sets, "set", "override a [DEFAULT] value of CONFIG_URI: --set `key=value` (repeatable)")
 	fs.BoolVar(&o.reload, "reload", false, "reload the workers when a .py or .ini file of the application changes (development)")
 	fs.Var(&o.reloadSuffixes, "reload-suffix", "with --reload, also watch files whose name ends so, e.g. .html (repeatable)")
@@ -210,6 +212,15 @@ func serve(cfg gateway.Config, st *site.Site, binds []string, o serveOptions, lo
 		}()
 	}
 	running := newRunningSite(cfg, log)
+	uri := ""
+	if st != nil {
+		uri = st.URI
+	}
+	ctlPath, err := controlPath(o.controlSocket, uri, o.app)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "wsgate: error: --control-socket: %v\n", err)
+		return exitConfig
+	}
 	if st != nil {
 		if err := running.prepare(st.App); err != nil {
 			fmt.Fprintf(os.Stderr, "wsgate: error: %v\n", err)
@@ -226,6 +237,7 @@ func serve(cfg gateway.Config, st *site.Site, binds []string, o serveOptions, lo
 	for _, l := range lns {
 		fmt.Fprintf(os.Stderr, "wsgate: listening on %s\n", l.URL)
 	}
+	defer openControl(running, ctlPath, log)()
 	if failed, err := running.start(); err != nil {
 		for _, l := range lns {
 			l.Close()
@@ -414,6 +426,7 @@ func applyServerSection(conf *config.Conf, o *serveOptions, set map[string]bool)
 	// python, pythonpath and chdir: internal/site reads them, for every
 	// command.
 	str("log_level", "log-level", &o.logLevel)
+	str("control_socket", "control-socket", &o.controlSocket)
 	for _, n := range numericOptions {
 		v, ok := conf.Get(n.key)
 		if !ok || set[n.flag] {

@@ -32,6 +32,7 @@ type Pool struct {
 	stats   poolCounters // for Stats (stats.go)
 	service atomic.Int64 // moving average of a request's service time, ns (exchange.rescueDelay)
 	reloads atomic.Int64 // reloads completed
+	genNow  atomic.Int64 // p.gen, for Status
 
 	nodeMu      sync.Mutex
 	pendingNode []byte // the node the next reload's workers load (ReloadNode)
@@ -81,7 +82,7 @@ var errQueueTimeout = errors.New("no worker became free in time")
 func NewPool(cfg Config) *Pool {
 	cfg.Defaults()
 	slots := cfg.Workers * cfg.Threads
-	return &Pool{
+	p := &Pool{
 		cfg:     cfg,
 		log:     cfg.Logger,
 		rand:    rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0x5eed)),
@@ -95,6 +96,8 @@ func NewPool(cfg Config) *Pool {
 		gen:     1,
 		lastGen: 1,
 	}
+	p.genNow.Store(1)
+	return p
 }
 
 // Config returns the configuration with its defaults filled in.
@@ -278,6 +281,7 @@ func (p *Pool) onReady(w *worker) bool {
 				p.cfg.Node = p.reloadNode
 			}
 			p.gen, p.reloadGen, p.reloadNode = p.reloadGen, 0, nil
+			p.genNow.Store(int64(p.gen))
 			p.reloads.Add(1)
 			p.log.Info("reload complete", "workers", p.cfg.Workers, "generation", p.gen)
 		}

@@ -1,10 +1,16 @@
 package e2e
 
 import (
+	"bytes"
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 
+	"github.com/wsgate/wsgate/internal/testutil"
 	"github.com/wsgate/wsgate/test/e2e/harness"
 )
 
@@ -88,4 +94,84 @@ func TestTimeoutLogsTheStuckRequestsStack(t *testing.T) {
 	if strings.Index(logs, "worker stacks") > strings.Index(logs, "killing worker") {
 		t.Errorf("the worker was killed before its stacks were logged:\n%s", logs)
 	}
+}
+
+// wsgateCmd runs a wsgate subcommand to its end and returns its stdout.
+func wsgateCmd(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(testutil.Binary(t), args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("wsgate %s: %v\nstderr: %s\nstdout: %s", strings.Join(args, " "), err, stderr.String(), out)
+	}
+	return string(out)
+}
+
+// `wsgate status` shows the request a worker is on, its URI and its age,
+// in JSON and in the table; the socket is found from the same arguments
+// `serve` was given (--app, from the same directory).
+func TestStatusShowsTheRequestInFlight(t *testing.T) {
+	ctl := filepath.Join(t.TempDir(), "ctl.sock")
+	srv := hangServer(t, "--control-socket", ctl)
+	got := hangRequest(t, srv, "st")
+	var pools []struct {
+		Name       string `json:"name"`
+		Generation int    `json:"generation"`
+		Live       []struct {
+			PID      int    `json:"pid"`
+			State    string `json:"state"`
+			RSS      int64  `json:"rss_bytes"`
+			Requests []struct {
+				Method string  `json:"method"`
+				URI    string  `json:"uri"`
+				Age    float64 `json:"age_seconds"`
+			} `json:"requests"`
+		} `json:"live_workers"`
+	}
+	out := wsgateCmd(t, "status", "--json", "--control-socket", ctl)
+	if err := json.Unmarshal([]byte(out), &pools); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, out)
+	}
+	if len(pools) != 1 || len(pools[0].Live) != 1 {
+		t.Fatalf("want one pool with one worker:\n%s", out)
+	}
+	wk := pools[0].Live[0]
+	if wk.State != "ready" || wk.RSS <= 0 || !harness.ProcessAlive(wk.PID) || pools[0].Generation != 1 {
+		t.Errorf("worker state, RSS, pid or generation wrong:\n%s", out)
+	}
+	if len(wk.Requests) != 1 || wk.Requests[0].Method != "GET" || wk.Requests[0].URI != "/hang?id=st" || wk.Requests[0].Age <= 0 {
+		t.Errorf("the request in flight is not GET /hang?id=st with an age:\n%s", out)
+	}
+	table := wsgateCmd(t, "status", "--control-socket", ctl)
+	if !strings.Contains(table, "GET /hang?id=st") || !strings.Contains(table, strconv.Itoa(wk.PID)) {
+		t.Errorf("the status table lacks the worker or its request:\n%s", table)
+	}
+	srv.gwRelease(t, "st")
+	gwOK(t, "the request after status", <-got)
+	out = wsgateCmd(t, "status", "--json", "--control-socket", ctl)
+	if err := json.Unmarshal([]byte(out), &pools); err != nil || len(pools[0].Live[0].Requests) != 0 {
+		t.Errorf("status still shows a request once it is done (%v):\n%s", err, out)
+	}
+}
+
+// `wsgate dump` logs the stacks of a stuck worker through the control
+// socket, found from the same arguments serve was given.
+func TestDumpLogsWorkerStacks(t *testing.T) {
+	runtimeDir := t.TempDir()
+	t.Setenv("XDG_RUNTIME_DIR", runtimeDir) // serve inherits it too
+	srv := hangServer(t)
+	got := hangRequest(t, srv, "dump")
+	sockets, _ := filepath.Glob(filepath.Join(runtimeDir, "wsgate", "app-*.sock"))
+	if len(sockets) != 1 {
+		t.Errorf("want one default control socket under $XDG_RUNTIME_DIR/wsgate, found %q", sockets)
+	}
+	out := wsgateCmd(t, "dump", "--app", "inside:hang")
+	if !strings.Contains(out, "stacks of 1 workers") {
+		t.Errorf("wsgate dump says: %s", out)
+	}
+	stacksLine(t, srv.WaitLog("msg=\"worker stacks\""), "GET /hang?id=dump")
+	srv.gwRelease(t, "dump")
+	gwOK(t, "the request after the dump", <-got)
 }
