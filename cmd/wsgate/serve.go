@@ -45,6 +45,7 @@ type serveOptions struct {
 	gracefulTimeout float64
 	maxHeaderBytes  int
 	logLevel        string
+	logFormat       string
 	sets            stringList
 	reload          bool
 	reloadSuffixes  stringList
@@ -71,6 +72,7 @@ func serveFlags(o *serveOptions) *flag.FlagSet {
 	fs.Float64Var(&o.gracefulTimeout, "graceful-timeout", 30, "seconds in-flight requests get to finish on SIGTERM or reload (more than 0)")
 	fs.IntVar(&o.maxHeaderBytes, "max-header-size", 64<<10, "bytes of request line and headers accepted (431 past it)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.logFormat, "log-format", "text", "text (key=value lines) or json (one JSON object per line)")
 	fs.StringVar(&o.controlSocket, "control-socket", "", "unix socket `PATH` for wsgate status and dump (default: one per site under $XDG_RUNTIME_DIR/wsgate; off: none)")
 	fs.Var(&o.sets, "set", "override a [DEFAULT] value of CONFIG_URI: --set `key=value` (repeatable)")
 	fs.BoolVar(&o.reload, "reload", false, "reload the workers when a .py or .ini file of the application changes (development)")
@@ -123,7 +125,17 @@ func runServe(args []string) int {
 		fmt.Fprintf(os.Stderr, "wsgate serve: --log-level %q: use debug, info, warn or error\n", o.logLevel)
 		return exitUsage
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	var handler slog.Handler
+	switch o.logFormat {
+	case "text":
+		handler = slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})
+	case "json":
+		handler = slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})
+	default:
+		fmt.Fprintf(os.Stderr, "wsgate serve: --log-format %q: use text or json\n", o.logFormat)
+		return exitUsage
+	}
+	log := slog.New(handler)
 	slog.SetDefault(log)
 
 	cfg := gateway.Config{
@@ -426,6 +438,7 @@ func applyServerSection(conf *config.Conf, o *serveOptions, set map[string]bool)
 	// python, pythonpath and chdir: internal/site reads them, for every
 	// command.
 	str("log_level", "log-level", &o.logLevel)
+	str("log_format", "log-format", &o.logFormat)
 	str("control_socket", "control-socket", &o.controlSocket)
 	for _, n := range numericOptions {
 		v, ok := conf.Get(n.key)

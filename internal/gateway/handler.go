@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wsgate/wsgate/internal/component"
 	"github.com/wsgate/wsgate/internal/protocol"
 )
 
@@ -185,7 +186,7 @@ func (x *exchange) run(scriptName, pathInfo string, flags byte, inline []byte) {
 		}
 		// LOG frames may trail a finished stream (an iterable's close()
 		// runs after END), so they are accepted from any stream.
-		if hd.Stream != x.stream && hd.Type != protocol.Log {
+		if hd.Stream != x.stream && hd.Type != protocol.Log && hd.Type != protocol.Stderr {
 			x.lost(fmt.Errorf("%w: %s frame for stream %d during stream %d", protocol.ErrViolation, hd.Type, hd.Stream, x.stream))
 			return
 		}
@@ -435,7 +436,9 @@ func (x *exchange) control(t protocol.Type, payload []byte) (done bool, err erro
 		x.started = true
 		x.w.WriteHeader(x.start.Code)
 	case protocol.Log:
-		x.h.pool.log.Info("wsgi.errors", "pid", x.s.w.pid, "text", string(payload))
+		x.logLine("wsgi.errors", string(payload))
+	case protocol.Stderr:
+		x.logLine("worker stderr", string(payload))
 	case protocol.Credit:
 		x.credited = true
 		n, err := protocol.ParseCredit(payload)
@@ -645,6 +648,20 @@ func (x *exchange) sendFile(fp protocol.FilePayload) error {
 		x.abort = true
 	}
 	return nil
+}
+
+// logLine logs a line the application wrote to wsgi.errors or sys.stderr,
+// with the worker and the request it belongs to (frames of a finished
+// stream, from an iterable's close(), are attributed to the request that
+// read them: the next on the slot).
+func (x *exchange) logLine(msg, text string) {
+	w := x.s.w
+	ri := RequestInfo{Method: x.r.Method, URI: x.r.RequestURI}
+	if f := component.FactsOf(x.r); f != nil {
+		ri.RequestID = f.RequestID
+	}
+	attrs := append([]any{"worker", w.id, "pid", w.pid}, requestAttrs(ri)...)
+	w.pool.log.Info(msg, append(attrs, "text", text)...)
 }
 
 // lostBeforeReceiving: the worker is gone and never received the request,

@@ -338,6 +338,13 @@ func (p *Pool) spawnWorker(id, gen int, node []byte) (*worker, error) {
 	}
 	w.stacks = sp
 	childFiles = append(childFiles, stacksW)
+	stderrR, stderrW, err := os.Pipe()
+	if err != nil {
+		w.closeSlots()
+		sp.r.Close()
+		return nil, fmt.Errorf("creating a worker's stderr pipe: %w", err)
+	}
+	childFiles = append(childFiles, stderrW) // closed once started, as the others
 	args := []string{"--fds", strings.Join(fds, ","), "--workers", strconv.Itoa(cfg.Workers),
 		"--stacks-fd", strconv.Itoa(3 + 2*cfg.Threads)}
 	if cfg.ResetWorkerSched {
@@ -347,20 +354,22 @@ func (p *Pool) spawnWorker(id, gen int, node []byte) (*worker, error) {
 	if err != nil {
 		w.closeSlots()
 		sp.r.Close()
+		stderrR.Close()
 		return nil, fmt.Errorf("preparing the Python runtime: %w", err)
 	}
 	cmd.Dir = cfg.Dir
 	cmd.Stdin = bytes.NewReader(node)
 	cmd.Env = append(cmd.Env, cfg.Env...)
 	cmd.Stdout = os.Stdout
-	cmd.Stderr = os.Stderr
-	cmd.ExtraFiles = childFiles
+	cmd.Stderr = stderrW
+	cmd.ExtraFiles = childFiles[:len(childFiles)-1]
 	// Own process group: a terminal's Ctrl-C reaches the master only, which
 	// then drains the workers. Pdeathsig: no orphan outlives a killed master.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		w.closeSlots()
 		sp.r.Close()
+		stderrR.Close()
 		return nil, fmt.Errorf("starting %s: %w", cfg.Python, err)
 	}
 	w.cmd = cmd
@@ -373,6 +382,7 @@ func (p *Pool) spawnWorker(id, gen int, node []byte) (*worker, error) {
 	}()
 	go w.awaitReady()
 	go sp.read(w)
+	go w.logStderr(stderrR)
 	return w, nil
 }
 

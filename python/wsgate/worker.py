@@ -258,14 +258,16 @@ class Input:
 
 
 class Errors:
-    """wsgi.errors: text written here becomes a log line of the master."""
+    """wsgi.errors: text written here becomes a log line of the master
+    (sys.stderr during a request too: ftype STDERR, see StderrRouter)."""
 
-    __slots__ = ("_chan", "_stream", "_pending")
+    __slots__ = ("_chan", "_stream", "_pending", "_type")
 
-    def __init__(self, chan, stream):
+    def __init__(self, chan, stream, ftype=P.LOG):
         self._chan = chan
         self._stream = stream
         self._pending = ""
+        self._type = ftype
 
     def write(self, s):
         if not isinstance(s, str):
@@ -289,7 +291,54 @@ class Errors:
 
     def _send(self, text):
         data = text.encode("utf-8", "replace")
-        self._chan.send(_HEADER_pack(len(data), P.LOG, self._stream) + data)
+        self._chan.send(_HEADER_pack(len(data), self._type, self._stream) + data)
+
+
+_serving = threading.local()  # .request: (chan, stream) of the thread's request; .stderr: its Errors
+
+
+class StderrRouter:
+    """sys.stderr in a worker: what a thread writes while it serves a request
+    goes to the master on that request's stream (STDERR frames), so the log
+    line names the request; anything else goes to the real stderr, a pipe
+    the master logs as the worker's. Everything but write and flush is the
+    real stderr's (fileno, encoding…), so C code and subprocesses given
+    sys.stderr use file descriptor 2 as before."""
+
+    def __init__(self, real):
+        self._real = real
+
+    def write(self, s):
+        req = getattr(_serving, "request", None)
+        if req is None:
+            return self._real.write(s)
+        err = getattr(_serving, "stderr", None)
+        if err is None:
+            err = _serving.stderr = Errors(req[0], req[1], P.STDERR)
+        err.write(s if isinstance(s, str) else str(s))
+        return len(s)
+
+    def writelines(self, lines):
+        for s in lines:
+            self.write(s)
+
+    def flush(self):
+        err = getattr(_serving, "stderr", None)
+        if err is not None:
+            err.flush()
+        self._real.flush()
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+
+def _request_done():
+    """The thread's request ended: its stderr text goes out, the rest to the real stderr."""
+    err = getattr(_serving, "stderr", None)
+    if err is not None:
+        _serving.stderr = None
+        err.flush()
+    _serving.request = None
 
 
 class Response:
@@ -487,6 +536,7 @@ def handle(chan, app, base_environ, stream, payload):
     environ["wsgi.errors"] = errors
     resp = Response(chan, stream, environ["REQUEST_METHOD"] == "HEAD")
     result = None
+    _serving.request = (chan, stream)
     try:
         result = app(environ, resp.start_response)
         rtype = type(result)
@@ -517,6 +567,7 @@ def handle(chan, app, base_environ, stream, payload):
             except Exception:
                 errors.write("wsgate: the response iterable's close() raised:\n" + traceback.format_exc())
         errors.flush()
+        _request_done()
         inp.finish()
 
 
@@ -574,6 +625,8 @@ def main(argv=None):
             sys.stderr.write("wsgate worker %d: staying under the master's scheduling policy: %s\n" % (os.getpid(), exc))
     # The master owns signals: Ctrl-C in a terminal must not interrupt a request.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Before the application loads, so a logging handler it makes keeps the router.
+    sys.stderr = StderrRouter(sys.stderr)
     chans = []
     for pair in args.fds.split(","):
         stream_fd, _, disp_fd = pair.partition(":")

@@ -175,3 +175,34 @@ func TestDumpLogsWorkerStacks(t *testing.T) {
 	srv.gwRelease(t, "dump")
 	gwOK(t, "the request after the dump", <-got)
 }
+
+// With --log-format json every log line is a JSON object, and what a worker
+// writes to its stderr or to wsgi.errors during a request comes with the
+// worker's pid and the request's URI.
+func TestJSONLogAttributesWorkerOutputToTheRequest(t *testing.T) {
+	srv := gwStartApp(t, "inside:chatty", "", "--workers", "1", "--log-format", "json")
+	r := gwGet(t, srv.URL+"/talk?x=1")
+	gwOK(t, "the chatty request", r)
+	pid, err := strconv.Atoi(string(r.body))
+	if err != nil {
+		t.Fatalf("the app answered %q, not its pid", r.body)
+	}
+	for _, want := range []struct{ msg, text string }{
+		{"worker stderr", "chatty on stderr"},
+		{"wsgi.errors", "chatty on wsgi.errors"},
+	} {
+		line := srv.WaitLog(want.text)
+		var rec struct {
+			Msg  string `json:"msg"`
+			PID  int    `json:"pid"`
+			URI  string `json:"uri"`
+			Text string `json:"text"`
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("not a JSON log line (%v): %s", err, line)
+		}
+		if rec.Msg != want.msg || rec.PID != pid || rec.URI != "/talk?x=1" || rec.Text != want.text {
+			t.Errorf("want msg %q, pid %d, uri /talk?x=1, text %q; got %s", want.msg, pid, want.text, line)
+		}
+	}
+}

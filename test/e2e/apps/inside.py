@@ -2,6 +2,7 @@
 (test/e2e/ops_inside_test.go).
 
 - leaky: every request keeps 1 MiB forever, and answers the worker's pid.
+- chatty: writes a line to stderr and one to wsgi.errors.
 - hang: /hang?id=X writes $E2E_RECORD_DIR/X.started, then sleeps inside
   wsgate_e2e_distinctive_sleeper until X.release exists; other paths answer
   the worker's pid at once.
@@ -32,6 +33,17 @@ def hang(environ, start_response):
     if environ["PATH_INFO"] == "/hang":
         ident = environ.get("QUERY_STRING", "").partition("id=")[2] or "hang"
         wsgate_e2e_distinctive_sleeper(ident)
+    body = str(os.getpid()).encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def chatty(environ, start_response):
+    """Writes a line to its stderr and one to wsgi.errors, then answers its pid."""
+    import sys
+    sys.stderr.write("chatty on stderr\n")
+    sys.stderr.flush()
+    environ["wsgi.errors"].write("chatty on wsgi.errors\n")
     body = str(os.getpid()).encode()
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]
