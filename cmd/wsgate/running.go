@@ -122,7 +122,7 @@ func logSettings(log *slog.Logger, name string, c gateway.Config) {
 	}
 	log.Info("pool settings", "pool", name, "workers", c.Workers, "threads", c.Threads, "pipeline", c.Pipeline,
 		"timeout", timeout, "queue_size", queue, "graceful_timeout", c.GracefulTimeout.String(),
-		"max_requests", c.MaxRequests, "max_worker_memory", c.MaxWorkerMemory)
+		"max_requests", c.MaxRequests, "max_worker_memory", c.MaxWorkerMemory, "preload", c.Preload)
 }
 
 // Workers is the number of workers of every pool.

@@ -52,6 +52,7 @@ type serveOptions struct {
 	schedBatch      bool
 	maxWorkerMemory byteSize
 	controlSocket   string
+	preload         bool
 }
 
 func serveFlags(o *serveOptions) *flag.FlagSet {
@@ -75,6 +76,7 @@ func serveFlags(o *serveOptions) *flag.FlagSet {
 	fs.StringVar(&o.logFormat, "log-format", "text", "text (key=value lines) or json (one JSON object per line)")
 	fs.StringVar(&o.controlSocket, "control-socket", "", "unix socket `PATH` for wsgate status and dump (default: one per site under $XDG_RUNTIME_DIR/wsgate; off: none)")
 	fs.Var(&o.sets, "set", "override a [DEFAULT] value of CONFIG_URI: --set `key=value` (repeatable)")
+	fs.BoolVar(&o.preload, "preload", false, "load the application once per generation and fork the workers from it (shared memory; reloads still load new code)")
 	fs.BoolVar(&o.reload, "reload", false, "reload the workers when a .py or .ini file of the application changes (development)")
 	fs.Var(&o.reloadSuffixes, "reload-suffix", "with --reload, also watch files whose name ends so, e.g. .html (repeatable)")
 	fs.BoolVar(&o.schedBatch, "sched-batch", true, "run the master under SCHED_BATCH so its wake-ups do not preempt the workers (Linux)")
@@ -148,6 +150,7 @@ func runServe(args []string) int {
 		MaxRequests:       o.maxRequests,
 		MaxRequestsJitter: o.jitter,
 		MaxWorkerMemory:   int64(o.maxWorkerMemory),
+		Preload:           o.preload,
 		QueueSize:         queueOrNone(o.queueSize),
 		Pipeline:          o.pipeline,
 		GracefulTimeout:   seconds(o.gracefulTimeout),
@@ -472,7 +475,7 @@ func applyServerSection(conf *config.Conf, o *serveOptions, set map[string]bool)
 	for _, e := range []struct {
 		key, flag string
 		dst       *bool
-	}{{"reload", "reload", &o.reload}, {"sched_batch", "sched-batch", &o.schedBatch}} {
+	}{{"reload", "reload", &o.reload}, {"sched_batch", "sched-batch", &o.schedBatch}, {"preload", "preload", &o.preload}} {
 		if v, ok := conf.Get(e.key); ok && !set[e.flag] {
 			b, err := asBool(v)
 			if err != nil {

@@ -55,6 +55,10 @@ type Config struct {
 	// worker (memory.go), the worker finishes its requests and is replaced
 	// (--max-worker-memory; 0 = no limit).
 	MaxWorkerMemory int64
+	// Preload: one process per generation loads the application and forks
+	// the workers, which share its memory copy-on-write (preload.go); a
+	// reload starts a new one (--preload).
+	Preload bool
 	// QueueSize bounds the requests waiting for a free worker; past it they
 	// get 503 with Retry-After. NoQueue: none waits (--queue-size; 0 is
 	// the default, 1024).

@@ -42,6 +42,7 @@ type Pool struct {
 
 	// owned by the arbiter goroutine
 	workers    map[*worker]struct{}
+	preloaders map[int]*preloader // by generation (Config.Preload)
 	nextID     int
 	gen        int    // generation new workers join
 	reloadGen  int    // generation being started by a reload; 0 if none
@@ -59,11 +60,13 @@ const (
 	evLoadFailed                  // w could not load the application
 	evExited                      // w's process has exited
 	evRetired                     // w started draining after MaxRequests
+	evPreloaded                   // gen's preloader loaded the application (or failed: err)
 )
 
 type event struct {
 	kind eventKind
 	w    *worker
+	gen  int // evPreloaded
 	err  error
 }
 
@@ -93,8 +96,10 @@ func NewPool(cfg Config) *Pool {
 		stop:    make(chan stopRequest),
 		workers: make(map[*worker]struct{}),
 		live:    make(map[*worker]struct{}),
-		gen:     1,
-		lastGen: 1,
+
+		preloaders: make(map[int]*preloader),
+		gen:        1,
+		lastGen:    1,
 	}
 	p.genNow.Store(1)
 	return p
@@ -108,6 +113,12 @@ func (p *Pool) Config() Config { return p.cfg }
 // (a *LoadError when the application itself failed): the caller exits
 // rather than retrying in a loop.
 func (p *Pool) Start() error {
+	if p.cfg.Preload {
+		if err := p.startPreloaded(); err != nil {
+			p.abort()
+			return err
+		}
+	}
 	for i := 0; i < p.cfg.Workers; i++ {
 		if _, err := p.spawn(p.gen); err != nil {
 			p.abort()
@@ -144,11 +155,37 @@ func (p *Pool) Start() error {
 	return nil
 }
 
+// startPreloaded starts the first generation's preloader and waits until
+// it has loaded the application (saying what is awaited every 10 s).
+func (p *Pool) startPreloaded() error {
+	pre, err := p.startPreloader(p.gen, p.cfg.Node)
+	if err != nil {
+		return err
+	}
+	p.preloaders[p.gen] = pre
+	tick := time.NewTicker(10 * time.Second)
+	defer tick.Stop()
+	began := time.Now()
+	for {
+		select {
+		case <-pre.ready:
+			_, err := pre.loaded()
+			return err
+		case <-tick.C:
+			p.log.Warn("still waiting for the preloader to load the application", "app", p.cfg.AppName,
+				"waited", time.Since(began).Round(time.Second).String())
+		}
+	}
+}
+
 // abort kills every worker and waits for them (start-up failed).
 func (p *Pool) abort() {
 	p.stopping = true
 	for w := range p.workers {
 		w.kill("start-up failed")
+	}
+	for _, pre := range p.preloaders {
+		pre.kill()
 	}
 	for w := range p.workers {
 		<-w.exited
@@ -197,6 +234,11 @@ func (p *Pool) spawn(gen int) (*worker, error) {
 	if gen == p.reloadGen && p.reloadNode != nil {
 		node = p.reloadNode
 	}
+	if p.cfg.Preload {
+		if err := p.preloaded(gen, node); err != nil {
+			return nil, err
+		}
+	}
 	w, err := p.spawnWorker(p.nextID, gen, node)
 	if err != nil {
 		return nil, err
@@ -238,6 +280,8 @@ func (p *Pool) handle(ev event) {
 		p.reconcile(false)
 	case evRetired:
 		p.reconcile(false)
+	case evPreloaded:
+		p.onPreloaded(ev.gen, ev.err)
 	}
 }
 
@@ -313,6 +357,7 @@ func (p *Pool) onLoadFailed(w *worker, err error) {
 // close and answer 502.
 func (p *Pool) onExited(w *worker) {
 	delete(p.workers, w)
+	defer p.retirePreloaders()
 	p.rosterMu.Lock()
 	delete(p.live, w)
 	p.rosterMu.Unlock()
@@ -366,13 +411,15 @@ func (p *Pool) reconcile(backoffOver bool) {
 		return
 	}
 	for ; live < p.cfg.Workers; live++ {
-		p.stats.restarts.Add(1)
-		if _, err := p.spawn(p.gen); err != nil {
+		if _, err := p.spawn(p.gen); errors.Is(err, errPreloading) {
+			return // spawned once the preloader is ready (onPreloaded)
+		} else if err != nil {
 			p.failures++
 			p.log.Error("cannot spawn a worker", "error", err.Error())
 			p.reconcile(false)
 			return
 		}
+		p.stats.restarts.Add(1)
 	}
 }
 
@@ -398,8 +445,16 @@ func (p *Pool) startReload() {
 	p.lastGen++
 	p.reloadGen = p.lastGen
 	p.log.Info("reloading workers", "workers", p.cfg.Workers, "generation", p.reloadGen)
+	p.spawnReloadGen()
+}
+
+// spawnReloadGen spawns the workers of the generation a reload starts;
+// with Preload, once its preloader has loaded the application.
+func (p *Pool) spawnReloadGen() {
 	for i := 0; i < p.cfg.Workers; i++ {
-		if _, err := p.spawn(p.reloadGen); err != nil {
+		if _, err := p.spawn(p.reloadGen); errors.Is(err, errPreloading) {
+			return
+		} else if err != nil {
 			p.log.Error("reload failed: cannot spawn a worker", "error", err.Error())
 			p.abandonReload("reload failed")
 			return
@@ -419,6 +474,7 @@ func (p *Pool) abandonReload(reason string) {
 		}
 	}
 	p.reloadGen, p.reloadNode = 0, nil
+	p.retirePreloaders()
 }
 
 // superseded reports whether w belongs to an abandoned reload.
@@ -446,6 +502,14 @@ func (p *Pool) shutdown(req stopRequest) {
 				p.log.Warn("graceful timeout passed; killing worker", "worker", w.id, "pid", w.pid)
 				w.kill("shutdown")
 			}
+		}
+	}
+	for _, pre := range p.preloaders {
+		pre.stop()
+		select {
+		case <-pre.gone:
+		case <-expired:
+			pre.kill()
 		}
 	}
 	close(req.done)

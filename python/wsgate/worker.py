@@ -608,14 +608,18 @@ def base_environ(threads, workers):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="wsgate.worker")
-    parser.add_argument("--fds", required=True,
-                        help="comma-separated STREAM:DISPATCH socket fd pairs, one pair per thread")
+    parser.add_argument("--fds", help="comma-separated STREAM:DISPATCH socket fd pairs, one pair per thread")
     parser.add_argument("--workers", type=int, default=1, help="how many workers the master runs")
     parser.add_argument("--stacks-fd", type=int,
                         help="pipe to write every thread's stack to on SIGUSR1 (the master logs it)")
     parser.add_argument("--normal-sched", action="store_true",
                         help="the master runs under SCHED_BATCH, which this process inherited: go back to SCHED_OTHER")
+    parser.add_argument("--preload-fd", type=int,
+                        help="be the preloader: load the application once, then fork a worker for each "
+                             "request of the master on this socket (wsgate.preload)")
     args = parser.parse_args(argv)
+    if args.preload_fd is None and not args.fds:
+        parser.error("--fds or --preload-fd is required")
     if args.stacks_fd is not None:
         arm_stacks(args.stacks_fd)
     if args.normal_sched:
@@ -627,38 +631,63 @@ def main(argv=None):
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Before the application loads, so a logging handler it makes keeps the router.
     sys.stderr = StderrRouter(sys.stderr)
+    if args.preload_fd is not None:
+        from wsgate import preload
+        return preload.run(args.preload_fd, args.workers)
     chans = []
     for pair in args.fds.split(","):
         stream_fd, _, disp_fd = pair.partition(":")
         if not disp_fd:
             parser.error("--fds: %r is not STREAM:DISPATCH" % pair)
-        socks = [socket.socket(fileno=int(stream_fd)), socket.socket(fileno=int(disp_fd))]
-        for sock in socks:
-            sock.set_inheritable(False)  # a subprocess of the app must not hold our sockets open
-        chans.append(P.Channel(*socks))
+        chans.append(channel(int(stream_fd), int(disp_fd)))
+    node = read_node()
+    try:
+        app = load_app(node)
+    except BaseException as exc:  # SystemExit too: the master says why
+        data = load_error_message(exc)
+        try:
+            chans[0].send(P.frame(P.ERROR, 0, data))
+        except OSError:
+            sys.stderr.write("wsgate worker: cannot load the application: " + data.decode())
+        return 3
+    return run(chans, app, args.workers)
+
+
+def channel(stream_fd, disp_fd):
+    """A thread's channel on its two sockets (fds the master passed)."""
+    socks = [socket.socket(fileno=stream_fd), socket.socket(fileno=disp_fd)]
+    for sock in socks:
+        sock.set_inheritable(False)  # a subprocess of the app must not hold our sockets open
+    return P.Channel(*socks)
+
+
+def read_node():
+    """The node tree on stdin; stdin is /dev/null after it."""
     node = json.load(sys.stdin)
     try:
         sys.stdin.close()
         sys.stdin = open(os.devnull)
     except OSError:
         pass
-    try:
-        app = load_app(node)
-    except BaseException as exc:  # SystemExit too: the master says why
-        message = describe_load_error(exc) + "\n" + traceback.format_exc()
-        data = message.encode("utf-8", "replace")
-        try:
-            chans[0].send(P.frame(P.ERROR, 0, data))
-        except OSError:
-            sys.stderr.write("wsgate worker: cannot load the application: " + message)
-        return 3
+    return node
+
+
+def load_error_message(exc):
+    """What the master gets when the application cannot load: the summary line, then the traceback."""
+    message = describe_load_error(exc) + "\n" + traceback.format_exc()
+    return message.encode("utf-8", "replace")
+
+
+def run(chans, app, workers):
+    """Say READY on every channel, then serve each on a thread of its own
+    (the first on this one) until the master closes them."""
     ready = bytes((P.CTL_READY,)) + P.U32.pack(os.getpid())
     try:
         for chan in chans:
             chan.send(P.frame(P.CONTROL_FROM_WORKER, 0, ready))
     except OSError:
         return 0  # the master stopped wanting us while we loaded
-    env = base_environ(len(chans), args.workers)
+    env = base_environ(len(chans), workers)
     threads = [threading.Thread(target=_serve_thread, args=(c, app, env), daemon=True) for c in chans[1:]]
     for t in threads:
         t.start()
