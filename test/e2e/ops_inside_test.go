@@ -3,6 +3,8 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -204,5 +206,131 @@ func TestJSONLogAttributesWorkerOutputToTheRequest(t *testing.T) {
 		if rec.Msg != want.msg || rec.PID != pid || rec.URI != "/talk?x=1" || rec.Text != want.text {
 			t.Errorf("want msg %q, pid %d, uri /talk?x=1, text %q; got %s", want.msg, pid, want.text, line)
 		}
+	}
+}
+
+// workerPSS is the mean proportional set size (kB) of the workers the
+// server's control socket lists, from /proc/PID/smaps_rollup.
+func workerPSS(t *testing.T, ctl string) int {
+	t.Helper()
+	var pools []struct {
+		Live []struct {
+			PID int `json:"pid"`
+		} `json:"live_workers"`
+	}
+	out := wsgateCmd(t, "status", "--json", "--control-socket", ctl)
+	if err := json.Unmarshal([]byte(out), &pools); err != nil || len(pools) != 1 || len(pools[0].Live) == 0 {
+		t.Fatalf("status --json (%v):\n%s", err, out)
+	}
+	total := 0
+	for _, w := range pools[0].Live {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", w.PID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var kb int
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "Pss:") {
+				kb, _ = strconv.Atoi(strings.Fields(line)[1])
+			}
+		}
+		if kb == 0 {
+			t.Fatalf("no Pss in /proc/%d/smaps_rollup:\n%s", w.PID, b)
+		}
+		total += kb
+	}
+	return total / len(pools[0].Live)
+}
+
+// Preloaded workers share the memory the application's import made: each
+// costs much less (PSS) than a worker that imported it itself.
+func TestPreloadWorkersShareMemory(t *testing.T) {
+	pss := map[bool]int{}
+	for _, preload := range []bool{false, true} {
+		ctl := filepath.Join(t.TempDir(), "ctl.sock")
+		args := []string{"--workers", "3", "--control-socket", ctl}
+		if preload {
+			args = append(args, "--preload")
+		}
+		srv := gwStartApp(t, "preloaded:versioned", "", args...)
+		gwOK(t, "a request", gwGet(t, srv.URL+"/"))
+		pss[preload] = workerPSS(t, ctl)
+		srv.Stop()
+	}
+	t.Logf("mean worker PSS: %d kB without preload, %d kB with", pss[false], pss[true])
+	if 3*pss[true] > 2*pss[false] {
+		t.Errorf("preloaded workers do not share their memory: mean PSS %d kB, %d kB without preload", pss[true], pss[false])
+	}
+}
+
+// SIGHUP with --preload starts a new preloader that imports the changed
+// code: the new workers serve it.
+func TestPreloadSIGHUPServesNewCode(t *testing.T) {
+	srv := gwStartApp(t, "preloaded:versioned", "", "--workers", "2", "--preload")
+	if r := gwGet(t, srv.URL+"/"); !strings.HasPrefix(string(r.body), "1 ") {
+		t.Fatalf("before the reload: %q, want version 1", r.body)
+	}
+	if err := os.WriteFile(srv.gwRecord("version"), []byte("2"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv.Signal(syscall.SIGHUP)
+	srv.WaitLog("reload complete")
+	if r := gwGet(t, srv.URL+"/"); !strings.HasPrefix(string(r.body), "2 ") {
+		t.Fatalf("after SIGHUP: %q, want version 2", r.body)
+	}
+	if n := strings.Count(srv.Logs(), "msg=\"preloader ready\""); n != 2 {
+		t.Errorf("%d preloaders loaded the application, want 2 (one per generation)\n%s", n, srv.Logs())
+	}
+}
+
+// --reload with --preload: a changed .py file is imported by a new
+// preloader, whose workers serve it.
+func TestPreloadReloadOnChangeServesNewCode(t *testing.T) {
+	dir := t.TempDir()
+	mod := filepath.Join(dir, "preload_change.py")
+	write := func(version string) {
+		src := "def app(environ, start_response):\n" +
+			"    start_response('200 OK', [('Content-Type', 'text/plain')])\n" +
+			"    return [b'" + version + "']\n"
+		if err := os.WriteFile(mod, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("old")
+	srv := gwStartArgs(t, "", "--app", "preload_change:app", "--pythonpath", dir, "--workers", "2", "--preload", "--reload")
+	if r := gwGet(t, srv.URL+"/"); string(r.body) != "old" {
+		t.Fatalf("before the change: %q", r.body)
+	}
+	write("new")
+	srv.WaitLog("reload complete")
+	if r := gwGet(t, srv.URL+"/"); string(r.body) != "new" {
+		t.Fatalf("after the change: %q, want new", r.body)
+	}
+}
+
+// A preloaded worker that dies is replaced by a fork of the same preloader
+// (no new import), and an application that cannot load under --preload is
+// one error line and exit status 1, as without.
+func TestPreloadReplacesADeadWorkerAndReportsLoadErrors(t *testing.T) {
+	srv := gwStartApp(t, "preloaded:versioned", "", "--workers", "1", "--preload")
+	first := gwGet(t, srv.URL+"/")
+	gwOK(t, "the first request", first)
+	pid, _ := strconv.Atoi(strings.Fields(string(first.body))[1])
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	srv.WaitLog("reason=died")
+	var second gwResponse
+	harness.WaitFor(t, "a request served by the replacement", func() bool {
+		second = gwTry(t, srv.URL+"/")
+		return second.status == 200 && !strings.HasSuffix(string(second.body), " "+strconv.Itoa(pid))
+	})
+	if n := strings.Count(srv.Logs(), "msg=\"preloader started\""); n != 1 {
+		t.Errorf("%d preloaders started, want the first one to fork the replacement\n%s", n, srv.Logs())
+	}
+
+	res := harness.Run(t, harness.Options{Args: []string{"--app", "badimport:app", "--pythonpath", gwAppsDir(), "--preload", "--workers", "2"}})
+	if res.ExitCode != 1 || !strings.Contains(res.Output, "wsgate: error: cannot load the application badimport:app: RuntimeError") {
+		t.Errorf("a preloaded application that cannot load: exit %d, want 1 and the error line\n%s", res.ExitCode, res.Output)
 	}
 }
