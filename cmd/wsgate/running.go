@@ -200,15 +200,7 @@ func (s *runningSite) ReloadApp(app *config.Node) error {
 	// Requests already handed to a gone pool finish within the grace.
 	ctx, cancel := context.WithTimeout(context.Background(), s.base.GracefulTimeout)
 	defer cancel()
-	var wg sync.WaitGroup
-	for _, p := range gone {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			p.Stop(ctx)
-		}()
-	}
-	wg.Wait()
+	eachPool(gone, func(p *gateway.Pool) { p.Stop(ctx) })
 	if old != nil {
 		old.Close()
 	}
@@ -231,16 +223,11 @@ func (s *runningSite) Stop(ctx context.Context) {
 }
 
 func (s *runningSite) stopPools(ctx context.Context, names []string) {
-	var wg sync.WaitGroup
+	pools := make([]*gateway.Pool, 0, len(names))
 	for _, name := range names {
-		p := s.pools[name]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			p.Stop(ctx)
-		}()
+		pools = append(pools, s.pools[name])
 	}
-	wg.Wait()
+	eachPool(pools, func(p *gateway.Pool) { p.Stop(ctx) })
 }
 
 // Pools reports every pool (component.Site, for metrics and health).
@@ -265,12 +252,17 @@ func (s *runningSite) DumpStacks(why string) {
 		pools = append(pools, s.pools[name])
 	}
 	s.mu.Unlock()
+	eachPool(pools, func(p *gateway.Pool) { p.DumpStacks(why) })
+}
+
+// eachPool runs f on every pool at once and returns when all are done.
+func eachPool(pools []*gateway.Pool, f func(*gateway.Pool)) {
 	var wg sync.WaitGroup
 	for _, p := range pools {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p.DumpStacks(why)
+			f(p)
 		}()
 	}
 	wg.Wait()

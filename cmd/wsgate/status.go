@@ -147,30 +147,12 @@ func (c *controlFlags) path(prog string, positional []string) (string, int) {
 }
 
 func runStatus(args []string) int {
-	var c controlFlags
 	var asJSON bool
-	fs := flag.NewFlagSet("wsgate status", flag.ContinueOnError)
-	c.add(fs)
-	fs.BoolVar(&asJSON, "json", false, "print the status as JSON")
-	fs.Usage = func() {
-		fmt.Fprintln(os.Stderr, "Usage: wsgate status [--json] CONFIG_URI | --app module:callable | --control-socket PATH")
-		fs.PrintDefaults()
-	}
-	positional, err := parseInterspersed(fs, args)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
-	}
-	path, code := c.path("wsgate status", positional)
-	if code != exitOK {
-		return code
-	}
-	var pools []gateway.PoolStatus
-	if err := control.Ask(path, "status", &pools); err != nil {
-		fmt.Fprintf(os.Stderr, "wsgate: error: %v\n", err)
-		return exitConfig
+	pools, code := askServer("status", "[--json] ", args, func(fs *flag.FlagSet) {
+		fs.BoolVar(&asJSON, "json", false, "print the status as JSON")
+	})
+	if pools == nil {
+		return code // an error, or -h
 	}
 	if asJSON {
 		enc := json.NewEncoder(os.Stdout)
@@ -183,28 +165,9 @@ func runStatus(args []string) int {
 }
 
 func runDump(args []string) int {
-	var c controlFlags
-	fs := flag.NewFlagSet("wsgate dump", flag.ContinueOnError)
-	c.add(fs)
-	fs.Usage = func() {
-		fmt.Fprintln(os.Stderr, "Usage: wsgate dump CONFIG_URI | --app module:callable | --control-socket PATH")
-		fs.PrintDefaults()
-	}
-	positional, err := parseInterspersed(fs, args)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
-	}
-	path, code := c.path("wsgate dump", positional)
-	if code != exitOK {
-		return code
-	}
-	var pools []gateway.PoolStatus
-	if err := control.Ask(path, "dump", &pools); err != nil {
-		fmt.Fprintf(os.Stderr, "wsgate: error: %v\n", err)
-		return exitConfig
+	pools, code := askServer("dump", "", args, nil)
+	if pools == nil {
+		return code // an error, or -h
 	}
 	n := 0
 	for _, p := range pools {
@@ -212,6 +175,39 @@ func runDump(args []string) int {
 	}
 	fmt.Printf("the stacks of %d workers are in the server's log (msg=\"worker stacks\")\n", n)
 	return exitOK
+}
+
+// askServer is `wsgate COMMAND`: it parses the command line (more flags
+// from moreFlags), finds the server's control socket and asks it COMMAND.
+func askServer(command, usage string, args []string, moreFlags func(*flag.FlagSet)) ([]gateway.PoolStatus, int) {
+	prog := "wsgate " + command
+	var c controlFlags
+	fs := flag.NewFlagSet(prog, flag.ContinueOnError)
+	c.add(fs)
+	if moreFlags != nil {
+		moreFlags(fs)
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(os.Stderr, "Usage: %s %sCONFIG_URI | --app module:callable | --control-socket PATH\n", prog, usage)
+		fs.PrintDefaults()
+	}
+	positional, err := parseInterspersed(fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, exitOK
+		}
+		return nil, exitUsage
+	}
+	path, code := c.path(prog, positional)
+	if code != exitOK {
+		return nil, code
+	}
+	pools := []gateway.PoolStatus{}
+	if err := control.Ask(path, command, &pools); err != nil {
+		fmt.Fprintf(os.Stderr, "wsgate: error: %v\n", err)
+		return nil, exitConfig
+	}
+	return pools, exitOK
 }
 
 // printStatus writes the human form of `wsgate status`: a line per pool,
