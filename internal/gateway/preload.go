@@ -23,6 +23,12 @@ import (
 // as an exec'd one: its sockets, its stacks and stderr pipes, its states.
 // The preloader reaps its workers and reports their exits; the master
 // signals them through pidfds (os.FindProcess), safe from pid reuse.
+// pendingFork is a worker asked of the preloader, its pid not known yet.
+type pendingFork struct {
+	w   *worker
+	pid chan int
+}
+
 type preloader struct {
 	pool  *Pool
 	gen   int
@@ -34,7 +40,7 @@ type preloader struct {
 	gone  chan struct{} // closed when its control socket ends (it exited)
 
 	mu      sync.Mutex
-	forks   map[int]chan int // worker id → its pid, once forked
+	forks   map[int]pendingFork // by worker id
 	byPID   map[int]*worker
 	ended   bool
 	stopped bool
@@ -80,7 +86,7 @@ func (p *Pool) startPreloader(gen int, node []byte) (*preloader, error) {
 		return nil, fmt.Errorf("starting %s: %w", cfg.Python, err)
 	}
 	pre := &preloader{pool: p, gen: gen, proc: cmd.Process, ctl: conn.(*net.UnixConn), exit: make(chan struct{}),
-		ready: make(chan struct{}), gone: make(chan struct{}), forks: map[int]chan int{}, byPID: map[int]*worker{}}
+		ready: make(chan struct{}), gone: make(chan struct{}), forks: map[int]pendingFork{}, byPID: map[int]*worker{}}
 	p.log.Info("preloader started", "pid", cmd.Process.Pid, "generation", gen)
 	go func() {
 		pre.exitErr(cmd.Wait())
@@ -121,9 +127,11 @@ func (pre *preloader) read() {
 			var m struct{ ID, PID int }
 			if json.Unmarshal(msg, &m) == nil {
 				pre.mu.Lock()
-				if c, ok := pre.forks[m.ID]; ok {
+				if f, ok := pre.forks[m.ID]; ok {
 					delete(pre.forks, m.ID)
-					c <- m.PID
+					// Known before the next message, which may be its exit.
+					pre.byPID[m.PID] = f.w
+					f.pid <- m.PID
 				}
 				pre.mu.Unlock()
 			}
@@ -149,10 +157,10 @@ func (pre *preloader) read() {
 	pre.ended = true
 	orphans := pre.byPID
 	pre.byPID = map[int]*worker{}
-	for _, c := range pre.forks {
-		close(c)
+	for _, f := range pre.forks {
+		close(f.pid)
 	}
-	pre.forks = map[int]chan int{}
+	pre.forks = map[int]pendingFork{}
 	loaded := true
 	select {
 	case <-pre.ready:
@@ -211,7 +219,7 @@ func (pre *preloader) fork(w *worker, files []*os.File) error {
 		pre.mu.Unlock()
 		return errors.New("the preloader has exited")
 	}
-	pre.forks[w.id] = c
+	pre.forks[w.id] = pendingFork{w: w, pid: c}
 	pre.mu.Unlock()
 	fds := make([]int, len(files))
 	for i, f := range files {
@@ -237,9 +245,6 @@ func (pre *preloader) fork(w *worker, files []*os.File) error {
 		return fmt.Errorf("worker %d: %w", pid, err)
 	}
 	w.proc, w.pid = proc, pid
-	pre.mu.Lock()
-	pre.byPID[pid] = w
-	pre.mu.Unlock()
 	return nil
 }
 
