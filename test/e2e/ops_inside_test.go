@@ -334,3 +334,19 @@ func TestPreloadReplacesADeadWorkerAndReportsLoadErrors(t *testing.T) {
 		t.Errorf("a preloaded application that cannot load: exit %d, want 1 and the error line\n%s", res.ExitCode, res.Output)
 	}
 }
+
+// The stacks come even from a worker whose only thread holds the GIL in C
+// code (a backtracking regular expression): faulthandler's C handler needs
+// no GIL, where a Python signal handler would never run.
+func TestSIGUSR1LogsStacksWhileTheAppHoldsTheGIL(t *testing.T) {
+	srv := gwStartApp(t, "inside:gil", "", "--workers", "1", "--graceful-timeout", "0.5")
+	go gwTry(t, srv.URL+"/gil?id=c")
+	harness.WaitFile(t, srv.gwRecord("c.started"))
+	srv.Signal(syscall.SIGUSR1)
+	line := srv.WaitLog("msg=\"worker stacks\"")
+	for _, want := range []string{"wsgate_e2e_gil_holder", "GET /gil?id=c"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("the stacks of a worker holding the GIL lack %q:\n%s", want, line)
+		}
+	}
+}

@@ -2,6 +2,7 @@
 (test/e2e/ops_inside_test.go).
 
 - leaky: every request keeps 1 MiB forever, and answers the worker's pid.
+- gil: /gil?id=X holds the GIL in C code (a regular expression that backtracks).
 - chatty: writes a line to stderr and one to wsgi.errors.
 - hang: /hang?id=X writes $E2E_RECORD_DIR/X.started, then sleeps inside
   wsgate_e2e_distinctive_sleeper until X.release exists; other paths answer
@@ -48,3 +49,19 @@ def chatty(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]
 
+
+
+def wsgate_e2e_gil_holder():
+    """A regular expression that backtracks for ages inside the re module's
+    C code, which holds the GIL all along."""
+    import re
+    re.match(r"(a+)+$", "a" * 64 + "b")
+
+
+def gil(environ, start_response):
+    """/gil?id=X: writes X.started, then holds the GIL in C (for ever, in practice)."""
+    ident = environ.get("QUERY_STRING", "").partition("id=")[2] or "gil"
+    open(os.path.join(RECORD_DIR, ident + ".started"), "w").close()
+    wsgate_e2e_gil_holder()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"done"]
