@@ -65,6 +65,12 @@ func (p *Pool) startPreloader(gen int, node []byte) (*preloader, error) {
 	}
 	child := os.NewFile(uintptr(pair[1]), "wsgate-preloader")
 	defer child.Close()
+	stderrR, stderrW, err := os.Pipe()
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("creating the preloader's stderr pipe: %w", err)
+	}
+	defer stderrW.Close()
 	args := []string{"--preload-fd", "3", "--workers", strconv.Itoa(cfg.Workers)}
 	if cfg.ResetWorkerSched {
 		args = append(args, "--normal-sched") // the workers inherit it
@@ -72,17 +78,19 @@ func (p *Pool) startPreloader(gen int, node []byte) (*preloader, error) {
 	cmd, err := python.Command(cfg.Python, cfg.PythonPath, "wsgate.worker", args...)
 	if err != nil {
 		conn.Close()
+		stderrR.Close()
 		return nil, fmt.Errorf("preparing the Python runtime: %w", err)
 	}
 	cmd.Dir = cfg.Dir
 	cmd.Stdin = bytes.NewReader(node)
 	cmd.Env = append(cmd.Env, cfg.Env...)
 	cmd.Stdout = os.Stdout
-	cmd.Stderr = os.Stderr
+	cmd.Stderr = stderrW
 	cmd.ExtraFiles = []*os.File{child}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		conn.Close()
+		stderrR.Close()
 		return nil, fmt.Errorf("starting %s: %w", cfg.Python, err)
 	}
 	pre := &preloader{pool: p, gen: gen, proc: cmd.Process, ctl: conn.(*net.UnixConn), exit: make(chan struct{}),
@@ -93,6 +101,10 @@ func (p *Pool) startPreloader(gen int, node []byte) (*preloader, error) {
 		close(pre.exit)
 	}()
 	go pre.read()
+	// What the application prints at import comes from here, once.
+	go eachLine(stderrR, func(line string) {
+		p.log.Info("preloader stderr", "pid", cmd.Process.Pid, "generation", gen, "text", line)
+	})
 	return pre, nil
 }
 

@@ -17,12 +17,18 @@ const maxStderrLine = 64 << 10
 // logStderr logs what the worker writes to r until every process holding
 // the pipe's write end (the worker, subprocesses it started) has closed it.
 func (w *worker) logStderr(r *os.File) {
+	eachLine(r, func(line string) { w.logLine("worker stderr", line) })
+}
+
+// eachLine calls f with each line read from r (without its newline) until
+// the pipe's end, and closes r.
+func eachLine(r *os.File, f func(line string)) {
 	defer r.Close()
 	br := bufio.NewReaderSize(r, maxStderrLine)
 	for {
 		line, err := br.ReadSlice('\n')
 		if len(line) > 0 {
-			w.logLine("worker stderr", string(trimNewline(line)))
+			f(string(trimNewline(line)))
 		}
 		if err != nil && err != bufio.ErrBufferFull {
 			return
