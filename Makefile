@@ -1,21 +1,27 @@
 # wsgate: the two commands a newcomer needs are `make demo` and `make test`.
 # Everything they need on a fresh machine is installed from here: Debian
 # packages (scripts/system-deps.sh), Python packages into .venv
-# (requirements.txt), Go modules (go.mod).
+# (requirements.txt), Go modules (go.mod). `make dist` builds what pip
+# installs (docs/install.md).
 
 GO      ?= go
 PYTHON  ?= python3
 VENV    := .venv
 VPY     := $(abspath $(VENV))/bin/python
 BIN     := $(abspath bin/wsgate)
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# The one version of a build (git describe, as PEP 440 spells it): stamped into
+# the binary and written into python/wsgate/_version.py, which the binary
+# embeds and the wheel ships.
+VERSION := $(shell ./scripts/version.sh --write)
+LDFLAGS := -X github.com/wsgate/wsgate/internal/version.stamped=$(VERSION)
 
 # Debian packages: `python3 -m venv` needs python3-venv (Debian splits it off
 # CPython); the tests drive real clients (git for hg/trac fixtures, chromium
-# for the browser test, ab from apache2-utils); the benchmark needs wrk.
+# for the browser test, ab from apache2-utils, systemd-socket-activate from
+# systemd); the benchmark needs wrk, and nginx for the static-file case.
 VENV_DEBS  := python3-venv
-TEST_DEBS  := git chromium curl apache2-utils
-BENCH_DEBS := wrk
+TEST_DEBS  := git chromium curl apache2-utils systemd
+BENCH_DEBS := wrk nginx
 
 # Under `make test` every skip fails unless test/skips-allowed.txt allows its
 # reason (internal/testutil.Skip, test/strictskips.py): CI cannot pass by skipping.
@@ -23,12 +29,12 @@ STRICT := WSGATE_TEST_STRICT=1
 
 export WSGATE_TEST_PYTHON := $(VPY)
 
-.PHONY: build venv venv-dj42 system-venv test test-go test-python test-pythons test-django42 lint demo bench clean FORCE
+.PHONY: build venv venv-dj42 venv-dist system-venv dist test test-go test-python test-pythons test-django42 test-dist lint demo bench clean FORCE
 
 build: $(BIN)
 
 $(BIN): FORCE
-	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/wsgate
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/wsgate
 
 # What `$(PYTHON) -m venv` needs, before the first venv is made: nothing when
 # the interpreter has venv and ensurepip (pyenv's do), python3-venv on Debian.
@@ -55,6 +61,31 @@ $(VENV_DJ42)/.stamp: requirements-django42.txt | system-venv
 
 venv-dj42: $(VENV_DJ42)/.stamp
 
+# `make dist`: the sdist and a wheel per Linux architecture (static binary +
+# the wsgate package) in dist/, built by the pinned tools of
+# requirements-dist.txt in .venv-dist, without build isolation so that those
+# pins are what builds. The amd64 wheel is built from the sdist, which proves
+# the sdist builds; arm64 is cross-compiled from the tree.
+VENV_DIST := .venv-dist
+VPY_DIST  := $(abspath $(VENV_DIST))/bin/python
+
+$(VENV_DIST)/.stamp: requirements-dist.txt | system-venv
+	$(PYTHON) -m venv $(VENV_DIST)
+	$(VPY_DIST) -m pip install -q --disable-pip-version-check -r requirements-dist.txt
+	touch $@
+
+venv-dist: $(VENV_DIST)/.stamp
+
+dist: venv-dist
+	rm -f dist/wsgate-*
+	WSGATE_GOARCH=amd64 $(VPY_DIST) -m build --no-isolation --outdir dist .
+	WSGATE_GOARCH=arm64 $(VPY_DIST) -m build --no-isolation --wheel --outdir dist .
+
+# The wheels' tags and files, then the x86_64 one installed into a fresh
+# virtualenv with no Go on PATH (test/dist/test_wheel.py).
+test-dist: venv dist
+	$(STRICT) WSGATE_DIST_DIR=$(abspath dist) $(VPY) -m pytest -q test/dist
+
 test-django42: venv-dj42
 	cd python && $(STRICT) $(VPY_DJ42) -m pytest -q tests/test_django_*.py
 
@@ -65,7 +96,7 @@ lint:
 
 test: venv venv-dj42 build lint
 	./scripts/system-deps.sh $(TEST_DEBS)
-	$(MAKE) -k test-go test-python test-pythons test-django42
+	$(MAKE) -k test-go test-python test-pythons test-django42 test-dist
 
 test-go:
 	$(STRICT) WSGATE_BIN=$(BIN) $(GO) test -count=1 -timeout 25m ./...
@@ -87,4 +118,4 @@ bench: venv build
 	WSGATE_BIN=$(BIN) $(VPY) bench/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf bin
+	rm -rf bin dist

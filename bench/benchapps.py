@@ -13,6 +13,11 @@ def hello(environ, start_response):
     return [HELLO]
 
 
+def make_hello(global_conf, **local_conf):
+    """hello as a PasteDeploy app factory (`use = call:benchapps:make_hello`), for the static case's INI file."""
+    return hello
+
+
 def big(environ, start_response):
     start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(len(BIG)))])
     return [BIG]
@@ -32,3 +37,8 @@ def upload(environ, start_response):
     body = b"%d\n" % total
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]
+
+
+def make_app(global_conf, app="hello"):
+    """paste.app_factory for the cases served from an INI file (bench/chain.ini): the callable named `app`."""
+    return globals()[app]

@@ -40,8 +40,13 @@ NOISY_OTHERS_PCT = 50  # other processes' CPU (of 100% per core) past which a co
 
 
 class Case:
-    def __init__(self, name, title, app, path, script=None):
+    def __init__(self, name, title, app, path, script=None, servers=None):
         self.name, self.title, self.app, self.path, self.script = name, title, app, path, script
+        # servers: {name: argv function} when the case needs its own command lines (static); else SERVERS
+        self.servers = servers
+
+    def argv_functions(self):
+        return self.servers or SERVERS
 
 
 CASES = {
@@ -52,6 +57,8 @@ CASES = {
         Case("big", "1 MiB response", "benchapps:big", "/big"),
         Case("upload", "10 MiB upload (POST, app reads all of wsgi.input)", "benchapps:upload", "/upload",
              script=os.path.join(BENCH_DIR, "upload.lua")),
+        Case("static", "a 16 KiB stylesheet from disk, beside a WSGI app", "benchapps:hello", "/static/bench.css",
+             servers={}),  # filled below, once the argv functions exist
     )
 }
 
@@ -61,6 +68,22 @@ CASES = {
 def wsgate_argv(opts, app, port):
     return [opts.wsgate_bin, "serve", "--app", app, "--python", sys.executable, "--chdir", BENCH_DIR,
             "--bind", "%s:%d" % (HOST, port), "--workers", str(opts.workers)]
+
+
+def wsgate_chain_argv(opts, app, port, log_buffer="0"):
+    # The same application behind bench/chain.ini's five Go components: its master CPU per request minus plain
+    # wsgate's is what the chain costs (target: < 5 µs).
+    module, _, name = app.partition(":")
+    if module != "benchapps":
+        raise ServerFailed("wsgate-chain serves bench/benchapps.py's callables only, not %s" % app)
+    return [opts.wsgate_bin, "serve", os.path.join(BENCH_DIR, "chain.ini"), "--set", "chain_app=" + name,
+            "--set", "chain_log_buffer=" + log_buffer, "--python", sys.executable, "--chdir", BENCH_DIR,
+            "--bind", "%s:%d" % (HOST, port), "--workers", str(opts.workers)]
+
+
+def wsgate_chain_buffered_argv(opts, app, port):
+    # The same chain with the access log gathering lines (buffer = 64k): one write(2) for hundreds of lines.
+    return wsgate_chain_argv(opts, app, port, log_buffer="64k")
 
 
 def gunicorn_sync_argv(opts, app, port):
@@ -98,15 +121,85 @@ def granian_argv(opts, app, port):
             "--working-dir", BENCH_DIR, app]
 
 
+# --- the static case: the same file under /static, served by each server's own static-file support -----------
+
+STATIC_DIR = os.path.join(RESULTS_DIR, "static")
+STATIC_FILES = os.path.join(STATIC_DIR, "files")
+STATIC_SIZE = 16 * 1024
+
+
+def prepare_static():
+    """Writes the file the static case serves, and wsgate's configuration, under bench/results/static/."""
+    os.makedirs(STATIC_FILES, exist_ok=True)
+    line = b"body .bench { color: #123456; margin: 0 auto; } /* padding to a realistic stylesheet size */\n"
+    with open(os.path.join(STATIC_FILES, "bench.css"), "wb") as f:
+        f.write((line * (STATIC_SIZE // len(line) + 1))[:STATIC_SIZE])
+    with open(os.path.join(STATIC_DIR, "site.ini"), "w") as f:
+        f.write("# bench/run.py's static case: Paste's layout, served by wsgate's Go components\n"
+                "[composite:main]\nuse = egg:Paste#urlmap\n/ = hello\n/static = static\n\n"
+                "[app:hello]\nuse = call:benchapps:make_hello\n\n"
+                "[app:static]\nuse = egg:wsgate#static\ndocument_root = %s\n" % STATIC_FILES)
+
+
+def wsgate_static_argv(opts, app, port):
+    return [opts.wsgate_bin, "serve", "--python", sys.executable, "--chdir", BENCH_DIR,
+            "--bind", "%s:%d" % (HOST, port), "--workers", str(opts.workers), os.path.join(STATIC_DIR, "site.ini")]
+
+
+def nginx_static_argv(opts, app, port):
+    # nginx as Debian ships it, as a site would configure it for static files: sendfile, keep-alive without a
+    # request limit (wsgate has none), no access log (as every server here), one worker process per --workers.
+    prefix = os.path.join(STATIC_DIR, "nginx-%d" % port)
+    os.makedirs(prefix, exist_ok=True)
+    conf = os.path.join(prefix, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write("""worker_processes %(workers)d;
+pid %(prefix)s/nginx.pid;
+error_log stderr warn;
+events { worker_connections 4096; }
+http {
+    include /etc/nginx/mime.types;
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 100000000;
+    client_body_temp_path %(prefix)s/body;
+    proxy_temp_path %(prefix)s/proxy;
+    fastcgi_temp_path %(prefix)s/fastcgi;
+    uwsgi_temp_path %(prefix)s/uwsgi;
+    scgi_temp_path %(prefix)s/scgi;
+    server {
+        listen %(host)s:%(port)d;
+        location /static/ { alias %(files)s/; }
+    }
+}
+""" % {"workers": opts.workers, "prefix": prefix, "host": HOST, "port": port, "files": STATIC_FILES})
+    return ["nginx", "-p", prefix, "-c", conf, "-g", "daemon off;"]
+
+
+def uwsgi_static_argv(opts, app, port):
+    # uWSGI's documented way: --static-map (its workers send the file, behind the --http router).
+    return uwsgi_argv(opts, app, port) + ["--static-map", "/static=" + STATIC_FILES]
+
+
+def granian_static_argv(opts, app, port):
+    return granian_argv(opts, app, port) + ["--static-path-route", "/static", "--static-path-mount", STATIC_FILES]
+
+
 SERVERS = {
     "wsgate": wsgate_argv,
+    "wsgate-chain": wsgate_chain_argv,
+    "wsgate-chain-buffered": wsgate_chain_buffered_argv,
     "uwsgi": uwsgi_argv,
     "gunicorn-sync": gunicorn_sync_argv,
     "granian": granian_argv,
     "gunicorn-gthread": gunicorn_gthread_argv,
     "uwsgi-socket": uwsgi_socket_argv,
 }
-DEFAULT_ORDER = ["wsgate", "uwsgi", "gunicorn-sync", "granian", "gunicorn-gthread", "uwsgi-socket"]
+DEFAULT_ORDER = ["wsgate", "uwsgi", "gunicorn-sync", "granian", "gunicorn-gthread", "uwsgi-socket", "nginx"]
+CASES["static"].servers.update({"wsgate": wsgate_static_argv, "nginx": nginx_static_argv,
+                                "uwsgi": uwsgi_static_argv, "granian": granian_static_argv})
+KNOWN_SERVERS = sorted(set(SERVERS) | set(CASES["static"].servers))
 
 
 # --- /proc: the server's process tree, its RSS and CPU time ------------------------------------------------------
@@ -265,9 +358,14 @@ def wrk(opts, case, port, duration):
 
 def run_one(opts, case, server, log_dir):
     port = free_port()
-    argv = SERVERS[server](opts, case.app, port)
     log_path = os.path.join(log_dir, "%s-%s.log" % (case.name, server))
-    result = {"case": case.name, "server": server, "argv": argv, "log": log_path}
+    result = {"case": case.name, "server": server, "log": log_path}
+    try:
+        argv = case.argv_functions()[server](opts, case.app, port)
+    except ServerFailed as e:
+        result["failed"] = str(e)
+        return result
+    result["argv"] = argv
     try:
         with open(log_path, "w") as log:
             proc = subprocess.Popen(argv, cwd=BENCH_DIR, stdout=log, stderr=subprocess.STDOUT,
@@ -459,7 +557,8 @@ def median_result(runs):
     merged["requests"] = sum(r["requests"] for r in ok)
     merged["non2xx"] = sum(r["non2xx"] for r in ok)
     merged["errors"] = {"total": sum(r["errors"]["total"] for r in ok)}
-    merged["rounds"] = [{k: r.get(k) for k in ("rps", "p50_ms", "p99_ms", "failed")} for r in runs]
+    merged["rounds"] = [{k: r.get(k) for k in ("rps", "p50_ms", "p99_ms", "master_us_per_req", "failed")}
+                        for r in runs]
     return merged
 
 
@@ -548,7 +647,10 @@ def check_targets(table):
     ratio_target("hello", "uwsgi", 0.9)
     ratio_target("hello", "gunicorn-sync", 2.0)
     ratio_target("django", "uwsgi", 0.9)
+    ratio_target("static", "nginx", 0.8)
     for case in CASES:
+        if case == "static":
+            continue  # latency of files is compared with nginx's rps above
         w, p = get(case, "wsgate"), get(case, "uwsgi")
         desc = "%s: wsgate p99 ≤ 2× uwsgi's" % case
         if case not in table:
@@ -558,6 +660,18 @@ def check_targets(table):
         else:
             targets.append((desc, "met" if w["p99_ms"] <= 2 * p["p99_ms"] else "not met",
                             "%s vs %s%s" % (fmt_ms(w["p99_ms"]), fmt_ms(p["p99_ms"]), noise(w, p))))
+    for chain in ("wsgate-chain", "wsgate-chain-buffered"):
+        w, c = get("hello", "wsgate"), get("hello", chain)
+        desc = "hello: five Go components add < 5 µs master CPU/req"
+        if chain != "wsgate-chain":
+            desc += " (%s)" % chain
+        if "hello" in table and chain in table["hello"]:
+            if not w or not c:
+                targets.append((desc, "n/a", "not measured"))
+            else:
+                added = c["master_us_per_req"] - w["master_us_per_req"]
+                targets.append((desc, "met" if added < 5 else "not met", "%+.1f µs (%.1f vs %.1f µs%s)" % (
+                    added, c["master_us_per_req"], w["master_us_per_req"], noise(w, c))))
     w = get("upload", "wsgate")
     desc = "upload: wsgate master RSS growth < 16 MB"
     if "upload" in table:
@@ -598,6 +712,7 @@ def versions(opts):
         "django": cmd([sys.executable, "-c", "import django; print(django.get_version())"]),
         "python": platform.python_version(),
         "wrk": cmd(["wrk", "--version"]).split()[1],
+        "nginx": cmd(["nginx", "-v"]).split("/")[-1],
     }
 
 
@@ -621,7 +736,8 @@ def parse_args(argv):
     p.add_argument("--warmup", type=int, default=2, help="seconds of unmeasured load before each measurement")
     p.add_argument("--cases", default=",".join(CASES), help="comma-separated cases: " + ", ".join(CASES))
     p.add_argument("--servers", default=",".join(DEFAULT_ORDER),
-                   help="comma-separated servers, run in this order (interleaved per case): " + ", ".join(SERVERS))
+                   help="comma-separated servers, run in this order (interleaved per case; a case runs those "
+                        "it has command lines for: nginx only serves the static case): " + ", ".join(KNOWN_SERVERS))
     p.add_argument("--workers", type=int, default=2, help="worker processes of every server")
     p.add_argument("--gthread-threads", type=int, default=4, help="threads per gunicorn gthread worker")
     p.add_argument("--rounds", type=int, default=1,
@@ -647,8 +763,8 @@ def parse_args(argv):
         if c not in CASES:
             p.error("unknown case %r (known: %s)" % (c, ", ".join(CASES)))
     for s in opts.servers:
-        if s not in SERVERS:
-            p.error("unknown server %r (known: %s)" % (s, ", ".join(SERVERS)))
+        if s not in KNOWN_SERVERS:
+            p.error("unknown server %r (known: %s)" % (s, ", ".join(KNOWN_SERVERS)))
     if opts.workers < 1 or opts.duration < 1 or opts.rounds < 1:
         p.error("--workers, --duration and --rounds must be at least 1")
     opts.wsgate_bin = os.path.abspath(opts.wsgate_bin)
@@ -664,7 +780,7 @@ def main(argv=None):
         print("bench: wrk is not installed; ./scripts/system-deps.sh wrk installs it (make bench does)",
               file=sys.stderr)
         return 2
-    if "wsgate" in opts.servers and not os.access(opts.wsgate_bin, os.X_OK):
+    if any(s.startswith("wsgate") for s in opts.servers) and not os.access(opts.wsgate_bin, os.X_OK):
         print("bench: %s is not an executable; build it (make build) or leave wsgate out with --servers"
               % opts.wsgate_bin, file=sys.stderr)
         return 2
@@ -678,7 +794,7 @@ def main(argv=None):
     log_dir = os.path.join(RESULTS_DIR, "logs")
     os.makedirs(log_dir, exist_ok=True)
     json_path = opts.json or os.path.join(RESULTS_DIR, "bench-%s.json" % stamp.strftime("%Y%m%dT%H%M%SZ"))
-    runs = len(opts.cases) * len(opts.servers) * opts.rounds
+    runs = sum(len([s for s in opts.servers if s in CASES[c].argv_functions()]) for c in opts.cases) * opts.rounds
     info = {"date": stamp.isoformat(timespec="seconds"), "machine": machine(), "versions": versions(opts),
             "settings": {k: getattr(opts, k) for k in ("duration", "warmup", "workers", "gthread_threads", "rounds",
                                                       "connections", "wrk_threads", "cases", "servers")}}
@@ -691,11 +807,14 @@ def main(argv=None):
               runs, runs * (opts.duration + opts.warmup + 2)))
     print("versions: " + ", ".join("%s %s" % kv for kv in info["versions"].items()))
     table = {}
+    if "static" in opts.cases:
+        prepare_static()
     for case_name in opts.cases:
         case = CASES[case_name]
-        per_server = {s: [] for s in opts.servers}
+        servers = [s for s in opts.servers if s in case.argv_functions()]
+        per_server = {s: [] for s in servers}
         for rnd in range(opts.rounds):
-            order = opts.servers if rnd % 2 == 0 else list(reversed(opts.servers))
+            order = servers if rnd % 2 == 0 else list(reversed(servers))
             for server in order:
                 print("  %s / %s%s ..." % (case.name, server, " (round %d)" % (rnd + 1) if opts.rounds > 1 else ""),
                       end="", flush=True)

@@ -5,13 +5,15 @@
 // The runtime is standard library only, so the user installs nothing on the
 // Python side: Unpack writes the embedded tree once to a cache directory keyed
 // by its content hash, and every interpreter wsgate starts finds it first on
-// PYTHONPATH.
+// PYTHONPATH — unless that interpreter has the same version of the wsgate
+// package installed (pip install wsgate ships both), which it then imports.
 package python
 
 import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -21,6 +23,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/wsgate/wsgate/internal/version"
 )
 
 //go:embed all:wsgate
@@ -35,11 +39,19 @@ const EnvInterpreter = "WSGATE_PYTHON"
 const EnvCacheDir = "WSGATE_CACHE_DIR"
 
 // Interpreter picks the Python interpreter: the --python flag, else
-// WSGATE_PYTHON, else `python = …` from the server section, else python3.
+// WSGATE_PYTHON, else `python = …` from the server section, else the python3
+// beside the wsgate executable (a virtualenv's bin/, where pip installs
+// wsgate), else python3 from PATH.
 func Interpreter(flag, fromConfig string) string {
 	for _, c := range []string{flag, os.Getenv(EnvInterpreter), fromConfig} {
 		if strings.TrimSpace(c) != "" {
 			return c
+		}
+	}
+	if exe, err := os.Executable(); err == nil {
+		sibling := filepath.Join(filepath.Dir(exe), "python3")
+		if info, err := os.Stat(sibling); err == nil && !info.IsDir() && info.Mode()&0o111 != 0 {
+			return sibling
 		}
 	}
 	return "python3"
@@ -164,25 +176,130 @@ func unpack() (string, error) {
 	return final, nil
 }
 
-// Command prepares `interpreter -m module args…` with the runtime first on
-// PYTHONPATH, followed by extraPath and whatever PYTHONPATH the user had.
-func Command(interpreter string, extraPath []string, module string, args ...string) (*exec.Cmd, error) {
-	dir, err := Unpack()
-	if err != nil {
-		return nil, err
+// Runtime is the copy of the Python runtime an interpreter's processes
+// import.
+type Runtime struct {
+	// Installed: the interpreter imports its own wsgate package, of this
+	// binary's version (Package is its directory); otherwise the embedded
+	// copy, unpacked, goes first on PYTHONPATH (Why says what was found).
+	Installed bool
+	Package   string
+	Why       string
+}
+
+func (r Runtime) String() string {
+	if r.Installed {
+		return "installed (" + r.Package + ")"
 	}
-	paths := append([]string{dir}, extraPath...)
+	return "embedded (" + r.Why + ")"
+}
+
+// probeScript writes the version ("" for none) and the directory of the
+// wsgate package the interpreter imports without the embedded runtime on its
+// path, NUL-separated. It imports nothing else, so no module of the
+// project's can stand in for a standard one.
+const probeScript = `import sys, wsgate; sys.stdout.write("%s\0%s" % (getattr(wsgate, "__version__", ""), wsgate.__path__[0]))`
+
+// Choose finds out which runtime interpreter's processes get: the installed
+// wsgate package when it is this binary's version, else the embedded one.
+// Asking costs an interpreter start, so the answer is kept per interpreter
+// and path; an installed answer is trusted only while the package's
+// __init__.py is the file it was (one stat; pip replaces it on every upgrade), so a package upgraded under a
+// running server is never imported by workers of the old binary.
+func Choose(interpreter string, extraPath []string) Runtime {
+	key := interpreter + "\x00" + strings.Join(extraPath, "\x00")
+	chosenMu.Lock()
+	c, ok := chosen[key]
+	chosenMu.Unlock()
+	if ok && (!c.rt.Installed || sameFile(c.stamp, filepath.Join(c.rt.Package, "__init__.py"))) {
+		return c.rt
+	}
+	rt := probe(interpreter, extraPath)
+	c = choice{rt: rt}
+	if rt.Installed {
+		c.stamp, _ = os.Stat(filepath.Join(rt.Package, "__init__.py"))
+	}
+	chosenMu.Lock()
+	chosen[key] = c
+	chosenMu.Unlock()
+	return rt
+}
+
+type choice struct {
+	rt    Runtime
+	stamp fs.FileInfo // the installed package's __init__.py when probed
+}
+
+var (
+	chosenMu sync.Mutex
+	chosen   = map[string]choice{}
+)
+
+func sameFile(before fs.FileInfo, path string) bool {
+	now, err := os.Stat(path)
+	return err == nil && before != nil && os.SameFile(before, now) &&
+		now.ModTime().Equal(before.ModTime()) && now.Size() == before.Size()
+}
+
+// probe asks the interpreter which wsgate package it imports.
+func probe(interpreter string, extraPath []string) Runtime {
+	probe := exec.Command(interpreter, "-c", probeScript)
+	probe.Env = withPythonPath(extraPath)
+	out, err := probe.Output()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return Runtime{Why: interpreter + " cannot import a wsgate package of its own"}
+	}
+	if err != nil {
+		return Runtime{Why: fmt.Sprintf("cannot run %s: %v", interpreter, err)}
+	}
+	pkgVersion, pkg, ok := strings.Cut(string(out), "\x00")
+	if !ok || pkg == "" {
+		return Runtime{Why: fmt.Sprintf("%s answered %q about its wsgate package", interpreter, out)}
+	}
+	if pkgVersion != version.String() {
+		got := "of no version"
+		if pkgVersion != "" {
+			got = "version " + pkgVersion
+		}
+		return Runtime{Why: fmt.Sprintf("%s imports wsgate %s from %s, this binary is %s", interpreter, got, pkg, version.String())}
+	}
+	return Runtime{Installed: true, Package: pkg}
+}
+
+// withPythonPath is this process's environment with PYTHONPATH set to
+// paths followed by whatever PYTHONPATH the user had.
+func withPythonPath(paths []string) []string {
+	paths = append([]string{}, paths...)
 	if old := os.Getenv("PYTHONPATH"); old != "" {
 		paths = append(paths, old)
 	}
-	cmd := exec.Command(interpreter, append([]string{"-m", module}, args...)...)
-	env := make([]string, 0, len(os.Environ())+2)
+	env := make([]string, 0, len(os.Environ())+1)
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "PYTHONPATH=") {
 			env = append(env, kv)
 		}
 	}
-	cmd.Env = append(env, "PYTHONPATH="+strings.Join(paths, string(os.PathListSeparator)))
+	if len(paths) == 0 {
+		return env
+	}
+	return append(env, "PYTHONPATH="+strings.Join(paths, string(os.PathListSeparator)))
+}
+
+// Command prepares `interpreter -m module args…` with the runtime Choose
+// picks: the embedded one first on PYTHONPATH, followed by extraPath and
+// whatever PYTHONPATH the user had.
+func Command(interpreter string, extraPath []string, module string, args ...string) (*exec.Cmd, error) {
+	paths := extraPath
+	if !Choose(interpreter, extraPath).Installed {
+		dir, err := Unpack()
+		if err != nil {
+			return nil, err
+		}
+		paths = append([]string{dir}, extraPath...)
+	}
+	cmd := exec.Command(interpreter, append([]string{"-m", module}, args...)...)
+	cmd.Env = withPythonPath(paths)
 	return cmd, nil
 }
 

@@ -9,10 +9,9 @@ import (
 	"os"
 
 	_ "github.com/wsgate/wsgate/internal/component/all" // every Go component
+	"github.com/wsgate/wsgate/internal/version"
+	"github.com/wsgate/wsgate/python"
 )
-
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
 
 // Exit codes shared by every subcommand.
 const (
@@ -55,6 +54,8 @@ func run(args []string) int {
 		name = "help"
 	case "-V", "--version":
 		name = "version"
+	case workerTreeCommand: // hidden: wsgate.django.configure()'s
+		return runWorkerTree(args[1:])
 	}
 	for _, c := range commands() {
 		if c.name == name {
@@ -79,8 +80,12 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "Run 'wsgate COMMAND -h' for a command's options; the manual is in docs/.")
 }
 
+// runVersion prints the binary's version, then which Python runtime the
+// default interpreter's processes import (docs/install.md).
 func runVersion(args []string) int {
-	fmt.Println("wsgate", version)
+	fmt.Println("wsgate", version.String())
+	interpreter := python.Interpreter("", "")
+	fmt.Printf("python runtime for %s: %s\n", interpreter, python.Choose(interpreter, nil))
 	return exitOK
 }
 

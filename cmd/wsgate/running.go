@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"strconv"
 	"sync"
@@ -25,6 +26,9 @@ import (
 type runningSite struct {
 	base gateway.Config // every pool's settings but its application
 	log  *slog.Logger
+	// python runs the site's Python outside the workers, for components
+	// that read it at load (compose.Options.Python); nil with --app.
+	python func(module string, args ...string) (*exec.Cmd, error)
 
 	mu       sync.Mutex
 	pools    map[string]*gateway.Pool // by compose.Pool.Name
@@ -51,6 +55,7 @@ func (s *runningSite) compose(app *config.Node, fresh map[string]*gateway.Pool) 
 	c, err = compose.Compose(app, compose.Options{
 		Site:   s,
 		Logger: s.log,
+		Python: s.python,
 		Serve: func(p *compose.Pool) (http.Handler, error) {
 			if old, ok := s.pools[p.Name]; ok {
 				fresh[p.Name] = old
@@ -150,6 +155,19 @@ func (s *runningSite) Reload() {
 	for _, name := range s.order {
 		s.pools[name].Reload()
 	}
+}
+
+// Reloading reports whether a pool's reload has not ended yet (systemd
+// hears READY=1 again when none has).
+func (s *runningSite) Reloading() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, name := range s.order {
+		if s.pools[name].Reloading() {
+			return true
+		}
+	}
+	return false
 }
 
 // ReloadApp composes a changed configuration: new pools start, then pools

@@ -53,6 +53,7 @@ type serveOptions struct {
 	maxWorkerMemory byteSize
 	controlSocket   string
 	preload         bool
+	net             server.Config // TLS, HTTP versions, systemd, user: server.Settings
 }
 
 func serveFlags(o *serveOptions) *flag.FlagSet {
@@ -80,6 +81,9 @@ func serveFlags(o *serveOptions) *flag.FlagSet {
 	fs.BoolVar(&o.reload, "reload", false, "reload the workers when a .py or .ini file of the application changes (development)")
 	fs.Var(&o.reloadSuffixes, "reload-suffix", "with --reload, also watch files whose name ends so, e.g. .html (repeatable)")
 	fs.BoolVar(&o.schedBatch, "sched-batch", true, "run the master under SCHED_BATCH so its wake-ups do not preempt the workers (Linux)")
+	for _, s := range server.Settings {
+		fs.Var(s.Value(&o.net), s.Flag, s.Help)
+	}
 	return fs
 }
 
@@ -237,6 +241,7 @@ func serve(cfg gateway.Config, st *site.Site, binds []string, o serveOptions, lo
 		return exitConfig
 	}
 	if st != nil {
+		running.python = st.Command
 		if err := running.prepare(st.App); err != nil {
 			fmt.Fprintf(os.Stderr, "wsgate: error: %v\n", err)
 			return exitConfig
@@ -244,19 +249,26 @@ func serve(cfg gateway.Config, st *site.Site, binds []string, o serveOptions, lo
 	} else {
 		running.prepareSingle(cfg)
 	}
-	lns, err := server.Listen(binds)
+	if err := o.net.Check(); err != nil {
+		fmt.Fprintf(os.Stderr, "wsgate: error: %v\n", err)
+		return exitConfig
+	}
+	socks, err := server.Open(binds, o.net, log)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "wsgate: error: %v\n", err)
 		return exitConfig
 	}
-	for _, l := range lns {
-		fmt.Fprintf(os.Stderr, "wsgate: listening on %s\n", l.URL)
+	for _, line := range socks.Lines() {
+		fmt.Fprintf(os.Stderr, "wsgate: %s\n", line)
+	}
+	if err := server.DropPrivileges(o.net.User, o.net.Group); err != nil {
+		socks.Close()
+		fmt.Fprintf(os.Stderr, "wsgate: error: %v\n", err)
+		return exitConfig
 	}
 	defer openControl(running, ctlPath, log)()
 	if failed, err := running.start(); err != nil {
-		for _, l := range lns {
-			l.Close()
-		}
+		socks.Close()
 		name := cfg.AppName
 		if st != nil {
 			name = st.URI
@@ -281,7 +293,7 @@ func serve(cfg gateway.Config, st *site.Site, binds []string, o serveOptions, lo
 	if rl != nil {
 		defer rl.Start(running)()
 	}
-	err = server.Serve(context.Background(), lns, server.Options{
+	err = server.Serve(context.Background(), socks, server.Options{
 		Handler:           running,
 		Supervisor:        running,
 		GracefulTimeout:   cfg.GracefulTimeout,
@@ -289,6 +301,7 @@ func serve(cfg gateway.Config, st *site.Site, binds []string, o serveOptions, lo
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		Logger:            log,
+		H2C:               o.net.H2C,
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "wsgate: error: %v\n", err)
@@ -491,6 +504,17 @@ func applyServerSection(conf *config.Conf, o *serveOptions, set map[string]bool)
 		if v, ok := conf.Get(e.key); ok && !set[e.flag] {
 			if err := e.dst.Set(v); err != nil {
 				return bad(e.key, "a size (bytes, or a number with k, m or g)")
+			}
+		}
+	}
+	for _, s := range server.Settings {
+		if v, ok := conf.Get(s.Key); ok && !set[s.Flag] {
+			if err := s.Set(&o.net, v); err != nil {
+				where := conf.Origin(s.Key)
+				if where == "" {
+					where = "[server] " + s.Key
+				}
+				return fmt.Errorf("%s: %w", where, err)
 			}
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/textproto"
 	"os"
@@ -216,6 +217,14 @@ func (x *exchange) run(scriptName, pathInfo string, flags byte, inline []byte) {
 				x.lost(err)
 				return
 			}
+			if hd.Type == protocol.Log || hd.Type == protocol.Stderr {
+				msg := "wsgi.errors"
+				if hd.Type == protocol.Stderr {
+					msg = "worker stderr"
+				}
+				x.logLine(msg, hd.Stream == x.stream, string(payload))
+				continue
+			}
 			done, err := x.control(hd.Type, payload)
 			if err != nil {
 				x.lost(err)
@@ -288,7 +297,7 @@ func (x *exchange) awaitTurn() turnKind {
 			}
 			switch x.s.withdraw(x) {
 			case withdrawn:
-				p.log.Debug("pipelined request taken back", "pid", x.s.w.pid, "why", "another worker is idle", "uri", x.r.RequestURI)
+				x.logger().Debug("pipelined request taken back", "pid", x.s.w.pid, "why", "another worker is idle", "uri", x.r.RequestURI)
 				x.next = s
 				return turnWithdrawn
 			case received:
@@ -301,7 +310,7 @@ func (x *exchange) awaitTurn() turnKind {
 		case <-timer.C:
 			switch x.s.withdraw(x) {
 			case withdrawn:
-				p.log.Debug("pipelined request taken back", "pid", x.s.w.pid, "why", "long wait", "waited", x.rescueDelay().String(), "uri", x.r.RequestURI)
+				x.logger().Debug("pipelined request taken back", "pid", x.s.w.pid, "why", "long wait", "waited", x.rescueDelay().String(), "uri", x.r.RequestURI)
 				x.rescues++
 				return turnWithdrawn
 			case received:
@@ -435,10 +444,6 @@ func (x *exchange) control(t protocol.Type, payload []byte) (done bool, err erro
 		}
 		x.started = true
 		x.w.WriteHeader(x.start.Code)
-	case protocol.Log:
-		x.logLine("wsgi.errors", string(payload))
-	case protocol.Stderr:
-		x.logLine("worker stderr", string(payload))
 	case protocol.Credit:
 		x.credited = true
 		n, err := protocol.ParseCredit(payload)
@@ -461,7 +466,7 @@ func (x *exchange) control(t protocol.Type, payload []byte) (done bool, err erro
 			// The app failed because the client's body broke off (a bad
 			// chunk, a disconnect): a malformed request, not an app error.
 			// The connection cannot be trusted for another request.
-			x.h.pool.log.Warn("request body broke off", "method", x.r.Method, "uri", x.r.RequestURI,
+			x.logger().Warn("request body broke off", "method", x.r.Method, "uri", x.r.RequestURI,
 				"error", x.bodyErr.Error())
 			if x.started {
 				x.abort = true
@@ -471,7 +476,7 @@ func (x *exchange) control(t protocol.Type, payload []byte) (done bool, err erro
 			}
 			return true, nil
 		}
-		x.h.pool.log.Error("application error", "pid", x.s.w.pid, "method", x.r.Method,
+		x.logger().Error("application error", "pid", x.s.w.pid, "method", x.r.Method,
 			"uri", x.r.RequestURI, "traceback", string(payload))
 		if x.started {
 			x.abort = true
@@ -650,31 +655,40 @@ func (x *exchange) sendFile(fp protocol.FilePayload) error {
 	return nil
 }
 
-// logLine logs a line the application wrote to wsgi.errors or sys.stderr,
-// with the worker and the request it belongs to (frames of a finished
-// stream, from an iterable's close(), are attributed to the request that
-// read them: the next on the slot).
-func (x *exchange) logLine(msg, text string) {
-	w := x.s.w
-	ri := RequestInfo{Method: x.r.Method, URI: x.r.RequestURI}
-	if f := component.FactsOf(x.r); f != nil {
-		ri.RequestID = f.RequestID
+// logger is the pool's logger with the request's id, when the requestid
+// component gave it one: every line about a request can then be found from
+// its access log line, and the access log line from the error.
+func (x *exchange) logger() *slog.Logger {
+	if f := component.FactsOf(x.r); f != nil && f.RequestID != "" {
+		return x.h.pool.log.With("request_id", f.RequestID)
 	}
-	attrs := append([]any{"worker", w.id, "pid", w.pid}, requestAttrs(ri)...)
-	w.pool.log.Info(msg, append(attrs, "text", text)...)
+	return x.h.pool.log
+}
+
+// logLine logs a line the application wrote to wsgi.errors or sys.stderr
+// (msg), with the worker, and the request when it is this one's (ours): a
+// frame of another stream is the tail of the previous request on the
+// worker (an iterable's close() runs after END).
+func (x *exchange) logLine(msg string, ours bool, text string) {
+	w := x.s.w
+	if !ours {
+		w.pool.log.Info(msg, "worker", w.id, "pid", w.pid, "text", text)
+		return
+	}
+	x.logger().Info(msg, "worker", w.id, "pid", w.pid, "method", x.r.Method, "uri", x.r.RequestURI, "text", text)
 }
 
 // lostBeforeReceiving: the worker is gone and never received the request,
 // so another worker may serve it.
 func (x *exchange) lostBeforeReceiving(err error) {
 	x.unsent, x.reason = true, "lost"
-	x.h.pool.log.Warn("worker lost before a request reached it; trying another", "pid", x.s.w.pid, "error", err.Error())
+	x.logger().Warn("worker lost before a request reached it; trying another", "pid", x.s.w.pid, "error", err.Error())
 }
 
 // lost ends an exchange whose worker can no longer be trusted: it died, it
 // broke the protocol, or it passed the timeout.
 func (x *exchange) lost(err error) {
-	log := x.h.pool.log
+	log := x.logger()
 	pid := x.s.w.pid
 	switch {
 	case errors.Is(err, os.ErrDeadlineExceeded):

@@ -33,6 +33,9 @@ type Pool struct {
 	service atomic.Int64 // moving average of a request's service time, ns (exchange.rescueDelay)
 	reloads atomic.Int64 // reloads completed
 	genNow  atomic.Int64 // p.gen, for Status
+	// Reloads asked for (Reload) and the count the last finished reload
+	// covered: a reload serves every ask made before it started.
+	reloadsAsked, reloadsEnded atomic.Uint64
 
 	nodeMu      sync.Mutex
 	pendingNode []byte // the node the next reload's workers load (ReloadNode)
@@ -51,6 +54,7 @@ type Pool struct {
 	failures   int    // consecutive load failures, for the respawn backoff
 	respawnDue <-chan time.Time
 	stopping   bool
+	reloadAsks uint64 // reloadsAsked when the running reload started
 }
 
 type eventKind int
@@ -197,6 +201,7 @@ func (p *Pool) abort() {
 // the application, then the old ones drain. If the new ones cannot load it,
 // the old ones keep serving.
 func (p *Pool) Reload() {
+	p.reloadsAsked.Add(1)
 	select {
 	case p.reload <- struct{}{}:
 	default:
@@ -221,6 +226,10 @@ func (p *Pool) Stop(ctx context.Context) {
 	p.stop <- stopRequest{ctx: ctx, done: done}
 	<-done
 }
+
+// Reloading reports whether a reload asked for has not ended yet (complete
+// or failed): systemd's RELOADING=1 lasts until then.
+func (p *Pool) Reloading() bool { return p.reloadsEnded.Load() < p.reloadsAsked.Load() }
 
 // Ready is the number of workers serving now.
 func (p *Pool) Ready() int { return int(p.ready.Load()) }
@@ -258,11 +267,13 @@ func (p *Pool) run() {
 		case ev := <-p.events:
 			p.handle(ev)
 		case <-p.reload:
+			p.reloadAsks = p.reloadsAsked.Load()
 			p.startReload()
 		case <-p.respawnDue:
 			p.respawnDue = nil
 			p.reconcile(true)
 		case req := <-p.stop:
+			p.reloadsEnded.Store(p.reloadsAsked.Load())
 			p.shutdown(req)
 			return
 		}
@@ -327,6 +338,7 @@ func (p *Pool) onReady(w *worker) bool {
 			p.gen, p.reloadGen, p.reloadNode = p.reloadGen, 0, nil
 			p.genNow.Store(int64(p.gen))
 			p.reloads.Add(1)
+			p.reloadsEnded.Store(p.reloadAsks)
 			p.log.Info("reload complete", "workers", p.cfg.Workers, "generation", p.gen)
 		}
 	}
@@ -342,6 +354,7 @@ func (p *Pool) onLoadFailed(w *worker, err error) {
 	if p.reloadGen != 0 && w.gen == p.reloadGen {
 		p.log.Error("reload failed: the new workers cannot load the application; the running ones keep serving", attrs...)
 		p.abandonReload("reload failed")
+		p.reloadsEnded.Store(p.reloadAsks)
 		return
 	}
 	if p.superseded(w) {
@@ -425,6 +438,7 @@ func (p *Pool) reconcile(backoffOver bool) {
 
 func (p *Pool) startReload() {
 	if p.stopping {
+		p.reloadsEnded.Store(p.reloadAsks)
 		return
 	}
 	var carried []byte
@@ -457,6 +471,7 @@ func (p *Pool) spawnReloadGen() {
 		} else if err != nil {
 			p.log.Error("reload failed: cannot spawn a worker", "error", err.Error())
 			p.abandonReload("reload failed")
+			p.reloadsEnded.Store(p.reloadAsks)
 			return
 		}
 	}

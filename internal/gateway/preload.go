@@ -323,6 +323,7 @@ func (p *Pool) onPreloaded(gen int, err error) {
 		case p.reloadGen:
 			p.log.Error("reload failed: the new preloader cannot load the application; the running workers keep serving", attrs...)
 			p.abandonReload("reload failed")
+			p.reloadsEnded.Store(p.reloadAsks)
 		case p.gen:
 			p.failures++
 			p.log.Error("the preloader cannot load the application", attrs...)

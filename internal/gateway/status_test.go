@@ -62,7 +62,7 @@ func TestStatusAndLogLinesCarryTheRequestID(t *testing.T) {
 		t.Errorf("the request in flight: %+v", r)
 	}
 	<-done
-	if !strings.Contains(logs.String(), `msg=wsgi.errors worker=1`) || !strings.Contains(logs.String(), "request_id=req-42") {
+	if !strings.Contains(logs.String(), "msg=wsgi.errors request_id=req-42 worker=1") {
 		t.Errorf("the wsgi.errors line lacks the worker or the request id:\n%s", logs.String())
 	}
 	if st := p.Status(); len(st.Live[0].Requests) != 0 {

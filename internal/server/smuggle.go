@@ -3,9 +3,12 @@ package server
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"sync/atomic"
+
+	"github.com/wsgate/wsgate/internal/component"
 )
 
 // net/http follows RFC 9112 §6.3 for a request carrying both Content-Length
@@ -27,6 +30,19 @@ type framedConn struct {
 }
 
 type framedConnKey struct{}
+
+// ReadFrom hands net/http's response copy to the connection underneath:
+// *net.TCPConn's ReadFrom is what sends a file with sendfile(2) (static
+// files, wsgi.file_wrapper). Without it net/http sees a plain net.Conn and
+// copies every file through a buffer.
+func (c *framedConn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{c.Conn}, r)
+}
+
+var _ io.ReaderFrom = (*framedConn)(nil)
 
 func (c *framedConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
@@ -109,20 +125,27 @@ func (l framedListener) Accept() (net.Conn, error) {
 
 func rememberConn(ctx context.Context, c net.Conn) context.Context {
 	if fc, ok := c.(*framedConn); ok {
-		return context.WithValue(ctx, framedConnKey{}, fc)
+		// Components reach the socket itself (static corks it).
+		return component.WithConn(context.WithValue(ctx, framedConnKey{}, fc), fc.Conn)
 	}
-	return ctx
+	return component.WithConn(ctx, c)
 }
 
 // rejectConflictingFraming answers 400 to a chunked HTTP/1 request whose
-// header block also carried Content-Length, and closes the connection.
+// header block also carried Content-Length, and closes the connection. An
+// HTTP/1 request over TLS gets its r.TLS here (net/http sees a framedConn).
 func rejectConflictingFraming(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if len(r.TransferEncoding) > 0 && r.ProtoMajor == 1 {
-			if fc, ok := r.Context().Value(framedConnKey{}).(*framedConn); ok && fc.conflict.Load() {
-				w.Header().Set("Connection", "close")
-				http.Error(w, "400 Bad Request: both Content-Length and Transfer-Encoding", http.StatusBadRequest)
-				return
+		if r.ProtoMajor == 1 {
+			if fc, ok := r.Context().Value(framedConnKey{}).(*framedConn); ok {
+				if len(r.TransferEncoding) > 0 && fc.conflict.Load() {
+					w.Header().Set("Connection", "close")
+					http.Error(w, "400 Bad Request: both Content-Length and Transfer-Encoding", http.StatusBadRequest)
+					return
+				}
+				if r.TLS == nil {
+					r.TLS = tlsState(fc)
+				}
 			}
 		}
 		next.ServeHTTP(w, r)

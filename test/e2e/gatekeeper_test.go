@@ -38,7 +38,6 @@ var gkFilterOptions = map[string]string{
 	"bodylimit": "max_bytes = 1m\n",
 	"proxyfix":  "trusted = 127.0.0.1\n",
 	"sendfile":  "roots = %(here)s\n",
-	"delegate":  "header = X-Wsgate-Delegate\n",
 }
 
 // gkSpoofHeaders are the spellings a client may try to pass itself off as
@@ -126,7 +125,7 @@ func gkEnviron(t *testing.T, client *http.Client, base, mount, header, user stri
 // app never sees REMOTE_USER, except from auth after a valid password.
 func TestGatekeeperRemoteUserSpoofing(t *testing.T) {
 	ini, mounts := gkSpoofSite(t)
-	s := gwStartArgs(t, "", ini, "--pythonpath", gwAppsDir(), "--workers", "1")
+	s := gwStartArgs(t, "", ini, "--pythonpath", gwAppsDir(), "--workers", "1", "--h2c")
 	h2 := new(http.Protocols)
 	h2.SetUnencryptedHTTP2(true)
 	clients := map[string]*http.Client{

@@ -5,15 +5,28 @@ Factories (named by ``use =`` in INI files, see docs/django.md):
 ``wsgate.django.compat:make_twod_app`` (``egg:twod.wsgi``),
 ``wsgate.django.compat:make_dpds_app`` (``egg:django-pastedeploy-settings``).
 
-Helpers, importable from here: ``call_wsgi_app``, ``make_wsgi_view``,
+Helpers, importable from here: ``call_wsgi_app``, ``make_wsgi_view``, ``delegate``,
 ``RoutingArgsMiddleware``, ``DjangoApplication``, ``WSGIRequest``,
-``get_configured_django_wsgi_app``, ``setting_origins``. They are imported on first use, so
-importing this package does not import Django.
+``get_configured_django_wsgi_app``, ``setting_origins``, and ``configure``
+(Django's settings from an INI file in a process wsgate did not start:
+manage.py, pytest). They are imported on first use, so importing this
+package does not import Django.
 """
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # what type checkers see of the lazy attributes below
+    from .embedded import call_wsgi_app, make_wsgi_view
+    from .errors import ApplicationCallError, DjangoConfigError
+    from .factory import get_configured_django_wsgi_app, make_wsgi_app, setting_origins
+    from .handler import DjangoApplication, WSGIRequest
+    from .ini import configure
+    from .middleware import RoutingArgsMiddleware
 
 _EXPORTS = {
     "call_wsgi_app": "embedded",
     "make_wsgi_view": "embedded",
+    "delegate": "embedded",
     "RoutingArgsMiddleware": "middleware",
     "DjangoApplication": "handler",
     "WSGIRequest": "handler",
@@ -22,6 +35,7 @@ _EXPORTS = {
     "setting_origins": "factory",
     "DjangoConfigError": "errors",
     "ApplicationCallError": "errors",
+    "configure": "ini",
 }
 
 __all__ = sorted(_EXPORTS)

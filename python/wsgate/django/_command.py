@@ -31,6 +31,25 @@ def load_python_parts(loader, node):
             load_python_parts(loader, child)
 
 
+def load_django(node):
+    """Build the tree's Python applications, which configures Django and runs
+    the start-up hooks; DjangoConfigError when the tree has no Django project.
+    (wsgate manage and test, and wsgate.django.configure().)"""
+    from wsgate import loader
+
+    from .errors import DjangoConfigError
+
+    load_python_parts(loader, node)
+    try:
+        from django.conf import settings
+    except ImportError:
+        raise DjangoConfigError("Django is not installed in %s" % sys.executable) from None
+    if not settings.configured:
+        raise DjangoConfigError(
+            "%s: this application configures no Django project (no egg:wsgate#django, egg:twod.wsgi "
+            "or egg:django-pastedeploy-settings application in it)" % (node.get("source") or "?"))
+
+
 def fail(prog, message):
     sys.stderr.write("%s: %s\n" % (prog, message))
     return 1
@@ -50,18 +69,11 @@ def run(prog, node_file, django_argv, shown_as=None):
     from wsgate import loader
 
     try:
-        load_python_parts(loader, node)
+        load_django(node)
     except Exception as exc:
         if getattr(exc, "wsgate_config_error", False) or isinstance(exc, loader.LoadError):
             return fail(prog, str(exc))
         raise
-    try:
-        from django.conf import settings
-    except ImportError:
-        return fail(prog, "Django is not installed in %s" % sys.executable)
-    if not settings.configured:
-        return fail(prog, "%s: this application configures no Django project (no egg:wsgate#django, egg:twod.wsgi "
-                          "or egg:django-pastedeploy-settings application in it)" % (node.get("source") or "?"))
     from django.core.management import ManagementUtility
 
     utility = ManagementUtility([prog] + list(django_argv))

@@ -19,16 +19,30 @@ current Django request and returns its answer as a Django response:
 ``make_wsgi_view(wsgi_app)`` is the same as a view for URLconfs: the path
 left for the application is the view's ``path_info`` argument (the last
 group the pattern captures, or the one named ``path_info``).
+
+``delegate(target, request, path_info)`` is call_wsgi_app without running
+the application in Django's worker: it returns the response with which a
+view hands the request to ``target``, an application of the site that
+wsgate's ``egg:wsgate#delegate`` composite lists (docs/components.md), with
+the SCRIPT_NAME, PATH_INFO and REMOTE_USER call_wsgi_app would give it. The
+Go master sends the request there, body included (the view must not read
+it), and the Django worker is free at once.
 """
 
 from http.cookies import CookieError, SimpleCookie
 from io import BytesIO
+from typing import Any, Callable, Dict, Iterable, List
+from urllib.parse import quote
 
-from django.http import FileResponse, HttpResponse, StreamingHttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 
 from .errors import ApplicationCallError
 
-__all__ = ["call_wsgi_app", "make_wsgi_view"]
+__all__ = ["call_wsgi_app", "make_wsgi_view", "WSGIApplication"]
+
+# PEP 3333's application: environ, start_response -> an iterable of bytes.
+WSGIApplication = Callable[[Dict[str, Any], Callable[..., Callable[[bytes], Any]]], Iterable[bytes]]
 
 _HOP_BY_HOP = frozenset(
     "connection keep-alive proxy-authenticate proxy-authorization te trailer trailers transfer-encoding upgrade".split()
@@ -93,22 +107,44 @@ def _request_body(request, environ):
     request._read_started = True
 
 
-def _environ_for(request, path_info):
+def _split(request, path_info):
+    """SCRIPT_NAME and PATH_INFO (WSGI strings) for an application left
+    path_info of the request, and its REMOTE_USER (None for anonymous)."""
     full = request.path_info
     if not full.endswith(path_info):
         raise ApplicationCallError(
             "path %r is not the last portion of the request's PATH_INFO (%r)" % (path_info, full)
         )
     consumed = full[: len(full) - len(path_info)]
+    user = getattr(request, "user", None)
+    remote_user = user.get_username() if user is not None and user.is_authenticated else None
+    return request.environ.get("SCRIPT_NAME", "") + _wsgi_str(consumed), _wsgi_str(path_info), remote_user
+
+
+def _environ_for(request, path_info):
+    script_name, path_info, remote_user = _split(request, path_info)
     environ = {k: v for k, v in request.environ.items() if not k.startswith("webob.")}
     environ.pop("wsgiorg.routing_args", None)
-    environ["SCRIPT_NAME"] = request.environ.get("SCRIPT_NAME", "") + _wsgi_str(consumed)
-    environ["PATH_INFO"] = _wsgi_str(path_info)
-    user = getattr(request, "user", None)
-    if user is not None and user.is_authenticated:
-        environ["REMOTE_USER"] = user.get_username()
+    environ["SCRIPT_NAME"], environ["PATH_INFO"] = script_name, path_info
+    if remote_user is not None:
+        environ["REMOTE_USER"] = remote_user
     _request_body(request, environ)
     return environ
+
+
+def delegate(target, request, path_info):
+    """The response that hands ``request`` to the application ``target`` of
+    wsgate's delegate composite, left ``path_info``, as the Django user of the
+    request (``request.user``; none when anonymous)."""
+    script_name, path_info, remote_user = _split(request, path_info)
+    response = HttpResponse()
+    response["X-Wsgate-Delegate"] = target
+    # Percent-encoded bytes of the WSGI strings: any path survives a header.
+    response["X-Wsgate-Script-Name"] = quote(script_name.encode("latin-1"), safe="/")
+    response["X-Wsgate-Path-Info"] = quote(path_info.encode("latin-1"), safe="/")
+    if remote_user is not None:
+        response["X-Wsgate-Remote-User"] = remote_user
+    return response
 
 
 class _Body:
@@ -171,12 +207,12 @@ def _django_response(status, headers, body, kind):
     return response
 
 
-def call_wsgi_app(wsgi_app, request, path_info):
+def call_wsgi_app(wsgi_app: WSGIApplication, request: HttpRequest, path_info: str) -> HttpResponseBase:
     """Call ``wsgi_app`` for ``request`` with ``path_info`` left to it; return
     its response as a Django response."""
     environ = _environ_for(request, path_info)
-    captured = {}
-    written = []
+    captured: Dict[str, Any] = {}
+    written: List[bytes] = []
 
     def start_response(status, headers, exc_info=None):
         if exc_info is not None and captured.get("started"):
@@ -214,11 +250,11 @@ def call_wsgi_app(wsgi_app, request, path_info):
     return _django_response(captured["status"], captured["headers"], body, "stream")
 
 
-def make_wsgi_view(wsgi_app):
+def make_wsgi_view(wsgi_app: WSGIApplication) -> Callable[..., HttpResponseBase]:
     """A Django view that serves ``wsgi_app``; the URL pattern captures the
     path left to the application as ``path_info``."""
 
-    def view(request, *args, **kwargs):
+    def view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if "path_info" in kwargs:
             path_info = kwargs["path_info"]
         elif args:
@@ -229,5 +265,5 @@ def make_wsgi_view(wsgi_app):
                 "(as its last group, or as path_info)")
         return call_wsgi_app(wsgi_app, request, path_info)
 
-    view.wsgi_app = wsgi_app
+    view.wsgi_app = wsgi_app  # type: ignore[attr-defined]
     return view

@@ -17,9 +17,13 @@ serve it by default.
 
 import tempfile
 from io import BytesIO
+from typing import TYPE_CHECKING
 
 from django.core.handlers.wsgi import LimitedStream, WSGIHandler
 from django.core.handlers.wsgi import WSGIRequest as DjangoWSGIRequest
+
+if TYPE_CHECKING:
+    import webob as _webob  # the property below is called webob too
 
 _SPOOL = 1024 * 1024
 
@@ -70,7 +74,7 @@ class WSGIRequest(DjangoWSGIRequest):
         super().__init__(environ)
 
     @property
-    def webob(self):
+    def webob(self) -> "_webob.Request":
         """``webob.Request`` for this request's environ (needs WebOb)."""
         cached = self.__dict__.get("_webob")
         if cached is not None:
