@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -349,4 +350,31 @@ func TestSIGUSR1LogsStacksWhileTheAppHoldsTheGIL(t *testing.T) {
 			t.Errorf("the stacks of a worker holding the GIL lack %q:\n%s", want, line)
 		}
 	}
+}
+
+// Behind a requestid filter, `wsgate status` and the stacks line name the
+// request a worker is on by its id; the control socket of a site served
+// from a file is found from the file (its default, under XDG_RUNTIME_DIR).
+func TestStatusAndStacksNameTheRequestID(t *testing.T) {
+	t.Setenv("XDG_RUNTIME_DIR", t.TempDir())
+	ini := filepath.Join(gwAppsDir(), "inside.ini")
+	srv := gwStartArgs(t, "", ini, "--pythonpath", gwAppsDir(), "--workers", "1")
+	got := make(chan gwResponse, 1)
+	go func() {
+		req, _ := http.NewRequest("GET", srv.URL+"/hang?id=rid", nil)
+		req.Header.Set("X-Request-ID", "e2e-rid-7")
+		got <- gwDo(t, req)
+	}()
+	harness.WaitFile(t, srv.gwRecord("rid.started"))
+	out := wsgateCmd(t, "status", "--json", ini)
+	if !strings.Contains(out, `"request_id": "e2e-rid-7"`) || !strings.Contains(out, `"uri": "/hang?id=rid"`) {
+		t.Errorf("status lacks the request and its id:\n%s", out)
+	}
+	wsgateCmd(t, "dump", ini)
+	line := srv.WaitLog("msg=\"worker stacks\"")
+	if !strings.Contains(line, "id=e2e-rid-7") || !strings.Contains(line, "wsgate_e2e_distinctive_sleeper") {
+		t.Errorf("the stacks line lacks the request id or the app's frame:\n%s", line)
+	}
+	srv.gwRelease(t, "rid")
+	gwOK(t, "the request after status and dump", <-got)
 }

@@ -65,3 +65,8 @@ def gil(environ, start_response):
     wsgate_e2e_gil_holder()
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [b"done"]
+
+
+def make_app(global_conf, name="hang"):
+    """PasteDeploy factory (use = call:inside:make_app): the app named by `name`."""
+    return globals()[name]
