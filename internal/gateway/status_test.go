@@ -6,35 +6,17 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/wsgate/wsgate/internal/component"
+	"github.com/wsgate/wsgate/internal/component/componenttest"
 )
-
-// lockedBuffer collects log lines from several goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // Status names the request a worker is on with the request id a component
 // gave it, and so does the log line of what the app wrote to wsgi.errors.
 func TestStatusAndLogLinesCarryTheRequestID(t *testing.T) {
 	seen := make(chan struct{}, 1)
-	var logs lockedBuffer
+	var logs componenttest.Logs
 	p, _ := startPool(t, "nap", func(c *Config) {
 		tw := testWriter{t: t, marker: "napping", seen: seen}
 		c.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(tw, &logs), nil))
