@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"os/exec"
+	"os/signal"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/wsgate/wsgate/internal/component"
 	"github.com/wsgate/wsgate/internal/compose"
@@ -162,7 +165,7 @@ func logSettings(log *slog.Logger, name string, c gateway.Config) {
 	}
 	log.Info("pool settings", "pool", name, "workers", c.Workers, "threads", c.Threads, "pipeline", c.Pipeline,
 		"timeout", timeout, "queue_size", queue, "graceful_timeout", c.GracefulTimeout.String(),
-		"max_requests", c.MaxRequests)
+		"max_requests", c.MaxRequests, "max_worker_memory", c.MaxWorkerMemory, "preload", c.Preload)
 }
 
 // Workers is the number of workers of every pool.
@@ -231,7 +234,7 @@ func (s *runningSite) ReloadApp(app *config.Node, codeChanged bool) error {
 			continue
 		}
 		if err := gp.Start(); err != nil {
-			s.stopAll(context.Background(), started)
+			eachPool(started, func(p *gateway.Pool) { p.Stop(context.Background()) })
 			s.mu.Unlock()
 			c.Close()
 			return fmt.Errorf("starting pool %s: %w", p.Name, err)
@@ -262,7 +265,7 @@ func (s *runningSite) ReloadApp(app *config.Node, codeChanged bool) error {
 	// Requests already handed to a gone pool finish within the grace.
 	ctx, cancel := context.WithTimeout(context.Background(), s.base.GracefulTimeout)
 	defer cancel()
-	s.stopAll(ctx, gone)
+	eachPool(gone, func(p *gateway.Pool) { p.Stop(ctx) })
 	if old != nil {
 		old.Close()
 	}
@@ -285,24 +288,11 @@ func (s *runningSite) Stop(ctx context.Context) {
 }
 
 func (s *runningSite) stopPools(ctx context.Context, names []string) {
-	var pools []*gateway.Pool
+	pools := make([]*gateway.Pool, 0, len(names))
 	for _, name := range names {
 		pools = append(pools, s.pools[name])
 	}
-	s.stopAll(ctx, pools)
-}
-
-// stopAll drains pools at once.
-func (s *runningSite) stopAll(ctx context.Context, pools []*gateway.Pool) {
-	var wg sync.WaitGroup
-	for _, p := range pools {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			p.Stop(ctx)
-		}()
-	}
-	wg.Wait()
+	eachPool(pools, func(p *gateway.Pool) { p.Stop(ctx) })
 }
 
 // Pools reports every pool (component.Site, for metrics and health).
@@ -316,6 +306,54 @@ func (s *runningSite) Pools() []component.PoolStats {
 		out = append(out, st)
 	}
 	return out
+}
+
+// DumpStacks has every worker of every pool log its Python thread stacks
+// (SIGUSR1, `wsgate dump`); it returns once they are logged.
+func (s *runningSite) DumpStacks(why string) {
+	s.mu.Lock()
+	pools := make([]*gateway.Pool, 0, len(s.order))
+	for _, name := range s.order {
+		pools = append(pools, s.pools[name])
+	}
+	s.mu.Unlock()
+	eachPool(pools, func(p *gateway.Pool) { p.DumpStacks(why) })
+}
+
+// eachPool runs f on every pool at once and returns when all are done.
+func eachPool(pools []*gateway.Pool, f func(*gateway.Pool)) {
+	var wg sync.WaitGroup
+	for _, p := range pools {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f(p)
+		}()
+	}
+	wg.Wait()
+}
+
+// dumpOnSIGUSR1 logs every worker's stacks each time the master gets
+// SIGUSR1; the returned function stops listening.
+func (s *runningSite) dumpOnSIGUSR1() func() {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGUSR1)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-sigs:
+				s.log.Info("SIGUSR1: dumping every worker's stacks")
+				s.DumpStacks("SIGUSR1 sent to the master")
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(sigs)
+		close(done)
+	}
 }
 
 // Draining reports whether the site is shutting down.

@@ -182,6 +182,13 @@ func (s *Site) CommandIn(interpreter, module string, args ...string) (*exec.Cmd,
 
 // serverFor finds the server section for uri: [server:NAME] of the URI's
 // name, else [server:main]; nil when the file has neither.
+// ServerSection is CONFIG_URI's server section as Load finds it, without
+// loading the application (nil when the file has none): for commands that
+// talk to a running server, such as `wsgate status`.
+func ServerSection(uri string, overrides map[string]string) (*config.Node, error) {
+	return serverFor(uri, config.Options{Overrides: overrides})
+}
+
 func serverFor(uri string, opts config.Options) (*config.Node, error) {
 	path, name, err := config.ParseURI(uri)
 	if err != nil {
