@@ -1,6 +1,7 @@
 """Applications the gateway tests serve through real workers."""
 
 import hashlib
+import io
 import json
 import os
 import sys
@@ -113,3 +114,49 @@ def dies_when_idle(environ, start_response):
     """Answers, then the worker dies while idle, from its iterable's close()."""
     start_response("200 OK", [("Content-Type", "text/plain")])
     return _ExitAfterClose([b"bye from %d" % os.getpid()])
+
+
+class _ReadSpy(io.FileIO):
+    """A real file that leaves PATH.read behind if Python reads from it."""
+
+    def read(self, size=-1):
+        with open(self.name + ".read", "a") as f:
+            f.write("%d\n" % size)
+        return super().read(size)
+
+    def readinto(self, b):
+        with open(self.name + ".read", "a") as f:
+            f.write("readinto\n")
+        return super().readinto(b)
+
+
+def send_spied_file(environ, start_response):
+    """The file QUERY_STRING names through wsgi.file_wrapper; reading it in
+    Python (instead of the master's sendfile) leaves QUERY_STRING.read."""
+    f = _ReadSpy(environ["QUERY_STRING"], "rb")
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return environ["wsgi.file_wrapper"](f)
+
+
+def routes(environ, start_response):
+    """/hello: the worker's pid. /hold?P: write P.started, wait until P.release
+    exists, answer the pid. /garbage: write bytes that are no frame to the
+    master. /die: exit mid-request. /read-some: read 10 bytes of the body
+    and answer the pid, leaving the rest unread."""
+    path, q = environ["PATH_INFO"], environ["QUERY_STRING"]
+    if path == "/hold":
+        with open(q + ".started", "w") as f:
+            f.write(str(os.getpid()))
+        while not os.path.exists(q + ".release"):
+            time.sleep(0.005)  # the app's own wait for the test's signal
+    elif path == "/garbage":
+        os.write(3, b"\xff" * 64)  # the worker's own socket to the master
+        time.sleep(30)
+    elif path == "/die":
+        os._exit(1)
+    elif path == "/read-some":
+        got = environ["wsgi.input"].read(10)
+        if len(got) != 10:
+            raise RuntimeError("read %d bytes of the body, want 10" % len(got))
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"%d" % os.getpid()]
