@@ -531,26 +531,25 @@ func TestManyReloadsWithoutTrafficKeepServing(t *testing.T) {
 }
 
 func TestPipelinedRequestSurvivesTheWorkerAhead(t *testing.T) {
-	seen := make(chan struct{}, 1)
-	_, srv := startPool(t, "router", func(c *Config) {
-		c.Pipeline = 2
-		c.Logger = slog.New(slog.NewTextHandler(testWriter{t: t, marker: "dying soon", seen: seen}, nil))
+	p, srv := startPool(t, "routes", func(c *Config) { c.Pipeline = 2 })
+	slots := p.idleSlots(t)
+	dir := t.TempDir()
+	// The one worker holds a request that will kill it…
+	first := fetch(srv.URL + "/hold-die?" + filepath.Join(dir, "first"))
+	waitFor(t, "the first request to reach the app", func() bool {
+		_, err := os.Stat(filepath.Join(dir, "first.started"))
+		return err == nil
 	})
-	// The one worker is busy with a request that will kill it…
-	first := make(chan int, 1)
-	go func() {
-		code, _, _ := get(t, srv.URL+"/slow-die")
-		first <- code
-	}()
-	<-seen
-	// …so this one is pipelined behind it, and must be served anyway, by
+	// …and this one is pipelined behind it: it must be served anyway, by
 	// the replacement worker.
-	code, _, body := get(t, srv.URL+"/hello")
-	if code != 200 || !strings.HasPrefix(body, "hello from ") {
-		t.Fatalf("pipelined request: %d %q", code, body)
+	second := fetch(srv.URL + "/hello")
+	waitFor(t, "the second request to be pipelined", func() bool { return queued(slots) == 2 })
+	release(t, dir, "first")
+	if got := <-first; !strings.HasPrefix(got, "502 ") {
+		t.Fatalf("the request that killed its worker: %q, want 502", got)
 	}
-	if c := <-first; c != http.StatusBadGateway {
-		t.Fatalf("the request that killed its worker: %d, want 502", c)
+	if got := <-second; !strings.HasPrefix(got, "200 ") {
+		t.Fatalf("pipelined request: %q", got)
 	}
 }
 
@@ -764,17 +763,20 @@ func TestTakingBackUnderLoad(t *testing.T) {
 // the next request is on its way to it. That request never reached the
 // application, so it is served by the replacement, not failed with 502.
 func TestRequestToAWorkerThatDiedIdle(t *testing.T) {
-	_, srv := startPool(t, "dies_when_idle", nil)
-	code, _, first := get(t, srv.URL+"/")
+	p, srv := startPool(t, "routes", nil)
+	slots := p.idleSlots(t)
+	dir := t.TempDir()
+	code, _, first := get(t, srv.URL+"/answer-then-die?"+filepath.Join(dir, "bye"))
 	if code != 200 {
 		t.Fatalf("first request: %d %q", code, first)
 	}
-	code, _, second := get(t, srv.URL+"/")
-	if code != 200 || !strings.HasPrefix(second, "bye from ") {
-		t.Fatalf("the request sent as the worker died: %d %q", code, second)
-	}
-	if second == first {
-		t.Fatalf("both answered by the same process (%q): the worker did not die?", first)
+	// The worker is in the answer's close(): the next request is written
+	// to its socket, then the worker dies without having read it.
+	second := fetch(srv.URL + "/hello")
+	waitFor(t, "the second request to be sent to the worker", func() bool { return queued(slots) == 1 })
+	release(t, dir, "bye")
+	if got := <-second; !strings.HasPrefix(got, "200 ") || got == "200 "+first {
+		t.Fatalf("the request sent as the worker died: %q (the dying worker was %s)", got, first)
 	}
 }
 

@@ -68,17 +68,6 @@ def latin1_header(environ, start_response):
     return [environ["PATH_INFO"].encode("latin-1")]
 
 
-def router(environ, start_response):
-    """/slow-die: say so on wsgi.errors, then die after a moment; else hello."""
-    if environ["PATH_INFO"] == "/slow-die":
-        environ["wsgi.errors"].write("dying soon\n")
-        environ["wsgi.errors"].flush()
-        time.sleep(0.5)
-        os._exit(1)
-    start_response("200 OK", [("Content-Type", "text/plain")])
-    return [b"hello from %d" % os.getpid()]
-
-
 def nap(environ, start_response):
     """Say on wsgi.errors that the nap begins, then sleep QUERY_STRING seconds."""
     environ["wsgi.errors"].write("napping %s\n" % environ["QUERY_STRING"])
@@ -105,15 +94,16 @@ def nap_echo(environ, start_response):
 
 
 class _ExitAfterClose(list):
+    """A response whose close() waits for PATH.release, then kills the worker."""
+
+    def __init__(self, blocks, path):
+        super().__init__(blocks)
+        self.path = path
+
     def close(self):
-        time.sleep(0.3)  # the master has the answer and sends the next request meanwhile
+        while not os.path.exists(self.path + ".release"):
+            time.sleep(0.005)  # the app's own wait for the test's signal
         os._exit(1)
-
-
-def dies_when_idle(environ, start_response):
-    """Answers, then the worker dies while idle, from its iterable's close()."""
-    start_response("200 OK", [("Content-Type", "text/plain")])
-    return _ExitAfterClose([b"bye from %d" % os.getpid()])
 
 
 class _ReadSpy(io.FileIO):
@@ -140,15 +130,22 @@ def send_spied_file(environ, start_response):
 
 def routes(environ, start_response):
     """/hello: the worker's pid. /hold?P: write P.started, wait until P.release
-    exists, answer the pid. /garbage: write bytes that are no frame to the
-    master. /die: exit mid-request. /read-some: read 10 bytes of the body
-    and answer the pid, leaving the rest unread."""
+    exists, answer the pid (/hold-die: exit instead). /answer-then-die?P:
+    answer the pid, then, once P.release exists, exit while idle. /garbage:
+    write bytes that are no frame to the master. /die: exit mid-request.
+    /read-some: read 10 bytes of the body and answer the pid, leaving the
+    rest unread."""
     path, q = environ["PATH_INFO"], environ["QUERY_STRING"]
-    if path == "/hold":
+    if path in ("/hold", "/hold-die"):
         with open(q + ".started", "w") as f:
             f.write(str(os.getpid()))
         while not os.path.exists(q + ".release"):
             time.sleep(0.005)  # the app's own wait for the test's signal
+        if path == "/hold-die":
+            os._exit(1)
+    elif path == "/answer-then-die":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return _ExitAfterClose([b"%d" % os.getpid()], q)
     elif path == "/garbage":
         os.write(3, b"\xff" * 64)  # the worker's own socket to the master
         time.sleep(30)
