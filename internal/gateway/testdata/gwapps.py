@@ -4,7 +4,6 @@ import hashlib
 import io
 import json
 import os
-import sys
 import time
 from wsgiref.validate import validator
 
@@ -38,16 +37,6 @@ def upload_hash(environ, start_response):
     return [("%d %s" % (n, h.hexdigest())).encode()]
 
 
-def send_file(environ, start_response):
-    f = open(environ["QUERY_STRING"], "rb")
-    start_response("200 OK", [("Content-Type", "application/octet-stream")])
-    return environ["wsgi.file_wrapper"](f)
-
-
-def die(environ, start_response):
-    os._exit(1)
-
-
 def sleepy(environ, start_response):
     time.sleep(float(environ["QUERY_STRING"] or "60"))
     start_response("200 OK", [("Content-Type", "text/plain")])
@@ -58,23 +47,9 @@ def raises(environ, start_response):
     raise RuntimeError("boom")
 
 
-def garbage(environ, start_response):
-    os.write(3, b"\xff" * 64)  # the worker's own socket to the master
-    time.sleep(30)
-
-
 def latin1_header(environ, start_response):
     start_response("200 OK", [("X-Path", environ["PATH_INFO"])])
     return [environ["PATH_INFO"].encode("latin-1")]
-
-
-def nap(environ, start_response):
-    """Say on wsgi.errors that the nap begins, then sleep QUERY_STRING seconds."""
-    environ["wsgi.errors"].write("napping %s\n" % environ["QUERY_STRING"])
-    environ["wsgi.errors"].flush()
-    time.sleep(float(environ["QUERY_STRING"]))
-    start_response("200 OK", [("Content-Type", "text/plain")])
-    return [b"napped %d" % os.getpid()]
 
 
 def big_request(environ, start_response):
