@@ -312,6 +312,9 @@ func TestDeadWorkerIs502AndReplaced(t *testing.T) {
 func held(t *testing.T, url, dir, id string) (pid string, answer chan string) {
 	t.Helper()
 	answer = fetch(url + "/hold?" + filepath.Join(dir, id))
+	// A test that fails before releasing it must not leave the server's
+	// Close waiting for the request (cleanups run last-registered first).
+	t.Cleanup(func() { _ = os.WriteFile(filepath.Join(dir, id+".release"), nil, 0o644) })
 	started := filepath.Join(dir, id+".started")
 	waitFor(t, "request "+id+" to reach the app", func() bool {
 		b, err := os.ReadFile(started)
@@ -536,6 +539,7 @@ func TestPipelinedRequestSurvivesTheWorkerAhead(t *testing.T) {
 	dir := t.TempDir()
 	// The one worker holds a request that will kill it…
 	first := fetch(srv.URL + "/hold-die?" + filepath.Join(dir, "first"))
+	t.Cleanup(func() { _ = os.WriteFile(filepath.Join(dir, "first.release"), nil, 0o644) })
 	waitFor(t, "the first request to reach the app", func() bool {
 		_, err := os.Stat(filepath.Join(dir, "first.started"))
 		return err == nil
@@ -559,6 +563,9 @@ func startTakeBackPool(t *testing.T, workers int) (p *Pool, srv *httptest.Server
 	taken = new(atomic.Int64)
 	p, srv = startPool(t, "routes", func(c *Config) {
 		c.Workers, c.Pipeline = workers, 2
+		// Beyond the tests' own 30 s guards: a held request must not
+		// end by timing out while a test awaits a take-back.
+		c.Timeout = time.Minute
 		c.Logger = slog.New(slog.NewTextHandler(countingWriter{t: t, marker: "pipelined request taken back", n: taken},
 			&slog.HandlerOptions{Level: slog.LevelDebug}))
 	})
