@@ -65,8 +65,9 @@ test-python:
 
 # Break each mechanism the docs promise, in a scratch copy, and check that
 # its tests fail (test/mutants/breaks.toml; docs/testing.md). Not part of
-# `make test`: about a quarter of an hour on 2 cores.
-mutants: venv
+# `make test`: about a quarter of an hour on 2 cores. Needs the .venv
+# (`make venv`) and Python 3.11+ as $(PYTHON).
+mutants:
 	$(PYTHON) test/mutants/run.py $(MUTANTS_ARGS)
 
 demo: venv build

@@ -76,9 +76,13 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// client is the tests' HTTP client; its timeout only turns a request that
+// never ends (a broken timeout, a lost wake-up) into a failure.
+var client = &http.Client{Timeout: time.Minute}
+
 func get(t *testing.T, url string) (int, http.Header, string) {
 	t.Helper()
-	resp, err := http.Get(url)
+	resp, err := client.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +102,7 @@ func TestHelloAndEnviron(t *testing.T) {
 	req.Header.Add("X_Sneaky", "dropped")
 	req.Header.Add("Cookie", "a=1")
 	req.Header.Add("Cookie", "b=2")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +176,7 @@ func TestUploadsStreamThroughTheCreditWindow(t *testing.T) {
 		if !chunked {
 			req.ContentLength = int64(len(data))
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := client.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -183,7 +187,7 @@ func TestUploadsStreamThroughTheCreditWindow(t *testing.T) {
 		}
 	}
 	// and a small one, sent inline with the request
-	resp, err := http.Post(srv.URL+"/", "text/plain", strings.NewReader("tiny"))
+	resp, err := client.Post(srv.URL+"/", "text/plain", strings.NewReader("tiny"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +208,7 @@ func TestBodyIsSentOnlyAsTheWorkerAsks(t *testing.T) {
 	pid := fmt.Sprint(p.onlyPid(t))
 	body := strings.Repeat("0123456789abcdef", 2<<20)
 	for i := 0; i < 2; i++ {
-		resp, err := http.Post(srv.URL+"/read-some", "application/octet-stream", strings.NewReader(body))
+		resp, err := client.Post(srv.URL+"/read-some", "application/octet-stream", strings.NewReader(body))
 		if err != nil {
 			t.Fatalf("request %d: %v", i, err)
 		}
@@ -336,7 +340,7 @@ func release(t *testing.T, dir, id string) {
 func fetch(url string) chan string {
 	done := make(chan string, 1)
 	go func() {
-		resp, err := http.Get(url)
+		resp, err := client.Get(url)
 		if err != nil {
 			done <- err.Error()
 			return
@@ -360,9 +364,18 @@ func TestGarbageFrameKillsOnlyThatWorker(t *testing.T) {
 	dir := t.TempDir()
 	other, answer := held(t, srv.URL, dir, "other")
 	// The other worker is idle: the garbage goes there.
-	if code, _, body := get(t, srv.URL+"/garbage"); code != http.StatusBadGateway {
+	if code, _, body := get(t, srv.URL+"/garbage?"+filepath.Join(dir, "garbage")); code != http.StatusBadGateway {
 		t.Fatalf("garbage: got %d %q, want 502", code, body)
 	}
+	// Killed (and reaped) at once, not left to trip the next request.
+	b, err := os.ReadFile(filepath.Join(dir, "garbage.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	garbler, _ := strconv.Atoi(string(b))
+	waitFor(t, fmt.Sprintf("the worker %d that broke the protocol to be killed", garbler), func() bool {
+		return syscall.Kill(garbler, 0) != nil
+	})
 	release(t, dir, "other")
 	if got := <-answer; got != "200 "+other {
 		t.Fatalf("the request held by the other worker: %q, want \"200 %s\"", got, other)
@@ -388,9 +401,13 @@ func TestGarbageFrameKillsOnlyThatWorker(t *testing.T) {
 func TestTimeoutIs504AndTheWorkerReplaced(t *testing.T) {
 	p, srv := startPool(t, "sleepy", func(c *Config) { c.Timeout = 500 * time.Millisecond })
 	before := p.onlyPid(t)
-	if code, _, _ := get(t, srv.URL+"/?60"); code != http.StatusGatewayTimeout {
+	if code, _, _ := get(t, srv.URL+"/?3600"); code != http.StatusGatewayTimeout {
 		t.Fatalf("got %d, want 504", code)
 	}
+	// Killed (and reaped) at once, not left to fail the next request.
+	waitFor(t, fmt.Sprintf("the timed-out worker %d to be killed", before), func() bool {
+		return syscall.Kill(before, 0) != nil
+	})
 	// The worker was killed before the client had its 504: wait for the
 	// replacement, since a request queued meanwhile could time out too.
 	waitReplaced(t, p, 1)
@@ -684,7 +701,7 @@ func TestRequestTooBigForADispatchMessage(t *testing.T) {
 	for i := 0; i < 2; i++ {
 		req, _ := http.NewRequest("POST", srv.URL+"/", strings.NewReader(body))
 		req.Header.Set("X-Big", big)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := client.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -742,7 +759,7 @@ func TestTakingBackUnderLoad(t *testing.T) {
 				if i%3 == 0 {
 					body = "payload-" + id // an inline body, part of the dispatch message
 				}
-				resp, err := http.Post(srv.URL+"/?"+naps[(c+i)%len(naps)]+"/"+id, "text/plain", strings.NewReader(body))
+				resp, err := client.Post(srv.URL+"/?"+naps[(c+i)%len(naps)]+"/"+id, "text/plain", strings.NewReader(body))
 				if err != nil {
 					errs <- err.Error()
 					continue

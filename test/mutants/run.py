@@ -129,6 +129,9 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the scratch copy")
     args = ap.parse_args()
     breaks = load(args.list)
+    python = os.environ.get("WSGATE_TEST_PYTHON", os.path.join(ROOT, ".venv", "bin", "python"))
+    if not os.path.exists(python):
+        sys.exit("the test interpreter %s is missing: run `make venv` first" % python)
     if args.only:
         breaks = [b for b in breaks if b["id"] in args.only or b["mechanism"] in args.only]
         if not breaks:

@@ -106,8 +106,9 @@ def send_spied_file(environ, start_response):
 def routes(environ, start_response):
     """/hello: the worker's pid. /hold?P: write P.started, wait until P.release
     exists, answer the pid (/hold-die: exit instead). /answer-then-die?P:
-    answer the pid, then, once P.release exists, exit while idle. /garbage:
-    write bytes that are no frame to the master. /die: exit mid-request.
+    answer the pid, then, once P.release exists, exit while idle.
+    /garbage?P: write the pid to P.pid, then bytes that are no frame to the
+    master, then wait to be killed. /die: exit mid-request.
     /read-some: read 10 bytes of the body and answer the pid, leaving the
     rest unread."""
     path, q = environ["PATH_INFO"], environ["QUERY_STRING"]
@@ -122,8 +123,10 @@ def routes(environ, start_response):
         start_response("200 OK", [("Content-Type", "text/plain")])
         return _ExitAfterClose([b"%d" % os.getpid()], q)
     elif path == "/garbage":
+        with open(q + ".pid", "w") as f:
+            f.write(str(os.getpid()))
         os.write(3, b"\xff" * 64)  # the worker's own socket to the master
-        time.sleep(30)
+        time.sleep(3600)  # only the master's kill ends this worker
     elif path == "/die":
         os._exit(1)
     elif path == "/read-some":
