@@ -312,7 +312,8 @@ func TestDeadWorkerIs502AndReplaced(t *testing.T) {
 
 // held starts a request to the routes app's /hold in the background and
 // returns once the app holds it, with the pid of the worker holding it; the
-// answer comes on the channel after release(dir, id).
+// answer comes on the channel after release(dir, id). dir must be made
+// before the pool, so that it outlives the server's Close.
 func held(t *testing.T, url, dir, id string) (pid string, answer chan string) {
 	t.Helper()
 	answer = fetch(url + "/hold?" + filepath.Join(dir, id))
@@ -360,8 +361,8 @@ func fetch(url string) chan string {
 // no frame is killed; the other worker, busy meanwhile, finishes its request
 // and keeps serving with the same pid.
 func TestGarbageFrameKillsOnlyThatWorker(t *testing.T) {
+	dir := t.TempDir() // before the pool: removed after the server is closed
 	p, srv := startPool(t, "routes", func(c *Config) { c.Workers = 2 })
-	dir := t.TempDir()
 	other, answer := held(t, srv.URL, dir, "other")
 	// The other worker is idle: the garbage goes there.
 	if code, _, body := get(t, srv.URL+"/garbage?"+filepath.Join(dir, "garbage")); code != http.StatusBadGateway {
@@ -551,9 +552,9 @@ func TestManyReloadsWithoutTrafficKeepServing(t *testing.T) {
 }
 
 func TestPipelinedRequestSurvivesTheWorkerAhead(t *testing.T) {
+	dir := t.TempDir() // before the pool: removed after the server is closed
 	p, srv := startPool(t, "routes", func(c *Config) { c.Pipeline = 2 })
 	slots := p.idleSlots(t)
-	dir := t.TempDir()
 	// The one worker holds a request that will kill it…
 	first := fetch(srv.URL + "/hold-die?" + filepath.Join(dir, "first"))
 	t.Cleanup(func() { _ = os.WriteFile(filepath.Join(dir, "first.release"), nil, 0o644) })
@@ -622,9 +623,9 @@ func queued(slots []*slot) int {
 // request is written to that worker's socket at once (it waits there, not
 // in the pool's queue).
 func TestRequestIsPipelinedBehindABusyOne(t *testing.T) {
+	dir := t.TempDir() // before the pool: removed after the server is closed
 	p, srv, _ := startTakeBackPool(t, 1)
 	slots := p.idleSlots(t)
-	dir := t.TempDir()
 	pid, first := held(t, srv.URL, dir, "first")
 	second := fetch(srv.URL + "/hello")
 	waitFor(t, "the second request to be pipelined or queued", func() bool { return queued(slots) == 2 || p.waiting.Load() > 0 })
@@ -641,9 +642,9 @@ func TestRequestIsPipelinedBehindABusyOne(t *testing.T) {
 // requests are pipelined, one behind each. When one worker is free again,
 // the request behind the other (still held) is taken back and served there.
 func TestPipelinedRequestIsTakenBackFromBehindASlowOne(t *testing.T) {
+	dir := t.TempDir() // before the pool: removed after the server is closed
 	p, srv, taken := startTakeBackPool(t, 2)
 	slots := p.idleSlots(t)
-	dir := t.TempDir()
 	slowPid, slow := held(t, srv.URL, dir, "slow")
 	freedPid, freed := held(t, srv.URL, dir, "freed")
 	if slowPid == freedPid {
@@ -683,8 +684,8 @@ func TestPipelinedRequestIsTakenBackFromBehindASlowOne(t *testing.T) {
 // worker again (more than once), and is served once the held one is done, by
 // the same process.
 func TestPipelinedRequestWithNowhereElseToGo(t *testing.T) {
+	dir := t.TempDir() // before the pool: removed after the server is closed
 	_, srv, taken := startTakeBackPool(t, 1)
-	dir := t.TempDir()
 	pid, first := held(t, srv.URL, dir, "first")
 	next := fetch(srv.URL + "/hello")
 	waitFor(t, "the pipelined request to be taken back twice", func() bool { return taken.Load() >= 2 })
@@ -787,9 +788,9 @@ func TestTakingBackUnderLoad(t *testing.T) {
 // the next request is on its way to it. That request never reached the
 // application, so it is served by the replacement, not failed with 502.
 func TestRequestToAWorkerThatDiedIdle(t *testing.T) {
+	dir := t.TempDir() // before the pool: removed after the server is closed
 	p, srv := startPool(t, "routes", nil)
 	slots := p.idleSlots(t)
-	dir := t.TempDir()
 	code, _, first := get(t, srv.URL+"/answer-then-die?"+filepath.Join(dir, "bye"))
 	if code != 200 {
 		t.Fatalf("first request: %d %q", code, first)
