@@ -115,7 +115,7 @@ def why(out):
     """The first failure message of a test's output, to show what caught the break."""
     for line in out.splitlines():
         line = line.strip()
-        if "level=" in line:
+        if re.match(r"\S+_test\.go:\d+: time=", line):
             continue  # a log line of the server under test, not the test's verdict
         if re.match(r"\S+_test\.go:\d+: ", line) or line.startswith(("E   ", "FAILED ")):
             return line[:200]
