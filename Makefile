@@ -65,7 +65,7 @@ test-python:
 
 # Break each mechanism the docs promise, in a scratch copy, and check that
 # its tests fail (test/mutants/breaks.toml; docs/testing.md). Not part of
-# `make test`: 25–30 minutes on 2 busy cores. Needs the .venv
+# `make test`: 20–30 minutes on 2 busy cores. Needs the .venv
 # (`make venv`) and Python 3.11+ as $(PYTHON).
 mutants:
 	$(PYTHON) test/mutants/run.py $(MUTANTS_ARGS)
