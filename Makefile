@@ -29,7 +29,7 @@ STRICT := WSGATE_TEST_STRICT=1
 
 export WSGATE_TEST_PYTHON := $(VPY)
 
-.PHONY: build venv venv-dj42 venv-dist system-venv dist test test-go test-python test-pythons test-django42 test-dist lint demo bench clean FORCE
+.PHONY: build venv venv-dj42 venv-dist system-venv dist test test-go test-python test-pythons test-django42 test-dist lint mutants demo bench clean FORCE
 
 build: $(BIN)
 
@@ -109,6 +109,13 @@ test-python:
 # .venv-pythons/<version> (requirements-pythons.txt); fails without 3.9 or 3.12+.
 test-pythons: system-venv
 	$(STRICT) ./scripts/test-pythons.sh
+
+# Break each mechanism the docs promise, in a scratch copy, and check that
+# its tests fail (test/mutants/breaks.toml; docs/testing.md). Not part of
+# `make test`: 20–30 minutes on 2 busy cores. Needs the .venv
+# (`make venv`) and Python 3.11+ as $(PYTHON).
+mutants:
+	$(PYTHON) test/mutants/run.py $(MUTANTS_ARGS)
 
 demo: venv build
 	./scripts/demo.sh

@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -75,9 +76,13 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// client is the tests' HTTP client; its timeout only turns a request that
+// never ends (a broken timeout, a lost wake-up) into a failure.
+var client = &http.Client{Timeout: time.Minute}
+
 func get(t *testing.T, url string) (int, http.Header, string) {
 	t.Helper()
-	resp, err := http.Get(url)
+	resp, err := client.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +102,7 @@ func TestHelloAndEnviron(t *testing.T) {
 	req.Header.Add("X_Sneaky", "dropped")
 	req.Header.Add("Cookie", "a=1")
 	req.Header.Add("Cookie", "b=2")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +176,7 @@ func TestUploadsStreamThroughTheCreditWindow(t *testing.T) {
 		if !chunked {
 			req.ContentLength = int64(len(data))
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := client.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -182,7 +187,7 @@ func TestUploadsStreamThroughTheCreditWindow(t *testing.T) {
 		}
 	}
 	// and a small one, sent inline with the request
-	resp, err := http.Post(srv.URL+"/", "text/plain", strings.NewReader("tiny"))
+	resp, err := client.Post(srv.URL+"/", "text/plain", strings.NewReader("tiny"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,8 +199,32 @@ func TestUploadsStreamThroughTheCreditWindow(t *testing.T) {
 	}
 }
 
+// TestBodyIsSentOnlyAsTheWorkerAsks: the master sends body bytes only
+// against the worker's credit. An app that reads 10 bytes of a 32 MB body
+// and answers must get its answer out, and the worker must serve on: a
+// master pushing the whole body would block on the worker's full socket.
+func TestBodyIsSentOnlyAsTheWorkerAsks(t *testing.T) {
+	p, srv := startPool(t, "routes", nil)
+	pid := fmt.Sprint(p.onlyPid(t))
+	body := strings.Repeat("0123456789abcdef", 2<<20)
+	for i := 0; i < 2; i++ {
+		resp, err := client.Post(srv.URL+"/read-some", "application/octet-stream", strings.NewReader(body))
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(got) != pid {
+			t.Fatalf("request %d: %d %q, want 200 %q (the same worker)", i, resp.StatusCode, got, pid)
+		}
+	}
+}
+
+// TestFileWrapperIsSentByTheMaster: a real file in wsgi.file_wrapper goes
+// out from the master's own descriptor (sendfile): Python never reads it,
+// which the app's file object would record.
 func TestFileWrapperIsSentByTheMaster(t *testing.T) {
-	_, srv := startPool(t, "send_file", nil)
+	_, srv := startPool(t, "send_spied_file", nil)
 	path := filepath.Join(t.TempDir(), "blob")
 	data := make([]byte, 3<<20+5)
 	for i := range data {
@@ -208,8 +237,12 @@ func TestFileWrapperIsSentByTheMaster(t *testing.T) {
 	if code != 200 || body != string(data) {
 		t.Fatalf("got %d, %d bytes, want %d", code, len(body), len(data))
 	}
+	// The reads, if any, happened before the worker's END frame.
+	if reads, err := os.ReadFile(path + ".read"); err == nil {
+		t.Fatalf("the worker read the file itself (%d reads): the master did not send it", strings.Count(string(reads), "\n"))
+	}
 	if h.Get("Content-Length") != fmt.Sprint(len(data)) {
-		t.Fatalf("Content-Length %q", h.Get("Content-Length"))
+		t.Fatalf("Content-Length %q, want %d (from the file's size)", h.Get("Content-Length"), len(data))
 	}
 }
 
@@ -241,43 +274,148 @@ func (p *Pool) onlyPid(t *testing.T) int {
 	}
 }
 
-func TestDeadWorkerIs502AndReplaced(t *testing.T) {
-	_, srv := startPool(t, "die", nil)
-	for i := 0; i < 3; i++ {
-		if code, _, _ := get(t, srv.URL+"/"); code != http.StatusBadGateway {
-			t.Fatalf("request %d: got %d, want 502", i, code)
+// waitFor polls cond until it holds; the deadline only turns a hang (a
+// mechanism that never acts) into a failure, it measures nothing.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
 		}
+		time.Sleep(5 * time.Millisecond) // polling the condition, the event awaited
 	}
 }
 
-func TestGarbageFrameKillsOnlyThatWorker(t *testing.T) {
-	_, srv := startPool(t, "garbage", nil)
+// waitReplaced waits until the pool has n ready workers again after one was
+// lost (the lost one left StateReady before its client got the answer).
+func waitReplaced(t *testing.T, p *Pool, n int) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("%d ready workers", n), func() bool { return p.Ready() == n })
+}
+
+func TestDeadWorkerIs502AndReplaced(t *testing.T) {
+	p, srv := startPool(t, "routes", nil)
+	_, _, pid := get(t, srv.URL+"/hello")
 	for i := 0; i < 2; i++ {
-		if code, _, _ := get(t, srv.URL+"/"); code != http.StatusBadGateway {
+		if code, _, _ := get(t, srv.URL+"/die"); code != http.StatusBadGateway {
 			t.Fatalf("request %d: got %d, want 502", i, code)
 		}
+		waitReplaced(t, p, 1)
+		code, _, now := get(t, srv.URL+"/hello")
+		if code != 200 || now == pid {
+			t.Fatalf("after the crash: %d %q, want 200 from a new worker (the dead one was %s)", code, now, pid)
+		}
+		pid = now
+	}
+}
+
+// held starts a request to the routes app's /hold in the background and
+// returns once the app holds it, with the pid of the worker holding it; the
+// answer comes on the channel after release(dir, id). dir must be made
+// before the pool, so that it outlives the server's Close.
+func held(t *testing.T, url, dir, id string) (pid string, answer chan string) {
+	t.Helper()
+	answer = fetch(url + "/hold?" + filepath.Join(dir, id))
+	// A test that fails before releasing it must not leave the server's
+	// Close waiting for the request (cleanups run last-registered first).
+	t.Cleanup(func() { _ = os.WriteFile(filepath.Join(dir, id+".release"), nil, 0o644) })
+	started := filepath.Join(dir, id+".started")
+	waitFor(t, "request "+id+" to reach the app", func() bool {
+		b, err := os.ReadFile(started)
+		pid = string(b)
+		return err == nil && pid != ""
+	})
+	return pid, answer
+}
+
+func release(t *testing.T, dir, id string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, id+".release"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fetch GETs url in the background; "STATUS BODY" (or the error) arrives
+// on the channel.
+func fetch(url string) chan string {
+	done := make(chan string, 1)
+	go func() {
+		resp, err := client.Get(url)
+		if err != nil {
+			done <- err.Error()
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			done <- fmt.Sprintf("%d %s (body cut: %v)", resp.StatusCode, b, err)
+			return
+		}
+		done <- fmt.Sprintf("%d %s", resp.StatusCode, b)
+	}()
+	return done
+}
+
+// TestGarbageFrameKillsOnlyThatWorker: a worker that writes bytes that are
+// no frame is killed; the other worker, busy meanwhile, finishes its request
+// and keeps serving with the same pid.
+func TestGarbageFrameKillsOnlyThatWorker(t *testing.T) {
+	dir := t.TempDir() // before the pool: removed after the server is closed
+	p, srv := startPool(t, "routes", func(c *Config) { c.Workers = 2 })
+	other, answer := held(t, srv.URL, dir, "other")
+	// The other worker is idle: the garbage goes there.
+	if code, _, body := get(t, srv.URL+"/garbage?"+filepath.Join(dir, "garbage")); code != http.StatusBadGateway {
+		t.Fatalf("garbage: got %d %q, want 502", code, body)
+	}
+	// Killed (and reaped) at once, not left to trip the next request.
+	b, err := os.ReadFile(filepath.Join(dir, "garbage.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	garbler, _ := strconv.Atoi(string(b))
+	waitFor(t, fmt.Sprintf("the worker %d that broke the protocol to be killed", garbler), func() bool {
+		return syscall.Kill(garbler, 0) != nil
+	})
+	release(t, dir, "other")
+	if got := <-answer; got != "200 "+other {
+		t.Fatalf("the request held by the other worker: %q, want \"200 %s\"", got, other)
+	}
+	waitReplaced(t, p, 2)
+	pid, _ := strconv.Atoi(other)
+	if err := syscall.Kill(pid, 0); err != nil {
+		t.Fatalf("the other worker %d is gone: %v", pid, err)
+	}
+	// The pool is the survivor and a replacement: two requests held at once
+	// take one idle worker each.
+	x, ax := held(t, srv.URL, dir, "x")
+	y, ay := held(t, srv.URL, dir, "y")
+	release(t, dir, "x")
+	release(t, dir, "y")
+	<-ax
+	<-ay
+	if (x != other) == (y != other) {
+		t.Fatalf("after the replacement the workers are %s and %s, want %s (the survivor) and a new one", x, y, other)
 	}
 }
 
 func TestTimeoutIs504AndTheWorkerReplaced(t *testing.T) {
-	p, srv := startPool(t, "sleepy", func(c *Config) { c.Timeout = 500 * time.Millisecond })
-	before := p.onlyPid(t)
-	if code, _, _ := get(t, srv.URL+"/?60"); code != http.StatusGatewayTimeout {
-		t.Fatalf("got %d, want 504", code)
+	dir := t.TempDir() // before the pool: removed after the server is closed
+	p, srv := startPool(t, "routes", func(c *Config) { c.Timeout = 500 * time.Millisecond })
+	stuck, answer := held(t, srv.URL, dir, "stuck") // released only when the test ends
+	if got := <-answer; !strings.HasPrefix(got, "504 ") {
+		t.Fatalf("the request past the timeout: %q, want 504", got)
 	}
-	if code, body := waitOK(t, srv.URL+"/?0"); code != 200 || body != "slept" {
-		t.Fatalf("after the timeout: %d %q", code, body)
+	// Killed (and reaped) at once, not left to fail the next request.
+	pid, _ := strconv.Atoi(stuck)
+	waitFor(t, fmt.Sprintf("the timed-out worker %d to be killed", pid), func() bool {
+		return syscall.Kill(pid, 0) != nil
+	})
+	// A request queued before the replacement is ready could time out too.
+	waitReplaced(t, p, 1)
+	if code, _, body := get(t, srv.URL+"/hello"); code != 200 || body == stuck {
+		t.Fatalf("after the timeout: %d %q, want 200 from a new worker (the timed-out one was %s)", code, body, stuck)
 	}
-	if p.onlyPid(t) == before {
-		t.Fatal("the timed-out worker was not replaced")
-	}
-}
-
-// waitOK retries while the pool replaces a worker (a queued request would
-// do the same; this keeps the test independent of queueing).
-func waitOK(t *testing.T, url string) (int, string) {
-	code, _, body := get(t, url)
-	return code, body
 }
 
 func TestMaxRequestsRecycles(t *testing.T) {
@@ -412,96 +550,146 @@ func TestManyReloadsWithoutTrafficKeepServing(t *testing.T) {
 }
 
 func TestPipelinedRequestSurvivesTheWorkerAhead(t *testing.T) {
-	seen := make(chan struct{}, 1)
-	_, srv := startPool(t, "router", func(c *Config) {
-		c.Pipeline = 2
-		c.Logger = slog.New(slog.NewTextHandler(testWriter{t: t, marker: "dying soon", seen: seen}, nil))
+	dir := t.TempDir() // before the pool: removed after the server is closed
+	p, srv := startPool(t, "routes", func(c *Config) { c.Pipeline = 2 })
+	slots := p.idleSlots(t)
+	// The one worker holds a request that will kill it…
+	first := fetch(srv.URL + "/hold-die?" + filepath.Join(dir, "first"))
+	t.Cleanup(func() { _ = os.WriteFile(filepath.Join(dir, "first.release"), nil, 0o644) })
+	waitFor(t, "the first request to reach the app", func() bool {
+		_, err := os.Stat(filepath.Join(dir, "first.started"))
+		return err == nil
 	})
-	// The one worker is busy with a request that will kill it…
-	first := make(chan int, 1)
-	go func() {
-		code, _, _ := get(t, srv.URL+"/slow-die")
-		first <- code
-	}()
-	<-seen
-	// …so this one is pipelined behind it, and must be served anyway, by
+	// …and this one is pipelined behind it: it must be served anyway, by
 	// the replacement worker.
-	code, _, body := get(t, srv.URL+"/hello")
-	if code != 200 || !strings.HasPrefix(body, "hello from ") {
-		t.Fatalf("pipelined request: %d %q", code, body)
+	second := fetch(srv.URL + "/hello")
+	waitFor(t, "the second request to be pipelined", func() bool { return queued(slots) == 2 })
+	release(t, dir, "first")
+	if got := <-first; !strings.HasPrefix(got, "502 ") {
+		t.Fatalf("the request that killed its worker: %q, want 502", got)
 	}
-	if c := <-first; c != http.StatusBadGateway {
-		t.Fatalf("the request that killed its worker: %d, want 502", c)
+	if got := <-second; !strings.HasPrefix(got, "200 ") {
+		t.Fatalf("pipelined request: %q", got)
 	}
 }
 
-// napping starts a request to the nap app in the background; its status
-// and body arrive on the returned channel.
-func napping(t *testing.T, url string, secs string) chan string {
-	done := make(chan string, 1)
-	go func() {
-		resp, err := http.Get(url + "/?" + secs)
-		if err != nil {
-			done <- err.Error()
-			return
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		done <- fmt.Sprintf("%d %s", resp.StatusCode, b)
-	}()
-	return done
-}
-
-// startNapPool serves the nap app with pipelining; seen gets a signal each
-// time a nap whose log line contains marker begins.
-func startNapPool(t *testing.T, workers int, marker string) (srv *httptest.Server, seen chan struct{}) {
-	seen = make(chan struct{}, 2)
-	_, srv = startPool(t, "nap", func(c *Config) {
+// startTakeBackPool serves the routes app with pipelining; taken counts the
+// requests taken back from behind another (a debug log line each).
+func startTakeBackPool(t *testing.T, workers int) (p *Pool, srv *httptest.Server, taken *atomic.Int64) {
+	taken = new(atomic.Int64)
+	p, srv = startPool(t, "routes", func(c *Config) {
 		c.Workers, c.Pipeline = workers, 2
-		c.Logger = slog.New(slog.NewTextHandler(testWriter{t: t, marker: marker, seen: seen}, nil))
+		// Beyond the tests' own 30 s guards: a held request must not
+		// end by timing out while a test awaits a take-back.
+		c.Timeout = time.Minute
+		c.Logger = slog.New(slog.NewTextHandler(countingWriter{t: t, marker: "pipelined request taken back", n: taken},
+			&slog.HandlerOptions{Level: slog.LevelDebug}))
 	})
-	return srv, seen
+	return p, srv, taken
 }
 
+// idleSlots are the slots of the pool's idle workers (their tokens are
+// taken and given back), to look at their queues.
+func (p *Pool) idleSlots(t *testing.T) []*slot {
+	t.Helper()
+	var slots []*slot
+	for len(p.idle) > 0 {
+		s, err := p.acquire(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		slots = append(slots, s)
+	}
+	for _, s := range slots {
+		p.pushToken(p.idle, s)
+	}
+	return slots
+}
+
+// queued is how many exchanges the slots carry (in flight or pipelined).
+func queued(slots []*slot) int {
+	n := 0
+	for _, s := range slots {
+		s.mu.Lock()
+		n += len(s.queue)
+		s.mu.Unlock()
+	}
+	return n
+}
+
+// TestRequestIsPipelinedBehindABusyOne: with the only worker busy, the next
+// request is written to that worker's socket at once (it waits there, not
+// in the pool's queue).
+func TestRequestIsPipelinedBehindABusyOne(t *testing.T) {
+	dir := t.TempDir() // before the pool: removed after the server is closed
+	p, srv, _ := startTakeBackPool(t, 1)
+	slots := p.idleSlots(t)
+	pid, first := held(t, srv.URL, dir, "first")
+	second := fetch(srv.URL + "/hello")
+	waitFor(t, "the second request to be pipelined or queued", func() bool { return queued(slots) == 2 || p.waiting.Load() > 0 })
+	if n := p.waiting.Load(); n > 0 {
+		t.Fatalf("the second request waits in the pool's queue (%d waiting), not pipelined on the busy worker", n)
+	}
+	release(t, dir, "first")
+	if a, b := <-first, <-second; a != "200 "+pid || b != "200 "+pid {
+		t.Fatalf("got %q and %q, want both from %s", a, b, pid)
+	}
+}
+
+// TestPipelinedRequestIsTakenBackFromBehindASlowOne: both workers busy, two
+// requests are pipelined, one behind each. When one worker is free again,
+// the request behind the other (still held) is taken back and served there.
 func TestPipelinedRequestIsTakenBackFromBehindASlowOne(t *testing.T) {
-	srv, seen := startNapPool(t, 2, "napping")
-	slow := napping(t, srv.URL, "4")
-	<-seen
-	short := napping(t, srv.URL, "1")
-	<-seen
-	// Both workers are busy: each of these is pipelined on one of them, so
-	// one waits behind the slow request. It must not wait for it: when the
-	// other worker falls idle it takes the request back from the slow one.
-	a, b := napping(t, srv.URL, "0"), napping(t, srv.URL, "0")
-	for _, ch := range []chan string{a, b, short} {
-		if got := <-ch; !strings.HasPrefix(got, "200 napped ") {
-			t.Fatalf("got %q", got)
+	dir := t.TempDir() // before the pool: removed after the server is closed
+	p, srv, taken := startTakeBackPool(t, 2)
+	slots := p.idleSlots(t)
+	slowPid, slow := held(t, srv.URL, dir, "slow")
+	freedPid, freed := held(t, srv.URL, dir, "freed")
+	if slowPid == freedPid {
+		t.Fatalf("both held requests on worker %s", slowPid)
+	}
+	c, d := fetch(srv.URL+"/hello"), fetch(srv.URL+"/hello")
+	waitFor(t, "both requests to be pipelined", func() bool { return queued(slots) == 4 })
+	release(t, dir, "freed")
+	if got := <-freed; got != "200 "+freedPid {
+		t.Fatalf("released request: %q", got)
+	}
+	// One of the two was pipelined behind the held request, which never ends
+	// before the test says so: only taking it back lets it be served.
+	for _, ch := range []chan string{c, d} {
+		select {
+		case got := <-ch:
+			if got != "200 "+freedPid {
+				t.Fatalf("got %q, want it served by the free worker %s", got, freedPid)
+			}
+		case got := <-slow:
+			t.Fatalf("the held request ended (%q) although it was never released", got)
+		case <-time.After(30 * time.Second):
+			t.Fatal("a request pipelined behind the held one was not taken back (gave up after 30 s)")
 		}
 	}
-	select {
-	case got := <-slow:
-		t.Fatalf("the slow request ended (%q) before the requests queued behind it were served elsewhere", got)
-	default:
+	if taken.Load() == 0 {
+		t.Fatal("both served, yet no take-back was logged")
 	}
-	if got := <-slow; !strings.HasPrefix(got, "200 napped ") {
-		t.Fatalf("slow request: %q", got)
+	release(t, dir, "slow")
+	if got := <-slow; got != "200 "+slowPid {
+		t.Fatalf("held request: %q", got)
 	}
 }
 
+// TestPipelinedRequestWithNowhereElseToGo: pipelined behind a held request
+// on the only worker, a request is taken back after a while, finds the same
+// worker again (more than once), and is served once the held one is done, by
+// the same process.
 func TestPipelinedRequestWithNowhereElseToGo(t *testing.T) {
-	srv, seen := startNapPool(t, 1, "napping 1")
-	slow := napping(t, srv.URL, "1")
-	<-seen
-	// Pipelined behind the slow request on the only worker: taken back
-	// after a while, it finds the same worker again (more than once), and
-	// is served once the slow one is done, by the same process.
-	next := napping(t, srv.URL, "0")
-	first, second := <-slow, <-next
-	if !strings.HasPrefix(first, "200 napped ") || !strings.HasPrefix(second, "200 napped ") {
-		t.Fatalf("got %q and %q", first, second)
-	}
-	if first[len("200 napped "):] != second[len("200 napped "):] {
-		t.Fatalf("two workers served (%q, %q): the worker was replaced", first, second)
+	dir := t.TempDir() // before the pool: removed after the server is closed
+	_, srv, taken := startTakeBackPool(t, 1)
+	pid, first := held(t, srv.URL, dir, "first")
+	next := fetch(srv.URL + "/hello")
+	waitFor(t, "the pipelined request to be taken back twice", func() bool { return taken.Load() >= 2 })
+	release(t, dir, "first")
+	if a, b := <-first, <-next; a != "200 "+pid || b != "200 "+pid {
+		t.Fatalf("got %q and %q, want both from %s (the worker kept)", a, b, pid)
 	}
 }
 
@@ -512,7 +700,7 @@ func TestRequestTooBigForADispatchMessage(t *testing.T) {
 	for i := 0; i < 2; i++ {
 		req, _ := http.NewRequest("POST", srv.URL+"/", strings.NewReader(body))
 		req.Header.Set("X-Big", big)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := client.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -570,7 +758,7 @@ func TestTakingBackUnderLoad(t *testing.T) {
 				if i%3 == 0 {
 					body = "payload-" + id // an inline body, part of the dispatch message
 				}
-				resp, err := http.Post(srv.URL+"/?"+naps[(c+i)%len(naps)]+"/"+id, "text/plain", strings.NewReader(body))
+				resp, err := client.Post(srv.URL+"/?"+naps[(c+i)%len(naps)]+"/"+id, "text/plain", strings.NewReader(body))
 				if err != nil {
 					errs <- err.Error()
 					continue
@@ -598,17 +786,20 @@ func TestTakingBackUnderLoad(t *testing.T) {
 // the next request is on its way to it. That request never reached the
 // application, so it is served by the replacement, not failed with 502.
 func TestRequestToAWorkerThatDiedIdle(t *testing.T) {
-	_, srv := startPool(t, "dies_when_idle", nil)
-	code, _, first := get(t, srv.URL+"/")
+	dir := t.TempDir() // before the pool: removed after the server is closed
+	p, srv := startPool(t, "routes", nil)
+	slots := p.idleSlots(t)
+	code, _, first := get(t, srv.URL+"/answer-then-die?"+filepath.Join(dir, "bye"))
 	if code != 200 {
 		t.Fatalf("first request: %d %q", code, first)
 	}
-	code, _, second := get(t, srv.URL+"/")
-	if code != 200 || !strings.HasPrefix(second, "bye from ") {
-		t.Fatalf("the request sent as the worker died: %d %q", code, second)
-	}
-	if second == first {
-		t.Fatalf("both answered by the same process (%q): the worker did not die?", first)
+	// The worker is in the answer's close(): the next request is written
+	// to its socket, then the worker dies without having read it.
+	second := fetch(srv.URL + "/hello")
+	waitFor(t, "the second request to be sent to the worker", func() bool { return queued(slots) == 1 })
+	release(t, dir, "bye")
+	if got := <-second; !strings.HasPrefix(got, "200 ") || got == "200 "+first {
+		t.Fatalf("the request sent as the worker died: %q (the dying worker was %s)", got, first)
 	}
 }
 

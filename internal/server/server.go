@@ -280,7 +280,9 @@ loop:
 		go func() {
 			defer wg.Done()
 			if err := srv.Shutdown(shutdownCtx); err != nil {
-				log.Warn("graceful timeout passed with requests still running; closing them", "error", err.Error())
+				// The timeout in force, not the one asked for: tests read it here.
+				log.Warn("graceful timeout passed with requests still running; closing them",
+					"graceful_timeout", grace.String(), "error", err.Error())
 				srv.Close()
 			}
 		}()

@@ -86,10 +86,13 @@ func TestGatewayHTTP2(t *testing.T) {
 		if r := do(t, req); r.status != 200 || len(r.body) != 0 || r.resp.ContentLength != 12 {
 			t.Errorf("HEAD over h2: %d, %d body bytes, Content-Length %d", r.status, len(r.body), r.resp.ContentLength)
 		}
-		for _, status := range []string{"204+No+Content", "304+Not+Modified"} {
-			req, _ := http.NewRequest("GET", s.URL+"/status?status="+status, nil)
-			if r := do(t, req); len(r.body) != 0 || r.bodyErr != nil {
-				t.Errorf("%s over h2: body %q (%v)", status, r.body, r.bodyErr)
+		for _, tc := range []struct {
+			status string
+			code   int
+		}{{"204+No+Content", 204}, {"304+Not+Modified", 304}} {
+			req, _ := http.NewRequest("GET", s.URL+"/status?status="+tc.status, nil)
+			if r := do(t, req); r.status != tc.code || len(r.body) != 0 || r.bodyErr != nil {
+				t.Errorf("%s over h2: status %d, body %q (%v), want %d without a body", tc.status, r.status, r.body, r.bodyErr, tc.code)
 			}
 		}
 	})

@@ -348,12 +348,23 @@ func TestGatewayQueueFull(t *testing.T) {
 }
 
 // TestGatewayDrainBounded: a request that outlives --graceful-timeout does not
-// keep a terminating server alive; its worker goes with the master.
+// keep a terminating server alive: the drain ends because that timeout (not
+// the 30 s default) passed, the request is cut, its worker killed, and serve
+// exits 0 as after any drain.
 func TestGatewayDrainBounded(t *testing.T) {
 	s := gwStart(t, "--workers", "1", "--threads", "1", "--graceful-timeout", "1")
 	pid, stuck := s.gwBlock(t, "stuck") // never released
 	s.Signal(syscall.SIGTERM)
-	s.Wait()
+	if code := s.Wait(); code != 0 {
+		t.Errorf("exit status %d after a drain past --graceful-timeout, want 0\n%s", code, s.Logs())
+	}
+	// The log says which timeout ended the drain (the one in force).
+	if line := s.WaitLog("graceful timeout passed with requests still running"); !strings.Contains(line, "graceful_timeout=1s") {
+		t.Errorf("the drain ended on another timeout than --graceful-timeout 1: %q", line)
+	}
+	if line := s.WaitLog("graceful timeout passed; killing worker"); !strings.Contains(line, fmt.Sprintf("pid=%d", pid)) {
+		t.Errorf("the worker killed is not the stuck one (%d): %q", pid, line)
+	}
 	if r := <-stuck; r.status == 200 && r.bodyErr == nil {
 		t.Errorf("the stuck request looks complete (%q) although it never finished", r.body)
 	}

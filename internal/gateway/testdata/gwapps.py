@@ -1,9 +1,9 @@
 """Applications the gateway tests serve through real workers."""
 
 import hashlib
+import io
 import json
 import os
-import sys
 import time
 from wsgiref.validate import validator
 
@@ -37,16 +37,6 @@ def upload_hash(environ, start_response):
     return [("%d %s" % (n, h.hexdigest())).encode()]
 
 
-def send_file(environ, start_response):
-    f = open(environ["QUERY_STRING"], "rb")
-    start_response("200 OK", [("Content-Type", "application/octet-stream")])
-    return environ["wsgi.file_wrapper"](f)
-
-
-def die(environ, start_response):
-    os._exit(1)
-
-
 def sleepy(environ, start_response):
     time.sleep(float(environ["QUERY_STRING"] or "60"))
     start_response("200 OK", [("Content-Type", "text/plain")])
@@ -57,34 +47,9 @@ def raises(environ, start_response):
     raise RuntimeError("boom")
 
 
-def garbage(environ, start_response):
-    os.write(3, b"\xff" * 64)  # the worker's own socket to the master
-    time.sleep(30)
-
-
 def latin1_header(environ, start_response):
     start_response("200 OK", [("X-Path", environ["PATH_INFO"])])
     return [environ["PATH_INFO"].encode("latin-1")]
-
-
-def router(environ, start_response):
-    """/slow-die: say so on wsgi.errors, then die after a moment; else hello."""
-    if environ["PATH_INFO"] == "/slow-die":
-        environ["wsgi.errors"].write("dying soon\n")
-        environ["wsgi.errors"].flush()
-        time.sleep(0.5)
-        os._exit(1)
-    start_response("200 OK", [("Content-Type", "text/plain")])
-    return [b"hello from %d" % os.getpid()]
-
-
-def nap(environ, start_response):
-    """Say on wsgi.errors that the nap begins, then sleep QUERY_STRING seconds."""
-    environ["wsgi.errors"].write("napping %s\n" % environ["QUERY_STRING"])
-    environ["wsgi.errors"].flush()
-    time.sleep(float(environ["QUERY_STRING"]))
-    start_response("200 OK", [("Content-Type", "text/plain")])
-    return [b"napped %d" % os.getpid()]
 
 
 def big_request(environ, start_response):
@@ -104,12 +69,69 @@ def nap_echo(environ, start_response):
 
 
 class _ExitAfterClose(list):
+    """A response whose close() waits for PATH.release, then kills the worker."""
+
+    def __init__(self, blocks, path):
+        super().__init__(blocks)
+        self.path = path
+
     def close(self):
-        time.sleep(0.3)  # the master has the answer and sends the next request meanwhile
+        while not os.path.exists(self.path + ".release"):
+            time.sleep(0.005)  # the app's own wait for the test's signal
         os._exit(1)
 
 
-def dies_when_idle(environ, start_response):
-    """Answers, then the worker dies while idle, from its iterable's close()."""
+class _ReadSpy(io.FileIO):
+    """A real file that leaves PATH.read behind if Python reads from it."""
+
+    def read(self, size=-1):
+        with open(self.name + ".read", "a") as f:
+            f.write("%d\n" % size)
+        return super().read(size)
+
+    def readinto(self, b):
+        with open(self.name + ".read", "a") as f:
+            f.write("readinto\n")
+        return super().readinto(b)
+
+
+def send_spied_file(environ, start_response):
+    """The file QUERY_STRING names through wsgi.file_wrapper; reading it in
+    Python (instead of the master's sendfile) leaves QUERY_STRING.read."""
+    f = _ReadSpy(environ["QUERY_STRING"], "rb")
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return environ["wsgi.file_wrapper"](f)
+
+
+def routes(environ, start_response):
+    """/hello: the worker's pid. /hold?P: write P.started, wait until P.release
+    exists, answer the pid (/hold-die: exit instead). /answer-then-die?P:
+    answer the pid, then, once P.release exists, exit while idle.
+    /garbage?P: write the pid to P.pid, then bytes that are no frame to the
+    master, then wait to be killed. /die: exit mid-request.
+    /read-some: read 10 bytes of the body and answer the pid, leaving the
+    rest unread."""
+    path, q = environ["PATH_INFO"], environ["QUERY_STRING"]
+    if path in ("/hold", "/hold-die"):
+        with open(q + ".started", "w") as f:
+            f.write(str(os.getpid()))
+        while not os.path.exists(q + ".release"):
+            time.sleep(0.005)  # the app's own wait for the test's signal
+        if path == "/hold-die":
+            os._exit(1)
+    elif path == "/answer-then-die":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return _ExitAfterClose([b"%d" % os.getpid()], q)
+    elif path == "/garbage":
+        with open(q + ".pid", "w") as f:
+            f.write(str(os.getpid()))
+        os.write(3, b"\xff" * 64)  # the worker's own socket to the master
+        time.sleep(3600)  # only the master's kill ends this worker
+    elif path == "/die":
+        os._exit(1)
+    elif path == "/read-some":
+        got = environ["wsgi.input"].read(10)
+        if len(got) != 10:
+            raise RuntimeError("read %d bytes of the body, want 10" % len(got))
     start_response("200 OK", [("Content-Type", "text/plain")])
-    return _ExitAfterClose([b"bye from %d" % os.getpid()])
+    return [b"%d" % os.getpid()]
