@@ -58,6 +58,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			flags |= protocol.FlagBodyInline
 		}
 	}
+	if directEligible(r) {
+		flags |= protocol.FlagDirect
+	}
 	var x exchange
 	var next *slot // a free slot a withdrawn request was handed
 	for attempt := 0; ; {
@@ -129,6 +132,8 @@ type exchange struct {
 	reason     string                 // why not
 	abort      bool                   // cut the client connection
 	start      *protocol.StartPayload // the slot's, reused
+	clen       int64                  // the response's Content-Length; -1 if none
+	sent       int64                  // body bytes given to the client
 }
 
 func (x *exchange) run(scriptName, pathInfo string, flags byte, inline []byte) {
@@ -426,7 +431,15 @@ func (x *exchange) control(t protocol.Type, payload []byte) (done bool, err erro
 		hdr := x.w.Header()
 		// One backing array for every value: a header usually comes once.
 		values := make([]string, len(x.start.Headers))
+		x.clen = -1
 		for i, kv := range x.start.Headers {
+			if len(kv[0]) == len("Content-Length") && strings.EqualFold(kv[0], "Content-Length") {
+				if n, err := strconv.ParseInt(kv[1], 10, 64); err == nil && n >= 0 && x.clen == -1 {
+					x.clen = n
+				} else {
+					x.clen = -2 // unparsable or repeated: only net/http's own checks apply
+				}
+			}
 			k := textproto.CanonicalMIMEHeaderKey(kv[0])
 			values[i] = kv[1]
 			if old, ok := hdr[k]; ok {
@@ -443,6 +456,12 @@ func (x *exchange) control(t protocol.Type, payload []byte) (done bool, err erro
 		}
 		x.started = true
 		x.w.WriteHeader(x.start.Code)
+	case protocol.Direct:
+		n, err := protocol.ParseDirect(payload)
+		if err != nil {
+			return false, err
+		}
+		return false, x.direct(n)
 	case protocol.Credit:
 		x.credited = true
 		n, err := protocol.ParseCredit(payload)
@@ -543,15 +562,28 @@ func (x *exchange) write(p []byte) {
 	if x.werr != nil {
 		return
 	}
-	if _, err := x.w.Write(p); err != nil {
-		// The client is gone (or the body is not allowed): keep reading
-		// the worker's frames to stay in step, and tell it to stop
-		// iterating, so the application's close() runs now.
-		x.werr = err
-		if err != http.ErrBodyNotAllowed {
-			_ = writeFrame(x.s, protocol.CtlToW, x.stream, []byte{protocol.CtlCancel})
-		}
+	k, err := x.w.Write(p)
+	x.sent += int64(k)
+	if err != nil {
+		x.clientFailed(err)
 	}
+}
+
+// clientFailed: the client is gone (or the body is not allowed). The
+// worker's frames are still read to stay in step, and the worker is told to
+// stop iterating, so the application's close() runs now.
+func (x *exchange) clientFailed(err error) {
+	x.werr = err
+	if err != http.ErrBodyNotAllowed {
+		_ = writeFrame(x.s, protocol.CtlToW, x.stream, []byte{protocol.CtlCancel})
+	}
+}
+
+// fits reports whether n more body bytes stay within the Content-Length the
+// application declared. Only then may they bypass net/http's Write, which
+// is what refuses bytes past the declared length (ErrContentLength).
+func (x *exchange) fits(n int64) bool {
+	return x.clen >= 0 && x.sent+n <= x.clen
 }
 
 // sendBody answers one CREDIT with one frame: BODY with 1..n bytes, BODY_END
@@ -646,7 +678,14 @@ func (x *exchange) sendFile(fp protocol.FilePayload) error {
 		x.abort = true
 		return nil
 	}
-	n, err := io.Copy(x.w, io.LimitReader(f, int64(fp.Count)))
+	// sendfile goes past net/http's check of the declared length: only
+	// for a file that fits in it.
+	var dst io.Writer = x.w
+	if !x.fits(int64(fp.Count)) {
+		dst = struct{ io.Writer }{x.w}
+	}
+	n, err := io.Copy(dst, io.LimitReader(f, int64(fp.Count)))
+	x.sent += n
 	if err != nil || uint64(n) != fp.Count {
 		x.werr = fmt.Errorf("sending %s: %d of %d bytes: %v", path, n, fp.Count, err)
 		x.abort = true

@@ -3,9 +3,11 @@ package server
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"sync/atomic"
+	"syscall"
 )
 
 // net/http follows RFC 9112 §6.3 for a request carrying both Content-Length
@@ -34,6 +36,27 @@ func (c *framedConn) Read(p []byte) (int, error) {
 		c.scan(p[:n])
 	}
 	return n, err
+}
+
+// ReadFrom keeps the zero-copy paths that embedding net.Conn would hide
+// from net/http's ResponseWriter.ReadFrom: the TCP connection's own
+// (sendfile from a file, splice from a socket), and a source that has the
+// bytes written to the connection's socket by someone else: the gateway's
+// worker writing a response body itself (docs/protocol.md, DIRECT).
+func (c *framedConn) ReadFrom(r io.Reader) (int64, error) {
+	if s, ok := r.(interface {
+		WriteToConn(syscall.RawConn) (int64, error)
+	}); ok {
+		if sc, ok := c.Conn.(syscall.Conn); ok {
+			if raw, err := sc.SyscallConn(); err == nil {
+				return s.WriteToConn(raw)
+			}
+		}
+	}
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{c.Conn}, r)
 }
 
 var (
