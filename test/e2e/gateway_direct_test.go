@@ -1,0 +1,133 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptrace"
+	"strconv"
+	"syscall"
+	"testing"
+
+	"github.com/wsgate/wsgate/test/e2e/harness"
+)
+
+// TestGatewayDirectBody: large list bodies, which the worker writes to the
+// client's socket itself (docs/protocol.md, DIRECT), arrive whole and in
+// order on one keep-alive connection, between small ones that take the
+// master's path, and HEAD keeps its Content-Length without a body.
+func TestGatewayDirectBody(t *testing.T) {
+	s := gwStart(t, "--workers", "1")
+	client := &http.Client{Timeout: gwIOGuard, Transport: &http.Transport{MaxConnsPerHost: 1}}
+	defer client.CloseIdleConnections()
+	var conns int
+	trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
+		if !info.Reused {
+			conns++
+		}
+	}}
+	get := func(method, url string) (*http.Response, []byte) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), method, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, url, err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatalf("%s %s: reading the body: %v (%d bytes)", method, url, err, len(body))
+		}
+		return resp, body
+	}
+	for i, size := range []int{200 << 10, 1 << 20, 100, 5 << 20, 128 << 10, 3 << 20} {
+		resp, body := get("GET", fmt.Sprintf("%s/big?size=%d&seed=%d", s.URL, size, i))
+		sum := sha256.Sum256(body)
+		if resp.StatusCode != 200 || len(body) != size || hex.EncodeToString(sum[:]) != resp.Header.Get("X-Sha256") {
+			t.Errorf("GET /big?size=%d: status %d, %d bytes, sha256 %x, want 200, %d bytes, %s",
+				size, resp.StatusCode, len(body), sum, size, resp.Header.Get("X-Sha256"))
+		}
+		resp, body = get("GET", s.URL+"/hello")
+		if resp.StatusCode != 200 || string(body) != "hello world\n" {
+			t.Errorf("GET /hello after a %d-byte body: %d %q", size, resp.StatusCode, body)
+		}
+	}
+	resp, body := get("HEAD", s.URL+"/big?size=1048576")
+	if resp.StatusCode != 200 || resp.ContentLength != 1<<20 || len(body) != 0 {
+		t.Errorf("HEAD /big: status %d, Content-Length %d, %d body bytes; want 200, 1048576, none", resp.StatusCode, resp.ContentLength, len(body))
+	}
+	gwOK(t, "a request after HEAD", gwGet(t, s.URL+"/hello"))
+	if conns != 1 {
+		t.Errorf("%d connections for the requests, want 1 (keep-alive across the worker-written bodies)", conns)
+	}
+}
+
+// TestGatewayDirectBodyOverlong: an application that sends more than the
+// Content-Length it declared gets no more than that to the client, on the
+// direct path too, and the connection carries nothing else.
+func TestGatewayDirectBodyOverlong(t *testing.T) {
+	s := gwStart(t, "--workers", "1")
+	c := s.gwDial(t)
+	io.WriteString(c, "GET /big?size=400000&declared=200000 HTTP/1.1\r\nHost: x\r\n\r\n")
+	br := bufio.NewReader(c)
+	req, _ := http.NewRequest("GET", "/", nil)
+	resp, err := http.ReadResponse(br, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if len(body) > 200000 {
+		t.Errorf("got %d body bytes, the app declared 200000", len(body))
+	}
+	io.WriteString(c, "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	rest, _ := io.ReadAll(br)
+	if len(rest) > 0 && !bytes.HasPrefix(rest, []byte("HTTP/1.1 200")) {
+		t.Errorf("after the over-long body the connection carries %.100q", rest)
+	}
+}
+
+// TestGatewayDirectBodyWorkerSegv: a worker killed by SIGSEGV while a large
+// response is on its way (the client not reading: the worker wrote what the
+// socket took and is handing the rest to the master) costs that response
+// only: the client gets a truncated body and a closed connection, never a
+// hang, and the next request is served by the replacement.
+func TestGatewayDirectBodyWorkerSegv(t *testing.T) {
+	s := gwStart(t, "--workers", "1")
+	c := s.gwDial(t)
+	const size = 32 << 20
+	io.WriteString(c, "GET /big?size="+strconv.Itoa(size)+" HTTP/1.1\r\nHost: x\r\n\r\n")
+	br := bufio.NewReader(c)
+	req, _ := http.NewRequest("GET", "/", nil)
+	resp, err := http.ReadResponse(br, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, _ := strconv.Atoi(resp.Header.Get("X-Pid"))
+	if pid <= 0 {
+		t.Fatalf("no worker pid in the response headers: %v", resp.Header)
+	}
+	if err := syscall.Kill(pid, syscall.SIGSEGV); err != nil {
+		t.Fatal(err)
+	}
+	harness.WaitFor(t, "the killed worker to be reaped", func() bool { return harness.ProcessReaped(pid) })
+	body, err := io.ReadAll(resp.Body)
+	if err == nil || len(body) >= size {
+		t.Errorf("response of a worker killed mid-body: %d of %d bytes, error %v; want a truncated body and an error", len(body), size, err)
+	}
+	if _, err := io.ReadAll(br); err != nil {
+		t.Errorf("the connection after the failed response: %v, want it closed", err)
+	}
+	r := gwGet(t, s.URL+"/pid")
+	gwOK(t, "a request after the crash", r)
+	if string(r.body) == strconv.Itoa(pid) {
+		t.Errorf("served by the killed worker %d", pid)
+	}
+}
