@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -10,6 +11,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptrace"
+	"os"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"testing"
@@ -129,5 +132,54 @@ func TestGatewayDirectBodyWorkerSegv(t *testing.T) {
 	gwOK(t, "a request after the crash", r)
 	if string(r.body) == strconv.Itoa(pid) {
 		t.Errorf("served by the killed worker %d", pid)
+	}
+}
+
+// TestGatewayDirectBodySeenByCompress: a route whose Go component reads the
+// response body (compress) keeps the body on the master's path, so the
+// component compresses it; the same pool on a route without it sends the
+// identity bytes; both on one connection.
+func TestGatewayDirectBodySeenByCompress(t *testing.T) {
+	ini := filepath.Join(t.TempDir(), "site.ini")
+	if err := os.WriteFile(ini, []byte(`[composite:main]
+use = egg:Paste#urlmap
+/ = pep
+/z = zipped
+
+[pipeline:zipped]
+pipeline = compress pep
+
+[filter:compress]
+use = egg:wsgate#compress
+types = application/octet-stream
+
+[app:pep]
+use = call:pep3333:make_app
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := gwStartArgs(t, "", ini, "--pythonpath", gwAppsDir(), "--workers", "1")
+	c := s.gwDial(t)
+	br := bufio.NewReader(c)
+	for _, tc := range []struct{ path, coding string }{
+		{"/z/big?size=400000", "gzip"}, {"/big?size=400000", ""}, {"/z/big?size=2000000&seed=2", "gzip"},
+	} {
+		io.WriteString(c, "GET "+tc.path+" HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n")
+		resp, body := gwReadResponse(t, br, "GET")
+		if got := resp.Header.Get("Content-Encoding"); got != tc.coding {
+			t.Fatalf("GET %s: Content-Encoding %q, want %q", tc.path, got, tc.coding)
+		}
+		if tc.coding == "gzip" {
+			zr, err := gzip.NewReader(bytes.NewReader(body))
+			if err != nil {
+				t.Fatalf("GET %s: %v", tc.path, err)
+			}
+			if body, err = io.ReadAll(zr); err != nil {
+				t.Fatalf("GET %s: %v", tc.path, err)
+			}
+		}
+		if sum := sha256.Sum256(body); hex.EncodeToString(sum[:]) != resp.Header.Get("X-Sha256") {
+			t.Errorf("GET %s: %d bytes whose sha256 is not the application's", tc.path, len(body))
+		}
 	}
 }
