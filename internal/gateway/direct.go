@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/wsgate/wsgate/internal/component"
@@ -65,12 +66,58 @@ func (x *exchange) direct(n int64) error {
 		return fmt.Errorf("%w: WROTE %d bytes of a DIRECT for %d", protocol.ErrViolation, d.wrote, n)
 	}
 	x.sent += d.wrote
+	if rest := n - d.wrote; rest > 0 && err == nil {
+		x.holdRest(rest)
+	}
 	if err != nil && x.werr == nil {
 		// The client's socket failed: the worker knows, and ends the
 		// stream without sending the rest.
 		x.werr = err
 	}
 	return nil
+}
+
+// The bytes of DIRECT bodies that the client's socket could not take at
+// once are read from the worker into the master's memory, so the worker is
+// free at once however slowly the client reads; beyond these bounds they
+// stream through as DATA, the worker waiting on the client.
+const (
+	maxHeld    = 256 << 20 // all responses together
+	maxHeldOne = 32 << 20  // one response
+)
+
+var heldBytes atomic.Int64
+
+// holdRest reserves memory for the rest bytes of a DIRECT body that follow as
+// DATA: write keeps them, and ServeHTTP writes them once the slot is
+// released.
+func (x *exchange) holdRest(rest int64) {
+	if rest > maxHeldOne {
+		return
+	}
+	if heldBytes.Add(rest) > maxHeld {
+		heldBytes.Add(-rest)
+		return
+	}
+	x.held = make([]byte, 0, rest)
+}
+
+// writeHeld writes the held bytes to the client and gives their memory back.
+func (x *exchange) writeHeld() {
+	held := x.held
+	if held == nil {
+		return
+	}
+	x.held = nil
+	defer heldBytes.Add(-int64(cap(held)))
+	if x.werr != nil || x.abort || len(held) == 0 {
+		return
+	}
+	k, err := x.w.Write(held)
+	x.sent += int64(k)
+	if err != nil {
+		x.werr = err
+	}
 }
 
 // directBody is the source handed to the ResponseWriter's ReadFrom.

@@ -45,6 +45,7 @@ type exchange struct {
 	reason     string                 // why not
 	abort      bool                   // cut the client connection
 	start      *protocol.StartPayload // the slot's, reused
+	held       []byte                 // the rest of a DIRECT body, kept to free the worker (direct.go, holdRest)
 	clen       int64                  // the response's Content-Length; -1 if none
 	sent       int64                  // body bytes given to the client
 }
@@ -474,6 +475,13 @@ func (x *exchange) copyLargeData(n int) error {
 func (x *exchange) write(p []byte) {
 	if x.werr != nil {
 		return
+	}
+	if x.held != nil {
+		if len(x.held)+len(p) <= cap(x.held) {
+			x.held = append(x.held, p...)
+			return
+		}
+		x.writeHeld() // more than was announced: in order, as it comes
 	}
 	k, err := x.w.Write(p)
 	x.sent += int64(k)

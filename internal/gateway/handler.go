@@ -90,6 +90,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// The rest of a body a slow client could not take from the worker:
+	// written now that the worker serves others.
+	x.writeHeld()
 	if x.abort {
 		// The response started and then failed: cut the connection so the
 		// client cannot take a truncated body for a whole one.

@@ -99,13 +99,15 @@ func TestGatewayDirectBodyOverlong(t *testing.T) {
 
 // TestGatewayDirectBodyWorkerSegv: a worker killed by SIGSEGV while a large
 // response is on its way (the client not reading: the worker wrote what the
-// socket took and is handing the rest to the master) costs that response
-// only: the client gets a truncated body and a closed connection, never a
-// hang, and the next request is served by the replacement.
+// socket took and is handing the rest to the master, more than the master
+// keeps in memory for one response, so the worker waits on the client)
+// costs that response only: the client gets a truncated body and a closed
+// connection, never a hang, and the next request is served by the
+// replacement.
 func TestGatewayDirectBodyWorkerSegv(t *testing.T) {
 	s := gwStart(t, "--workers", "1")
 	c := s.gwDial(t)
-	const size = 32 << 20
+	const size = 64 << 20 // above maxHeldOne (internal/gateway/direct.go)
 	io.WriteString(c, "GET /big?size="+strconv.Itoa(size)+" HTTP/1.1\r\nHost: x\r\n\r\n")
 	br := bufio.NewReader(c)
 	req, _ := http.NewRequest("GET", "/", nil)
@@ -181,5 +183,37 @@ use = call:pep3333:make_app
 		if sum := sha256.Sum256(body); hex.EncodeToString(sum[:]) != resp.Header.Get("X-Sha256") {
 			t.Errorf("GET %s: %d bytes whose sha256 is not the application's", tc.path, len(body))
 		}
+	}
+}
+
+// TestGatewayDirectBodySlowReader: a client that stops reading a 10 MiB
+// response holds no worker: with one worker, other requests are served
+// while it waits, and it still gets every byte when it reads on. (Without
+// this the requests behind it would wait for --timeout and fail.)
+func TestGatewayDirectBodySlowReader(t *testing.T) {
+	s := gwStart(t, "--workers", "1", "--timeout", "10")
+	c := s.gwDial(t)
+	const size = 10 << 20
+	io.WriteString(c, "GET /big?size="+strconv.Itoa(size)+"&seed=slow HTTP/1.1\r\nHost: x\r\n\r\n")
+	br := bufio.NewReaderSize(c, 4096)
+	req, _ := http.NewRequest("GET", "/", nil)
+	resp, err := http.ReadResponse(br, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := make([]byte, 10<<10)
+	if _, err := io.ReadFull(resp.Body, first); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		gwOK(t, fmt.Sprintf("request %d while a client does not read its 10 MiB", i), gwGet(t, s.URL+"/hello"))
+	}
+	rest, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("reading the rest of the slow response: %v", err)
+	}
+	sum := sha256.Sum256(append(first, rest...))
+	if len(first)+len(rest) != size || hex.EncodeToString(sum[:]) != resp.Header.Get("X-Sha256") {
+		t.Errorf("slow response: %d bytes, sha256 %x, want %d bytes, %s", len(first)+len(rest), sum, size, resp.Header.Get("X-Sha256"))
 	}
 }
