@@ -73,30 +73,6 @@ func TestGatewayDirectBody(t *testing.T) {
 	}
 }
 
-// TestGatewayDirectBodyOverlong: an application that sends more than the
-// Content-Length it declared gets no more than that to the client, on the
-// direct path too, and the connection carries nothing else.
-func TestGatewayDirectBodyOverlong(t *testing.T) {
-	s := gwStart(t, "--workers", "1")
-	c := s.gwDial(t)
-	io.WriteString(c, "GET /big?size=400000&declared=200000 HTTP/1.1\r\nHost: x\r\n\r\n")
-	br := bufio.NewReader(c)
-	req, _ := http.NewRequest("GET", "/", nil)
-	resp, err := http.ReadResponse(br, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	if len(body) > 200000 {
-		t.Errorf("got %d body bytes, the app declared 200000", len(body))
-	}
-	io.WriteString(c, "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-	rest, _ := io.ReadAll(br)
-	if len(rest) > 0 && !bytes.HasPrefix(rest, []byte("HTTP/1.1 200")) {
-		t.Errorf("after the over-long body the connection carries %.100q", rest)
-	}
-}
-
 // TestGatewayDirectBodyWorkerSegv: a worker killed by SIGSEGV while a large
 // response is on its way (the client not reading: the worker wrote what the
 // socket took and is handing the rest to the master, more than the master
