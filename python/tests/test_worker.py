@@ -512,7 +512,7 @@ def read_exactly(sock, n):
 def test_direct_body_goes_to_the_lent_socket(python):
     w = serve(python, "big")
     lent, client = client_pair(sndbuf=1 << 20)
-    size = 150000  # fits in the socketpair's buffers: written at once
+    size = 600000  # fits in the socketpair's buffers: written at once
     frames = w.request(direct=lent, QUERY_STRING=str(size))
     assert types(frames) == ["START", "DIRECT", "WROTE", "END"]
     assert P.U64.unpack([p for t, p in frames if t == P.DIRECT][0]) == (size,)
@@ -527,9 +527,9 @@ def test_direct_body_goes_to_the_lent_socket(python):
 
 def test_direct_refused_sends_data(python):
     w = serve(python, "big")
-    frames = w.request(direct=False, QUERY_STRING="300000")
+    frames = w.request(direct=False, QUERY_STRING="600000")
     assert types(frames)[:2] == ["START", "DIRECT"] and "WROTE" not in types(frames)
-    assert body_of(frames) == bytes(range(256)) * (300000 // 256) + bytes(range(300000 % 256))
+    assert body_of(frames) == bytes(range(256)) * (600000 // 256) + bytes(range(600000 % 256))
     w.close()
 
 
@@ -551,7 +551,7 @@ def test_direct_to_a_gone_client_reports_it(python):
     w = serve(python, "big")
     lent, client = client_pair()
     client.close()
-    frames = w.request(direct=lent, QUERY_STRING="300000")
+    frames = w.request(direct=lent, QUERY_STRING="600000")
     assert types(frames) == ["START", "DIRECT", "WROTE", "END"]
     assert wrote_of(frames)[1] == P.WROTE_CLIENT_FAILED
     assert w.request(QUERY_STRING="10")[-1][0] == P.END  # the worker stays in service
@@ -560,8 +560,8 @@ def test_direct_to_a_gone_client_reports_it(python):
 
 def test_small_and_head_bodies_never_ask(python):
     w = serve(python, "big")
-    frames = w.request(direct=False, QUERY_STRING=str(100 * 1024))
-    assert "DIRECT" not in types(frames) and len(body_of(frames)) == 100 * 1024
-    frames = w.request(direct=False, QUERY_STRING="300000", REQUEST_METHOD="HEAD")
+    frames = w.request(direct=False, QUERY_STRING=str(500 * 1024))
+    assert "DIRECT" not in types(frames) and len(body_of(frames)) == 500 * 1024
+    frames = w.request(direct=False, QUERY_STRING="600000", REQUEST_METHOD="HEAD")
     assert types(frames) == ["START", "END"]
     w.close()

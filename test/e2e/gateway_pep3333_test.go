@@ -280,7 +280,7 @@ func TestGatewayPEP3333(t *testing.T) {
 		for _, tc := range []struct {
 			path     string
 			declared int
-		}{{"/badlength?declared=5&actual=10", 5}, {"/big?size=400000&declared=200000", 200000}} {
+		}{{"/badlength?declared=5&actual=10", 5}, {"/big?size=1000000&declared=200000", 200000}} {
 			c := s.gwDial(t)
 			io.WriteString(c, "GET "+tc.path+" HTTP/1.1\r\nHost: x\r\n\r\n")
 			br := bufio.NewReader(c)
