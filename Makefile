@@ -17,10 +17,11 @@ LDFLAGS := -X github.com/wsgate/wsgate/internal/version.stamped=$(VERSION)
 
 # Debian packages: `python3 -m venv` needs python3-venv (Debian splits it off
 # CPython); the tests drive real clients (git for hg/trac fixtures, chromium
-# for the browser test, ab from apache2-utils); the benchmark needs wrk.
+# for the browser test, ab from apache2-utils); the benchmark needs wrk, and
+# nginx for the static-file case.
 VENV_DEBS  := python3-venv
 TEST_DEBS  := git chromium curl apache2-utils
-BENCH_DEBS := wrk
+BENCH_DEBS := wrk nginx
 
 # Under `make test` every skip fails unless test/skips-allowed.txt allows its
 # reason (internal/testutil.Skip, test/strictskips.py): CI cannot pass by skipping.

@@ -13,6 +13,11 @@ def hello(environ, start_response):
     return [HELLO]
 
 
+def make_hello(global_conf, **local_conf):
+    """hello as a PasteDeploy app factory (`use = call:benchapps:make_hello`), for the static case's INI file."""
+    return hello
+
+
 def big(environ, start_response):
     start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(len(BIG)))])
     return [BIG]

@@ -40,8 +40,13 @@ NOISY_OTHERS_PCT = 50  # other processes' CPU (of 100% per core) past which a co
 
 
 class Case:
-    def __init__(self, name, title, app, path, script=None):
+    def __init__(self, name, title, app, path, script=None, servers=None):
         self.name, self.title, self.app, self.path, self.script = name, title, app, path, script
+        # servers: {name: argv function} when the case needs its own command lines (static); else SERVERS
+        self.servers = servers
+
+    def argv_functions(self):
+        return self.servers or SERVERS
 
 
 CASES = {
@@ -52,6 +57,8 @@ CASES = {
         Case("big", "1 MiB response", "benchapps:big", "/big"),
         Case("upload", "10 MiB upload (POST, app reads all of wsgi.input)", "benchapps:upload", "/upload",
              script=os.path.join(BENCH_DIR, "upload.lua")),
+        Case("static", "a 16 KiB stylesheet from disk, beside a WSGI app", "benchapps:hello", "/static/bench.css",
+             servers={}),  # filled below, once the argv functions exist
     )
 }
 
@@ -114,6 +121,71 @@ def granian_argv(opts, app, port):
             "--working-dir", BENCH_DIR, app]
 
 
+# --- the static case: the same file under /static, served by each server's own static-file support -----------
+
+STATIC_DIR = os.path.join(RESULTS_DIR, "static")
+STATIC_FILES = os.path.join(STATIC_DIR, "files")
+STATIC_SIZE = 16 * 1024
+
+
+def prepare_static():
+    """Writes the file the static case serves, and wsgate's configuration, under bench/results/static/."""
+    os.makedirs(STATIC_FILES, exist_ok=True)
+    line = b"body .bench { color: #123456; margin: 0 auto; } /* padding to a realistic stylesheet size */\n"
+    with open(os.path.join(STATIC_FILES, "bench.css"), "wb") as f:
+        f.write((line * (STATIC_SIZE // len(line) + 1))[:STATIC_SIZE])
+    with open(os.path.join(STATIC_DIR, "site.ini"), "w") as f:
+        f.write("# bench/run.py's static case: Paste's layout, served by wsgate's Go components\n"
+                "[composite:main]\nuse = egg:Paste#urlmap\n/ = hello\n/static = static\n\n"
+                "[app:hello]\nuse = call:benchapps:make_hello\n\n"
+                "[app:static]\nuse = egg:wsgate#static\ndocument_root = %s\n" % STATIC_FILES)
+
+
+def wsgate_static_argv(opts, app, port):
+    return [opts.wsgate_bin, "serve", "--python", sys.executable, "--chdir", BENCH_DIR,
+            "--bind", "%s:%d" % (HOST, port), "--workers", str(opts.workers), os.path.join(STATIC_DIR, "site.ini")]
+
+
+def nginx_static_argv(opts, app, port):
+    # nginx as Debian ships it, as a site would configure it for static files: sendfile, keep-alive without a
+    # request limit (wsgate has none), no access log (as every server here), one worker process per --workers.
+    prefix = os.path.join(STATIC_DIR, "nginx-%d" % port)
+    os.makedirs(prefix, exist_ok=True)
+    conf = os.path.join(prefix, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write("""worker_processes %(workers)d;
+pid %(prefix)s/nginx.pid;
+error_log stderr warn;
+events { worker_connections 4096; }
+http {
+    include /etc/nginx/mime.types;
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 100000000;
+    client_body_temp_path %(prefix)s/body;
+    proxy_temp_path %(prefix)s/proxy;
+    fastcgi_temp_path %(prefix)s/fastcgi;
+    uwsgi_temp_path %(prefix)s/uwsgi;
+    scgi_temp_path %(prefix)s/scgi;
+    server {
+        listen %(host)s:%(port)d;
+        location /static/ { alias %(files)s/; }
+    }
+}
+""" % {"workers": opts.workers, "prefix": prefix, "host": HOST, "port": port, "files": STATIC_FILES})
+    return ["nginx", "-p", prefix, "-c", conf, "-g", "daemon off;"]
+
+
+def uwsgi_static_argv(opts, app, port):
+    # uWSGI's documented way: --static-map (its workers send the file, behind the --http router).
+    return uwsgi_argv(opts, app, port) + ["--static-map", "/static=" + STATIC_FILES]
+
+
+def granian_static_argv(opts, app, port):
+    return granian_argv(opts, app, port) + ["--static-path-route", "/static", "--static-path-mount", STATIC_FILES]
+
+
 SERVERS = {
     "wsgate": wsgate_argv,
     "wsgate-chain": wsgate_chain_argv,
@@ -124,7 +196,10 @@ SERVERS = {
     "gunicorn-gthread": gunicorn_gthread_argv,
     "uwsgi-socket": uwsgi_socket_argv,
 }
-DEFAULT_ORDER = ["wsgate", "uwsgi", "gunicorn-sync", "granian", "gunicorn-gthread", "uwsgi-socket"]
+DEFAULT_ORDER = ["wsgate", "uwsgi", "gunicorn-sync", "granian", "gunicorn-gthread", "uwsgi-socket", "nginx"]
+CASES["static"].servers.update({"wsgate": wsgate_static_argv, "nginx": nginx_static_argv,
+                                "uwsgi": uwsgi_static_argv, "granian": granian_static_argv})
+KNOWN_SERVERS = sorted(set(SERVERS) | set(CASES["static"].servers))
 
 
 # --- /proc: the server's process tree, its RSS and CPU time ------------------------------------------------------
@@ -286,7 +361,7 @@ def run_one(opts, case, server, log_dir):
     log_path = os.path.join(log_dir, "%s-%s.log" % (case.name, server))
     result = {"case": case.name, "server": server, "log": log_path}
     try:
-        argv = SERVERS[server](opts, case.app, port)
+        argv = case.argv_functions()[server](opts, case.app, port)
     except ServerFailed as e:
         result["failed"] = str(e)
         return result
@@ -572,7 +647,10 @@ def check_targets(table):
     ratio_target("hello", "uwsgi", 0.9)
     ratio_target("hello", "gunicorn-sync", 2.0)
     ratio_target("django", "uwsgi", 0.9)
+    ratio_target("static", "nginx", 0.8)
     for case in CASES:
+        if case == "static":
+            continue  # latency of files is compared with nginx's rps above
         w, p = get(case, "wsgate"), get(case, "uwsgi")
         desc = "%s: wsgate p99 ≤ 2× uwsgi's" % case
         if case not in table:
@@ -634,6 +712,7 @@ def versions(opts):
         "django": cmd([sys.executable, "-c", "import django; print(django.get_version())"]),
         "python": platform.python_version(),
         "wrk": cmd(["wrk", "--version"]).split()[1],
+        "nginx": cmd(["nginx", "-v"]).split("/")[-1],
     }
 
 
@@ -657,7 +736,8 @@ def parse_args(argv):
     p.add_argument("--warmup", type=int, default=2, help="seconds of unmeasured load before each measurement")
     p.add_argument("--cases", default=",".join(CASES), help="comma-separated cases: " + ", ".join(CASES))
     p.add_argument("--servers", default=",".join(DEFAULT_ORDER),
-                   help="comma-separated servers, run in this order (interleaved per case): " + ", ".join(SERVERS))
+                   help="comma-separated servers, run in this order (interleaved per case; a case runs those "
+                        "it has command lines for: nginx only serves the static case): " + ", ".join(KNOWN_SERVERS))
     p.add_argument("--workers", type=int, default=2, help="worker processes of every server")
     p.add_argument("--gthread-threads", type=int, default=4, help="threads per gunicorn gthread worker")
     p.add_argument("--rounds", type=int, default=1,
@@ -683,8 +763,8 @@ def parse_args(argv):
         if c not in CASES:
             p.error("unknown case %r (known: %s)" % (c, ", ".join(CASES)))
     for s in opts.servers:
-        if s not in SERVERS:
-            p.error("unknown server %r (known: %s)" % (s, ", ".join(SERVERS)))
+        if s not in KNOWN_SERVERS:
+            p.error("unknown server %r (known: %s)" % (s, ", ".join(KNOWN_SERVERS)))
     if opts.workers < 1 or opts.duration < 1 or opts.rounds < 1:
         p.error("--workers, --duration and --rounds must be at least 1")
     opts.wsgate_bin = os.path.abspath(opts.wsgate_bin)
@@ -714,7 +794,7 @@ def main(argv=None):
     log_dir = os.path.join(RESULTS_DIR, "logs")
     os.makedirs(log_dir, exist_ok=True)
     json_path = opts.json or os.path.join(RESULTS_DIR, "bench-%s.json" % stamp.strftime("%Y%m%dT%H%M%SZ"))
-    runs = len(opts.cases) * len(opts.servers) * opts.rounds
+    runs = sum(len([s for s in opts.servers if s in CASES[c].argv_functions()]) for c in opts.cases) * opts.rounds
     info = {"date": stamp.isoformat(timespec="seconds"), "machine": machine(), "versions": versions(opts),
             "settings": {k: getattr(opts, k) for k in ("duration", "warmup", "workers", "gthread_threads", "rounds",
                                                       "connections", "wrk_threads", "cases", "servers")}}
@@ -727,11 +807,14 @@ def main(argv=None):
               runs, runs * (opts.duration + opts.warmup + 2)))
     print("versions: " + ", ".join("%s %s" % kv for kv in info["versions"].items()))
     table = {}
+    if "static" in opts.cases:
+        prepare_static()
     for case_name in opts.cases:
         case = CASES[case_name]
-        per_server = {s: [] for s in opts.servers}
+        servers = [s for s in opts.servers if s in case.argv_functions()]
+        per_server = {s: [] for s in servers}
         for rnd in range(opts.rounds):
-            order = opts.servers if rnd % 2 == 0 else list(reversed(opts.servers))
+            order = servers if rnd % 2 == 0 else list(reversed(servers))
             for server in order:
                 print("  %s / %s%s ..." % (case.name, server, " (round %d)" % (rnd + 1) if opts.rounds > 1 else ""),
                       end="", flush=True)

@@ -52,7 +52,7 @@ admin_password="$(ini_default demo_admin_password)"
 			;;
 		"wsgate: ready"*)
 			echo "demo: ready at $url/ — log in as $admin_user / $admin_password" \
-				"(admin: $url/admin/, Trac: $url/trac/, hg clone $url/hg/demo); Ctrl-C stops"
+				"(admin: $url/admin/, Trac: $url/trac/, hg clone $url/hg/demo, git clone $url/git/demo.git); Ctrl-C stops"
 			;;
 		esac
 	done

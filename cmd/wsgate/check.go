@@ -128,7 +128,7 @@ func runCheck(args []string) int {
 		fmt.Fprintf(os.Stderr, "wsgate check: %v\n", err)
 		return exitConfig
 	}
-	composed, err := compose.Compose(st.App, compose.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	composed, err := compose.Compose(st.App, compose.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Python: st.Command})
 	if err != nil {
 		return fail(err)
 	}

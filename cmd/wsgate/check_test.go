@@ -253,3 +253,34 @@ func siteDir(t *testing.T, ini string) string {
 	}
 	return dir
 }
+
+// A Go filter after a Python one in a pipeline is refused with both
+// locations; before it, it wraps the Python segment, and check shows its
+// route reads the body (compress).
+func TestGoFilterInAPythonPipeline(t *testing.T) {
+	py := testutil.VenvPython(t)
+	const sections = `
+[filter:tag]
+use = egg:FakeApp#tag
+
+[filter:gz]
+use = egg:wsgate#compress
+
+[app:app]
+use = egg:FakeApp#configed
+`
+	bad := siteDir(t, "[pipeline:main]\npipeline = tag gz app\n"+sections)
+	_, stderr, code := runCheckBinary(t, bad, nil, "check", "--python", py, "site.ini")
+	want := "site.ini:4 [filter:tag]: Python filter fakeapp.filters:make_tag cannot pass requests to the Go component at site.ini:7 [filter:gz] (go:compress)"
+	if code != exitConfig || !strings.Contains(stderr, want) {
+		t.Errorf("Go filter after a Python one: exit %d, stderr %q; want status 1 and %q", code, stderr, want)
+	}
+	good := siteDir(t, "[pipeline:main]\npipeline = gz tag app\n"+sections)
+	stdout, stderr, code := runCheckBinary(t, good, nil, "check", "--python", py, "site.ini")
+	if code != exitOK {
+		t.Fatalf("Go filter before a Python one: exit %d: %s", code, stderr)
+	}
+	requireIn(t, stdout, "site.ini:7 [filter:gz]  ⇒ Go compress")
+	requireIn(t, stdout, "site.ini:4 [filter:tag]  ⇒ Python, pool main")
+	requireIn(t, stdout, "/  → python pool main  site.ini:1 [pipeline:main]  via compress (response body)  — master reads the body (largest sees: response body)")
+}

@@ -109,7 +109,7 @@ func runDjangoCommand(c djangoCommand, args []string) int {
 // section), or the tree's only Python application when none is recognised
 // as Django (Python then says what is wrong).
 func djangoApplication(st *site.Site) (*compose.Pool, error) {
-	composed, err := compose.Compose(st.App, compose.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	composed, err := compose.Compose(st.App, compose.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Python: st.Command})
 	if err != nil {
 		return nil, err
 	}
@@ -123,13 +123,22 @@ func djangoApplication(st *site.Site) (*compose.Pool, error) {
 	case 1:
 		return pools[0], nil
 	case 0:
-		return nil, fmt.Errorf("%s: no Django application in this configuration (Go components only)", st.URI)
+		if len(composed.Pools) == 0 {
+			return nil, fmt.Errorf("%s: no Django application in this configuration (Go components only)", st.URI)
+		}
+		return nil, fmt.Errorf("%s: none of its %d Python applications is a Django one (%s)", st.URI, len(composed.Pools), poolList(composed.Pools, path))
 	}
+	return nil, fmt.Errorf("%s mounts %d Django applications: %s; name the one to use in CONFIG_URI", st.URI, len(pools), poolList(pools, path))
+}
+
+// poolList names each pool's application, where it is mounted and the
+// CONFIG_URI that selects it alone.
+func poolList(pools []*compose.Pool, path string) string {
 	var names []string
 	for _, p := range pools {
 		names = append(names, fmt.Sprintf("%s at %s (%s#%s)", p.Node.Source, strings.Join(p.Routes, ", "), path, sectionName(p.Node)))
 	}
-	return nil, fmt.Errorf("%s mounts %d Django applications: %s; name the one to use in CONFIG_URI", st.URI, len(pools), strings.Join(names, "; "))
+	return strings.Join(names, "; ")
 }
 
 // sectionName is the name CONFIG_URI#name gives a section ("app:blog" →

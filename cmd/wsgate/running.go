@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os/exec"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -22,6 +23,9 @@ import (
 type runningSite struct {
 	base gateway.Config // every pool's settings but its application
 	log  *slog.Logger
+	// python runs the site's Python outside the workers, for components
+	// that read it at load (compose.Options.Python); nil with --app.
+	python func(module string, args ...string) (*exec.Cmd, error)
 
 	mu       sync.Mutex
 	pools    map[string]*gateway.Pool // by compose.Pool.Name
@@ -48,6 +52,7 @@ func (s *runningSite) compose(app *config.Node, fresh map[string]*gateway.Pool) 
 	c, err = compose.Compose(app, compose.Options{
 		Site:   s,
 		Logger: s.log,
+		Python: s.python,
 		Serve: func(p *compose.Pool) (http.Handler, error) {
 			if old, ok := s.pools[p.Name]; ok {
 				fresh[p.Name] = old

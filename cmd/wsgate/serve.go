@@ -207,6 +207,7 @@ func serve(cfg gateway.Config, st *site.Site, binds []string, o serveOptions, lo
 	}
 	running := newRunningSite(cfg, log)
 	if st != nil {
+		running.python = st.Command
 		if err := running.prepare(st.App); err != nil {
 			fmt.Fprintf(os.Stderr, "wsgate: error: %v\n", err)
 			return exitConfig

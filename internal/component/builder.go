@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -24,6 +25,20 @@ type Host interface {
 	// Site gives live facts about the running site (pools, draining).
 	Site() Site
 	Logger() *slog.Logger
+}
+
+// PythonHost is a Host that can run the site's Python outside the workers:
+// django_full asks it, at load, what the Django settings say
+// (`python -m wsgate.django.settings_report`). internal/compose's host
+// implements it; a component that needs it and gets a Host without it
+// refuses to load with a clear message.
+type PythonHost interface {
+	Host
+	// PythonCommand prepares `python -m module args…` as the site's workers
+	// start: the site's interpreter, with wsgate's runtime and the site's
+	// python path on sys.path, in the workers' working directory (so a
+	// relative path in a setting means what it means in a worker).
+	PythonCommand(module string, args ...string) (*exec.Cmd, error)
 }
 
 // Site is the running server as components that report on it see it
@@ -237,9 +252,10 @@ func (b *Builder) Networks(key string) ([]*net.IPNet, error) {
 	return out, nil
 }
 
-// Dir reads a directory path; relative paths are taken from the INI file's
-// directory (`here`), as Paste's static app does with document_root.
-func (b *Builder) Dir(key string, required bool) (string, error) {
+// Path reads a file system path without looking at it; a relative path is
+// taken from the INI file's directory (`here`). "" when the option is absent
+// and not required.
+func (b *Builder) Path(key string, required bool) (string, error) {
 	v, ok := b.Lookup(key)
 	if !ok || v == "" {
 		if required {
@@ -247,11 +263,20 @@ func (b *Builder) Dir(key string, required bool) (string, error) {
 		}
 		return "", nil
 	}
-	p := v
-	if !filepath.IsAbs(p) {
+	if !filepath.IsAbs(v) {
 		here, _ := b.Node.GlobalConf.Get("here")
-		p = filepath.Join(here, p)
+		v = filepath.Join(here, v)
 	}
+	return filepath.Clean(v), nil
+}
+
+// Dir reads the path of a directory that must exist (see Path).
+func (b *Builder) Dir(key string, required bool) (string, error) {
+	p, err := b.Path(key, required)
+	if err != nil || p == "" {
+		return p, err
+	}
+	v, _ := b.Lookup(key)
 	fi, err := os.Stat(p)
 	if err != nil {
 		return "", b.Errorf(key, "%s: %v", v, err)
@@ -259,5 +284,5 @@ func (b *Builder) Dir(key string, required bool) (string, error) {
 	if !fi.IsDir() {
 		return "", b.Errorf(key, "%s is not a directory", v)
 	}
-	return filepath.Clean(p), nil
+	return p, nil
 }

@@ -74,3 +74,37 @@ func unhex(c byte) byte {
 		return c - 'a' + 10
 	}
 }
+
+// ErrUnsafeName is a file name that could leave the directory it is looked
+// up in, or that no file can have: a "." or ".." segment, a backslash, a
+// NUL byte.
+var ErrUnsafeName = errors.New("unsafe file name (a . or .. segment, a backslash or a NUL byte)")
+
+// RootRelative turns name, a slash-separated path below some directory (a
+// request's PATH_INFO, the rest of an app's X-Sendfile path), into the
+// relative name to open in an os.Root on that directory: leading, trailing
+// and doubled slashes dropped, "." for the directory itself. A segment that
+// is "." or "..", or holds a backslash or a NUL byte, is ErrUnsafeName: it
+// is refused rather than cleaned, as it is only ever an attack or a bug.
+// The os.Root then keeps symbolic links from leading out.
+func RootRelative(name string) (string, error) {
+	var b strings.Builder
+	for rest := name; rest != ""; {
+		var seg string
+		seg, rest, _ = strings.Cut(rest, "/")
+		switch {
+		case seg == "":
+			continue
+		case seg == "." || seg == ".." || strings.ContainsAny(seg, "\\\x00"):
+			return "", ErrUnsafeName
+		}
+		if b.Len() > 0 {
+			b.WriteByte('/')
+		}
+		b.WriteString(seg)
+	}
+	if b.Len() == 0 {
+		return ".", nil
+	}
+	return b.String(), nil
+}

@@ -58,3 +58,29 @@ func FuzzPercentDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestRootRelative(t *testing.T) {
+	for name, want := range map[string]string{
+		"/a/b.txt":       "a/b.txt",
+		"a//b/":          "a/b",
+		"":               ".",
+		"/":              ".",
+		"/..":            "",
+		"/a/../../etc":   "",
+		"a/./b":          "",
+		"a\\..\\b":       "",
+		"a\x00.txt":      "",
+		"/..hidden/file": "..hidden/file",
+	} {
+		got, err := RootRelative(name)
+		if want == "" {
+			if err == nil {
+				t.Errorf("%q: %q accepted, want ErrUnsafeName", name, got)
+			}
+			continue
+		}
+		if err != nil || got != want {
+			t.Errorf("%q: %q, %v; want %q", name, got, err, want)
+		}
+	}
+}

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os/exec"
 	"slices"
 	"strings"
 
@@ -38,6 +39,11 @@ type Options struct {
 	// Site is what metrics and health components report on (nil: none).
 	Site   component.Site
 	Logger *slog.Logger
+	// Python prepares `python -m module args…` as the site's workers run
+	// (internal/site's Site.Command): components that read the Python side
+	// at load (django_full) call it through component.PythonHost. Nil:
+	// such components refuse to load.
+	Python func(module string, args ...string) (*exec.Cmd, error)
 }
 
 // Pool is one Python segment and the prefixes it is mounted at.
@@ -395,7 +401,7 @@ type host struct {
 
 // App builds the application an option value of the composite names (its
 // Loadable, as PasteDeploy's loader.get_app would load it). Its route is
-// the option key that names it: the n-th call for a value takes the n-th
+// the option key that names it, when that key is a mount: the n-th call for a value takes the n-th
 // key with that value (a composite reads its keys in order), so one
 // application under two prefixes has two routes (and one pool).
 func (h *host) App(name string) (http.Handler, error) {
@@ -415,12 +421,30 @@ func (h *host) App(name string) (http.Handler, error) {
 		}
 	}
 	a := h.at
-	if i := h.calls[name]; i < len(keys) {
+	if i := h.calls[name]; i < len(keys) && mountKey(keys[i]) {
 		a = a.under(keys[i])
 	}
 	h.calls[name]++
 	return h.c.build(child, a)
 }
 
+// mountKey reports whether a composite's option key is a mount (a path, a
+// URL, urlmap's "domain …"/"port …" forms): other composites' keys
+// (delegate's app and targets) name no route, and their applications
+// answer at the composite's own.
+func mountKey(k string) bool {
+	return strings.Contains(k, "/") || strings.HasPrefix(k, "domain ") || strings.HasPrefix(k, "port ")
+}
+
 func (h *host) Site() component.Site { return h.c.opts.Site }
 func (h *host) Logger() *slog.Logger { return h.c.opts.Logger }
+
+// PythonCommand makes host a component.PythonHost.
+func (h *host) PythonCommand(module string, args ...string) (*exec.Cmd, error) {
+	if h.c.opts.Python == nil {
+		return nil, fmt.Errorf("this command cannot run the site's Python to build %s", h.n.Source)
+	}
+	return h.c.opts.Python(module, args...)
+}
+
+var _ component.PythonHost = (*host)(nil)

@@ -41,6 +41,15 @@ func init() {
 		},
 	})
 	component.Register(component.Spec{
+		Name: "test-pick", Aliases: []string{"egg:wsgate-test#pick"}, Role: component.Composite, Sees: component.SeesRequest,
+		Options: []component.Option{{Name: "app", Type: "application"}},
+		Build: func(b *component.Builder) (component.Built, error) {
+			name, _ := b.Lookup("app")
+			h, err := b.Host.App(name)
+			return component.Built{Handler: h}, err
+		},
+	})
+	component.Register(component.Spec{
 		Name: "test-where", Aliases: []string{"egg:wsgate-test#where"}, Role: component.App, Sees: component.SeesResponseBody,
 		Build: func(b *component.Builder) (component.Built, error) {
 			return component.Built{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -284,6 +293,20 @@ func BenchmarkComposedUrlmap(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		c.Handler.ServeHTTP(w, req)
+	}
+}
+
+// A composite's key that is no mount (delegate's app) names no route: its
+// application answers at the composite's own.
+func TestComposeNonMountKeysKeepTheRoute(t *testing.T) {
+	app := load(t, "[composite:main]\nuse = egg:Paste#urlmap\n/under = pick\n[composite:pick]\nuse = egg:wsgate-test#pick\napp = plain\n[app:plain]\nuse = call:fakeapp.apps:make_basic_app\n")
+	c, err := compose.Compose(app, compose.Options{Serve: servePools, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if len(c.Routes) != 1 || c.Routes[0].Prefix != "/under" {
+		t.Errorf("routes %+v, want the pool at /under", c.Routes)
 	}
 }
 

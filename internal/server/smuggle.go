@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"sync/atomic"
 	"syscall"
+
+	"github.com/wsgate/wsgate/internal/component"
 )
 
 // net/http follows RFC 9112 §6.3 for a request carrying both Content-Length
@@ -38,11 +40,12 @@ func (c *framedConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// ReadFrom keeps the zero-copy paths that embedding net.Conn would hide
-// from net/http's ResponseWriter.ReadFrom: the TCP connection's own
-// (sendfile from a file, splice from a socket), and a source that has the
-// bytes written to the connection's socket by someone else: the gateway's
-// worker writing a response body itself (docs/protocol.md, DIRECT).
+// ReadFrom hands net/http's response copy to the connection underneath:
+// *net.TCPConn's ReadFrom is what sends a file with sendfile(2) (static
+// files, wsgi.file_wrapper). Without it net/http sees a plain net.Conn and
+// copies every file through a buffer. A source with WriteToConn has the
+// bytes written to the socket by someone else: the gateway's worker writing
+// a response body itself (docs/protocol.md, DIRECT).
 func (c *framedConn) ReadFrom(r io.Reader) (int64, error) {
 	if s, ok := r.(interface {
 		WriteToConn(syscall.RawConn) (int64, error)
@@ -58,6 +61,8 @@ func (c *framedConn) ReadFrom(r io.Reader) (int64, error) {
 	}
 	return io.Copy(struct{ io.Writer }{c.Conn}, r)
 }
+
+var _ io.ReaderFrom = (*framedConn)(nil)
 
 var (
 	clName = []byte("content-length:")
@@ -132,9 +137,10 @@ func (l framedListener) Accept() (net.Conn, error) {
 
 func rememberConn(ctx context.Context, c net.Conn) context.Context {
 	if fc, ok := c.(*framedConn); ok {
-		return context.WithValue(ctx, framedConnKey{}, fc)
+		// Components reach the socket itself (static corks it).
+		return component.WithConn(context.WithValue(ctx, framedConnKey{}, fc), fc.Conn)
 	}
-	return ctx
+	return component.WithConn(ctx, c)
 }
 
 // rejectConflictingFraming answers 400 to a chunked HTTP/1 request whose

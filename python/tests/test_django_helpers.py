@@ -87,6 +87,20 @@ try:
     call_wsgi_app(site_urls.echo_app, RequestFactory().get("/a/b"), "/x")
 except ApplicationCallError as exc:
     emit("bad_path", str(exc))
+from wsgate.django import delegate
+from django.contrib.auth.models import AnonymousUser
+class _User:
+    is_authenticated = True
+    def get_username(self):
+        return "alice"
+handed = RequestFactory().post("/hg/d%C3%A9mo/x%20y", b"bundle", content_type="application/mercurial-0.1", SCRIPT_NAME="/site")
+handed.user = _User()
+response = delegate("hgweb", handed, "/d\u00e9mo/x y")
+emit("delegate", {k: v for k, v in response.items() if k.startswith("X-Wsgate-")})
+emit("delegate_body_unread", handed._read_started)
+anonymous = RequestFactory().get("/hg/demo")
+anonymous.user = AnonymousUser()
+emit("delegate_anonymous", sorted(k for k, _ in delegate("hgweb", anonymous, "/demo").items() if k.startswith("X-Wsgate-")))
 from django.core.files.uploadedfile import SimpleUploadedFile
 upload = RequestFactory().post("/up/x", {"f": SimpleUploadedFile("f.txt", b"file body")})
 upload.POST.get("f")
@@ -224,3 +238,14 @@ def test_django_user_is_remote_user(wsgi_application):
     assert result["ok"], result.get("traceback")
     assert result["anonymous"] is None
     assert result["alice"] == "alice"
+
+
+def test_delegate_names_the_target_path_and_user(served):
+    assert served["delegate"] == {
+        "X-Wsgate-Delegate": "hgweb",
+        "X-Wsgate-Script-Name": "/site/hg",
+        "X-Wsgate-Path-Info": "/d%C3%A9mo/x%20y",
+        "X-Wsgate-Remote-User": "alice",
+    }
+    assert served["delegate_body_unread"] is False
+    assert served["delegate_anonymous"] == ["X-Wsgate-Delegate", "X-Wsgate-Path-Info", "X-Wsgate-Script-Name"]

@@ -79,3 +79,31 @@ def test_mistake_is_one_line():
 def test_tree_without_django():
     status, out, _ = report({"object_type": "application", "factory": "some.app:make"})
     assert status == 0 and out == {"settings": []}
+
+
+def test_serving_gives_the_static_and_media_places_as_plain_values():
+    # What django_full serves from Go: plain strings, roots made absolute
+    # from the working directory (the workers' one), STATIC_ROOT unset is "".
+    node = django_node({"SECRET_KEY": '"s"', "MEDIA_ROOT": '"uploads"', "MEDIA_URL": '"/m/"'},
+                       {"SECRET_KEY": "dev.ini:7 [app:main] SECRET_KEY", "MEDIA_ROOT": "dev.ini:8 [app:main] MEDIA_ROOT",
+                        "MEDIA_URL": "dev.ini:9 [app:main] MEDIA_URL"})
+    status, out, stderr = report(node)
+    assert status == 0, (out, stderr)
+    # The module's STATIC_URL = "static/" with the script prefix, as Django's templates write it.
+    import django
+
+    admin_static = os.path.join(os.path.dirname(django.__file__), "contrib", "admin", "static")
+    assert out["serving"] == {
+        "debug": False, "staticfiles": True, "finder_dirs": [admin_static], "other_finders": [],
+        "static_url": "/static/", "static_root": "",
+        "media_url": "/m/", "media_root": os.path.join(djharness.PROJ, "uploads"),
+    }
+    node["local_conf"]["STATIC_ROOT"] = '"${here}/collected"'
+    status, out, stderr = report(node)
+    assert status == 0, (out, stderr)
+    assert out["serving"]["static_root"] == "/srv/site/collected"
+    node["local_conf"]["STATICFILES_DIRS"] = '["assets", ["vendor", "/srv/vendor"]]'
+    status, out, stderr = report(node)
+    assert status == 0, (out, stderr)
+    assert out["serving"]["finder_dirs"][0] == os.path.join(djharness.PROJ, "assets")
+    assert out["serving"]["other_finders"] == ["STATICFILES_DIRS entry with prefix 'vendor'"]

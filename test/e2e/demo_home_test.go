@@ -16,6 +16,7 @@ import (
 // base.ini through `use = config:base.ini#django`, and DEBUG from `debug` in
 // [DEFAULT]; secrets are not shown. The server runs from outside the project
 // (`wsgate serve demo/development.ini`): [server:main]'s chdir finds it.
+// The static files come from Go (django_full).
 func demoHomePageShowsINISettings(t *testing.T, tmpl *demoTemplate) {
 	site := tmpl.copy(t)
 	project := filepath.Base(site.Dir) // files are named as the command line named them
@@ -28,8 +29,8 @@ func demoHomePageShowsINISettings(t *testing.T, tmpl *demoTemplate) {
 	demoCheckServerTiming(t, resp)
 
 	want := []struct{ name, value, file, where string }{
-		{"DEMO_SITE_TITLE", "wsgate demo (development)", "development.ini", "[app:main] DEMO_SITE_TITLE"},
-		{"ALLOWED_HOSTS", "['127.0.0.1', 'localhost', '[::1]']", "development.ini", "[app:main] ALLOWED_HOSTS"},
+		{"DEMO_SITE_TITLE", "wsgate demo (development)", "development.ini", "[app:django] DEMO_SITE_TITLE"},
+		{"ALLOWED_HOSTS", "['127.0.0.1', 'localhost', '[::1]']", "development.ini", "[app:django] ALLOWED_HOSTS"},
 		{"TIME_ZONE", "Europe/London", "base.ini", "[app:django] TIME_ZONE"},
 		{"DEBUG", "True", "development.ini", "[DEFAULT] debug"},
 	}
@@ -56,6 +57,15 @@ func demoHomePageShowsINISettings(t *testing.T, tmpl *demoTemplate) {
 	}
 	if _, listed := rows["INSTALLED_APPS"]; listed {
 		t.Errorf("INSTALLED_APPS, from the settings module, is listed as an INI setting")
+	}
+	// django_full with debug on: the admin's stylesheet comes from the Go
+	// master (the admin app's static/ directory), not from Django, whose
+	// every response carries demo/wsgi.py's Server-Timing.
+	resp, css := demoGet(t, demoClient(t), site.URL+"/static/admin/css/base.css")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(css, "body") || resp.Header.Get("Server-Timing") != "" ||
+		resp.Header.Get("ETag") == "" || resp.Header.Get("Vary") != "Accept-Encoding" {
+		t.Errorf("GET /static/admin/css/base.css: %s, Server-Timing %q, ETag %q, Vary %q: want the file, from Go", resp.Status,
+			resp.Header.Get("Server-Timing"), resp.Header.Get("ETag"), resp.Header.Get("Vary"))
 	}
 }
 

@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"fmt"
+	"mime"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,8 +14,8 @@ import (
 
 // production.ini keeps its secrets out of the file: without them wsgate
 // refuses to start and names the file, line, section and option; given with
-// --set, the same base.ini settings serve with DEBUG off, and Paste's urlmap
-// serves the files `collectstatic` gathered beside Django.
+// --set, the same base.ini settings serve with DEBUG off, and django_full
+// serves the files `collectstatic` gathered, and the uploads, from Go.
 func TestDemoProductionINI(t *testing.T) {
 	dir := demoCopy(t)
 	line := demoLineOf(t, filepath.Join(dir, "production.ini"), "SECRET_KEY")
@@ -45,9 +47,27 @@ func TestDemoProductionINI(t *testing.T) {
 	if got := rows["TIME_ZONE"][0]; got != "Europe/London" {
 		t.Errorf("TIME_ZONE shown as %q, want base.ini's Europe/London", got)
 	}
+	// django_full: the collected files and the uploads, served by Go where
+	// the settings say (ETag and Cache-Control are the static component's).
 	resp, css := demoGet(t, demoClient(t), srv.URL+"/static/admin/css/base.css")
-	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/css" || !strings.Contains(css, "body") {
+	if ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); resp.StatusCode != http.StatusOK || ct != "text/css" || !strings.Contains(css, "body") {
 		t.Errorf("GET /static/admin/css/base.css: %s %q, want the admin's stylesheet", resp.Status, resp.Header.Get("Content-Type"))
+	}
+	if resp.Header.Get("ETag") == "" || resp.Header.Get("Cache-Control") != "public, max-age=3600" {
+		t.Errorf("GET /static/admin/css/base.css: ETag %q, Cache-Control %q: want the static_cache_control of production.ini",
+			resp.Header.Get("ETag"), resp.Header.Get("Cache-Control"))
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "var", "media"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "var", "media", "upload.txt"), []byte("an upload"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if resp, body := demoGet(t, demoClient(t), srv.URL+"/media/upload.txt"); resp.StatusCode != http.StatusOK || body != "an upload" {
+		t.Errorf("GET /media/upload.txt: %s %q, want the file in MEDIA_ROOT", resp.Status, body)
+	}
+	if resp, _ := demoGet(t, demoClient(t), srv.URL+"/media/%2e%2e/demo.sqlite3"); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("GET /media/%%2e%%2e/demo.sqlite3: %s, want 400", resp.Status)
 	}
 	// With DEBUG off a missing page is Django's plain 404, not the debug page.
 	resp, page = demoGet(t, demoClient(t), srv.URL+"/no-such-page/")

@@ -17,6 +17,8 @@ func TestDemoSite(t *testing.T) {
 		{"AdminLoginOverHTTP", demoAdminLoginOverHTTP},
 		{"HgCloneAndPush", demoHgCloneAndPush},
 		{"TracSingleSignOn", demoTracSingleSignOn},
+		{"GitCloneAndPush", demoGitCloneAndPush},
+		{"DownloadThroughGo", demoDownloadThroughGo},
 		{"BrowserAdminLogin", demoBrowserAdminLogin},
 		{"ReloadsOnTemplateEdit", demoReloadsOnTemplateEdit},
 	} {

@@ -38,7 +38,6 @@ var gkFilterOptions = map[string]string{
 	"bodylimit": "max_bytes = 1m\n",
 	"proxyfix":  "trusted = 127.0.0.1\n",
 	"sendfile":  "roots = %(here)s\n",
-	"delegate":  "header = X-Wsgate-Delegate\n",
 }
 
 // gkSpoofHeaders are the spellings a client may try to pass itself off as

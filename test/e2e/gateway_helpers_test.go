@@ -299,16 +299,23 @@ func gwChildren(t *testing.T, pid int) []int {
 // (rchar in /proc/PID/io).
 func gwReadChars(t *testing.T, pid int) int64 {
 	t.Helper()
+	return gwProcIO(t, pid, "rchar")
+}
+
+// gwProcIO is one counter of /proc/PID/io (rchar, syscr…), for the whole
+// process (every thread).
+func gwProcIO(t *testing.T, pid int, key string) int64 {
+	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "rchar:"); ok {
+		if rest, ok := strings.CutPrefix(line, key+":"); ok {
 			n, _ := strconv.ParseInt(strings.TrimSpace(rest), 10, 64)
 			return n
 		}
 	}
-	t.Fatalf("no rchar in /proc/%d/io", pid)
+	t.Fatalf("no %s in /proc/%d/io", key, pid)
 	return 0
 }

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.test import TestCase, override_settings
 
-from demo import hg
+from demo import downloads, git, hg
 
 
 def basic(username, password):
@@ -41,13 +41,16 @@ class SettingsFromINITests(TestCase):
 
 
 class HgCredentialsTests(TestCase):
-    """The /hg/ view refuses bad HTTP basic credentials before hgweb runs."""
+    """The /hg/ view refuses bad HTTP basic credentials, and asks anonymous
+    pushes for a login, before handing anything to hgweb; it hands the rest
+    to hgweb (through wsgate's delegate composite) with the user."""
 
     def setUp(self):
         User.objects.create_user("alice", password="right-password")
         var = tempfile.mkdtemp()
         self.addCleanup(shutil.rmtree, var)
         os.mkdir(os.path.join(var, hg.REPOSITORIES))
+        os.mkdir(os.path.join(var, git.REPOSITORIES))
         settings_override = override_settings(DEMO_VAR_DIR=var)
         settings_override.enable()
         self.addCleanup(settings_override.disable)
@@ -55,6 +58,7 @@ class HgCredentialsTests(TestCase):
     def assert_challenged(self, response):
         self.assertEqual(response.status_code, 401)
         self.assertTrue(response["WWW-Authenticate"].startswith("Basic realm="))
+        self.assertFalse(response.has_header("X-Wsgate-Delegate"))
 
     def test_wrong_password_is_challenged(self):
         self.assert_challenged(self.client.get("/hg/demo", **basic("alice", "wrong")))
@@ -67,37 +71,64 @@ class HgCredentialsTests(TestCase):
         self.assert_challenged(self.client.get("/hg/demo", HTTP_AUTHORIZATION="Basic " + base64.b64encode(b"no-colon").decode()))
         self.assert_challenged(self.client.get("/hg/demo", HTTP_AUTHORIZATION="Bearer abc"))
 
-    def call_hgweb_stand_in(self, path, **extra):
-        """Request path with a stand-in for hgweb; return the environ it got."""
-        seen = {}
+    def test_anonymous_push_is_challenged(self):
+        self.assert_challenged(self.client.post("/hg/demo?cmd=unbundle", b"bundle", content_type="application/mercurial-0.1"))
+        self.assert_challenged(self.client.get("/git/demo.git/info/refs?service=git-receive-pack"))
+        self.assert_challenged(self.client.post("/git/demo.git/git-receive-pack", b"pack", content_type="application/x-git-receive-pack-request"))
 
-        def app(environ, start_response):
-            seen.update(environ)
-            start_response("200 OK", [("Content-Type", "text/plain")])
-            return [b"hgweb stand-in"]
-
-        original = hg.hgweb_app
-        hg.hgweb_app = lambda: app
-        try:
-            response = self.client.get(path, **extra)
-        finally:
-            hg.hgweb_app = original
+    def delegated(self, response, target):
+        """The headers the view handed to wsgate's delegate composite."""
         self.assertEqual(response.status_code, 200)
-        return seen
+        self.assertEqual(response["X-Wsgate-Delegate"], target)
+        return {k: v for k, v in response.items() if k.startswith("X-Wsgate-")}
 
     def test_right_credentials_reach_hgweb_as_remote_user(self):
-        seen = self.call_hgweb_stand_in("/hg/demo/file/tip", **basic("alice", "right-password"))
-        self.assertEqual(seen["REMOTE_USER"], "alice")
-        self.assertNotIn("HTTP_AUTHORIZATION", seen)
-        self.assertEqual(seen["SCRIPT_NAME"], "/hg")
-        self.assertEqual(seen["PATH_INFO"], "/demo/file/tip")
+        seen = self.delegated(self.client.get("/hg/demo/file/tip", **basic("alice", "right-password")), "hgweb")
+        self.assertEqual(seen["X-Wsgate-Remote-User"], "alice")
+        self.assertEqual(seen["X-Wsgate-Script-Name"], "/hg")
+        self.assertEqual(seen["X-Wsgate-Path-Info"], "/demo/file/tip")
 
     def test_browser_session_user_is_remote_user(self):
         self.client.login(username="alice", password="right-password")
-        self.assertEqual(self.call_hgweb_stand_in("/hg/demo")["REMOTE_USER"], "alice")
+        self.assertEqual(self.delegated(self.client.get("/hg/demo"), "hgweb")["X-Wsgate-Remote-User"], "alice")
 
     def test_anonymous_has_no_remote_user(self):
-        self.assertNotIn("REMOTE_USER", self.call_hgweb_stand_in("/hg/demo"))
+        self.assertNotIn("X-Wsgate-Remote-User", self.delegated(self.client.get("/hg/demo"), "hgweb"))
+        self.assertNotIn("X-Wsgate-Remote-User", self.delegated(self.client.get("/git/demo.git/info/refs?service=git-upload-pack"), "git"))
+
+    def test_git_push_as_a_user_is_delegated(self):
+        seen = self.delegated(self.client.post("/git/demo.git/git-receive-pack", b"pack", content_type="application/x-git-receive-pack-request",
+                                               **basic("alice", "right-password")), "git")
+        self.assertEqual(seen["X-Wsgate-Remote-User"], "alice")
+        self.assertEqual(seen["X-Wsgate-Path-Info"], "/demo.git/git-receive-pack")
+
+
+class DownloadTests(TestCase):
+    """A download is Django's decision and Go's work: the view answers with
+    X-Accel-Redirect for logged-in users only."""
+
+    def setUp(self):
+        User.objects.create_user("alice", password="pw")
+        var = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, var)
+        settings_override = override_settings(DEMO_VAR_DIR=var)
+        settings_override.enable()
+        self.addCleanup(settings_override.disable)
+        downloads.ensure_sample()
+
+    def test_anonymous_is_sent_to_the_login(self):
+        response = self.client.get("/downloads/" + downloads.SAMPLE)
+        self.assertEqual(response.status_code, 302)
+        self.assertIn("/accounts/login/", response["Location"])
+
+    def test_logged_in_gets_the_redirect_for_go(self):
+        self.client.login(username="alice", password="pw")
+        response = self.client.get("/downloads/" + downloads.SAMPLE)
+        self.assertEqual(response["X-Accel-Redirect"], "/protected/" + downloads.SAMPLE)
+        self.assertEqual(response["Content-Type"], "text/plain")
+        self.assertEqual(response.content, b"")
+        for name in ("missing.txt", ".hidden", "..%2Fdemo.sqlite3"):
+            self.assertEqual(self.client.get("/downloads/" + name).status_code, 404, name)
 
 
 class TracSingleSignOnTests(TestCase):
@@ -137,8 +168,8 @@ class TracSingleSignOnTests(TestCase):
 class NotSetUpTests(TestCase):
     """Before `demo_setup`, the embedded applications say what to run."""
 
-    def test_hg_and_trac_ask_for_demo_setup(self):
-        for path in ("/hg/demo", "/trac/"):
+    def test_hg_trac_and_git_ask_for_demo_setup(self):
+        for path in ("/hg/demo", "/trac/", "/git/demo.git/info/refs"):
             response = self.client.get(path)
             self.assertEqual(response.status_code, 503, path)
             self.assertIn(b"wsgate manage development.ini demo_setup", response.content)

@@ -1,23 +1,17 @@
-"""Trac embedded in Django, with Django's single sign-on.
+"""Trac behind Django's single sign-on, served by Trac in its own pool.
 
-The view at /trac/ hands requests to Trac with wsgate.django's call_wsgi_app:
-Trac sees /trac as SCRIPT_NAME (so every link it writes stays under /trac/)
-and the Django user of the request as REMOTE_USER, which Trac's own login
-module takes as the Trac user: a Django user *is* the Trac user.
+The view at /trac/ hands requests to Trac (demo/tracweb.py) through wsgate's
+delegate composite: Trac sees /trac as SCRIPT_NAME (so every link it writes
+stays under /trac/) and the Django user of the request as REMOTE_USER, which
+Trac's own login module takes as the Trac user. Trac's pages, attachments
+and form posts never pass through Django's worker.
 
 Trac's "Login" link (/trac/login) and "Logout" button (a POST to
-/trac/logout) never reach Trac: the view sends the first to Django's login
+/trac/logout) are not delegated: the view sends the first to Django's login
 page and performs the second as a Django logout, so there is one session, the
 Django one.
-
-Who may administer Trac is Django's business too: the DjangoGroups component
-below puts Django's superusers in the Trac group `django_superusers`, which
-holds TRAC_ADMIN. Making someone a superuser in Django's admin makes them a
-Trac administrator, with nothing to change in Trac.
 """
 
-import contextlib
-import io
 import os
 from urllib.parse import urlsplit
 
@@ -29,83 +23,15 @@ from django.utils.crypto import constant_time_compare
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csrf import csrf_exempt
 
-from trac.core import Component, implements
-from trac.perm import IPermissionGroupProvider
-
-from demo.hg import not_set_up
-from wsgate.django import call_wsgi_app
+from demo.gate import not_set_up
+from wsgate.django import delegate
 
 MOUNT = "/trac/"
 ENVIRONMENT = "trac"  # under DEMO_VAR_DIR
-SUPERUSERS_GROUP = "django_superusers"
-
-# trac.ini values the demo sets on every environment it makes.
-TRAC_CONFIG = [
-    ("project", "descr", "Trac embedded in a Django site served by wsgate"),
-    # The logo leads back to the Django site.
-    ("header_logo", "link", "/"),
-    ("header_logo", "src", "common/trac_banner.png"),
-    ("header_logo", "alt", "wsgate demo"),
-    ("logging", "log_type", "none"),
-    ("components", "demo.trac.djangogroups", "enabled"),
-]
 
 
 def environment_path():
     return os.path.join(settings.DEMO_VAR_DIR, ENVIRONMENT)
-
-
-def ensure_environment(path):
-    """Make the Trac environment with trac-admin's initenv if it is missing,
-    and give Django's superusers TRAC_ADMIN. True when it was made."""
-    from trac.admin.console import run as trac_admin
-    from trac.env import Environment
-    from trac.perm import PermissionSystem
-
-    created = False
-    if not os.path.isfile(os.path.join(path, "VERSION")):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out):  # trac-admin's chatty welcome text
-            status = trac_admin([path, "initenv", settings.DEMO_SITE_TITLE, "sqlite:db/trac.db"])
-        if status:
-            raise RuntimeError(f"trac-admin {path} initenv failed (status {status}):\n{out.getvalue()}")
-        created = True
-    env = Environment(path)
-    try:
-        for section, option, value in TRAC_CONFIG:
-            env.config.set(section, option, value)
-        env.config.save()
-        perms = PermissionSystem(env)
-        if (SUPERUSERS_GROUP, "TRAC_ADMIN") not in perms.get_all_permissions():
-            perms.grant_permission(SUPERUSERS_GROUP, "TRAC_ADMIN")
-    finally:
-        env.shutdown()
-    return created
-
-
-class DjangoGroups(Component):
-    """Trac permission groups from Django: an active Django superuser is in
-    `django_superusers`."""
-
-    implements(IPermissionGroupProvider)
-
-    def get_permission_groups(self, username):
-        from django.contrib.auth import get_user_model
-
-        User = get_user_model()
-        is_superuser = User.objects.filter(
-            **{User.USERNAME_FIELD: username, "is_active": True, "is_superuser": True}
-        ).exists()
-        return [SUPERUSERS_GROUP] if is_superuser else []
-
-
-def trac_app(environ, start_response):
-    """Trac's WSGI application, pointed at the demo's environment."""
-    from trac.web.main import dispatch_request
-
-    environ["trac.env_path"] = environment_path()
-    return dispatch_request(environ, start_response)
 
 
 def back_to_trac(request):
@@ -139,4 +65,5 @@ def trac_view(request, path_info):
         return HttpResponseRedirect(MOUNT)
     if not os.path.isfile(os.path.join(environment_path(), "VERSION")):
         return not_set_up(f"Trac environment {environment_path()}")
-    return call_wsgi_app(trac_app, request, path_info)
+    # Any other form post is Trac's: its body is not read here, Trac gets it.
+    return delegate("trac", request, path_info)

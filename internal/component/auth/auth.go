@@ -112,7 +112,7 @@ func build(b *component.Builder) (component.Built, error) {
 		}
 	}
 	if h, ok := b.Lookup("trusted_header"); ok && h != "" {
-		if !validHeaderName(h) {
+		if !component.ValidHeaderName(h) {
 			return component.Built{}, b.Errorf("trusted_header", "%q is not a header name (letters, digits and '-')", h)
 		}
 		f.header = textproto.CanonicalMIMEHeaderKey(h)
@@ -129,22 +129,6 @@ func build(b *component.Builder) (component.Built, error) {
 		return component.Built{}, b.Errorf("", "auth needs htpasswd (a file of users), or trusted_header and trusted")
 	}
 	return component.Built{Wrap: f.wrap}, nil
-}
-
-// validHeaderName accepts letters, digits and "-": a name with "_" would be
-// dropped by the gateway and mangled by some proxies, so refusing it at load
-// beats a header that silently never arrives.
-func validHeaderName(h string) bool {
-	if h == "" {
-		return false
-	}
-	for i := 0; i < len(h); i++ {
-		c := h[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // verdict is what a request's credentials say.

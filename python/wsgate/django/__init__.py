@@ -5,7 +5,7 @@ Factories (named by ``use =`` in INI files, see docs/django.md):
 ``wsgate.django.compat:make_twod_app`` (``egg:twod.wsgi``),
 ``wsgate.django.compat:make_dpds_app`` (``egg:django-pastedeploy-settings``).
 
-Helpers, importable from here: ``call_wsgi_app``, ``make_wsgi_view``,
+Helpers, importable from here: ``call_wsgi_app``, ``make_wsgi_view``, ``delegate``,
 ``RoutingArgsMiddleware``, ``DjangoApplication``, ``WSGIRequest``,
 ``get_configured_django_wsgi_app``, ``setting_origins``, and ``configure``
 (Django's settings from an INI file in a process wsgate did not start:
@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # what type checkers see of the lazy attributes below
 _EXPORTS = {
     "call_wsgi_app": "embedded",
     "make_wsgi_view": "embedded",
+    "delegate": "embedded",
     "RoutingArgsMiddleware": "middleware",
     "DjangoApplication": "handler",
     "WSGIRequest": "handler",

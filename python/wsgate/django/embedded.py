@@ -19,11 +19,20 @@ current Django request and returns its answer as a Django response:
 ``make_wsgi_view(wsgi_app)`` is the same as a view for URLconfs: the path
 left for the application is the view's ``path_info`` argument (the last
 group the pattern captures, or the one named ``path_info``).
+
+``delegate(target, request, path_info)`` is call_wsgi_app without running
+the application in Django's worker: it returns the response with which a
+view hands the request to ``target``, an application of the site that
+wsgate's ``egg:wsgate#delegate`` composite lists (docs/components.md), with
+the SCRIPT_NAME, PATH_INFO and REMOTE_USER call_wsgi_app would give it. The
+Go master sends the request there, body included (the view must not read
+it), and the Django worker is free at once.
 """
 
 from http.cookies import CookieError, SimpleCookie
 from io import BytesIO
 from typing import Any, Callable, Dict, Iterable, List
+from urllib.parse import quote
 
 from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
@@ -98,22 +107,44 @@ def _request_body(request, environ):
     request._read_started = True
 
 
-def _environ_for(request, path_info):
+def _split(request, path_info):
+    """SCRIPT_NAME and PATH_INFO (WSGI strings) for an application left
+    path_info of the request, and its REMOTE_USER (None for anonymous)."""
     full = request.path_info
     if not full.endswith(path_info):
         raise ApplicationCallError(
             "path %r is not the last portion of the request's PATH_INFO (%r)" % (path_info, full)
         )
     consumed = full[: len(full) - len(path_info)]
+    user = getattr(request, "user", None)
+    remote_user = user.get_username() if user is not None and user.is_authenticated else None
+    return request.environ.get("SCRIPT_NAME", "") + _wsgi_str(consumed), _wsgi_str(path_info), remote_user
+
+
+def _environ_for(request, path_info):
+    script_name, path_info, remote_user = _split(request, path_info)
     environ = {k: v for k, v in request.environ.items() if not k.startswith("webob.")}
     environ.pop("wsgiorg.routing_args", None)
-    environ["SCRIPT_NAME"] = request.environ.get("SCRIPT_NAME", "") + _wsgi_str(consumed)
-    environ["PATH_INFO"] = _wsgi_str(path_info)
-    user = getattr(request, "user", None)
-    if user is not None and user.is_authenticated:
-        environ["REMOTE_USER"] = user.get_username()
+    environ["SCRIPT_NAME"], environ["PATH_INFO"] = script_name, path_info
+    if remote_user is not None:
+        environ["REMOTE_USER"] = remote_user
     _request_body(request, environ)
     return environ
+
+
+def delegate(target, request, path_info):
+    """The response that hands ``request`` to the application ``target`` of
+    wsgate's delegate composite, left ``path_info``, as the Django user of the
+    request (``request.user``; none when anonymous)."""
+    script_name, path_info, remote_user = _split(request, path_info)
+    response = HttpResponse()
+    response["X-Wsgate-Delegate"] = target
+    # Percent-encoded bytes of the WSGI strings: any path survives a header.
+    response["X-Wsgate-Script-Name"] = quote(script_name.encode("latin-1"), safe="/")
+    response["X-Wsgate-Path-Info"] = quote(path_info.encode("latin-1"), safe="/")
+    if remote_user is not None:
+        response["X-Wsgate-Remote-User"] = remote_user
+    return response
 
 
 class _Body:

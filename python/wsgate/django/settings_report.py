@@ -15,11 +15,22 @@ run), then prints one JSON object on stdout:
 and exits 0; or prints ``{"error": "one line naming file:line [section] option"}``
 and exits 1. A tree without a Django application gives ``{"settings": []}``.
 Values are shown as Python literals, with secrets (keys, passwords, tokens)
-masked as Django's error pages mask them.
+masked as Django's error pages mask them. ``serving`` is what the Go side
+needs to serve the static and media files (django_full), as plain values:
+
+    "serving": {"debug": false, "staticfiles": true,
+                "finder_dirs": ["/srv/site/assets", ".../django/contrib/admin/static"],
+                "other_finders": [], "static_url": "/static/",
+                "static_root": "/srv/site/var/static", "media_url": "/media/",
+                "media_root": "/srv/site/var/media"}
+
+(a root is "" when the setting is empty; a relative one is made absolute from
+the working directory).
 """
 
 import json
 import logging
+import os
 import sys
 
 FACTORIES = {
@@ -57,6 +68,54 @@ def _cleanse(name, value):
         return value
 
 
+def _root(value):
+    # A relative root means what it means in a worker: from the working
+    # directory, which the caller gives this process too.
+    return os.path.abspath(os.fspath(value)) if value else ""
+
+
+def _finder_dirs():
+    """The directories Django's static-file finders search, in their order
+    (what runserver serves from while DEBUG is on), and the finders that are
+    not a directory list (left to Django). A STATICFILES_DIRS entry with a
+    prefix is left to Django too."""
+    from django.contrib.staticfiles import finders
+
+    dirs, others = [], []
+    for finder in finders.get_finders():
+        if isinstance(finder, finders.FileSystemFinder):
+            for prefix, root in finder.locations:
+                if prefix:
+                    others.append("STATICFILES_DIRS entry with prefix %r" % prefix)
+                else:
+                    dirs.append(_root(root))
+        elif isinstance(finder, finders.AppDirectoriesFinder):
+            dirs.extend(_root(finder.storages[app].location) for app in finder.apps)
+        else:
+            others.append("%s.%s" % (type(finder).__module__, type(finder).__qualname__))
+    return dirs, others
+
+
+def serving():
+    """What the Go side serves for this Django (django_full): the URLs and
+    directories of the static and media files, as plain strings."""
+    from django.conf import settings
+
+    apps = list(getattr(settings, "INSTALLED_APPS", []) or [])
+    staticfiles = any(a == "django.contrib.staticfiles" or a.startswith("django.contrib.staticfiles.") for a in apps)
+    dirs, others = _finder_dirs() if staticfiles else ([], [])
+    return {
+        "debug": bool(settings.DEBUG),
+        "staticfiles": staticfiles,
+        "finder_dirs": dirs,
+        "other_finders": others,
+        "static_url": str(settings.STATIC_URL or ""),
+        "static_root": _root(getattr(settings, "STATIC_ROOT", None)),
+        "media_url": str(settings.MEDIA_URL or ""),
+        "media_root": _root(getattr(settings, "MEDIA_ROOT", None)),
+    }
+
+
 def report(tree):
     """The report for a worker-form tree, as a dict."""
     node = find_django_node(tree)
@@ -79,6 +138,7 @@ def report(tree):
             "origin": outcome.origins.get(name, "module %s" % outcome.module_name),
         })
     return {
+        "serving": serving(),
         "mode": mode,
         "use": conf.MODE_NAMES[mode],
         "source": node.get("source"),

@@ -6,7 +6,11 @@ first run besides `migrate`, idempotent so that it can run on every start.
 * the Mercurial repository DEMO_VAR_DIR/hg/demo, with one commit, that hgweb
   serves at /hg/demo;
 * the Trac environment DEMO_VAR_DIR/trac that Trac serves at /trac/, where
-  Django's superusers are TRAC_ADMINs.
+  Django's superusers are TRAC_ADMINs;
+* the git repository DEMO_VAR_DIR/git/demo.git that git http-backend serves
+  at /git/demo.git;
+* the report DEMO_VAR_DIR/downloads/wsgate-demo-report.txt that logged-in
+  users download from /downloads/.
 """
 
 import os
@@ -17,16 +21,20 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from demo import hg, trac
+from demo import downloads, git, hg, hgweb, trac, tracweb
 
 
 class Command(BaseCommand):
-    help = "Create the demo's superuser, Mercurial repository and Trac environment (idempotent)."
+    help = "Create the demo's superuser, Mercurial and git repositories, Trac environment and download (idempotent)."
 
     def handle(self, *args, **options):
         self.ensure_superuser()
         self.ensure_hg_repository()
         self.ensure_trac_environment()
+        if git.ensure_repository(git.demo_repository_path()):
+            self.stdout.write(f"demo_setup: git repository {git.demo_repository_path()} created")
+        if downloads.ensure_sample():
+            self.stdout.write(f"demo_setup: download {downloads.downloads_path()}/{downloads.SAMPLE} created")
 
     def ensure_superuser(self):
         admin = settings.DEMO_ADMIN or {}
@@ -58,17 +66,17 @@ class Command(BaseCommand):
             run_hg("init", path)
             with open(os.path.join(path, "README.txt"), "w") as f:
                 f.write(
-                    "A Mercurial repository served by hgweb embedded in a Django view,\n"
+                    "A Mercurial repository served by hgweb behind a Django view's login,\n"
                     "served by wsgate. Clone it anonymously; push as a Django user.\n"
                 )
             run_hg("--cwd", path, "commit", "--addremove", "--user", "wsgate demo <demo@example.com>",
                    "--message", "Start the demo repository")
             self.stdout.write(f"demo_setup: Mercurial repository {path} created")
-        hg.write_hgrc(path)
+        hgweb.write_hgrc(path)
 
     def ensure_trac_environment(self):
         path = trac.environment_path()
-        created = trac.ensure_environment(path)
+        created = tracweb.ensure_environment(path, settings.DEMO_SITE_TITLE)
         if created:
             self.stdout.write(f"demo_setup: Trac environment {path} created")
 
