@@ -17,10 +17,10 @@ LDFLAGS := -X github.com/wsgate/wsgate/internal/version.stamped=$(VERSION)
 
 # Debian packages: `python3 -m venv` needs python3-venv (Debian splits it off
 # CPython); the tests drive real clients (git for hg/trac fixtures, chromium
-# for the browser test, ab from apache2-utils); the benchmark needs wrk, and
-# nginx for the static-file case.
+# for the browser test, ab from apache2-utils, systemd-socket-activate from
+# systemd); the benchmark needs wrk, and nginx for the static-file case.
 VENV_DEBS  := python3-venv
-TEST_DEBS  := git chromium curl apache2-utils
+TEST_DEBS  := git chromium curl apache2-utils systemd
 BENCH_DEBS := wrk nginx
 
 # Under `make test` every skip fails unless test/skips-allowed.txt allows its
@@ -103,7 +103,7 @@ test-go:
 
 test-python:
 	cd python && $(STRICT) WSGATE_BIN=$(BIN) $(VPY) -m pytest -q tests
-	$(STRICT) $(VPY) -m pytest -q bench/test_wrkparse.py
+	$(STRICT) $(VPY) -m pytest -q bench/test_wrkparse.py bench/test_run.py bench/test_djadmin.py
 
 # The runtime's Django-free tests on every CPython 3.9+ the machine has, each in
 # .venv-pythons/<version> (requirements-pythons.txt); fails without 3.9 or 3.12+.

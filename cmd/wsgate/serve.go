@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wsgate/wsgate/internal/component"
 	"github.com/wsgate/wsgate/internal/config"
 	"github.com/wsgate/wsgate/internal/gateway"
 	"github.com/wsgate/wsgate/internal/reload"
@@ -44,10 +45,15 @@ type serveOptions struct {
 	gracefulTimeout float64
 	maxHeaderBytes  int
 	logLevel        string
+	logFormat       string
 	sets            stringList
 	reload          bool
 	reloadSuffixes  stringList
 	schedBatch      bool
+	maxWorkerMemory byteSize
+	controlSocket   string
+	preload         bool
+	net             server.Config // TLS, HTTP versions, systemd, user: server.Settings
 }
 
 func serveFlags(o *serveOptions) *flag.FlagSet {
@@ -61,16 +67,23 @@ func serveFlags(o *serveOptions) *flag.FlagSet {
 	fs.Float64Var(&o.timeout, "timeout", 30, "seconds a request may take before 504 and a worker restart (0: no limit)")
 	fs.IntVar(&o.maxRequests, "max-requests", 0, "recycle a worker after this many requests (default 0: never)")
 	fs.IntVar(&o.jitter, "max-requests-jitter", 0, "add 0..N to each worker's --max-requests")
+	fs.Var(&o.maxWorkerMemory, "max-worker-memory", "recycle a worker whose RSS passes `SIZE` bytes (k, m or g suffix; default 0: never)")
 	fs.StringVar(&o.python, "python", "", "the Python interpreter `PATH` (default: $WSGATE_PYTHON, else python in the server section, else python3)")
 	fs.IntVar(&o.pipeline, "pipeline", 2, "requests dispatched to one worker thread at a time (1: none queued in a busy worker)")
 	fs.IntVar(&o.queueSize, "queue-size", 1024, "requests that may wait for a busy pool before 503 (0: none waits)")
 	fs.Float64Var(&o.gracefulTimeout, "graceful-timeout", 30, "seconds in-flight requests get to finish on SIGTERM or reload (more than 0)")
 	fs.IntVar(&o.maxHeaderBytes, "max-header-size", 64<<10, "bytes of request line and headers accepted (431 past it)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.logFormat, "log-format", "text", "text (key=value lines) or json (one JSON object per line)")
+	fs.StringVar(&o.controlSocket, "control-socket", "", "unix socket `PATH` for wsgate status and dump (default: one per site under $XDG_RUNTIME_DIR/wsgate; off: none)")
 	fs.Var(&o.sets, "set", "override a [DEFAULT] value of CONFIG_URI: --set `key=value` (repeatable)")
+	fs.BoolVar(&o.preload, "preload", false, "load the application once per generation and fork the workers from it (shared memory; reloads still load new code)")
 	fs.BoolVar(&o.reload, "reload", false, "reload the workers when a .py or .ini file of the application changes (development)")
 	fs.Var(&o.reloadSuffixes, "reload-suffix", "with --reload, also watch files whose name ends so, e.g. .html (repeatable)")
 	fs.BoolVar(&o.schedBatch, "sched-batch", true, "run the master under SCHED_BATCH so its wake-ups do not preempt the workers (Linux)")
+	for _, s := range server.Settings {
+		fs.Var(s.Value(&o.net), s.Flag, s.Help)
+	}
 	return fs
 }
 
@@ -118,7 +131,17 @@ func runServe(args []string) int {
 		fmt.Fprintf(os.Stderr, "wsgate serve: --log-level %q: use debug, info, warn or error\n", o.logLevel)
 		return exitUsage
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	var handler slog.Handler
+	switch o.logFormat {
+	case "text":
+		handler = slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})
+	case "json":
+		handler = slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})
+	default:
+		fmt.Fprintf(os.Stderr, "wsgate serve: --log-format %q: use text or json\n", o.logFormat)
+		return exitUsage
+	}
+	log := slog.New(handler)
 	slog.SetDefault(log)
 
 	cfg := gateway.Config{
@@ -130,6 +153,8 @@ func runServe(args []string) int {
 		Timeout:           timeoutOrNone(o.timeout),
 		MaxRequests:       o.maxRequests,
 		MaxRequestsJitter: o.jitter,
+		MaxWorkerMemory:   int64(o.maxWorkerMemory),
+		Preload:           o.preload,
 		QueueSize:         queueOrNone(o.queueSize),
 		Pipeline:          o.pipeline,
 		GracefulTimeout:   seconds(o.gracefulTimeout),
@@ -206,6 +231,15 @@ func serve(cfg gateway.Config, st *site.Site, binds []string, o serveOptions, lo
 		}()
 	}
 	running := newRunningSite(cfg, log)
+	uri := ""
+	if st != nil {
+		uri = st.URI
+	}
+	ctlPath, err := controlPath(o.controlSocket, uri, o.app)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "wsgate: error: --control-socket: %v\n", err)
+		return exitConfig
+	}
 	if st != nil {
 		running.python = st.Command
 		if err := running.prepare(st.App); err != nil {
@@ -215,18 +249,26 @@ func serve(cfg gateway.Config, st *site.Site, binds []string, o serveOptions, lo
 	} else {
 		running.prepareSingle(cfg)
 	}
-	lns, err := server.Listen(binds)
+	if err := o.net.Check(); err != nil {
+		fmt.Fprintf(os.Stderr, "wsgate: error: %v\n", err)
+		return exitConfig
+	}
+	socks, err := server.Open(binds, o.net, log)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "wsgate: error: %v\n", err)
 		return exitConfig
 	}
-	for _, l := range lns {
-		fmt.Fprintf(os.Stderr, "wsgate: listening on %s\n", l.URL)
+	for _, line := range socks.Lines() {
+		fmt.Fprintf(os.Stderr, "wsgate: %s\n", line)
 	}
+	if err := server.DropPrivileges(o.net.User, o.net.Group); err != nil {
+		socks.Close()
+		fmt.Fprintf(os.Stderr, "wsgate: error: %v\n", err)
+		return exitConfig
+	}
+	defer openControl(running, ctlPath, log)()
 	if failed, err := running.start(); err != nil {
-		for _, l := range lns {
-			l.Close()
-		}
+		socks.Close()
 		name := cfg.AppName
 		if st != nil {
 			name = st.URI
@@ -244,13 +286,14 @@ func serve(cfg gateway.Config, st *site.Site, binds []string, o serveOptions, lo
 	}
 	pools := ""
 	if n := running.PoolCount(); n > 1 {
-		pools = fmt.Sprintf(", %d pools", n)
+		pools = fmt.Sprintf("%d pools, ", n)
 	}
-	fmt.Fprintf(os.Stderr, "wsgate: ready, %d workers%s (pid %d)\n", running.Workers(), pools, os.Getpid())
+	fmt.Fprintf(os.Stderr, "wsgate: ready, %s%d workers (pid %d)\n", pools, running.Workers(), os.Getpid())
+	defer running.dumpOnSIGUSR1()()
 	if rl != nil {
 		defer rl.Start(running)()
 	}
-	err = server.Serve(context.Background(), lns, server.Options{
+	err = server.Serve(context.Background(), socks, server.Options{
 		Handler:           running,
 		Supervisor:        running,
 		GracefulTimeout:   cfg.GracefulTimeout,
@@ -258,6 +301,7 @@ func serve(cfg gateway.Config, st *site.Site, binds []string, o serveOptions, lo
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		Logger:            log,
+		H2C:               o.net.H2C,
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "wsgate: error: %v\n", err)
@@ -278,6 +322,19 @@ func callableNode(spec string) []byte {
 	}
 	b, _ := json.Marshal(node)
 	return b
+}
+
+// byteSize is a size flag: bytes, or a number with a k, m or g suffix.
+type byteSize int64
+
+func (b *byteSize) String() string { return strconv.FormatInt(int64(*b), 10) }
+func (b *byteSize) Set(v string) error {
+	n, err := component.ParseBytes(v)
+	if err != nil {
+		return fmt.Errorf("%q is not a size (bytes, or a number with k, m or g)", v)
+	}
+	*b = byteSize(n)
+	return nil
 }
 
 func seconds(s float64) time.Duration {
@@ -397,6 +454,8 @@ func applyServerSection(conf *config.Conf, o *serveOptions, set map[string]bool)
 	// python, pythonpath and chdir: internal/site reads them, for every
 	// command.
 	str("log_level", "log-level", &o.logLevel)
+	str("log_format", "log-format", &o.logFormat)
+	str("control_socket", "control-socket", &o.controlSocket)
 	for _, n := range numericOptions {
 		v, ok := conf.Get(n.key)
 		if !ok || set[n.flag] {
@@ -429,13 +488,34 @@ func applyServerSection(conf *config.Conf, o *serveOptions, set map[string]bool)
 	for _, e := range []struct {
 		key, flag string
 		dst       *bool
-	}{{"reload", "reload", &o.reload}, {"sched_batch", "sched-batch", &o.schedBatch}} {
+	}{{"reload", "reload", &o.reload}, {"sched_batch", "sched-batch", &o.schedBatch}, {"preload", "preload", &o.preload}} {
 		if v, ok := conf.Get(e.key); ok && !set[e.flag] {
 			b, err := asBool(v)
 			if err != nil {
 				return bad(e.key, "true or false")
 			}
 			*e.dst = b
+		}
+	}
+	for _, e := range []struct {
+		key, flag string
+		dst       *byteSize
+	}{{"max_worker_memory", "max-worker-memory", &o.maxWorkerMemory}} {
+		if v, ok := conf.Get(e.key); ok && !set[e.flag] {
+			if err := e.dst.Set(v); err != nil {
+				return bad(e.key, "a size (bytes, or a number with k, m or g)")
+			}
+		}
+	}
+	for _, s := range server.Settings {
+		if v, ok := conf.Get(s.Key); ok && !set[s.Flag] {
+			if err := s.Set(&o.net, v); err != nil {
+				where := conf.Origin(s.Key)
+				if where == "" {
+					where = "[server] " + s.Key
+				}
+				return fmt.Errorf("%s: %w", where, err)
+			}
 		}
 	}
 	if v, ok := conf.Get("reload_suffixes"); ok && !set["reload-suffix"] {

@@ -185,7 +185,7 @@ func (x *exchange) answerDirect(fd int) error {
 	return err
 }
 
-// awaitWrote reads the worker's WROTE (LOG frames may come first).
+// awaitWrote reads the worker's WROTE (LOG and STDERR frames may come first).
 func (x *exchange) awaitWrote() (n int64, clientFailed bool, err error) {
 	s := x.s
 	for {
@@ -193,7 +193,7 @@ func (x *exchange) awaitWrote() (n int64, clientFailed bool, err error) {
 		if err != nil {
 			return 0, false, err
 		}
-		if hd.Stream != x.stream && hd.Type != protocol.Log {
+		if hd.Stream != x.stream && hd.Type != protocol.Log && hd.Type != protocol.Stderr {
 			return 0, false, fmt.Errorf("%w: %s frame for stream %d during stream %d", protocol.ErrViolation, hd.Type, hd.Stream, x.stream)
 		}
 		payload, err := protocol.ReadPayload(s.br, hd, &s.rbuf)
@@ -202,7 +202,9 @@ func (x *exchange) awaitWrote() (n int64, clientFailed bool, err error) {
 		}
 		switch hd.Type {
 		case protocol.Log:
-			x.h.pool.log.Info("wsgi.errors", "pid", s.w.pid, "text", string(payload))
+			x.logLine("wsgi.errors", hd.Stream == x.stream, string(payload))
+		case protocol.Stderr:
+			x.logLine("worker stderr", hd.Stream == x.stream, string(payload))
 		case protocol.Wrote:
 			return protocol.ParseWrote(payload)
 		default:

@@ -84,9 +84,9 @@ func (p *Pool) release(s *slot, healthy bool, reason string) {
 	if reason == reasonWithdrawn {
 		// served elsewhere: not one of this worker's requests
 	} else if n := w.served.Add(1); w.maxRequests > 0 && n >= w.maxRequests {
-		if w.drain("max-requests") {
-			p.events <- event{kind: evRetired, w: w}
-		}
+		p.retire(w, "max-requests")
+	} else if p.overMemory(w) {
+		p.retire(w, "max-worker-memory")
 	}
 	if w.State() != StateReady {
 		return // the slot closes when its last queued request ends
@@ -108,6 +108,14 @@ func (p *Pool) release(s *slot, healthy bool, reason string) {
 		// REQUEST before this goroutine goes on to flush its own response,
 		// so the worker waits as little as possible.
 		runtime.Gosched()
+	}
+}
+
+// retire drains a worker that has done its time (max_requests,
+// max_worker_memory); the arbiter spawns its replacement.
+func (p *Pool) retire(w *worker, reason string) {
+	if w.drain(reason) {
+		p.events <- event{kind: evRetired, w: w}
 	}
 }
 

@@ -50,6 +50,12 @@ func appendEnviron(b []byte, r *http.Request, scriptName, pathInfo string) []byt
 		}
 	}
 	b = protocol.AppendItem(b, "wsgi.url_scheme", scheme)
+	if scheme == "https" {
+		b = protocol.AppendItem(b, "HTTPS", "on") // as CGI servers say it
+	}
+	if r.TLS != nil {
+		b = appendClientCert(b, r)
+	}
 	host, port := f.ServerName, f.ServerPort
 	if host == "" {
 		host, port = splitHostPort(r.Host)
@@ -120,6 +126,20 @@ func appendEnviron(b []byte, r *http.Request, scriptName, pathInfo string) []byt
 		b = appendJoined(b, values, sep)
 	}
 	return protocol.EndDict(b)
+}
+
+// appendClientCert passes a TLS client certificate as mod_ssl and nginx
+// do: its subject and issuer (RFC 2253) and SSL_CLIENT_VERIFY, SUCCESS for
+// a certificate verified against ca_certs, NONE without one (an unverified
+// certificate never gets this far: the handshake refuses it).
+func appendClientCert(b []byte, r *http.Request) []byte {
+	if len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
+		return protocol.AppendItem(b, "SSL_CLIENT_VERIFY", "NONE")
+	}
+	leaf := r.TLS.VerifiedChains[0][0]
+	b = protocol.AppendItem(b, "SSL_CLIENT_VERIFY", "SUCCESS")
+	b = protocol.AppendItem(b, "SSL_CLIENT_S_DN", leaf.Subject.String())
+	return protocol.AppendItem(b, "SSL_CLIENT_I_DN", leaf.Issuer.String())
 }
 
 // noFacts stands for a request no compose step saw (tests, benchmarks).

@@ -637,3 +637,28 @@ func TestDispatchMessageBound(t *testing.T) {
 		t.Fatalf("dispMax %d for a send buffer of %d bytes, want %d", s.dispMax, sndbuf, want)
 	}
 }
+
+// Reloading lasts from Reload until the new workers serve (systemd's
+// RELOADING=1 … READY=1): when it ends, the worker answering is a new one.
+func TestReloadingLastsUntilTheNewWorkersServe(t *testing.T) {
+	p, srv := startPool(t, "hello", nil)
+	before := p.onlyPid(t)
+	if p.Reloading() {
+		t.Fatal("Reloading before any reload")
+	}
+	p.Reload()
+	p.Reload() // coalesced or superseded: one end covers both
+	if !p.Reloading() {
+		t.Fatal("not Reloading right after Reload")
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for p.Reloading() {
+		if time.Now().After(deadline) {
+			t.Fatal("still Reloading")
+		}
+		time.Sleep(5 * time.Millisecond) // polling the state under test
+	}
+	if _, _, body := get(t, srv.URL+"/"); body == fmt.Sprintf("hello from %d", before) {
+		t.Fatalf("Reloading ended while the old worker (pid %d) still serves", before)
+	}
+}

@@ -31,12 +31,20 @@ type Pool struct {
 	stats   poolCounters // for Stats (stats.go)
 	service atomic.Int64 // moving average of a request's service time, ns (exchange.rescueDelay)
 	reloads atomic.Int64 // reloads completed
+	genNow  atomic.Int64 // p.gen, for Status
+	// Reloads asked for (Reload) and the count the last finished reload
+	// covered: a reload serves every ask made before it started.
+	reloadsAsked, reloadsEnded atomic.Uint64
 
 	nodeMu      sync.Mutex
 	pendingNode []byte // the node the next reload's workers load (ReloadNode)
 
+	rosterMu sync.Mutex
+	live     map[*worker]struct{} // the workers not yet exited (inflight.go, roster)
+
 	// owned by the arbiter goroutine
 	workers    map[*worker]struct{}
+	preloaders map[int]*preloader // by generation (Config.Preload)
 	nextID     int
 	gen        int    // generation new workers join
 	reloadGen  int    // generation being started by a reload; 0 if none
@@ -45,6 +53,7 @@ type Pool struct {
 	failures   int    // consecutive load failures, for the respawn backoff
 	respawnDue <-chan time.Time
 	stopping   bool
+	reloadAsks uint64 // reloadsAsked when the running reload started
 }
 
 type eventKind int
@@ -54,11 +63,13 @@ const (
 	evLoadFailed                  // w could not load the application
 	evExited                      // w's process has exited
 	evRetired                     // w started draining after MaxRequests
+	evPreloaded                   // gen's preloader loaded the application (or failed: err)
 )
 
 type event struct {
 	kind eventKind
 	w    *worker
+	gen  int // evPreloaded
 	err  error
 }
 
@@ -71,7 +82,7 @@ type stopRequest struct {
 func NewPool(cfg Config) *Pool {
 	cfg.Defaults()
 	slots := cfg.Workers * cfg.Threads
-	return &Pool{
+	p := &Pool{
 		cfg:     cfg,
 		log:     cfg.Logger,
 		rand:    rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0x5eed)),
@@ -81,9 +92,14 @@ func NewPool(cfg Config) *Pool {
 		reload:  make(chan struct{}, 1),
 		stop:    make(chan stopRequest),
 		workers: make(map[*worker]struct{}),
-		gen:     1,
-		lastGen: 1,
+		live:    make(map[*worker]struct{}),
+
+		preloaders: make(map[int]*preloader),
+		gen:        1,
+		lastGen:    1,
 	}
+	p.genNow.Store(1)
+	return p
 }
 
 // Config returns the configuration with its defaults filled in.
@@ -94,6 +110,12 @@ func (p *Pool) Config() Config { return p.cfg }
 // (a *LoadError when the application itself failed): the caller exits
 // rather than retrying in a loop.
 func (p *Pool) Start() error {
+	if p.cfg.Preload {
+		if err := p.startPreloaded(); err != nil {
+			p.abort()
+			return err
+		}
+	}
 	for i := 0; i < p.cfg.Workers; i++ {
 		if _, err := p.spawn(p.gen); err != nil {
 			p.abort()
@@ -130,11 +152,37 @@ func (p *Pool) Start() error {
 	return nil
 }
 
+// startPreloaded starts the first generation's preloader and waits until
+// it has loaded the application (saying what is awaited every 10 s).
+func (p *Pool) startPreloaded() error {
+	pre, err := p.startPreloader(p.gen, p.cfg.Node)
+	if err != nil {
+		return err
+	}
+	p.preloaders[p.gen] = pre
+	tick := time.NewTicker(10 * time.Second)
+	defer tick.Stop()
+	began := time.Now()
+	for {
+		select {
+		case <-pre.ready:
+			_, err := pre.loaded()
+			return err
+		case <-tick.C:
+			p.log.Warn("still waiting for the preloader to load the application", "app", p.cfg.AppName,
+				"waited", time.Since(began).Round(time.Second).String())
+		}
+	}
+}
+
 // abort kills every worker and waits for them (start-up failed).
 func (p *Pool) abort() {
 	p.stopping = true
 	for w := range p.workers {
 		w.kill("start-up failed")
+	}
+	for _, pre := range p.preloaders {
+		pre.kill()
 	}
 	for w := range p.workers {
 		<-w.exited
@@ -146,6 +194,7 @@ func (p *Pool) abort() {
 // the application, then the old ones drain. If the new ones cannot load it,
 // the old ones keep serving.
 func (p *Pool) Reload() {
+	p.reloadsAsked.Add(1)
 	select {
 	case p.reload <- struct{}{}:
 	default:
@@ -171,6 +220,10 @@ func (p *Pool) Stop(ctx context.Context) {
 	<-done
 }
 
+// Reloading reports whether a reload asked for has not ended yet (complete
+// or failed): systemd's RELOADING=1 lasts until then.
+func (p *Pool) Reloading() bool { return p.reloadsEnded.Load() < p.reloadsAsked.Load() }
+
 // Ready is the number of workers serving now.
 func (p *Pool) Ready() int { return int(p.ready.Load()) }
 
@@ -183,11 +236,19 @@ func (p *Pool) spawn(gen int) (*worker, error) {
 	if gen == p.reloadGen && p.reloadNode != nil {
 		node = p.reloadNode
 	}
+	if p.cfg.Preload {
+		if err := p.preloaded(gen, node); err != nil {
+			return nil, err
+		}
+	}
 	w, err := p.spawnWorker(p.nextID, gen, node)
 	if err != nil {
 		return nil, err
 	}
 	p.workers[w] = struct{}{}
+	p.rosterMu.Lock()
+	p.live[w] = struct{}{}
+	p.rosterMu.Unlock()
 	p.stats.inState[StateStarting].Add(1)
 	return w, nil
 }
@@ -199,11 +260,13 @@ func (p *Pool) run() {
 		case ev := <-p.events:
 			p.handle(ev)
 		case <-p.reload:
+			p.reloadAsks = p.reloadsAsked.Load()
 			p.startReload()
 		case <-p.respawnDue:
 			p.respawnDue = nil
 			p.reconcile(true)
 		case req := <-p.stop:
+			p.reloadsEnded.Store(p.reloadsAsked.Load())
 			p.shutdown(req)
 			return
 		}
@@ -221,6 +284,8 @@ func (p *Pool) handle(ev event) {
 		p.reconcile(false)
 	case evRetired:
 		p.reconcile(false)
+	case evPreloaded:
+		p.onPreloaded(ev.gen, ev.err)
 	}
 }
 
@@ -264,7 +329,9 @@ func (p *Pool) onReady(w *worker) bool {
 				p.cfg.Node = p.reloadNode
 			}
 			p.gen, p.reloadGen, p.reloadNode = p.reloadGen, 0, nil
+			p.genNow.Store(int64(p.gen))
 			p.reloads.Add(1)
+			p.reloadsEnded.Store(p.reloadAsks)
 			p.log.Info("reload complete", "workers", p.cfg.Workers, "generation", p.gen)
 		}
 	}
@@ -280,6 +347,7 @@ func (p *Pool) onLoadFailed(w *worker, err error) {
 	if p.reloadGen != 0 && w.gen == p.reloadGen {
 		p.log.Error("reload failed: the new workers cannot load the application; the running ones keep serving", attrs...)
 		p.abandonReload("reload failed")
+		p.reloadsEnded.Store(p.reloadAsks)
 		return
 	}
 	if p.superseded(w) {
@@ -295,6 +363,10 @@ func (p *Pool) onLoadFailed(w *worker, err error) {
 // close and answer 502.
 func (p *Pool) onExited(w *worker) {
 	delete(p.workers, w)
+	defer p.retirePreloaders()
+	p.rosterMu.Lock()
+	delete(p.live, w)
+	p.rosterMu.Unlock()
 	prev := State(w.state.Swap(int32(StateStopped)))
 	p.stats.inState[prev].Add(-1)
 	if prev == StateReady {
@@ -345,18 +417,21 @@ func (p *Pool) reconcile(backoffOver bool) {
 		return
 	}
 	for ; live < p.cfg.Workers; live++ {
-		p.stats.restarts.Add(1)
-		if _, err := p.spawn(p.gen); err != nil {
+		if _, err := p.spawn(p.gen); errors.Is(err, errPreloading) {
+			return // spawned once the preloader is ready (onPreloaded)
+		} else if err != nil {
 			p.failures++
 			p.log.Error("cannot spawn a worker", "error", err.Error())
 			p.reconcile(false)
 			return
 		}
+		p.stats.restarts.Add(1)
 	}
 }
 
 func (p *Pool) startReload() {
 	if p.stopping {
+		p.reloadsEnded.Store(p.reloadAsks)
 		return
 	}
 	var carried []byte
@@ -377,10 +452,19 @@ func (p *Pool) startReload() {
 	p.lastGen++
 	p.reloadGen = p.lastGen
 	p.log.Info("reloading workers", "workers", p.cfg.Workers, "generation", p.reloadGen)
+	p.spawnReloadGen()
+}
+
+// spawnReloadGen spawns the workers of the generation a reload starts;
+// with Preload, once its preloader has loaded the application.
+func (p *Pool) spawnReloadGen() {
 	for i := 0; i < p.cfg.Workers; i++ {
-		if _, err := p.spawn(p.reloadGen); err != nil {
+		if _, err := p.spawn(p.reloadGen); errors.Is(err, errPreloading) {
+			return
+		} else if err != nil {
 			p.log.Error("reload failed: cannot spawn a worker", "error", err.Error())
 			p.abandonReload("reload failed")
+			p.reloadsEnded.Store(p.reloadAsks)
 			return
 		}
 	}
@@ -398,6 +482,7 @@ func (p *Pool) abandonReload(reason string) {
 		}
 	}
 	p.reloadGen, p.reloadNode = 0, nil
+	p.retirePreloaders()
 }
 
 // superseded reports whether w belongs to an abandoned reload.
@@ -425,6 +510,14 @@ func (p *Pool) shutdown(req stopRequest) {
 				p.log.Warn("graceful timeout passed; killing worker", "worker", w.id, "pid", w.pid)
 				w.kill("shutdown")
 			}
+		}
+	}
+	for _, pre := range p.preloaders {
+		pre.stop()
+		select {
+		case <-pre.gone:
+		case <-expired:
+			pre.kill()
 		}
 	}
 	close(req.done)

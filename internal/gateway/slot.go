@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/wsgate/wsgate/internal/protocol"
 )
@@ -37,8 +38,11 @@ type slot struct {
 	dispMax int        // the largest message sent on disp; larger requests go on conn
 	wbuf    []byte     // frames being written; reused across requests
 	queue   []*exchange
-	stream  uint32
-	closed  bool
+	// headSince is when queue[0] became the request the worker thread is
+	// on (status, stack dumps).
+	headSince time.Time
+	stream    uint32
+	closed    bool
 	// unreceived: streams whose REQUEST was still in the dispatch socket
 	// when the slot closed; the worker never saw them.
 	unreceived []uint32

@@ -52,8 +52,9 @@ const (
 	Log       Type = 21 // UTF-8 text written to wsgi.errors
 	Credit    Type = 22 // u32: how many more body bytes the worker wants
 	CtlFromW  Type = 23 // control, worker→master (u8 kind …)
-	Direct    Type = 24 // u64: the worker asks to write this many body bytes to the client itself
-	Wrote     Type = 25 // u64 count · u8 flags: how many it wrote (flag 1: the client's socket failed)
+	Stderr    Type = 24 // UTF-8 text the application wrote to sys.stderr during the request
+	Direct    Type = 25 // u64: the worker asks to write this many body bytes to the client itself
+	Wrote     Type = 26 // u64 count · u8 flags: how many it wrote (flag 1: the client's socket failed)
 )
 
 // Request flags (first payload byte of a Request frame).
@@ -80,7 +81,7 @@ var typeNames = map[Type]string{
 	Request: "REQUEST", Body: "BODY", BodyEnd: "BODY_END", FileAck: "FILE_ACK", BodyFail: "BODY_FAIL",
 	DirectAck: "DIRECT_ACK", CtlToW: "CONTROL",
 	Start: "START", Data: "DATA", File: "FILE", End: "END", Error: "ERROR", Log: "LOG",
-	Credit: "CREDIT", CtlFromW: "CONTROL", Direct: "DIRECT", Wrote: "WROTE",
+	Credit: "CREDIT", CtlFromW: "CONTROL", Stderr: "STDERR", Direct: "DIRECT", Wrote: "WROTE",
 }
 
 func (t Type) String() string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
 	"sync/atomic"
 	"testing"
 )
@@ -40,7 +41,9 @@ func TestBeginDrainComesBeforeTheInFlightRequestsEnd(t *testing.T) {
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- Serve(ctx, lns, Options{Handler: h, Supervisor: sup}) }()
+	go func() {
+		served <- Serve(ctx, &Sockets{Listeners: lns, signals: make(chan os.Signal, 1)}, Options{Handler: h, Supervisor: sup})
+	}()
 	answered := make(chan struct{})
 	go func() {
 		defer close(answered)

@@ -1,6 +1,8 @@
-// Package server owns wsgate's listeners: it binds TCP and unix sockets,
-// serves HTTP/1.1 and HTTP/2 (h2c) on them, and turns signals into a
-// graceful reload (SIGHUP) or a drain-and-exit (SIGTERM, SIGINT).
+// Package server owns wsgate's listeners: it binds TCP and unix sockets (or
+// takes them from systemd), serves HTTP/1.1 on them, HTTP/2 over TLS (and
+// cleartext h2c when asked), HTTP/3 beside HTTPS when asked, redirects
+// plain HTTP to HTTPS, and turns signals into a graceful reload (SIGHUP) or
+// a drain-and-exit (SIGTERM, SIGINT).
 package server
 
 import (
@@ -14,14 +16,33 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Listener is a bound socket and the address users reach it at.
 type Listener struct {
 	net.Listener
-	URL string // "http://127.0.0.1:8000" or "unix:/run/app.sock"
+	URL string // "http://127.0.0.1:8000", "https://…" or "unix:/run/app.sock"
+}
+
+// TCP reports whether l is a TCP socket (unix sockets never serve TLS: a
+// local proxy in front terminates it).
+func (l Listener) TCP() bool {
+	_, ok := l.Addr().(*net.TCPAddr)
+	return ok
+}
+
+// Secure marks the TCP listeners as HTTPS ones (their URL says so).
+func Secure(lns []Listener) {
+	for i, l := range lns {
+		if l.TCP() {
+			lns[i].URL = "https://" + l.Addr().String()
+		}
+	}
 }
 
 // Listen binds every address: "HOST:PORT", ":PORT", "[::1]:PORT" or
@@ -101,40 +122,105 @@ type Options struct {
 	// IdleTimeout closes idle keep-alive connections.
 	IdleTimeout time.Duration
 	Logger      *slog.Logger
+	// H2C also speaks cleartext HTTP/2 on the plain listeners.
+	H2C bool
+}
+
+// Reloader is a Supervisor that can say when the reload it was asked for
+// has ended (for RELOADING=1 … READY=1).
+type Reloader interface {
+	Reloading() bool
 }
 
 // Serve serves on the listeners until SIGTERM or SIGINT (or ctx ends), then
 // stops accepting, lets in-flight requests finish within GracefulTimeout,
 // stops the supervisor and returns nil. SIGHUP reloads the supervisor.
-func Serve(ctx context.Context, lns []Listener, opts Options) error {
+func Serve(ctx context.Context, socks *Sockets, opts Options) error {
+	lns := socks.Listeners
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	var protocols http.Protocols
-	protocols.SetHTTP1(true)
-	protocols.SetUnencryptedHTTP2(true)
-	srv := &http.Server{
-		Handler:           rejectConflictingFraming(opts.Handler),
-		ConnContext:       rememberConn,
-		MaxHeaderBytes:    opts.MaxHeaderBytes,
-		ReadHeaderTimeout: opts.ReadHeaderTimeout,
-		IdleTimeout:       opts.IdleTimeout,
-		Protocols:         &protocols,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	handler := rejectConflictingFraming(opts.Handler)
+	newServer := func(h http.Handler, protocols *http.Protocols) *http.Server {
+		return &http.Server{
+			Handler:           h,
+			ConnContext:       rememberConn,
+			MaxHeaderBytes:    opts.MaxHeaderBytes,
+			ReadHeaderTimeout: opts.ReadHeaderTimeout,
+			IdleTimeout:       opts.IdleTimeout,
+			Protocols:         protocols,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
 	}
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	var plainProtocols, tlsProtocols http.Protocols
+	plainProtocols.SetHTTP1(true)
+	plainProtocols.SetUnencryptedHTTP2(opts.H2C)
+	tlsProtocols.SetHTTP1(true)
+	tlsProtocols.SetHTTP2(true)
+	plain := newServer(handler, &plainProtocols)
+	servers := []*http.Server{plain}
+	var secure *http.Server
+	var h3 *http3Server
+	if socks.TLS != nil {
+		secureHandler := handler
+		if len(socks.HTTP3) > 0 {
+			h3 = newHTTP3(socks.HTTP3, socks.TLS, handler, opts.MaxHeaderBytes, log)
+			secureHandler = h3.advertise(handler)
+		}
+		secure = newServer(secureHandler, &tlsProtocols)
+		servers = append(servers, secure)
+	}
+	var redirect *http.Server
+	if len(socks.Redirect) > 0 {
+		redirect = newServer(redirectHandler(lns, socks.TLS), &plainProtocols)
+		servers = append(servers, redirect)
+	}
+	sigs := socks.signals
 	defer signal.Stop(sigs)
 
-	errs := make(chan error, len(lns))
+	errs := make(chan error, len(lns)+len(socks.Redirect)+1)
+	serve := func(srv *http.Server, l net.Listener, url string) {
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs <- fmt.Errorf("serving on %s: %w", url, err)
+		}
+	}
 	for _, l := range lns {
+		if secure != nil && l.TCP() {
+			go serve(secure, newHandshakeListener(l, socks.TLS.Config(), handshakeTimeout(opts)), l.URL)
+		} else {
+			go serve(plain, framedListener{l}, l.URL)
+		}
+	}
+	for _, l := range socks.Redirect {
+		go serve(redirect, framedListener{l}, l.URL)
+	}
+	if h3 != nil {
 		go func() {
-			if err := srv.Serve(framedListener{l}); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				errs <- fmt.Errorf("serving on %s: %w", l.URL, err)
+			if err := h3.serve(); err != nil {
+				errs <- err
 			}
 		}()
 	}
+	// The service manager (systemd) hears READY=1 now (the workers are
+	// ready before Serve is called), RELOADING=1 … READY=1 around a
+	// reload, STOPPING=1 and the watchdog's pings from this loop.
+	notifier := socks.notifier
+	notify := func(state string) {
+		if err := notifier.Notify(state); err != nil {
+			log.Warn("cannot notify the service manager", "state", state, "error", err.Error())
+		}
+	}
+	notify("READY=1")
+	var watchdog <-chan time.Time
+	if every := notifier.WatchdogInterval(); every > 0 {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		watchdog = t.C
+	}
+	// reloaded is polled while a reload is under way, to say READY=1 when
+	// it has ended.
+	var reloaded <-chan time.Time
 	var serveErr error
 	var stopSig os.Signal
 loop:
@@ -143,13 +229,27 @@ loop:
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
 				log.Info("SIGHUP: reloading workers")
+				notify(reloadingState())
+				if socks.TLS != nil {
+					socks.TLS.Reload()
+				}
 				if opts.Supervisor != nil {
 					opts.Supervisor.Reload()
 				}
+				reloaded = time.After(0)
 				continue
 			}
 			stopSig = sig
 			break loop
+		case <-reloaded:
+			if r, ok := opts.Supervisor.(Reloader); ok && r.Reloading() {
+				reloaded = time.After(50 * time.Millisecond)
+				continue
+			}
+			reloaded = nil
+			notify("READY=1")
+		case <-watchdog:
+			notify("WATCHDOG=1")
 		case <-ctx.Done():
 			break loop
 		case serveErr = <-errs:
@@ -157,6 +257,7 @@ loop:
 			break loop
 		}
 	}
+	notify("STOPPING=1")
 	if d, ok := opts.Supervisor.(drainNotified); ok {
 		d.BeginDrain()
 	}
@@ -170,10 +271,21 @@ loop:
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		log.Warn("graceful timeout passed with requests still running; closing them", "error", err.Error())
-		srv.Close()
+	if h3 != nil {
+		h3.shutdown(shutdownCtx)
 	}
+	var wg sync.WaitGroup
+	for _, srv := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Shutdown(shutdownCtx); err != nil {
+				log.Warn("graceful timeout passed with requests still running; closing them", "error", err.Error())
+				srv.Close()
+			}
+		}()
+	}
+	wg.Wait()
 	if opts.Supervisor != nil {
 		// The workers get what is left of the grace period, at least a second.
 		stopCtx, cancelStop := context.WithTimeout(context.Background(), max(time.Until(deadline(shutdownCtx)), time.Second))
@@ -182,6 +294,22 @@ loop:
 	}
 	log.Info("stopped")
 	return serveErr
+}
+
+// reloadingState is systemd's RELOADING=1 with the monotonic time it wants
+// beside it (Type=notify-reload).
+func reloadingState() string {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", ts.Nano()/1000)
+}
+
+// handshakeTimeout bounds a TLS handshake as the headers are bounded.
+func handshakeTimeout(opts Options) time.Duration {
+	if opts.ReadHeaderTimeout > 0 {
+		return opts.ReadHeaderTimeout
+	}
+	return 30 * time.Second
 }
 
 func deadline(ctx context.Context) time.Time {

@@ -144,14 +144,20 @@ func rememberConn(ctx context.Context, c net.Conn) context.Context {
 }
 
 // rejectConflictingFraming answers 400 to a chunked HTTP/1 request whose
-// header block also carried Content-Length, and closes the connection.
+// header block also carried Content-Length, and closes the connection. An
+// HTTP/1 request over TLS gets its r.TLS here (net/http sees a framedConn).
 func rejectConflictingFraming(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if len(r.TransferEncoding) > 0 && r.ProtoMajor == 1 {
-			if fc, ok := r.Context().Value(framedConnKey{}).(*framedConn); ok && fc.conflict.Load() {
-				w.Header().Set("Connection", "close")
-				http.Error(w, "400 Bad Request: both Content-Length and Transfer-Encoding", http.StatusBadRequest)
-				return
+		if r.ProtoMajor == 1 {
+			if fc, ok := r.Context().Value(framedConnKey{}).(*framedConn); ok {
+				if len(r.TransferEncoding) > 0 && fc.conflict.Load() {
+					w.Header().Set("Connection", "close")
+					http.Error(w, "400 Bad Request: both Content-Length and Transfer-Encoding", http.StatusBadRequest)
+					return
+				}
+				if r.TLS == nil {
+					r.TLS = tlsState(fc)
+				}
 			}
 		}
 		next.ServeHTTP(w, r)

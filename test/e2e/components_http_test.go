@@ -65,7 +65,7 @@ func cmpServe(t *testing.T, ini string) *cmpSite {
 		t.Fatal(err)
 	}
 	records := t.TempDir()
-	srv := harness.Start(t, harness.Options{Args: []string{path, "--pythonpath", gwAppsDir(), "--workers", "1"},
+	srv := harness.Start(t, harness.Options{Args: []string{path, "--pythonpath", gwAppsDir(), "--workers", "1", "--h2c"},
 		Env: []string{"E2E_RECORD_DIR=" + records}})
 	t.Cleanup(srv.Stop)
 	return &cmpSite{Server: srv, accessLog: filepath.Join(dir, "access.log"), records: records}

@@ -241,7 +241,7 @@ pipeline = bodylimit app
 [filter:bodylimit]
 use = egg:wsgate#bodylimit
 max_bytes = 1m
-`+edgeApp, "--workers", "1")
+`+edgeApp, "--workers", "1", "--h2c")
 	dir := t.TempDir()
 	big, small := filepath.Join(dir, "big"), filepath.Join(dir, "small")
 	if err := os.WriteFile(big, bytes.Repeat([]byte("b"), 3<<20), 0o644); err != nil {

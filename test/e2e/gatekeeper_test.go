@@ -125,7 +125,7 @@ func gkEnviron(t *testing.T, client *http.Client, base, mount, header, user stri
 // app never sees REMOTE_USER, except from auth after a valid password.
 func TestGatekeeperRemoteUserSpoofing(t *testing.T) {
 	ini, mounts := gkSpoofSite(t)
-	s := gwStartArgs(t, "", ini, "--pythonpath", gwAppsDir(), "--workers", "1")
+	s := gwStartArgs(t, "", ini, "--pythonpath", gwAppsDir(), "--workers", "1", "--h2c")
 	h2 := new(http.Protocols)
 	h2.SetUnencryptedHTTP2(true)
 	clients := map[string]*http.Client{

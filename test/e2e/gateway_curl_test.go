@@ -16,7 +16,7 @@ import (
 // people: a chunked upload from a file, HEAD, and HTTP/2 without TLS.
 func TestGatewayCurl(t *testing.T) {
 	run := gwCurl(t)
-	s := gwStart(t, "--workers", "1")
+	s := gwStart(t, "--workers", "1", "--h2c")
 
 	data := make([]byte, 3<<20+17)
 	rand.Read(data)

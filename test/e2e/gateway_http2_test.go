@@ -11,10 +11,10 @@ import (
 )
 
 // TestGatewayHTTP2 runs the PEP 3333 essentials over HTTP/2 without TLS
-// (prior knowledge), which the gateway serves next to HTTP/1.1: the environ
+// (prior knowledge, --h2c), which the gateway serves next to HTTP/1.1: the environ
 // is built from HTTP/2's pseudo-headers and the body arrives as DATA frames.
 func TestGatewayHTTP2(t *testing.T) {
-	s := gwStart(t, "--workers", "2", "--threads", "1")
+	s := gwStart(t, "--workers", "2", "--threads", "1", "--h2c")
 	protocols := new(http.Protocols)
 	protocols.SetUnencryptedHTTP2(true)
 	client := &http.Client{Timeout: gwIOGuard, Transport: &http.Transport{Protocols: protocols}}

@@ -69,7 +69,7 @@ func stStart(t *testing.T) (*gwServer, string) {
 	}
 	rec := t.TempDir()
 	srv := harness.Start(t, harness.Options{
-		Args: []string{"--workers", "1", "--pythonpath", gwAppsDir(), filepath.Join(dir, "site.ini")},
+		Args: []string{"--workers", "1", "--h2c", "--pythonpath", gwAppsDir(), filepath.Join(dir, "site.ini")},
 		Env:  []string{"E2E_RECORD_DIR=" + rec},
 	})
 	t.Cleanup(srv.Stop)
