@@ -41,6 +41,11 @@ type Facts struct {
 	Route string
 	// Pool names the worker pool that served the request ("" for Go apps).
 	Pool string
+	// BodySeen is set by compose when a Go component on the request's route
+	// reads the response body (SeesResponseBody): the gateway then keeps
+	// the body on the master's path instead of letting the worker write it
+	// to the client itself.
+	BodySeen bool
 	// QueueWait is how long the request waited for a worker slot, set by
 	// the gateway once it has one (zero when a slot was free at once);
 	// Dispatched is true once it has (a Python application took the

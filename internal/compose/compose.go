@@ -384,9 +384,11 @@ func (c *composer) python(seg *config.Node, a at) (http.Handler, error) {
 	pl.p.Routes = append(pl.p.Routes, a.prefix)
 	c.out.Routes = append(c.out.Routes, Route{Prefix: a.prefix, Target: "python pool " + pl.p.Name, Source: seg.Source.String(), Chain: a.chain, Sees: a.sees})
 	name, h := pl.p.Name, pl.handler
+	bodySeen := a.sees >= component.SeesResponseBody
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if f := component.FactsOf(r); f != nil {
 			f.Pool = name
+			f.BodySeen = bodySeen
 		}
 		h.ServeHTTP(w, r)
 	}), nil

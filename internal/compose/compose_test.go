@@ -35,6 +35,12 @@ func init() {
 		},
 	})
 	component.Register(component.Spec{
+		Name: "test-body", Aliases: []string{"egg:wsgate-test#body"}, Role: component.Filter, Sees: component.SeesResponseBody,
+		Build: func(b *component.Builder) (component.Built, error) {
+			return component.Built{Wrap: func(next http.Handler) http.Handler { return next }}, nil
+		},
+	})
+	component.Register(component.Spec{
 		Name: "test-pick", Aliases: []string{"egg:wsgate-test#pick"}, Role: component.Composite, Sees: component.SeesRequest,
 		Options: []component.Option{{Name: "app", Type: "application"}},
 		Build: func(b *component.Builder) (component.Built, error) {
@@ -297,5 +303,40 @@ func TestComposeNonMountKeysKeepTheRoute(t *testing.T) {
 	defer c.Close()
 	if len(c.Routes) != 1 || c.Routes[0].Prefix != "/under" {
 		t.Errorf("routes %+v, want the pool at /under", c.Routes)
+	}
+}
+
+// A pool reached through a Go filter that reads the response body is told
+// so per request (Facts.BodySeen: the gateway keeps the body on the master's
+// path); the same pool reached without it is not.
+func TestComposeTellsThePoolWhenTheBodyIsSeen(t *testing.T) {
+	app := load(t, `[composite:main]
+use = egg:Paste#urlmap
+/plain = plain
+/seen = seen
+
+[pipeline:seen]
+pipeline = body plain
+
+[filter:body]
+use = egg:wsgate-test#body
+
+[app:plain]
+use = call:fakeapp.apps:make_basic_app
+`)
+	serve := func(p *compose.Pool) (http.Handler, error) {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(w, "body-seen %v", component.FactsOf(r).BodySeen)
+		}), nil
+	}
+	c, err := compose.Compose(app, compose.Options{Serve: serve, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for path, want := range map[string]string{"/plain/x": "body-seen false", "/seen/x": "body-seen true"} {
+		if body, _ := get(t, c.Handler, path); body != want {
+			t.Errorf("%s: %q, want %q", path, body, want)
+		}
 	}
 }

@@ -40,16 +40,21 @@ const (
 	BodyEnd  Type = 3 // end of the request body (empty)
 	FileAck  Type = 4 // u8: 1 = the master opened the file, 0 = send it as DATA
 	BodyFail Type = 5 // the client's body broke off (UTF-8 reason): wsgi.input raises
-	CtlToW   Type = 9 // control, master→worker (u8 kind …)
-	Start    Type = 16
-	Data     Type = 17
-	File     Type = 18 // u32 fd · u64 offset · u64 count
-	End      Type = 19
-	Error    Type = 20 // UTF-8 text (a traceback); the request failed
-	Log      Type = 21 // UTF-8 text written to wsgi.errors
-	Credit   Type = 22 // u32: how many more body bytes the worker wants
-	CtlFromW Type = 23 // control, worker→master (u8 kind …)
-	Stderr   Type = 24 // UTF-8 text the application wrote to sys.stderr during the request
+	// DirectAck answers DIRECT: u8 1 = write it, the client's socket rides
+	// along (SCM_RIGHTS); 0 = send the bytes as DATA.
+	DirectAck Type = 6
+	CtlToW    Type = 9 // control, master→worker (u8 kind …)
+	Start     Type = 16
+	Data      Type = 17
+	File      Type = 18 // u32 fd · u64 offset · u64 count
+	End       Type = 19
+	Error     Type = 20 // UTF-8 text (a traceback); the request failed
+	Log       Type = 21 // UTF-8 text written to wsgi.errors
+	Credit    Type = 22 // u32: how many more body bytes the worker wants
+	CtlFromW  Type = 23 // control, worker→master (u8 kind …)
+	Stderr    Type = 24 // UTF-8 text the application wrote to sys.stderr during the request
+	Direct    Type = 25 // u64: the worker asks to write this many body bytes to the client itself
+	Wrote     Type = 26 // u64 count · u8 flags: how many it wrote (flag 1: the client's socket failed)
 )
 
 // Request flags (first payload byte of a Request frame).
@@ -57,6 +62,7 @@ const (
 	FlagHasBody    = 1 << 0 // the request has a body (possibly empty, e.g. chunked)
 	FlagBodyInline = 1 << 1 // the whole body follows as BODY… BODY_END, unasked
 	FlagOnStream   = 1 << 2 // dispatch marker: the REQUEST frame itself follows on the stream socket
+	FlagDirect     = 1 << 3 // the worker may ask to write a large response body to the client itself (DIRECT)
 )
 
 // MaxDispatch bounds one message on a dispatch socket (a REQUEST frame and
@@ -73,9 +79,9 @@ const (
 
 var typeNames = map[Type]string{
 	Request: "REQUEST", Body: "BODY", BodyEnd: "BODY_END", FileAck: "FILE_ACK", BodyFail: "BODY_FAIL",
-	CtlToW: "CONTROL",
-	Start:  "START", Data: "DATA", File: "FILE", End: "END", Error: "ERROR", Log: "LOG",
-	Credit: "CREDIT", CtlFromW: "CONTROL", Stderr: "STDERR",
+	DirectAck: "DIRECT_ACK", CtlToW: "CONTROL",
+	Start: "START", Data: "DATA", File: "FILE", End: "END", Error: "ERROR", Log: "LOG",
+	Credit: "CREDIT", CtlFromW: "CONTROL", Stderr: "STDERR", Direct: "DIRECT", Wrote: "WROTE",
 }
 
 func (t Type) String() string {
@@ -87,7 +93,7 @@ func (t Type) String() string {
 
 // FromWorker reports whether t is a type a worker may send.
 func (t Type) FromWorker() bool {
-	return t >= Start && t <= Stderr
+	return t >= Start && t <= Wrote
 }
 
 // Header is a decoded frame header.

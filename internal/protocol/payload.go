@@ -131,3 +131,25 @@ func ParseReady(p []byte) (int, error) {
 	}
 	return int(binary.BigEndian.Uint32(p[1:5])), nil
 }
+
+// ParseDirect decodes a DIRECT payload: the body bytes the worker asks to
+// write itself.
+func ParseDirect(p []byte) (int64, error) {
+	if len(p) != 8 || binary.BigEndian.Uint64(p) > 1<<62 {
+		return 0, fmt.Errorf("%w: DIRECT payload %x", ErrViolation, p)
+	}
+	return int64(binary.BigEndian.Uint64(p)), nil
+}
+
+// WroteFlagClientFailed: writing to the client's socket failed (not merely
+// would block): the client is gone.
+const WroteFlagClientFailed = 1
+
+// ParseWrote decodes a WROTE payload: how many bytes the worker wrote to
+// the client, and whether the client's socket failed.
+func ParseWrote(p []byte) (n int64, clientFailed bool, err error) {
+	if len(p) != 9 || binary.BigEndian.Uint64(p) > 1<<62 || p[8]&^WroteFlagClientFailed != 0 {
+		return 0, false, fmt.Errorf("%w: WROTE payload %x", ErrViolation, p)
+	}
+	return int64(binary.BigEndian.Uint64(p)), p[8]&WroteFlagClientFailed != 0, nil
+}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/wsgate/wsgate/internal/component"
 )
@@ -31,19 +32,6 @@ type framedConn struct {
 
 type framedConnKey struct{}
 
-// ReadFrom hands net/http's response copy to the connection underneath:
-// *net.TCPConn's ReadFrom is what sends a file with sendfile(2) (static
-// files, wsgi.file_wrapper). Without it net/http sees a plain net.Conn and
-// copies every file through a buffer.
-func (c *framedConn) ReadFrom(r io.Reader) (int64, error) {
-	if rf, ok := c.Conn.(io.ReaderFrom); ok {
-		return rf.ReadFrom(r)
-	}
-	return io.Copy(struct{ io.Writer }{c.Conn}, r)
-}
-
-var _ io.ReaderFrom = (*framedConn)(nil)
-
 func (c *framedConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if n > 0 && !c.conflict.Load() {
@@ -51,6 +39,30 @@ func (c *framedConn) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// ReadFrom hands net/http's response copy to the connection underneath:
+// *net.TCPConn's ReadFrom is what sends a file with sendfile(2) (static
+// files, wsgi.file_wrapper). Without it net/http sees a plain net.Conn and
+// copies every file through a buffer. A source with WriteToConn has the
+// bytes written to the socket by someone else: the gateway's worker writing
+// a response body itself (docs/protocol.md, DIRECT).
+func (c *framedConn) ReadFrom(r io.Reader) (int64, error) {
+	if s, ok := r.(interface {
+		WriteToConn(syscall.RawConn) (int64, error)
+	}); ok {
+		if sc, ok := c.Conn.(syscall.Conn); ok {
+			if raw, err := sc.SyscallConn(); err == nil {
+				return s.WriteToConn(raw)
+			}
+		}
+	}
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{c.Conn}, r)
+}
+
+var _ io.ReaderFrom = (*framedConn)(nil)
 
 var (
 	clName = []byte("content-length:")

@@ -66,12 +66,14 @@ class Worker:
             assert P.U32.unpack(payload[1:]) == (self.proc.pid,)
         return self
 
-    def request(self, slot=0, body=None, inline=True, file_ack=1, chunk=None, **environ):
-        """Send one request; return [(type, payload)] up to END or ERROR."""
+    def request(self, slot=0, body=None, inline=True, file_ack=1, chunk=None, direct=None, **environ):
+        """Send one request; return [(type, payload)] up to END or ERROR.
+        direct: None, no DIRECT flag; a socket, lent with DIRECT_ACK(1) (as
+        the master lends the client's); False, DIRECT_ACK(0)."""
         self.stream += 1
         stream = self.stream
         env = dict(BASE, **environ)
-        flags = 0
+        flags = 0 if direct is None else P.FLAG_DIRECT
         tail = b""
         if body is not None:
             flags |= P.FLAG_HAS_BODY
@@ -107,6 +109,12 @@ class Worker:
                 self.sent_file.seek(offset)
                 self.file_bytes = self.sent_file.read(count)
                 chan.send(P.frame(P.FILE_ACK, stream, bytes((file_ack,))))
+            if ftype == P.DIRECT:
+                ack = P.frame(P.DIRECT_ACK, stream, bytes((1 if direct else 0,)))
+                if direct:
+                    socket.send_fds(self.socks[slot], [ack], [direct.fileno()])
+                else:
+                    chan.send(ack)
             if ftype in (P.END, P.ERROR):
                 return out
 
@@ -471,4 +479,89 @@ def test_a_request_not_yet_received_can_be_taken_back(python):
         streams.append((ftype, stream))
     assert [s for t, s in streams if t == P.END] == [1, 3]
     assert 2 not in [s for _, s in streams]
+    w.close()
+
+
+def wrote_of(frames):
+    """(count, flags) of the WROTE frame."""
+    (payload,) = [p for t, p in frames if t == P.WROTE]
+    return P.U64.unpack(payload[:8])[0], payload[8]
+
+
+def client_pair(sndbuf=None):
+    """(the socket lent to the worker, the client's end). The lent one is
+    non-blocking, as the Go master's sockets are, and the worker shares that."""
+    lent, client = socket.socketpair()
+    if sndbuf:
+        lent.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+    lent.setblocking(False)
+    return lent, client
+
+
+def read_exactly(sock, n):
+    sock.settimeout(10)
+    out = bytearray()
+    while len(out) < n:
+        piece = sock.recv(n - len(out))
+        if not piece:
+            break
+        out += piece
+    return bytes(out)
+
+
+def test_direct_body_goes_to_the_lent_socket(python):
+    w = serve(python, "big")
+    lent, client = client_pair(sndbuf=1 << 20)
+    size = 600000  # fits in the socketpair's buffers: written at once
+    frames = w.request(direct=lent, QUERY_STRING=str(size))
+    assert types(frames) == ["START", "DIRECT", "WROTE", "END"]
+    assert P.U64.unpack([p for t, p in frames if t == P.DIRECT][0]) == (size,)
+    assert wrote_of(frames) == (size, 0)
+    assert ("Content-Length", str(size)) in start_of(frames)[1]
+    assert read_exactly(client, size) == bytes(range(256)) * (size // 256) + bytes(range(size % 256))
+    # the worker kept no copy of the socket: closing ours ends the client's stream
+    lent.close()
+    assert client.recv(1) == b""
+    w.close()
+
+
+def test_direct_refused_sends_data(python):
+    w = serve(python, "big")
+    frames = w.request(direct=False, QUERY_STRING="600000")
+    assert types(frames)[:2] == ["START", "DIRECT"] and "WROTE" not in types(frames)
+    assert body_of(frames) == bytes(range(256)) * (600000 // 256) + bytes(range(600000 % 256))
+    w.close()
+
+
+def test_direct_rest_that_would_block_comes_as_data(python):
+    w = serve(python, "big")
+    lent, client = client_pair(sndbuf=4096)
+    size = 4 << 20  # far more than the lent socket takes without a reader
+    frames = w.request(direct=lent, QUERY_STRING=str(size))
+    wrote, flags = wrote_of(frames)
+    assert flags == 0 and 0 <= wrote < size
+    rest = body_of(frames)
+    assert len(rest) == size - wrote
+    expected = (bytes(range(256)) * (size // 256 + 1))[:size]
+    assert read_exactly(client, wrote) + rest == expected
+    w.close()
+
+
+def test_direct_to_a_gone_client_reports_it(python):
+    w = serve(python, "big")
+    lent, client = client_pair()
+    client.close()
+    frames = w.request(direct=lent, QUERY_STRING="600000")
+    assert types(frames) == ["START", "DIRECT", "WROTE", "END"]
+    assert wrote_of(frames)[1] == P.WROTE_CLIENT_FAILED
+    assert w.request(QUERY_STRING="10")[-1][0] == P.END  # the worker stays in service
+    w.close()
+
+
+def test_small_and_head_bodies_never_ask(python):
+    w = serve(python, "big")
+    frames = w.request(direct=False, QUERY_STRING=str(500 * 1024))
+    assert "DIRECT" not in types(frames) and len(body_of(frames)) == 500 * 1024
+    frames = w.request(direct=False, QUERY_STRING="600000", REQUEST_METHOD="HEAD")
+    assert types(frames) == ["START", "END"]
     w.close()

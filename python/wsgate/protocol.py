@@ -5,6 +5,7 @@ length counts the payload only. This module holds the constants, the frame
 encoder and a buffered frame reader for one socket. Standard library only.
 """
 
+import array
 import mmap
 import socket
 import struct
@@ -14,6 +15,7 @@ _DONTWAIT = socket.MSG_DONTWAIT
 HEADER = struct.Struct(">IBI")
 HEADER_SIZE = HEADER.size  # 9
 U32 = struct.Struct(">I")
+U64 = struct.Struct(">Q")
 FILE_PAYLOAD = struct.Struct(">IQQ")
 
 MAX_PAYLOAD = 16 << 20
@@ -28,6 +30,7 @@ BODY = 2
 BODY_END = 3
 FILE_ACK = 4
 BODY_FAIL = 5
+DIRECT_ACK = 6
 CONTROL_TO_WORKER = 9
 # worker -> master
 START = 16
@@ -39,11 +42,16 @@ LOG = 21
 CREDIT = 22
 CONTROL_FROM_WORKER = 23
 STDERR = 24
+DIRECT = 25
+WROTE = 26
 
 # REQUEST flags (first payload byte)
 FLAG_HAS_BODY = 1
 FLAG_BODY_INLINE = 2
 FLAG_ON_STREAM = 4  # dispatch marker: the REQUEST frame follows on the stream socket
+FLAG_DIRECT = 8  # the worker may ask to write a large response body to the client itself
+# WROTE flags
+WROTE_CLIENT_FAILED = 1
 # one dispatch message (a REQUEST frame and its inline body) is at most this long
 MAX_DISPATCH = 256 << 10
 
@@ -54,9 +62,13 @@ CTL_CANCEL = 3
 
 NAMES = {
     REQUEST: "REQUEST", BODY: "BODY", BODY_END: "BODY_END", FILE_ACK: "FILE_ACK", BODY_FAIL: "BODY_FAIL",
-    CONTROL_TO_WORKER: "CONTROL", START: "START", DATA: "DATA", FILE: "FILE", END: "END",
-    ERROR: "ERROR", LOG: "LOG", CREDIT: "CREDIT", CONTROL_FROM_WORKER: "CONTROL", STDERR: "STDERR",
+    DIRECT_ACK: "DIRECT_ACK", CONTROL_TO_WORKER: "CONTROL", START: "START", DATA: "DATA", FILE: "FILE",
+    END: "END", ERROR: "ERROR", LOG: "LOG", CREDIT: "CREDIT", CONTROL_FROM_WORKER: "CONTROL",
+    STDERR: "STDERR", DIRECT: "DIRECT", WROTE: "WROTE",
 }
+
+# room for the one descriptor a DIRECT_ACK carries (and a few more, to be closed)
+_FD_SPACE = socket.CMSG_SPACE(4 * array.array("i").itemsize)
 
 
 class ProtocolError(Exception):
@@ -116,7 +128,7 @@ class Channel:
     """
 
     __slots__ = ("sock", "buf", "view", "start", "end", "send", "recv_into", "pending", "disp_recv_into",
-                 "dbuf", "dview")
+                 "dbuf", "dview", "fds")
 
     def __init__(self, sock, disp=None, size=256 * 1024):
         self.sock = sock
@@ -130,6 +142,7 @@ class Channel:
         # current one read its own (a REQUEST too big for a dispatch message
         # is written there), and the inline body of the next request.
         self.pending = []
+        self.fds = None  # descriptors received while read_for_fds reads
         if disp is not None:
             self.disp_recv_into = disp.recv_into
             # anonymous memory: pages are only taken as messages use them
@@ -208,6 +221,29 @@ class Channel:
             if frame[0] != CONTROL_TO_WORKER:
                 pending.append(frame)
             # a control for another stream: a late CANCEL, dropped
+
+    def read_for_fds(self, stream):
+        """read_for(stream), receiving with recvmsg so that descriptors sent
+        along (SCM_RIGHTS) are kept rather than dropped by the kernel:
+        ((type, stream, payload), [fd, …]). Bytes already buffered were
+        received before the question this answers, so they carry none."""
+        self.fds = []
+        self.recv_into = self._recv_into_fds
+        try:
+            frame = self.read_for(stream)
+        finally:
+            self.recv_into = self.sock.recv_into
+            fds, self.fds = self.fds, None
+        return frame, fds
+
+    def _recv_into_fds(self, view):
+        n, ancdata, _flags, _addr = self.sock.recvmsg_into([view], _FD_SPACE)
+        for level, kind, data in ancdata:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds = array.array("i")
+                fds.frombytes(data[:len(data) - len(data) % fds.itemsize])
+                self.fds.extend(fds)
+        return n
 
     def _read_large(self, start, length):
         """A payload that does not fit: received straight into its own

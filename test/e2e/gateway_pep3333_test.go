@@ -275,24 +275,31 @@ func TestGatewayPEP3333(t *testing.T) {
 	})
 
 	t.Run("ContentLengthExceeded", func(t *testing.T) {
-		// The app declares 5 bytes and sends 10: no more than 5 may reach
-		// the client, or they would poison the next response.
-		c := s.gwDial(t)
-		io.WriteString(c, "GET /badlength?declared=5&actual=10 HTTP/1.1\r\nHost: x\r\n\r\n")
-		br := bufio.NewReader(c)
-		req, _ := http.NewRequest("GET", "/", nil)
-		resp, err := http.ReadResponse(br, req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		if len(body) > 5 {
-			t.Errorf("got %d body bytes, the app declared 5", len(body))
-		}
-		io.WriteString(c, "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-		rest, _ := io.ReadAll(br)
-		if len(rest) > 0 && !bytes.HasPrefix(rest, []byte("HTTP/1.1 200")) {
-			t.Errorf("after the over-long body the connection carries %q", rest)
+		// The app declares fewer bytes than it sends: no more than those may
+		// reach the client, or they would poison the next response. A large
+		// list body would be written by the worker itself (DIRECT): the
+		// master must refuse that past the declared length too.
+		for _, tc := range []struct {
+			path     string
+			declared int
+		}{{"/badlength?declared=5&actual=10", 5}, {"/big?size=1000000&declared=200000", 200000}} {
+			c := s.gwDial(t)
+			io.WriteString(c, "GET "+tc.path+" HTTP/1.1\r\nHost: x\r\n\r\n")
+			br := bufio.NewReader(c)
+			req, _ := http.NewRequest("GET", "/", nil)
+			resp, err := http.ReadResponse(br, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			if len(body) > tc.declared {
+				t.Errorf("%s: got %d body bytes, the app declared %d", tc.path, len(body), tc.declared)
+			}
+			io.WriteString(c, "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+			rest, _ := io.ReadAll(br)
+			if len(rest) > 0 && !bytes.HasPrefix(rest, []byte("HTTP/1.1 200")) {
+				t.Errorf("%s: after the over-long body the connection carries %.100q", tc.path, rest)
+			}
 		}
 	})
 

@@ -214,3 +214,12 @@ class Endless:
 def endless(environ, start_response):
     start_response("200 OK", [("Content-Type", "application/octet-stream")])
     return Endless(environ)
+
+
+def big(environ, start_response):
+    """A list body of QUERY_STRING bytes (0, 1, … 255, 0, …), as Django's
+    responses are lists: a large one may go to the client directly."""
+    size = int(environ["QUERY_STRING"])
+    body = (bytes(range(256)) * (size // 256 + 1))[:size]
+    start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(size))])
+    return [body]

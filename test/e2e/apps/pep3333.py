@@ -348,6 +348,20 @@ def crash_view(environ, start_response):
     return body()
 
 
+def big_view(environ, start_response):
+    """A large list body (the worker may write it to the client itself):
+    ?size= bytes of a pattern that differs per position, its SHA-256 and the
+    worker's pid in headers; ?declared= overrides Content-Length."""
+    q = query(environ)
+    size = int(q["size"])
+    unit = hashlib.sha256(q.get("seed", "").encode()).digest() * 2048  # 64 KiB
+    body = (unit * (size // len(unit) + 1))[:size]
+    start_response("200 OK", [("Content-Type", "application/octet-stream"),
+                              ("Content-Length", q.get("declared", str(size))),
+                              ("X-Sha256", hashlib.sha256(body).hexdigest()), ("X-Pid", str(os.getpid()))])
+    return [body]
+
+
 # --- raw routes (no validator: they misbehave on purpose) ------------------------
 
 
@@ -433,6 +447,7 @@ VALIDATED = {
     "vfile": file_view,
 }
 RAW = {
+    "big": big_view,  # a list, as Django's responses are: the validator's iterator would hide it
     "hop": hop_view,
     "header": header_view,
     "misbehave": misbehave_view,
