@@ -1,53 +1,43 @@
 package gateway
 
 import (
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/wsgate/wsgate/internal/component"
 )
 
 func TestStatsCountStatesAndRestarts(t *testing.T) {
-	seen := make(chan struct{}, 1)
-	p, srv := startPool(t, "router", func(c *Config) {
-		c.Workers = 2
-		c.Logger = slog.New(slog.NewTextHandler(testWriter{t: t, marker: "dying soon", seen: seen}, nil))
-	})
+	dir := t.TempDir() // before the pool: removed after the server is closed
+	p, srv := startPool(t, "routes", func(c *Config) { c.Workers = 2 })
 	st := p.Stats()
 	if st.Workers != 2 || st.Ready != 2 || st.States["ready"] != 2 || st.States["starting"] != 0 || st.Restarts != 0 || st.Busy != 0 || st.Queued != 0 {
 		t.Fatalf("after start: %+v", st)
 	}
-	done := make(chan int, 1)
-	go func() {
-		code, _, _ := get(t, srv.URL+"/slow-die")
-		done <- code
-	}()
-	<-seen
+	dying := filepath.Join(dir, "dying")
+	answer := fetch(srv.URL + "/hold-die?" + dying)
+	waitFor(t, "the request to reach the app", func() bool { return fileExists(dying + ".started") })
 	if st := p.Stats(); st.Busy != 1 {
 		t.Fatalf("with a request in flight: %+v", st)
 	}
-	if code := <-done; code != http.StatusBadGateway {
-		t.Fatalf("the request that killed its worker: %d", code)
+	release(t, dir, "dying")
+	if got := <-answer; !strings.HasPrefix(got, "502 ") {
+		t.Fatalf("the request that killed its worker: %q", got)
 	}
-	// The replacement is counted once it is spawned; wait for it to be ready
-	// (polling Stats is the readiness signal here).
-	for st = p.Stats(); st.Ready != 2; st = p.Stats() {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if st.Restarts != 1 || st.States["ready"] != 2 || st.States["draining"] != 0 || st.Busy != 0 {
+	waitReplaced(t, p, 2)
+	if st := p.Stats(); st.Restarts != 1 || st.States["ready"] != 2 || st.States["draining"] != 0 || st.Busy != 0 {
 		t.Fatalf("after a worker died and was replaced: %+v", st)
 	}
 }
 
 func TestQueueWaitReachesFacts(t *testing.T) {
-	seen := make(chan struct{}, 1)
-	p, _ := startPool(t, "nap", func(c *Config) {
+	dir := t.TempDir() // before the pool: removed after the server is closed
+	p, _ := startPool(t, "routes", func(c *Config) {
 		c.Pipeline = 1 // the second request must queue, not pipeline
-		c.Logger = slog.New(slog.NewTextHandler(testWriter{t: t, marker: "napping 0.3", seen: seen}, nil))
 	})
 	facts := make(chan *component.Facts, 2)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -56,14 +46,12 @@ func TestQueueWaitReachesFacts(t *testing.T) {
 		facts <- f
 	}))
 	defer srv.Close()
-	first := napping(t, srv.URL, "0.3")
-	<-seen
-	second := napping(t, srv.URL, "0")
-	for p.Stats().Queued != 1 { // the second request is in the queue
-		time.Sleep(time.Millisecond)
-	}
+	_, first := held(t, srv.URL, dir, "first")
+	second := fetch(srv.URL + "/hello")
+	waitFor(t, "the second request to queue", func() bool { return p.Stats().Queued == 1 })
+	release(t, dir, "first")
 	for _, ch := range []chan string{first, second} {
-		if got := <-ch; !strings.HasPrefix(got, "200 napped") {
+		if got := <-ch; !strings.HasPrefix(got, "200 ") {
 			t.Fatalf("got %q", got)
 		}
 	}
@@ -76,4 +64,9 @@ func TestQueueWaitReachesFacts(t *testing.T) {
 	if !(b.QueueWait > a.QueueWait) {
 		t.Fatalf("queue wait of the queued request %v, of the first %v", b.QueueWait, a.QueueWait)
 	}
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
