@@ -52,6 +52,26 @@ def latin1_header(environ, start_response):
     return [environ["PATH_INFO"].encode("latin-1")]
 
 
+def router(environ, start_response):
+    """/slow-die: say so on wsgi.errors, then die after a moment; else hello."""
+    if environ["PATH_INFO"] == "/slow-die":
+        environ["wsgi.errors"].write("dying soon\n")
+        environ["wsgi.errors"].flush()
+        time.sleep(0.5)
+        os._exit(1)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"hello from %d" % os.getpid()]
+
+
+def nap(environ, start_response):
+    """Say on wsgi.errors that the nap begins, then sleep QUERY_STRING seconds."""
+    environ["wsgi.errors"].write("napping %s\n" % environ["QUERY_STRING"])
+    environ["wsgi.errors"].flush()
+    time.sleep(float(environ["QUERY_STRING"]))
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"napped %d" % os.getpid()]
+
+
 def big_request(environ, start_response):
     """The length of one big header, and the length and hash of the body."""
     body = environ["wsgi.input"].read()
