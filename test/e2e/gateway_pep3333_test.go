@@ -133,12 +133,30 @@ func TestGatewayPEP3333(t *testing.T) {
 	})
 
 	t.Run("OptionsStar", func(t *testing.T) {
-		// "OPTIONS *" has no path for PATH_INFO; the server answers it
-		// (or refuses it) without handing the app an invalid environ.
+		// "OPTIONS *" asks about the server as a whole: the application
+		// answers it (not net/http's own empty 200), with REQUEST_URI "*"
+		// and no path: SCRIPT_NAME and PATH_INFO empty.
 		b := s.gwRawExchange(t, "OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-		resp, _ := gwReadResponse(t, bufio.NewReader(bytes.NewReader(b)), "OPTIONS")
-		if resp.StatusCode >= 500 {
-			t.Errorf("OPTIONS *: status %d", resp.StatusCode)
+		resp, body := gwReadResponse(t, bufio.NewReader(bytes.NewReader(b)), "OPTIONS")
+		var env map[string]any
+		gwJSON(t, "OPTIONS *", gwResponse{status: resp.StatusCode, body: body}, &env)
+		if env["REQUEST_METHOD"] != "OPTIONS" || env["REQUEST_URI"] != "*" || env["PATH_INFO"] != "" || env["SCRIPT_NAME"] != "" {
+			t.Errorf("OPTIONS *: REQUEST_METHOD %q REQUEST_URI %q SCRIPT_NAME %q PATH_INFO %q", env["REQUEST_METHOD"], env["REQUEST_URI"], env["SCRIPT_NAME"], env["PATH_INFO"])
+		}
+	})
+
+	t.Run("ChunkedTransferEncoding", func(t *testing.T) {
+		// net/http takes Transfer-Encoding out of the header; the app still
+		// sees it, as every client header, and no CONTENT_LENGTH.
+		b := s.gwRawExchange(t, "POST /environ/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+		resp, body := gwReadResponse(t, bufio.NewReader(bytes.NewReader(b)), "POST")
+		var env map[string]any
+		gwJSON(t, "chunked POST", gwResponse{status: resp.StatusCode, body: body}, &env)
+		if env["HTTP_TRANSFER_ENCODING"] != "chunked" {
+			t.Errorf("HTTP_TRANSFER_ENCODING = %v, want chunked", env["HTTP_TRANSFER_ENCODING"])
+		}
+		if v, ok := env["CONTENT_LENGTH"]; ok && v != "" {
+			t.Errorf("CONTENT_LENGTH = %v for a chunked body", v)
 		}
 	})
 
