@@ -93,7 +93,18 @@ func runServe(args []string) int {
 		GracefulTimeout:   seconds(o.GracefulTimeout),
 		Logger:            log,
 	}
+	if st != nil {
+		cfg.Env = append(cfg.Env, st.Env()...)
+	}
 	if o.App != "" {
+		if o.LogConfig != "" {
+			abs, err := filepath.Abs(o.LogConfig)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "wsgate: error: --log-config %s: %v\n", o.LogConfig, err)
+				return exitConfig
+			}
+			cfg.Env = append(cfg.Env, site.EnvLogConfig+"="+abs)
+		}
 		cfg.AppName = o.App
 		cfg.Node = callableNode(o.App)
 		// Resolve the interpreter before --chdir changes what a relative
@@ -276,7 +287,7 @@ func loadSite(uri string, o *serveOptions, set map[string]bool) (*site.Site, int
 		fmt.Fprintf(os.Stderr, "wsgate serve: %v\n", err)
 		return nil, exitUsage
 	}
-	opts := site.Options{URI: uri, Overrides: overrides, Python: o.Python, Chdir: o.Chdir}
+	opts := site.Options{URI: uri, Overrides: overrides, Python: o.Python, Chdir: o.Chdir, LogConfig: o.LogConfig}
 	if set["pythonpath"] {
 		opts.PythonPath = o.PythonPath
 	}

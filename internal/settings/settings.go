@@ -36,6 +36,7 @@ type Serve struct {
 	PythonPath        []string
 	Chdir             string
 	Sets              []string
+	LogConfig         string
 	LogLevel          string
 	ReloadSuffixes    []string
 	SchedBatch        bool
@@ -158,6 +159,16 @@ func Flags(fs *flag.FlagSet, o *Serve) {
 			def = ""
 		}
 		fs.Lookup(s.Flag).DefValue = def
+	}
+}
+
+// SiteFlags registers the Site settings and --set only: the flags of
+// check, manage and test, which load a site but do not serve it.
+func SiteFlags(fs *flag.FlagSet, o *Serve) {
+	for _, s := range Table {
+		if s.Site || s.Flag == "set" {
+			fs.Var(value{s, o}, s.Flag, strings.Replace(s.Help, s.Arg, "`"+s.Arg+"`", 1))
+		}
 	}
 }
 

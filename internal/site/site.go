@@ -33,6 +33,7 @@ type Options struct {
 	Python     string            // --python
 	PythonPath []string          // --pythonpath (given: the section's is not read)
 	Chdir      string            // --chdir
+	LogConfig  string            // --log-config
 }
 
 // Site is a loaded, resolved configuration.
@@ -50,9 +51,19 @@ type Site struct {
 	PythonPath []string
 	// Chdir is the Python processes' directory, absolute; "" when neither
 	// --chdir nor the section's `chdir` gives one (the current directory).
-	Chdir     string
+	Chdir string
+	// LogConfig is the file whose [loggers], [handlers] and [formatters]
+	// configure Python logging in the Python processes, absolute:
+	// --log-config, else the section's log_config (gunicorn's logconfig),
+	// else CONFIG_URI's file when it has a [loggers] section, as pserve
+	// does; "" for none.
+	LogConfig string
 	overrides map[string]string
 }
+
+// EnvLogConfig names the variable that tells the Python runtime which
+// file to hand logging.config.fileConfig (python/wsgate/loader.py).
+const EnvLogConfig = "WSGATE_LOG_CONFIG"
 
 // Load reads CONFIG_URI's server section and application and resolves the
 // application's factories in the chosen interpreter, from the Python path
@@ -97,6 +108,9 @@ func Load(o Options) (*Site, error) {
 			return nil, fmt.Errorf("%s: chdir %s: %v", where(chdirOrigin, "chdir"), s.Chdir, err)
 		}
 		s.Chdir = abs
+	}
+	if s.LogConfig, err = logConfig(o, fromConfig); err != nil {
+		return nil, err
 	}
 	interp, err := exec.LookPath(s.Python)
 	if err == nil {
@@ -171,7 +185,55 @@ func (s *Site) Command(module string, args ...string) (*exec.Cmd, error) {
 		return nil, err
 	}
 	cmd.Dir = s.Chdir
+	cmd.Env = append(cmd.Env, s.Env()...)
 	return cmd, nil
+}
+
+// logConfig picks the logging file (Site.LogConfig). A file given must
+// exist; the configuration's own is used only when it has [loggers].
+func logConfig(o Options, fromConfig func(string) (string, string)) (string, error) {
+	path, from := o.LogConfig, "--log-config"
+	if path == "" {
+		for _, key := range []string{"log_config", "logconfig"} {
+			if v, origin := fromConfig(key); v != "" {
+				path, from = v, where(origin, key)
+				break
+			}
+		}
+	}
+	if path == "" {
+		file, _, _ := config.ParseURI(o.URI)
+		if !hasSection(file, "loggers") {
+			return "", nil
+		}
+		path = file
+	} else if !hasSection(path, "loggers") {
+		return "", fmt.Errorf("%s: %s has no [loggers] section (logging.config.fileConfig needs [loggers], [handlers] and [formatters])", from, path)
+	}
+	return filepath.Abs(path)
+}
+
+// hasSection reports whether the INI file at path has [name].
+func hasSection(path, name string) bool {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.TrimSpace(line) == "["+name+"]" {
+			return true
+		}
+	}
+	return false
+}
+
+// Env is what the site's Python processes get in their environment on top
+// of wsgate's own.
+func (s *Site) Env() []string {
+	if s.LogConfig == "" {
+		return nil
+	}
+	return []string{EnvLogConfig + "=" + s.LogConfig}
 }
 
 // serverFor finds the server section for uri: [server:NAME] of the URI's

@@ -585,6 +585,8 @@ def main(argv=None):
     except OSError:
         pass
     try:
+        from wsgate import loader
+        loader.setup_logging()
         app = load_app(node)
     except BaseException as exc:  # SystemExit too: the master says why
         message = describe_load_error(exc) + "\n" + traceback.format_exc()
