@@ -81,7 +81,7 @@ func (s Setting) Set(o *Serve, v string) error {
 		}
 		*p = v
 	case *[]string:
-		*p = append(*p, strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' })...)
+		*p = append(*p, SplitList(v)...)
 	case *bool:
 		b, err := ParseBool(v)
 		if err != nil {
@@ -111,6 +111,12 @@ func (s Setting) Set(o *Serve, v string) error {
 		*p = f
 	}
 	return nil
+}
+
+// SplitList splits a list value: space-separated as wsgate and PasteDeploy
+// write them, or comma-separated as gunicorn does.
+func SplitList(v string) []string {
+	return strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' })
 }
 
 // ParseBool reads the spellings of true and false INI files use.

@@ -52,7 +52,7 @@ var Table = []Setting{
 		Help:       "the Python interpreter PATH (default: $WSGATE_PYTHON, else python in the server section, else python3)",
 		Doc:        "the interpreter of the workers and of `check`, `manage`, `test`: `--python`, else `$WSGATE_PYTHON`, else the file's, else the default",
 		field:      func(o *Serve) any { return &o.Python }},
-	{Flag: "pythonpath", Arg: "DIR", Key: "pythonpath", Site: true, KeyNote: "(space-separated)",
+	{Flag: "pythonpath", Arg: "DIR", Key: "pythonpath", Site: true, KeyNote: "(space- or comma-separated)",
 		Help:  "DIR to put on the Python processes' sys.path, a relative one from --chdir (repeatable; default: pythonpath in the server section)",
 		Doc:   "directories put on the workers' `sys.path` after wsgate's runtime; relative ones are taken from the workers' directory",
 		field: func(o *Serve) any { return &o.PythonPath }},

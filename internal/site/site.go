@@ -23,6 +23,7 @@ import (
 	"strings"
 
 	"github.com/wsgate/wsgate/internal/config"
+	"github.com/wsgate/wsgate/internal/settings"
 	"github.com/wsgate/wsgate/python"
 )
 
@@ -89,7 +90,7 @@ func Load(o Options) (*Site, error) {
 	s.Python = python.Interpreter(o.Python, pyConf)
 	if s.PythonPath == nil {
 		if v, _ := fromConfig("pythonpath"); v != "" {
-			s.PythonPath = strings.Fields(v)
+			s.PythonPath = settings.SplitList(v)
 		}
 	}
 	chdirOrigin := "--chdir"
