@@ -191,7 +191,8 @@ func (s *Site) Command(module string, args ...string) (*exec.Cmd, error) {
 }
 
 // logConfig picks the logging file (Site.LogConfig). A file given must
-// exist; the configuration's own is used only when it has [loggers].
+// exist and have [loggers]; the configuration's own is used only when it
+// has them.
 func logConfig(o Options, fromConfig func(string) (string, string)) (string, error) {
 	path, from := o.LogConfig, "--log-config"
 	if path == "" {
@@ -204,28 +205,30 @@ func logConfig(o Options, fromConfig func(string) (string, string)) (string, err
 	}
 	if path == "" {
 		file, _, _ := config.ParseURI(o.URI)
-		if !hasSection(file, "loggers") {
+		if ok, _ := hasSection(file, "loggers"); !ok {
 			return "", nil
 		}
 		path = file
-	} else if !hasSection(path, "loggers") {
+	} else if ok, err := hasSection(path, "loggers"); err != nil {
+		return "", fmt.Errorf("%s: %w", from, err)
+	} else if !ok {
 		return "", fmt.Errorf("%s: %s has no [loggers] section (logging.config.fileConfig needs [loggers], [handlers] and [formatters])", from, path)
 	}
 	return filepath.Abs(path)
 }
 
 // hasSection reports whether the INI file at path has [name].
-func hasSection(path, name string) bool {
+func hasSection(path, name string) (bool, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return false
+		return false, err
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		if strings.TrimSpace(line) == "["+name+"]" {
-			return true
+			return true, nil
 		}
 	}
-	return false
+	return false, nil
 }
 
 // Env is what the site's Python processes get in their environment on top

@@ -253,3 +253,77 @@ func TestInterpreterPrecedenceForEveryCommand(t *testing.T) {
 		ranOnly(c.name+": serve", c.want)
 	}
 }
+
+const iniLoggingSections = `
+[loggers]
+keys = root, myproject
+
+[handlers]
+keys = file
+
+[formatters]
+keys = generic
+
+[logger_root]
+level = WARNING
+handlers =
+
+[logger_myproject]
+level = DEBUG
+handlers = file
+qualname = myproject
+
+[handler_file]
+class = FileHandler
+args = ('%(here)s/FILE', 'a')
+formatter = generic
+
+[formatter_generic]
+format = FMT %(levelname)s [%(name)s] %(message)s
+`
+
+// manage and test configure logging from the file as the workers do, and
+// --log-config names another file.
+func TestManageAndTestLogAsTheINISays(t *testing.T) {
+	dir := djProject(t)
+	f, err := os.OpenFile(filepath.Join(dir, "dev.ini"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.WriteString(strings.Replace(iniLoggingSections, "FILE", "own.log", 1))
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	iniWrite(t, dir, map[string]string{"other.ini": strings.Replace(iniLoggingSections, "FILE", "other.log", 1)})
+	logLine := "import logging; logging.getLogger('myproject.x').info('from %s', 'manage')"
+	if r := djRun(t, dir, "", nil, "manage", "dev.ini", "shell", "-c", logLine); r.status != 0 {
+		t.Fatalf("manage shell: %d\n%s%s", r.status, r.stdout, r.stderr)
+	}
+	if r := djRun(t, dir, "", nil, "manage", "--log-config", "other.ini", "dev.ini", "shell", "-c", logLine); r.status != 0 {
+		t.Fatalf("manage --log-config shell: %d\n%s%s", r.status, r.stdout, r.stderr)
+	}
+	for _, name := range []string{"own.log", "other.log"} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil || string(b) != "FMT INFO [myproject.x] from manage\n" {
+			t.Errorf("%s: %q (%v), want one line in the file's format", name, b, err)
+		}
+	}
+	// test: the sections apply before the tests run.
+	iniWrite(t, dir, map[string]string{"test_djlog.py": `
+import logging
+from django.test import SimpleTestCase
+
+
+class Logs(SimpleTestCase):
+    def test_logs(self):
+        logging.getLogger("myproject.tests").warning("from test")
+`})
+	if r := djRun(t, dir, "", nil, "test", "dev.ini", "test_djlog"); r.status != 0 {
+		t.Fatalf("wsgate test: %d\n%s%s", r.status, r.stdout, r.stderr)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "own.log"))
+	if !strings.HasSuffix(string(b), "FMT WARNING [myproject.tests] from test\n") {
+		t.Errorf("own.log after wsgate test: %q", b)
+	}
+}
