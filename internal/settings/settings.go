@@ -59,6 +59,9 @@ type Setting struct {
 	Min        float64 // numbers: the smallest value that means something
 	Above      bool    // numbers: the value must be above Min
 	Choices    []string
+	// Numbered choices are also given by their index, as gunicorn writes
+	// cert_reqs (ssl.CERT_NONE 0, CERT_OPTIONAL 1, CERT_REQUIRED 2).
+	Numbered bool
 	// Site settings decide how Python finds the application; internal/site
 	// reads them, with the same precedence, for every command.
 	Site    bool
@@ -76,6 +79,9 @@ func (s Setting) Set(o *Serve, v string) error {
 	v = strings.TrimSpace(v)
 	switch p := s.field(o).(type) {
 	case *string:
+		if i, err := strconv.Atoi(v); err == nil && s.Numbered && i >= 0 && i < len(s.Choices) {
+			v = s.Choices[i]
+		}
 		if len(s.Choices) > 0 && !contains(s.Choices, v) {
 			return fmt.Errorf("%q is not one of %s", v, strings.Join(s.Choices, ", "))
 		}

@@ -190,6 +190,9 @@ func TestSettingsParse(t *testing.T) {
 	if err := set("cert-reqs", "always"); err == nil || !strings.Contains(err.Error(), "none, optional, required") {
 		t.Errorf("cert_reqs = always: %v", err)
 	}
+	if err := set("cert-reqs", "2"); err != nil || o.Net.CertReqs != "required" {
+		t.Errorf("cert_reqs = 2 (gunicorn's ssl.CERT_REQUIRED): %q %v", o.Net.CertReqs, err)
+	}
 	if err := set("timeout", "-1"); err == nil || err.Error() != "-1 is not a number of seconds ≥ 0" {
 		t.Errorf("timeout -1: %v", err)
 	}
