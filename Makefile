@@ -103,7 +103,7 @@ test-go:
 
 test-python:
 	cd python && $(STRICT) WSGATE_BIN=$(BIN) $(VPY) -m pytest -q tests
-	$(STRICT) $(VPY) -m pytest -q bench/test_wrkparse.py
+	$(STRICT) $(VPY) -m pytest -q bench/test_wrkparse.py bench/test_run.py bench/test_djadmin.py
 
 # The runtime's Django-free tests on every CPython 3.9+ the machine has, each in
 # .venv-pythons/<version> (requirements-pythons.txt); fails without 3.9 or 3.12+.

@@ -1,7 +1,9 @@
-"""The plain WSGI applications the benchmark serves (cases hello, big and upload).
+"""The plain WSGI applications the benchmark serves (cases hello, big, upload and mixed).
 
 Each callable does the least its case needs, so the table measures the servers, not the apps.
 """
+
+import time
 
 HELLO = b"Hello, World!"
 BIG = b"x" * (1024 * 1024)  # built once: the 1 MB case measures moving bytes, not making them
@@ -37,6 +39,16 @@ def upload(environ, start_response):
     body = b"%d\n" % total
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]
+
+
+SLOW_SECONDS = 0.2  # the mixed case's slow view: a slow query or a remote call, the worker waiting
+
+
+def mixed(environ, start_response):
+    """The mixed case: /slow answers after 200 ms, anything else at once (hello's answer)."""
+    if environ.get("PATH_INFO") == "/slow":
+        time.sleep(SLOW_SECONDS)
+    return hello(environ, start_response)
 
 
 def make_app(global_conf, app="hello"):

@@ -54,6 +54,7 @@ def test_clean_report():
     assert r["p99_ms"] == pytest.approx(3.64)
     assert r["errors"]["total"] == 0
     assert r["non2xx"] == 0
+    assert r["bytes_read"] == round(3.25 * 2**20)
 
 
 def test_units_and_errors():
@@ -64,6 +65,18 @@ def test_units_and_errors():
     assert r["seconds"] == pytest.approx(60.0)
     assert r["errors"] == {"connect": 1, "read": 80088, "write": 2, "timeout": 3, "total": 80094}
     assert r["non2xx"] == 17
+    assert r["bytes_read"] == round(5.96 * 2**20)
+
+
+SMALL = CLEAN.replace("43718 requests in 3.00s, 3.25MB read", "12 requests in 3.00s, 838.00B read")
+
+
+def test_bytes_read_units():
+    assert wrkparse.parse(SMALL)["bytes_read"] == 838
+    big = CLEAN.replace("3.25MB read", "1.50GB read")
+    assert wrkparse.parse(big)["bytes_read"] == round(1.5 * 2**30)
+    kb = CLEAN.replace("3.25MB read", "12.25KB read")
+    assert wrkparse.parse(kb)["bytes_read"] == round(12.25 * 1024)
 
 
 def test_not_a_report():

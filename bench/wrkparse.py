@@ -15,6 +15,8 @@ _SOCKET_ERRORS = re.compile(
     r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)"
 )
 _NON_2XX = re.compile(r"Non-2xx or 3xx responses: (\d+)")
+_READ = re.compile(r"^\s*\d+ requests in [^,]+, ([\d.]+)([KMGTP]?)B read", re.M)
+_BINARY = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40, "P": 2**50}
 _AVG_LATENCY = re.compile(r"^\s*Latency\s+([\d.]+)(us|ms|s|m|h)\s", re.M)
 
 
@@ -27,9 +29,10 @@ def to_ms(value, unit):
 
 
 def parse(text):
-    """Returns {rps, requests, seconds, avg_ms, p50_ms, p75_ms, p90_ms, p99_ms, errors{...}, non2xx}.
+    """Returns {rps, requests, seconds, bytes_read, avg_ms, p50_ms, p75_ms, p90_ms, p99_ms, errors{...}, non2xx}.
 
-    `errors` holds wrk's socket errors (connect, read, write, timeout) and their total; `non2xx` counts
+    `bytes_read` is what wrk read in all (headers and bodies; wrk rounds it to 3 significant digits), so
+    bytes_read / requests tells a full page from a short redirect. `errors` holds wrk's socket errors (connect, read, write, timeout) and their total; `non2xx` counts
     responses with a status outside 2xx/3xx. Raises WrkParseError when a required figure is missing.
     """
     rps = _RPS.search(text)
@@ -47,10 +50,12 @@ def parse(text):
             errors[key] = int(value)
     errors["total"] = sum(errors.values())
     non2xx = _NON_2XX.search(text)
+    read = _READ.search(text)
     return {
         "rps": float(rps.group(1)),
         "requests": int(requests.group(1)),
         "seconds": to_ms(requests.group(2), requests.group(3)) / 1000.0,
+        "bytes_read": round(float(read.group(1)) * _BINARY[read.group(2)]) if read else None,
         "avg_ms": to_ms(*avg.groups()) if avg else None,
         "p50_ms": percentiles["50"],
         "p75_ms": percentiles.get("75"),

@@ -191,16 +191,12 @@ func printRoutes(w io.Writer, c *compose.Composed) {
 		fmt.Fprintln(w, "pools:")
 	}
 	for _, p := range c.Pools {
-		fmt.Fprintf(w, "  %s  %s  serves %s\n", p.Name, p.Node.Source, strings.Join(p.Routes, ", "))
+		own := ""
+		if settings := p.Settings.String(); settings != "" {
+			own = "  " + settings
+		}
+		fmt.Fprintf(w, "  %s  %s  serves %s%s  — %s\n", p.Name, p.Node.Source, strings.Join(p.Routes, ", "), own, p.Why)
 	}
-}
-
-// djangoFactories are the factories whose settings `check` asks
-// wsgate.django.settings_report about.
-var djangoFactories = map[string]bool{
-	"wsgate.django.factory:make_wsgi_app": true,
-	"wsgate.django.compat:make_twod_app":  true,
-	"wsgate.django.compat:make_dpds_app":  true,
 }
 
 type djangoReport struct {
@@ -221,9 +217,7 @@ type djangoReport struct {
 func djangoPools(c *compose.Composed) []*compose.Pool {
 	var out []*compose.Pool
 	for _, p := range c.Pools {
-		found := false
-		p.Node.Walk(func(n *config.Node) { found = found || djangoFactories[n.Factory] })
-		if found {
+		if compose.HoldsDjango(p.Node) {
 			out = append(out, p)
 		}
 	}
@@ -234,7 +228,7 @@ func djangoPools(c *compose.Composed) []*compose.Pool {
 // that holds a Django application: the settings the configuration gives
 // must load, and the human output shows where each came from.
 func djangoSettings(st *site.Site, p *compose.Pool) (*djangoReport, error) {
-	cmd, err := st.Command("wsgate.django.settings_report")
+	cmd, err := st.CommandIn(poolPython(st, p), "wsgate.django.settings_report")
 	if err != nil {
 		return nil, fmt.Errorf("preparing the Django settings report: %w", err)
 	}
@@ -253,6 +247,15 @@ func djangoSettings(st *site.Site, p *compose.Pool) (*djangoReport, error) {
 		return nil, errors.New(rep.Error)
 	}
 	return &rep, nil
+}
+
+// poolPython is the interpreter a pool's application runs in: its
+// wsgate.python, else the site's.
+func poolPython(st *site.Site, p *compose.Pool) string {
+	if p.Settings.Python != "" {
+		return p.Settings.Python
+	}
+	return st.Python
 }
 
 func lastLine(s string) string {
@@ -319,6 +322,11 @@ func printNode(w io.Writer, n *config.Node, marks map[*config.Node]string, inden
 		for _, k := range n.LocalConf.Keys() {
 			v, _ := n.LocalConf.Get(k)
 			fmt.Fprintf(w, "%s%s = %s\n", confIndent, k, strings.ReplaceAll(v, "\n", "\n"+confIndent+"  "))
+		}
+		// wsgate's own options, which the factory does not receive.
+		for _, k := range n.Wsgate.Keys() {
+			v, _ := n.Wsgate.Get(k)
+			fmt.Fprintf(w, "%s%s%s = %s  (wsgate's, not the application's)\n", confIndent, config.WsgatePrefix, k, v)
 		}
 	}
 	for i, k := range kids {

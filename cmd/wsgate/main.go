@@ -32,6 +32,8 @@ func commands() []command {
 		{"check", "validate a configuration and print its composed tree", runCheck},
 		{"manage", "run a Django management command with the settings a configuration gives", runManage},
 		{"test", "run Django's test runner with the settings a configuration gives", runTest},
+		{"status", "show a running server's pools, workers and the requests they are on", runStatus},
+		{"dump", "have a running server log every worker's Python thread stacks", runDump},
 		{"version", "print wsgate's version", runVersion},
 		{"help", "print this help", runHelp},
 	}

@@ -95,7 +95,7 @@ func runDjangoCommand(c djangoCommand, args []string) int {
 	if err := nodeFile.Close(); err != nil {
 		return fail(fmt.Errorf("writing the application for Python: %w", err))
 	}
-	cmd, err := st.Command(c.module, append([]string{nodeFile.Name()}, rest...)...)
+	cmd, err := st.CommandIn(poolPython(st, pool), c.module, append([]string{nodeFile.Name()}, rest...)...)
 	if err != nil {
 		return fail(err)
 	}

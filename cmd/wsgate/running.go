@@ -1,15 +1,19 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"os/exec"
+	"os/signal"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/wsgate/wsgate/internal/component"
 	"github.com/wsgate/wsgate/internal/compose"
@@ -19,9 +23,10 @@ import (
 
 // runningSite is a composed site and its worker pools, as `serve` runs it:
 // it is the server's handler, and the supervisor that SIGHUP, --reload and
-// SIGTERM drive (every pool together).
+// SIGTERM drive. Each pool runs with the server's settings, but for what its
+// application's wsgate.* options change (compose.PoolSettings).
 type runningSite struct {
-	base gateway.Config // every pool's settings but its application
+	base gateway.Config // the server's settings, for every pool
 	log  *slog.Logger
 	// python runs the site's Python outside the workers, for components
 	// that read it at load (compose.Options.Python); nil with --app.
@@ -29,14 +34,47 @@ type runningSite struct {
 
 	mu       sync.Mutex
 	pools    map[string]*gateway.Pool // by compose.Pool.Name
+	running  map[string]poolState     // what each pool runs, by name
 	order    []string
 	composed *compose.Composed
 	handler  atomic.Pointer[http.Handler]
 	draining atomic.Bool
 }
 
+// poolState is what a pool was started or last reloaded with: a reload
+// of the configuration leaves a pool alone when both are unchanged.
+type poolState struct {
+	worker   []byte
+	settings string
+}
+
 func newRunningSite(base gateway.Config, log *slog.Logger) *runningSite {
-	return &runningSite{base: base, log: log, pools: map[string]*gateway.Pool{}}
+	return &runningSite{base: base, log: log, pools: map[string]*gateway.Pool{}, running: map[string]poolState{}}
+}
+
+// poolConfig is the server's settings with the pool's own applied.
+func (s *runningSite) poolConfig(p *compose.Pool) gateway.Config {
+	cfg := s.base
+	cfg.Node = p.Worker
+	cfg.AppName = fmt.Sprintf("%s (%s)", p.Name, p.Node.Source)
+	cfg.Logger = s.log.With("pool", p.Name)
+	own := p.Settings
+	if own.Workers > 0 {
+		cfg.Workers = own.Workers
+	}
+	if own.Threads > 0 {
+		cfg.Threads = own.Threads
+	}
+	if own.Timeout != nil {
+		cfg.Timeout = timeoutOrNone(*own.Timeout)
+	}
+	if own.MaxRequests != nil {
+		cfg.MaxRequests = *own.MaxRequests
+	}
+	if own.Python != "" {
+		cfg.Python = own.Python
+	}
+	return cfg
 }
 
 func (s *runningSite) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -44,31 +82,33 @@ func (s *runningSite) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // compose builds app's handler; the pools it needs are created (not
-// started) into fresh or, on a reload, reused by name: reused maps those
-// to the application they are to load, which the caller hands them
-// (ReloadNode) once the new composition is sure to be served.
-func (s *runningSite) compose(app *config.Node, fresh map[string]*gateway.Pool) (c *compose.Composed, reused map[string][]byte, err error) {
-	reused = map[string][]byte{}
+// started) into fresh or, on a reload, reused: a running pool of the same
+// name and settings. reused maps those whose application changed to the
+// one they are to load, which the caller hands them (ReloadNode) once the
+// new composition is sure to be served; an unchanged pool is left alone.
+// states is what every pool of fresh runs.
+func (s *runningSite) compose(app *config.Node, fresh map[string]*gateway.Pool) (c *compose.Composed, reused map[string][]byte, states map[string]poolState, err error) {
+	reused, states = map[string][]byte{}, map[string]poolState{}
 	c, err = compose.Compose(app, compose.Options{
 		Site:   s,
 		Logger: s.log,
 		Python: s.python,
 		Serve: func(p *compose.Pool) (http.Handler, error) {
-			if old, ok := s.pools[p.Name]; ok {
+			state := poolState{worker: p.Worker, settings: p.Settings.String()}
+			states[p.Name] = state
+			if old, ok := s.pools[p.Name]; ok && s.running[p.Name].settings == state.settings {
 				fresh[p.Name] = old
-				reused[p.Name] = p.Worker
+				if !bytes.Equal(s.running[p.Name].worker, p.Worker) {
+					reused[p.Name] = p.Worker
+				}
 				return gateway.NewHandler(old, ""), nil
 			}
-			cfg := s.base
-			cfg.Node = p.Worker
-			cfg.AppName = fmt.Sprintf("%s (%s)", p.Name, p.Node.Source)
-			cfg.Logger = s.log.With("pool", p.Name)
-			gp := gateway.NewPool(cfg)
+			gp := gateway.NewPool(s.poolConfig(p))
 			fresh[p.Name] = gp
 			return gateway.NewHandler(gp, ""), nil
 		},
 	})
-	return c, reused, err
+	return c, reused, states, err
 }
 
 // prepareSingle makes the one pool of `serve --app` (no configuration).
@@ -83,7 +123,7 @@ func (s *runningSite) prepareSingle(cfg gateway.Config) {
 // listener is bound or worker started.
 func (s *runningSite) prepare(app *config.Node) error {
 	fresh := map[string]*gateway.Pool{}
-	c, _, err := s.compose(app, fresh)
+	c, _, states, err := s.compose(app, fresh)
 	if err != nil {
 		return err
 	}
@@ -91,6 +131,7 @@ func (s *runningSite) prepare(app *config.Node) error {
 		s.pools[p.Name] = fresh[p.Name]
 		s.order = append(s.order, p.Name)
 	}
+	s.running = states
 	s.composed = c
 	s.handler.Store(&c.Handler)
 	return nil
@@ -124,7 +165,7 @@ func logSettings(log *slog.Logger, name string, c gateway.Config) {
 	}
 	log.Info("pool settings", "pool", name, "workers", c.Workers, "threads", c.Threads, "pipeline", c.Pipeline,
 		"timeout", timeout, "queue_size", queue, "graceful_timeout", c.GracefulTimeout.String(),
-		"max_requests", c.MaxRequests)
+		"max_requests", c.MaxRequests, "max_worker_memory", c.MaxWorkerMemory, "preload", c.Preload)
 }
 
 // Workers is the number of workers of every pool.
@@ -167,63 +208,64 @@ func (s *runningSite) Reloading() bool {
 	return false
 }
 
-// ReloadApp composes a changed configuration: new pools start, then pools
-// of the same name get the new application (a graceful reload), the new
-// handler serves, and the pools no longer mounted stop. Until the new
-// composition serves, a failure leaves the running site as it was.
-func (s *runningSite) ReloadApp(app *config.Node) error {
+// ReloadApp composes a changed configuration, touching only the pools
+// the change concerns: new pools start (and a pool whose wsgate.*
+// settings changed is replaced by a new one), then pools whose
+// application changed get it (a graceful reload), the new handler serves,
+// and the pools no longer mounted stop. A pool whose application and
+// settings are unchanged keeps its workers, unless codeChanged (a source
+// file changed too: every running pool reloads, the new ones have just
+// imported it). Until the new composition serves, a failure leaves the
+// running site as it was.
+func (s *runningSite) ReloadApp(app *config.Node, codeChanged bool) error {
 	s.mu.Lock()
 	fresh := map[string]*gateway.Pool{}
-	c, reused, err := s.compose(app, fresh)
+	c, reused, states, err := s.compose(app, fresh)
 	if err != nil {
 		s.mu.Unlock()
 		return err
 	}
-	var order, started []string
+	var order []string
+	var started []*gateway.Pool
 	for _, p := range c.Pools {
 		order = append(order, p.Name)
-		if _, running := s.pools[p.Name]; running {
+		gp := fresh[p.Name]
+		if gp == s.pools[p.Name] {
 			continue
 		}
-		if err := fresh[p.Name].Start(); err != nil {
-			s.stopPools(context.Background(), started)
-			for _, name := range started {
-				delete(s.pools, name)
-			}
+		if err := gp.Start(); err != nil {
+			eachPool(started, func(p *gateway.Pool) { p.Stop(context.Background()) })
 			s.mu.Unlock()
 			c.Close()
 			return fmt.Errorf("starting pool %s: %w", p.Name, err)
 		}
-		logSettings(s.log, p.Name, fresh[p.Name].Config())
-		s.pools[p.Name] = fresh[p.Name]
-		started = append(started, p.Name)
+		logSettings(s.log, p.Name, gp.Config())
+		started = append(started, gp)
 	}
-	for name, worker := range reused {
-		s.pools[name].ReloadNode(worker)
-	}
-	old, oldOrder := s.composed, s.order
-	s.composed, s.order = c, order
-	s.handler.Store(&c.Handler)
-	var gone []*gateway.Pool
-	for _, name := range oldOrder {
-		if _, kept := fresh[name]; !kept {
-			gone = append(gone, s.pools[name])
-			delete(s.pools, name)
+	for _, p := range c.Pools {
+		if worker, ok := reused[p.Name]; ok {
+			s.pools[p.Name].ReloadNode(worker)
+		} else if codeChanged && fresh[p.Name] == s.pools[p.Name] {
+			s.pools[p.Name].Reload()
 		}
 	}
+	old := s.composed
+	var gone []*gateway.Pool
+	for name, p := range s.pools {
+		if fresh[name] != p {
+			gone = append(gone, p)
+		}
+	}
+	if len(reused) == 0 && len(started) == 0 && len(gone) == 0 && !codeChanged {
+		s.log.Info("no pool changed: the configuration's Python applications are as they were")
+	}
+	s.composed, s.order, s.pools, s.running = c, order, fresh, states
+	s.handler.Store(&c.Handler)
 	s.mu.Unlock()
 	// Requests already handed to a gone pool finish within the grace.
 	ctx, cancel := context.WithTimeout(context.Background(), s.base.GracefulTimeout)
 	defer cancel()
-	var wg sync.WaitGroup
-	for _, p := range gone {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			p.Stop(ctx)
-		}()
-	}
-	wg.Wait()
+	eachPool(gone, func(p *gateway.Pool) { p.Stop(ctx) })
 	if old != nil {
 		old.Close()
 	}
@@ -246,16 +288,11 @@ func (s *runningSite) Stop(ctx context.Context) {
 }
 
 func (s *runningSite) stopPools(ctx context.Context, names []string) {
-	var wg sync.WaitGroup
+	pools := make([]*gateway.Pool, 0, len(names))
 	for _, name := range names {
-		p := s.pools[name]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			p.Stop(ctx)
-		}()
+		pools = append(pools, s.pools[name])
 	}
-	wg.Wait()
+	eachPool(pools, func(p *gateway.Pool) { p.Stop(ctx) })
 }
 
 // Pools reports every pool (component.Site, for metrics and health).
@@ -269,6 +306,54 @@ func (s *runningSite) Pools() []component.PoolStats {
 		out = append(out, st)
 	}
 	return out
+}
+
+// DumpStacks has every worker of every pool log its Python thread stacks
+// (SIGUSR1, `wsgate dump`); it returns once they are logged.
+func (s *runningSite) DumpStacks(why string) {
+	s.mu.Lock()
+	pools := make([]*gateway.Pool, 0, len(s.order))
+	for _, name := range s.order {
+		pools = append(pools, s.pools[name])
+	}
+	s.mu.Unlock()
+	eachPool(pools, func(p *gateway.Pool) { p.DumpStacks(why) })
+}
+
+// eachPool runs f on every pool at once and returns when all are done.
+func eachPool(pools []*gateway.Pool, f func(*gateway.Pool)) {
+	var wg sync.WaitGroup
+	for _, p := range pools {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f(p)
+		}()
+	}
+	wg.Wait()
+}
+
+// dumpOnSIGUSR1 logs every worker's stacks each time the master gets
+// SIGUSR1; the returned function stops listening.
+func (s *runningSite) dumpOnSIGUSR1() func() {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGUSR1)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-sigs:
+				s.log.Info("SIGUSR1: dumping every worker's stacks")
+				s.DumpStacks("SIGUSR1 sent to the master")
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(sigs)
+		close(done)
+	}
 }
 
 // Draining reports whether the site is shutting down.

@@ -76,7 +76,17 @@ func runServe(args []string) int {
 		fmt.Fprintf(os.Stderr, "wsgate serve: --log-level %q: use debug, info, warn or error\n", o.LogLevel)
 		return exitUsage
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	var handler slog.Handler
+	switch o.LogFormat {
+	case "text":
+		handler = slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})
+	case "json":
+		handler = slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})
+	default:
+		fmt.Fprintf(os.Stderr, "wsgate serve: --log-format %q: use text or json\n", o.LogFormat)
+		return exitUsage
+	}
+	log := slog.New(handler)
 	slog.SetDefault(log)
 
 	cfg := gateway.Config{
@@ -88,6 +98,8 @@ func runServe(args []string) int {
 		Timeout:           timeoutOrNone(o.Timeout),
 		MaxRequests:       o.MaxRequests,
 		MaxRequestsJitter: o.MaxRequestsJitter,
+		MaxWorkerMemory:   int64(o.MaxWorkerMemory),
+		Preload:           o.Preload,
 		QueueSize:         queueOrNone(o.QueueSize),
 		Pipeline:          o.Pipeline,
 		GracefulTimeout:   seconds(o.GracefulTimeout),
@@ -172,6 +184,15 @@ func serve(cfg gateway.Config, st *site.Site, binds []string, o serveOptions, lo
 		}()
 	}
 	running := newRunningSite(cfg, log)
+	uri := ""
+	if st != nil {
+		uri = st.URI
+	}
+	ctlPath, err := controlPath(o.ControlSocket, uri, o.App)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "wsgate: error: --control-socket: %v\n", err)
+		return exitConfig
+	}
 	if st != nil {
 		running.python = st.Command
 		if err := running.prepare(st.App); err != nil {
@@ -198,6 +219,7 @@ func serve(cfg gateway.Config, st *site.Site, binds []string, o serveOptions, lo
 		fmt.Fprintf(os.Stderr, "wsgate: error: %v\n", err)
 		return exitConfig
 	}
+	defer openControl(running, ctlPath, log)()
 	if failed, err := running.start(); err != nil {
 		socks.Close()
 		name := cfg.AppName
@@ -217,9 +239,10 @@ func serve(cfg gateway.Config, st *site.Site, binds []string, o serveOptions, lo
 	}
 	pools := ""
 	if n := running.PoolCount(); n > 1 {
-		pools = fmt.Sprintf(", %d pools", n)
+		pools = fmt.Sprintf("%d pools, ", n)
 	}
-	fmt.Fprintf(os.Stderr, "wsgate: ready, %d workers%s (pid %d)\n", running.Workers(), pools, os.Getpid())
+	fmt.Fprintf(os.Stderr, "wsgate: ready, %s%d workers (pid %d)\n", pools, running.Workers(), os.Getpid())
+	defer running.dumpOnSIGUSR1()()
 	if rl != nil {
 		defer rl.Start(running)()
 	}

@@ -13,12 +13,13 @@
 //     the location of both.
 //   - One pool per distinct Python application: the same application,
 //     configured the same way, reached under several prefixes or through
-//     several composites, is served by one pool (PoolKey).
+//     several composites, is served by one pool (PoolKey). Its wsgate.*
+//     options (pools.go) name and size the pool; two applications that
+//     cannot share a process (two Django configurations) are never one.
 package compose
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
+	"bytes"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -59,6 +60,11 @@ type Pool struct {
 	Worker []byte
 	// Routes are the routes the pool serves, as Composed.Routes names them.
 	Routes []string
+	// Settings are the application's wsgate.* options: the pool's own
+	// size and interpreter, where the server's are not to be used.
+	Settings PoolSettings
+	// Why says why it is a pool of its own (check prints it).
+	Why string
 }
 
 // Route is one path from the top of the tree to what answers: a Go
@@ -101,25 +107,24 @@ func (c *Composed) Close() error {
 	return first
 }
 
-// PoolKey is what makes two Python segments one pool: the same
-// application, configured the same way (its worker form, sources
-// included, is identical). Issue 11's `wsgate.pool` grouping belongs here.
-func PoolKey(worker []byte) string {
-	sum := sha256.Sum256(worker)
-	return hex.EncodeToString(sum[:])
-}
-
 // Compose builds the site's handler from its resolved application tree.
 func Compose(app *config.Node, opts Options) (*Composed, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	c := &composer{opts: opts, out: &Composed{Marks: map[*config.Node]string{}}, pools: map[string]*pool{}}
+	c := &composer{opts: opts, out: &Composed{Marks: map[*config.Node]string{}}, pools: map[string]*pool{}, names: map[string]bool{}}
+	// Names a wsgate.pool gives are not handed out to other pools.
+	app.Walk(func(n *config.Node) {
+		if v, ok := n.Wsgate.Get("pool"); ok {
+			c.names[strings.TrimSpace(v)] = true
+		}
+	})
 	inner, err := c.build(app, at{prefix: "/"})
 	if err != nil {
 		c.out.Close()
 		return nil, err
 	}
+	c.explainPools()
 	c.out.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r, f := component.Attach(r)
 		if f.Route == "" {
@@ -275,6 +280,9 @@ func spec(n *config.Node, wantFilter bool) (*component.Spec, error) {
 
 // construct runs a component's Build and refuses the options it did not read.
 func (c *composer) construct(s *component.Spec, n *config.Node, a at) (component.Built, error) {
+	if n.Wsgate.Len() > 0 {
+		return component.Built{}, wsgateError(n, n.Wsgate.Keys()[0], "%s is a Go component, served by the master: wsgate.* options size and name the worker pools of Python applications", s.Name)
+	}
 	b := component.NewBuilder(n, &host{c: c, n: n, at: a, calls: map[string]int{}})
 	built, err := s.Build(b)
 	if err != nil {
@@ -338,10 +346,25 @@ func (c *composer) python(seg *config.Node, a at) (http.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: encoding the application for Python: %w", seg.Source, err)
 	}
-	key := PoolKey(worker)
+	settings, err := poolSettings(seg)
+	if err != nil {
+		return nil, err
+	}
+	if err := oneDjango(seg); err != nil {
+		return nil, err
+	}
+	key := PoolKey(worker, settings)
 	pl, ok := c.pools[key]
+	if ok && !bytes.Equal(pl.p.Worker, worker) {
+		return nil, fmt.Errorf("%s: wsgate.pool = %s groups %s with %s, another application: a pool's workers load one application, and wsgate does not run two in one process; give each its own wsgate.pool (a section that uses another inherits its wsgate.pool: override it there)",
+			settings.Origins["pool"], settings.Pool, seg.Source, pl.p.Node.Source)
+	}
 	if !ok {
-		pl = &pool{p: &Pool{Name: c.poolName(seg), Key: key, Node: seg, Worker: worker}}
+		name := settings.Pool
+		if name == "" {
+			name = c.poolName(seg)
+		}
+		pl = &pool{p: &Pool{Name: name, Key: key, Node: seg, Worker: worker, Settings: settings}}
 		if c.opts.Serve != nil {
 			if pl.handler, err = c.opts.Serve(pl.p); err != nil {
 				return nil, err
@@ -371,9 +394,6 @@ func (c *composer) python(seg *config.Node, a at) (http.Handler, error) {
 
 // poolName is the segment's section name without its type, made unique.
 func (c *composer) poolName(seg *config.Node) string {
-	if c.names == nil {
-		c.names = map[string]bool{}
-	}
 	base := seg.Source.Section
 	if _, after, ok := strings.Cut(base, ":"); ok {
 		base = after

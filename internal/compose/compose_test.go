@@ -129,11 +129,7 @@ use = call:fakeapp.filters:make_tag
 		t.Fatal(err)
 	}
 	defer c.Close()
-	var names []string
-	for _, p := range c.Pools {
-		names = append(names, p.Name+"="+strings.Join(p.Routes, ","))
-	}
-	if got := strings.Join(names, " "); got != "plain=/,/again,/nested/deep piped=/piped" {
+	if got := poolRoutes(c); got != "plain=/,/again,/nested/deep piped=/piped" {
 		t.Errorf("pools %q", got)
 	}
 	for path, want := range map[string]string{

@@ -571,9 +571,15 @@ func (l *fileLoader) getContext(ot *objectType, name string, globalConf *Conf, r
 		return nil, err
 	}
 	ctx.Require = append(ctx.Require, require...)
+	takeWsgateKeys(ctx)
 	if hasFilterWith {
 		fw := &Node{ObjectType: TypeFilteredWith, GlobalConf: gc, LocalConf: local, loader: l,
 			Source: Source{File: l.display, Line: sec.line, Section: sec.name}}
+		if fw.LocalConf == ctx.LocalConf {
+			fw.Wsgate = ctx.Wsgate // one dict, as PasteDeploy shares it
+		} else {
+			takeWsgateKeys(fw)
+		}
 		fw.Filter, err = l.getContext(filterType, filterWith, gc, l.optionLoc(sec, "filter-with"))
 		if err != nil {
 			return nil, err
@@ -807,4 +813,27 @@ func unhex(c byte) byte {
 		return c - 'a' + 10
 	}
 	return c - 'A' + 10
+}
+
+// WsgatePrefix starts the keys of an application section that are
+// wsgate's own (wsgate.pool, wsgate.workers…): how wsgate serves the
+// application, not what its factory receives.
+const WsgatePrefix = "wsgate."
+
+// takeWsgateKeys moves n's wsgate.* keys out of its local_conf into
+// n.Wsgate (without the prefix, with their origins), after those a `use`
+// chain brought: the section that uses another overrides its keys, as it
+// overrides local_conf.
+func takeWsgateKeys(n *Node) {
+	for _, k := range n.LocalConf.Keys() {
+		if !strings.HasPrefix(k, WsgatePrefix) {
+			continue
+		}
+		if n.Wsgate == nil {
+			n.Wsgate = NewConf()
+		}
+		origin := n.LocalConf.Origin(k)
+		v, _ := n.LocalConf.Pop(k)
+		n.Wsgate.setFrom(strings.TrimPrefix(k, WsgatePrefix), v, origin)
+	}
 }

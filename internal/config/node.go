@@ -69,6 +69,10 @@ type Node struct {
 	// Via lists the sections a `use = name` chain went through after Source,
 	// outermost first (Source is the section that was asked for).
 	Via []Source
+	// Wsgate holds the section's wsgate.* keys (how wsgate serves it:
+	// wsgate.pool, wsgate.workers…), named without the prefix and taken
+	// out of LocalConf, so the factory never receives them. Nil when none.
+	Wsgate *Conf
 	// Require lists the distributions a `require` option named.
 	Require []string
 	// Loadable maps each local_conf value of a composite that names an
@@ -85,8 +89,9 @@ type Node struct {
 	loader          *fileLoader // the file a composite's names are looked up in
 	srcIsRef        bool        // Source is the option that named an egg:/call: directly
 	resolved        bool
-	compositePath   []string // composites this node was loaded for (cycle detection)
-	wordRef         bool     // loaded for one word of a composite's value: a cycle there is no mistake
+	interp          *interpreterChoice // wsgate.python of its application, nil: the site's
+	compositePath   []string           // composites this node was loaded for (cycle detection)
+	wordRef         bool               // loaded for one word of a composite's value: a cycle there is no mistake
 }
 
 // IsComposite reports whether the node is a composite application.
@@ -167,6 +172,9 @@ func (n *Node) writeJSON(b *bytes.Buffer, worker bool) error {
 		lc = NewConf()
 	}
 	fields = append(fields, jsonField{"global_conf", gc}, jsonField{"local_conf", lc})
+	if !worker && n.Wsgate.Len() > 0 {
+		fields = append(fields, jsonField{"wsgate", n.Wsgate})
+	}
 	if worker {
 		fields = append(fields, jsonField{"global_conf_sources", gc.originsConf()}, jsonField{"local_conf_sources", lc.originsConf()})
 	}

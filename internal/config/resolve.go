@@ -87,6 +87,7 @@ func ResolveEach(trees []*Node, interpreter string, extraPath []string) (errs []
 	errs = make([]error, len(trees))
 	pending := make([][]*Node, len(trees))
 	for i, t := range trees {
+		t.assignInterpreter(nil)
 		t.Walk(func(x *Node) { pending[i] = append(pending[i], x) })
 	}
 	for {
@@ -125,6 +126,7 @@ func ResolveEach(trees []*Node, interpreter string, extraPath []string) (errs []
 					break
 				}
 				for _, a := range added {
+					a.assignInterpreter(c.interp)
 					a.Walk(func(x *Node) {
 						if !x.resolved {
 							next = append(next, x)
@@ -164,7 +166,87 @@ func (n *Node) optionLocation(opt string) location {
 
 // resolveBatch resolves nodes in one interpreter run; the result holds each
 // node's first mistake (nil when resolved).
+// assignInterpreter sets which interpreter resolves n and the nodes
+// below it: the `wsgate.python` of n's spine (n, then the application its
+// pipeline, filter-app or filter-with leads to), else inherited's — the
+// interpreter the workers of that application will run (docs/serve.md,
+// "Worker pools"); nil is the site's.
+func (n *Node) assignInterpreter(inherited *interpreterChoice) {
+	if n == nil {
+		return
+	}
+	n.interp = inherited
+	for x := n; x != nil; {
+		if v, ok := x.Wsgate.Get("python"); ok && strings.TrimSpace(v) != "" {
+			n.interp = &interpreterChoice{path: strings.TrimSpace(v), origin: x.Wsgate.Origin("python")}
+			break
+		}
+		switch x.ObjectType {
+		case TypePipeline:
+			x = x.App
+		case TypeFilterApp, TypeFilteredWith:
+			x = x.Next
+		default:
+			x = nil
+		}
+	}
+	for _, f := range n.Filters {
+		f.assignInterpreter(n.interp)
+	}
+	n.App.assignInterpreter(n.interp)
+	n.Filter.assignInterpreter(n.interp)
+	n.Next.assignInterpreter(n.interp)
+	for _, k := range n.LoadableOrder {
+		n.Loadable[k].assignInterpreter(n.interp)
+	}
+}
+
+// interpreterChoice is an application's own interpreter (wsgate.python)
+// and where it was chosen.
+type interpreterChoice struct{ path, origin string }
+
+// resolveBatch resolves nodes, each group in the interpreter its
+// application runs in.
 func resolveBatch(nodes []*Node, interpreter string, extraPath []string) ([]error, error) {
+	errs := make([]error, len(nodes))
+	groups := map[interpreterChoice][]int{}
+	var order []interpreterChoice
+	for i, n := range nodes {
+		c := interpreterChoice{path: interpreter}
+		if n.interp != nil {
+			c = *n.interp
+		}
+		if _, ok := groups[c]; !ok {
+			order = append(order, c)
+		}
+		groups[c] = append(groups[c], i)
+	}
+	for _, c := range order {
+		var group []*Node
+		for _, i := range groups[c] {
+			group = append(group, nodes[i])
+		}
+		if c.origin != "" {
+			if _, err := exec.LookPath(c.path); err != nil {
+				return nil, fmt.Errorf("%s: cannot run the Python interpreter %q: %v", c.origin, c.path, err)
+			}
+		}
+		groupErrs, err := resolveIn(group, c.path, extraPath)
+		if err != nil {
+			if c.origin != "" {
+				return nil, fmt.Errorf("%s: %w", c.origin, err)
+			}
+			return nil, err
+		}
+		for k, i := range groups[c] {
+			errs[i] = groupErrs[k]
+		}
+	}
+	return errs, nil
+}
+
+// resolveIn resolves nodes with one run of interpreter.
+func resolveIn(nodes []*Node, interpreter string, extraPath []string) ([]error, error) {
 	var req resolveRequest
 	type target struct {
 		index   int // in nodes

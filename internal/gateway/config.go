@@ -50,6 +50,15 @@ type Config struct {
 	// MaxRequestsJitter adds 0..N to each worker's MaxRequests so the
 	// workers do not all restart at once (--max-requests-jitter).
 	MaxRequestsJitter int
+	// MaxWorkerMemory recycles a worker gracefully once its RSS passes this
+	// many bytes: read after a request ends, at most every 100 ms per
+	// worker (memory.go), the worker finishes its requests and is replaced
+	// (--max-worker-memory; 0 = no limit).
+	MaxWorkerMemory int64
+	// Preload: one process per generation loads the application and forks
+	// the workers, which share its memory copy-on-write (preload.go); a
+	// reload starts a new one (--preload).
+	Preload bool
 	// QueueSize bounds the requests waiting for a free worker; past it they
 	// get 503 with Retry-After. NoQueue: none waits (--queue-size; 0 is
 	// the default, 1024).

@@ -187,7 +187,7 @@ func (x *exchange) run(scriptName, pathInfo string, flags byte, inline []byte) {
 		}
 		// LOG frames may trail a finished stream (an iterable's close()
 		// runs after END), so they are accepted from any stream.
-		if hd.Stream != x.stream && hd.Type != protocol.Log {
+		if hd.Stream != x.stream && hd.Type != protocol.Log && hd.Type != protocol.Stderr {
 			x.lost(fmt.Errorf("%w: %s frame for stream %d during stream %d", protocol.ErrViolation, hd.Type, hd.Stream, x.stream))
 			return
 		}
@@ -217,14 +217,12 @@ func (x *exchange) run(scriptName, pathInfo string, flags byte, inline []byte) {
 				x.lost(err)
 				return
 			}
-			if hd.Type == protocol.Log {
-				// wsgi.errors: this request's, or the tail of the previous
-				// one on this worker (an iterable's close() runs after END).
-				log := x.h.pool.log
-				if hd.Stream == x.stream {
-					log = x.logger()
+			if hd.Type == protocol.Log || hd.Type == protocol.Stderr {
+				msg := "wsgi.errors"
+				if hd.Type == protocol.Stderr {
+					msg = "worker stderr"
 				}
-				log.Info("wsgi.errors", "pid", x.s.w.pid, "text", string(payload))
+				x.logLine(msg, hd.Stream == x.stream, string(payload))
 				continue
 			}
 			done, err := x.control(hd.Type, payload)
@@ -380,6 +378,8 @@ func (x *exchange) send(scriptName, pathInfo string, flags byte, inline []byte) 
 	x.waited = len(s.queue) > 0
 	if x.waited {
 		x.turn = turns.Get().(chan turnKind)
+	} else {
+		s.headSince = time.Now()
 	}
 	s.queue = append(s.queue, x)
 	return true
@@ -396,6 +396,7 @@ func (x *exchange) passTurn() {
 		s.queue[len(s.queue)-1] = nil
 		s.queue = s.queue[:len(s.queue)-1]
 		if len(s.queue) > 0 {
+			s.headSince = time.Now()
 			t := turnGo
 			if !x.healthy || x.unsent {
 				t = turnLost
@@ -664,6 +665,19 @@ func (x *exchange) logger() *slog.Logger {
 	return x.h.pool.log
 }
 
+// logLine logs a line the application wrote to wsgi.errors or sys.stderr
+// (msg), with the worker, and the request when it is this one's (ours): a
+// frame of another stream is the tail of the previous request on the
+// worker (an iterable's close() runs after END).
+func (x *exchange) logLine(msg string, ours bool, text string) {
+	w := x.s.w
+	if !ours {
+		w.pool.log.Info(msg, "worker", w.id, "pid", w.pid, "text", text)
+		return
+	}
+	x.logger().Info(msg, "worker", w.id, "pid", w.pid, "method", x.r.Method, "uri", x.r.RequestURI, "text", text)
+}
+
 // lostBeforeReceiving: the worker is gone and never received the request,
 // so another worker may serve it.
 func (x *exchange) lostBeforeReceiving(err error) {
@@ -680,6 +694,9 @@ func (x *exchange) lost(err error) {
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		log.Error("request timed out; killing its worker", "pid", pid, "method", x.r.Method,
 			"uri", x.r.RequestURI, "timeout", x.h.pool.cfg.Timeout.String())
+		// Where it was stuck is what the operator needs: the stacks are
+		// logged before the worker is killed (release).
+		awaitStacks(x.s.w.dumpStacks("request timed out: " + x.r.Method + " " + x.r.RequestURI))
 		x.fail(http.StatusGatewayTimeout, "the application did not answer in time", false)
 		x.reason = "timeout"
 	case errors.Is(err, protocol.ErrViolation):

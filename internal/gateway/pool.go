@@ -32,6 +32,7 @@ type Pool struct {
 	stats   poolCounters // for Stats (stats.go)
 	service atomic.Int64 // moving average of a request's service time, ns (exchange.rescueDelay)
 	reloads atomic.Int64 // reloads completed
+	genNow  atomic.Int64 // p.gen, for Status
 	// Reloads asked for (Reload) and the count the last finished reload
 	// covered: a reload serves every ask made before it started.
 	reloadsAsked, reloadsEnded atomic.Uint64
@@ -39,8 +40,12 @@ type Pool struct {
 	nodeMu      sync.Mutex
 	pendingNode []byte // the node the next reload's workers load (ReloadNode)
 
+	rosterMu sync.Mutex
+	live     map[*worker]struct{} // the workers not yet exited (inflight.go, roster)
+
 	// owned by the arbiter goroutine
 	workers    map[*worker]struct{}
+	preloaders map[int]*preloader // by generation (Config.Preload)
 	nextID     int
 	gen        int    // generation new workers join
 	reloadGen  int    // generation being started by a reload; 0 if none
@@ -59,11 +64,13 @@ const (
 	evLoadFailed                  // w could not load the application
 	evExited                      // w's process has exited
 	evRetired                     // w started draining after MaxRequests
+	evPreloaded                   // gen's preloader loaded the application (or failed: err)
 )
 
 type event struct {
 	kind eventKind
 	w    *worker
+	gen  int // evPreloaded
 	err  error
 }
 
@@ -82,7 +89,7 @@ var errQueueTimeout = errors.New("no worker became free in time")
 func NewPool(cfg Config) *Pool {
 	cfg.Defaults()
 	slots := cfg.Workers * cfg.Threads
-	return &Pool{
+	p := &Pool{
 		cfg:     cfg,
 		log:     cfg.Logger,
 		rand:    rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0x5eed)),
@@ -92,9 +99,14 @@ func NewPool(cfg Config) *Pool {
 		reload:  make(chan struct{}, 1),
 		stop:    make(chan stopRequest),
 		workers: make(map[*worker]struct{}),
-		gen:     1,
-		lastGen: 1,
+		live:    make(map[*worker]struct{}),
+
+		preloaders: make(map[int]*preloader),
+		gen:        1,
+		lastGen:    1,
 	}
+	p.genNow.Store(1)
+	return p
 }
 
 // Config returns the configuration with its defaults filled in.
@@ -105,6 +117,12 @@ func (p *Pool) Config() Config { return p.cfg }
 // (a *LoadError when the application itself failed): the caller exits
 // rather than retrying in a loop.
 func (p *Pool) Start() error {
+	if p.cfg.Preload {
+		if err := p.startPreloaded(); err != nil {
+			p.abort()
+			return err
+		}
+	}
 	for i := 0; i < p.cfg.Workers; i++ {
 		if _, err := p.spawn(p.gen); err != nil {
 			p.abort()
@@ -141,11 +159,37 @@ func (p *Pool) Start() error {
 	return nil
 }
 
+// startPreloaded starts the first generation's preloader and waits until
+// it has loaded the application (saying what is awaited every 10 s).
+func (p *Pool) startPreloaded() error {
+	pre, err := p.startPreloader(p.gen, p.cfg.Node)
+	if err != nil {
+		return err
+	}
+	p.preloaders[p.gen] = pre
+	tick := time.NewTicker(10 * time.Second)
+	defer tick.Stop()
+	began := time.Now()
+	for {
+		select {
+		case <-pre.ready:
+			_, err := pre.loaded()
+			return err
+		case <-tick.C:
+			p.log.Warn("still waiting for the preloader to load the application", "app", p.cfg.AppName,
+				"waited", time.Since(began).Round(time.Second).String())
+		}
+	}
+}
+
 // abort kills every worker and waits for them (start-up failed).
 func (p *Pool) abort() {
 	p.stopping = true
 	for w := range p.workers {
 		w.kill("start-up failed")
+	}
+	for _, pre := range p.preloaders {
+		pre.kill()
 	}
 	for w := range p.workers {
 		<-w.exited
@@ -199,11 +243,19 @@ func (p *Pool) spawn(gen int) (*worker, error) {
 	if gen == p.reloadGen && p.reloadNode != nil {
 		node = p.reloadNode
 	}
+	if p.cfg.Preload {
+		if err := p.preloaded(gen, node); err != nil {
+			return nil, err
+		}
+	}
 	w, err := p.spawnWorker(p.nextID, gen, node)
 	if err != nil {
 		return nil, err
 	}
 	p.workers[w] = struct{}{}
+	p.rosterMu.Lock()
+	p.live[w] = struct{}{}
+	p.rosterMu.Unlock()
 	p.stats.inState[StateStarting].Add(1)
 	return w, nil
 }
@@ -239,6 +291,8 @@ func (p *Pool) handle(ev event) {
 		p.reconcile(false)
 	case evRetired:
 		p.reconcile(false)
+	case evPreloaded:
+		p.onPreloaded(ev.gen, ev.err)
 	}
 }
 
@@ -282,6 +336,7 @@ func (p *Pool) onReady(w *worker) bool {
 				p.cfg.Node = p.reloadNode
 			}
 			p.gen, p.reloadGen, p.reloadNode = p.reloadGen, 0, nil
+			p.genNow.Store(int64(p.gen))
 			p.reloads.Add(1)
 			p.reloadsEnded.Store(p.reloadAsks)
 			p.log.Info("reload complete", "workers", p.cfg.Workers, "generation", p.gen)
@@ -315,6 +370,10 @@ func (p *Pool) onLoadFailed(w *worker, err error) {
 // close and answer 502.
 func (p *Pool) onExited(w *worker) {
 	delete(p.workers, w)
+	defer p.retirePreloaders()
+	p.rosterMu.Lock()
+	delete(p.live, w)
+	p.rosterMu.Unlock()
 	prev := State(w.state.Swap(int32(StateStopped)))
 	p.stats.inState[prev].Add(-1)
 	if prev == StateReady {
@@ -365,13 +424,15 @@ func (p *Pool) reconcile(backoffOver bool) {
 		return
 	}
 	for ; live < p.cfg.Workers; live++ {
-		p.stats.restarts.Add(1)
-		if _, err := p.spawn(p.gen); err != nil {
+		if _, err := p.spawn(p.gen); errors.Is(err, errPreloading) {
+			return // spawned once the preloader is ready (onPreloaded)
+		} else if err != nil {
 			p.failures++
 			p.log.Error("cannot spawn a worker", "error", err.Error())
 			p.reconcile(false)
 			return
 		}
+		p.stats.restarts.Add(1)
 	}
 }
 
@@ -398,8 +459,16 @@ func (p *Pool) startReload() {
 	p.lastGen++
 	p.reloadGen = p.lastGen
 	p.log.Info("reloading workers", "workers", p.cfg.Workers, "generation", p.reloadGen)
+	p.spawnReloadGen()
+}
+
+// spawnReloadGen spawns the workers of the generation a reload starts;
+// with Preload, once its preloader has loaded the application.
+func (p *Pool) spawnReloadGen() {
 	for i := 0; i < p.cfg.Workers; i++ {
-		if _, err := p.spawn(p.reloadGen); err != nil {
+		if _, err := p.spawn(p.reloadGen); errors.Is(err, errPreloading) {
+			return
+		} else if err != nil {
 			p.log.Error("reload failed: cannot spawn a worker", "error", err.Error())
 			p.abandonReload("reload failed")
 			p.reloadsEnded.Store(p.reloadAsks)
@@ -420,6 +489,7 @@ func (p *Pool) abandonReload(reason string) {
 		}
 	}
 	p.reloadGen, p.reloadNode = 0, nil
+	p.retirePreloaders()
 }
 
 // superseded reports whether w belongs to an abandoned reload.
@@ -447,6 +517,14 @@ func (p *Pool) shutdown(req stopRequest) {
 				p.log.Warn("graceful timeout passed; killing worker", "worker", w.id, "pid", w.pid)
 				w.kill("shutdown")
 			}
+		}
+	}
+	for _, pre := range p.preloaders {
+		pre.stop()
+		select {
+		case <-pre.gone:
+		case <-expired:
+			pre.kill()
 		}
 	}
 	close(req.done)
@@ -535,9 +613,9 @@ func (p *Pool) release(s *slot, healthy bool, reason string) {
 	if reason == reasonWithdrawn {
 		// served elsewhere: not one of this worker's requests
 	} else if n := w.served.Add(1); w.maxRequests > 0 && n >= w.maxRequests {
-		if w.drain("max-requests") {
-			p.events <- event{kind: evRetired, w: w}
-		}
+		p.retire(w, "max-requests")
+	} else if p.overMemory(w) {
+		p.retire(w, "max-worker-memory")
 	}
 	if w.State() != StateReady {
 		return // the slot closes when its last queued request ends
@@ -559,6 +637,14 @@ func (p *Pool) release(s *slot, healthy bool, reason string) {
 		// REQUEST before this goroutine goes on to flush its own response,
 		// so the worker waits as little as possible.
 		runtime.Gosched()
+	}
+}
+
+// retire drains a worker that has done its time (max_requests,
+// max_worker_memory); the arbiter spawns its replacement.
+func (p *Pool) retire(w *worker, reason string) {
+	if w.drain(reason) {
+		p.events <- event{kind: evRetired, w: w}
 	}
 }
 

@@ -9,13 +9,13 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/wsgate/wsgate/internal/protocol"
 	"github.com/wsgate/wsgate/python"
@@ -71,8 +71,11 @@ type slot struct {
 	dispMax int        // the largest message sent on disp; larger requests go on conn
 	wbuf    []byte     // frames being written; reused across requests
 	queue   []*exchange
-	stream  uint32
-	closed  bool
+	// headSince is when queue[0] became the request the worker thread is
+	// on (status, stack dumps).
+	headSince time.Time
+	stream    uint32
+	closed    bool
 	// unreceived: streams whose REQUEST was still in the dispatch socket
 	// when the slot closed; the worker never saw them.
 	unreceived []uint32
@@ -222,16 +225,19 @@ type worker struct {
 	pool        *Pool
 	id          int
 	gen         int
-	cmd         *exec.Cmd
+	proc        *os.Process
+	exitOnce    sync.Once
 	pid         int
 	slots       []*slot
 	state       atomic.Int32
 	reason      atomic.Value // string: why it is draining
 	served      atomic.Int64
 	maxRequests int64
+	memChecked  atomic.Int64 // when the RSS was last read (unix ns), for MaxWorkerMemory
 	open        atomic.Int32 // slots not closed yet
 	exited      chan struct{}
 	loaded      chan struct{} // closed when awaitReady is done with the sockets
+	stacks      *stackPipe    // where its thread stacks arrive (stacks.go)
 	exitErr     error
 }
 
@@ -285,8 +291,8 @@ func (w *worker) kill(reason string) {
 	if w.transition(StateReady, StateDraining, reason) || w.transition(StateStarting, StateDraining, reason) {
 		w.pool.log.Warn("killing worker", "worker", w.id, "pid", w.pid, "reason", reason)
 	}
-	if w.cmd.Process != nil {
-		_ = w.cmd.Process.Kill()
+	if w.proc != nil {
+		_ = w.proc.Kill()
 	}
 }
 
@@ -325,38 +331,78 @@ func (p *Pool) spawnWorker(id, gen int, node []byte) (*worker, error) {
 		w.slots = append(w.slots, s)
 	}
 	w.open.Store(int32(len(w.slots)))
-	args := []string{"--fds", strings.Join(fds, ","), "--workers", strconv.Itoa(cfg.Workers)}
+	sp, stacksW, err := newStackPipe()
+	if err != nil {
+		w.closeSlots()
+		return nil, fmt.Errorf("creating a worker's stacks pipe: %w", err)
+	}
+	w.stacks = sp
+	childFiles = append(childFiles, stacksW)
+	stderrR, stderrW, err := os.Pipe()
+	if err != nil {
+		w.closeSlots()
+		sp.r.Close()
+		return nil, fmt.Errorf("creating a worker's stderr pipe: %w", err)
+	}
+	childFiles = append(childFiles, stderrW) // the last; closed once started, as the others
+	if pre := p.preloaders[gen]; p.cfg.Preload && pre != nil {
+		err = pre.fork(w, childFiles)
+	} else {
+		err = p.execWorker(w, node, fds, childFiles)
+	}
+	if err != nil {
+		w.closeSlots()
+		sp.r.Close()
+		stderrR.Close()
+		return nil, err
+	}
+	p.log.Info("worker state", "worker", w.id, "pid", w.pid, "to", StateStarting.String())
+	go w.awaitReady()
+	go sp.read(w)
+	go w.logStderr(stderrR)
+	return w, nil
+}
+
+// execWorker starts w as a Python process of its own: files are the
+// worker's ends of its sockets and pipes, its stderr last.
+func (p *Pool) execWorker(w *worker, node []byte, fds []string, files []*os.File) error {
+	cfg := &p.cfg
+	args := []string{"--fds", strings.Join(fds, ","), "--workers", strconv.Itoa(cfg.Workers),
+		"--stacks-fd", strconv.Itoa(3 + 2*cfg.Threads)}
 	if cfg.ResetWorkerSched {
 		args = append(args, "--normal-sched")
 	}
 	cmd, err := python.Command(cfg.Python, cfg.PythonPath, "wsgate.worker", args...)
 	if err != nil {
-		w.closeSlots()
-		return nil, fmt.Errorf("preparing the Python runtime: %w", err)
+		return fmt.Errorf("preparing the Python runtime: %w", err)
 	}
 	cmd.Dir = cfg.Dir
 	cmd.Stdin = bytes.NewReader(node)
 	cmd.Env = append(cmd.Env, cfg.Env...)
 	cmd.Stdout = os.Stdout
-	cmd.Stderr = os.Stderr
-	cmd.ExtraFiles = childFiles
+	cmd.Stderr = files[len(files)-1]
+	cmd.ExtraFiles = files[:len(files)-1]
 	// Own process group: a terminal's Ctrl-C reaches the master only, which
 	// then drains the workers. Pdeathsig: no orphan outlives a killed master.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		w.closeSlots()
-		return nil, fmt.Errorf("starting %s: %w", cfg.Python, err)
+		return fmt.Errorf("starting %s: %w", cfg.Python, err)
 	}
-	w.cmd = cmd
+	w.proc = cmd.Process
 	w.pid = cmd.Process.Pid
-	p.log.Info("worker state", "worker", w.id, "pid", w.pid, "to", StateStarting.String())
 	go func() {
-		w.exitErr = cmd.Wait()
-		close(w.exited)
-		p.events <- event{kind: evExited, w: w}
+		w.exitedWith(cmd.Wait())
 	}()
-	go w.awaitReady()
-	return w, nil
+	return nil
+}
+
+// exitedWith records the worker's end and tells the arbiter (once).
+func (w *worker) exitedWith(err error) {
+	w.exitOnce.Do(func() {
+		w.exitErr = err
+		close(w.exited)
+		w.pool.events <- event{kind: evExited, w: w}
+	})
 }
 
 func (w *worker) closeSlots() {
@@ -494,6 +540,10 @@ func (w *worker) readReady() event {
 func loadExitError(w *worker, readErr error) error {
 	if errors.Is(readErr, io.EOF) || errors.Is(readErr, io.ErrUnexpectedEOF) || errors.Is(readErr, net.ErrClosed) {
 		<-w.exited
+		var le *LoadError
+		if errors.As(w.exitErr, &le) {
+			return le // its preloader could not load the application
+		}
 		if w.exitErr != nil {
 			return fmt.Errorf("the worker exited before loading the application: %v", w.exitErr)
 		}

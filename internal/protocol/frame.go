@@ -49,6 +49,7 @@ const (
 	Log      Type = 21 // UTF-8 text written to wsgi.errors
 	Credit   Type = 22 // u32: how many more body bytes the worker wants
 	CtlFromW Type = 23 // control, worker→master (u8 kind …)
+	Stderr   Type = 24 // UTF-8 text the application wrote to sys.stderr during the request
 )
 
 // Request flags (first payload byte of a Request frame).
@@ -74,7 +75,7 @@ var typeNames = map[Type]string{
 	Request: "REQUEST", Body: "BODY", BodyEnd: "BODY_END", FileAck: "FILE_ACK", BodyFail: "BODY_FAIL",
 	CtlToW: "CONTROL",
 	Start:  "START", Data: "DATA", File: "FILE", End: "END", Error: "ERROR", Log: "LOG",
-	Credit: "CREDIT", CtlFromW: "CONTROL",
+	Credit: "CREDIT", CtlFromW: "CONTROL", Stderr: "STDERR",
 }
 
 func (t Type) String() string {
@@ -86,7 +87,7 @@ func (t Type) String() string {
 
 // FromWorker reports whether t is a type a worker may send.
 func (t Type) FromWorker() bool {
-	return t >= Start && t <= CtlFromW
+	return t >= Start && t <= Stderr
 }
 
 // Header is a decoded frame header.

@@ -44,8 +44,10 @@ type Site interface {
 	// running workers when the new ones fail).
 	Reload()
 	// ReloadApp composes a new application tree and reloads the pools
-	// with it; an error leaves the running site as it was.
-	ReloadApp(app *config.Node) error
+	// it changes — and every running pool when codeChanged (a source file
+	// changed too, which any pool may import); an error leaves the running
+	// site as it was.
+	ReloadApp(app *config.Node, codeChanged bool) error
 }
 
 // Options say what to watch and how to reload.
@@ -162,7 +164,7 @@ func (r *Reloader) changed(paths []string) {
 	}
 	app, err := r.loadApp()
 	if err == nil {
-		err = r.site.ReloadApp(app)
+		err = r.site.ReloadApp(app, r.touchesCode(paths))
 	}
 	if err != nil {
 		// The file stays watched: the next save that fixes it reloads.
@@ -171,6 +173,17 @@ func (r *Reloader) changed(paths []string) {
 	}
 	r.configFiles = configFiles(app, r.configDir)
 	r.watcher.SetRoots(r.roots())
+}
+
+// touchesCode reports whether a path that is not a configuration file
+// changed too.
+func (r *Reloader) touchesCode(paths []string) bool {
+	for _, p := range paths {
+		if !r.configFiles[p] {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *Reloader) touchesConfig(paths []string) bool {

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/wsgate/wsgate/internal/component"
 	"github.com/wsgate/wsgate/internal/server"
 )
 
@@ -38,6 +39,10 @@ type Serve struct {
 	Sets              []string
 	LogConfig         string
 	LogLevel          string
+	LogFormat         string
+	ControlSocket     string
+	MaxWorkerMemory   Size
+	Preload           bool
 	ReloadSuffixes    []string
 	SchedBatch        bool
 	Reload            bool
@@ -94,6 +99,12 @@ func (s Setting) Set(o *Serve, v string) error {
 			return err
 		}
 		*p = b
+	case *Size:
+		n, err := component.ParseBytes(v)
+		if err != nil || n < 0 {
+			return fmt.Errorf("%q is not a size (bytes, or a number with k, m or g)", v)
+		}
+		*p = Size(n)
 	case *int:
 		i, err := strconv.Atoi(v)
 		if err != nil {
@@ -118,6 +129,10 @@ func (s Setting) Set(o *Serve, v string) error {
 	}
 	return nil
 }
+
+// Size is a number of bytes, written as bytes or with a k, m or g suffix
+// (powers of 1024).
+type Size int64
 
 // SplitList splits a list value: space-separated as wsgate and PasteDeploy
 // write them, or comma-separated as gunicorn does.
@@ -211,6 +226,8 @@ func reflectDeref(p any) any {
 		return *p
 	case *float64:
 		return *p
+	case *Size:
+		return int64(*p)
 	}
 	return p
 }

@@ -197,3 +197,22 @@ func TestSettingsParse(t *testing.T) {
 		t.Errorf("timeout -1: %v", err)
 	}
 }
+
+// The options of seeing inside and of memory read from the section like
+// the others; a bad size names its place.
+func TestInsideAndMemoryOptions(t *testing.T) {
+	o, _, err := parse(t, section(t, "[server:main]\nuse = egg:Paste#http\nmax_worker_memory = 512m\npreload = true\nlog_format = json\ncontrol_socket = /run/site/ctl.sock\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.MaxWorkerMemory != 512<<20 || !o.Preload || o.LogFormat != "json" || o.ControlSocket != "/run/site/ctl.sock" {
+		t.Fatalf("options: %+v", o)
+	}
+	_, _, err = parse(t, section(t, "[server:main]\nuse = egg:Paste#http\nmax_worker_memory = lots\n"))
+	if err == nil || !strings.Contains(err.Error(), `site.ini:3 [server:main] max_worker_memory: "lots" is not a size`) {
+		t.Fatalf("max_worker_memory = lots: %v", err)
+	}
+	if _, _, err = parse(t, section(t, "[server:main]\nlog_format = xml\n")); err == nil || !strings.Contains(err.Error(), `"xml" is not one of text, json`) {
+		t.Fatalf("log_format = xml: %v", err)
+	}
+}

@@ -181,7 +181,13 @@ func (s *Site) ResolvePath() []string {
 // Command prepares `python -m module args…` as the site's Python
 // processes run: in Chdir, with ResolvePath on sys.path.
 func (s *Site) Command(module string, args ...string) (*exec.Cmd, error) {
-	cmd, err := python.Command(s.Python, s.ResolvePath(), module, args...)
+	return s.CommandIn(s.Python, module, args...)
+}
+
+// CommandIn is Command run by another interpreter (an application's
+// wsgate.python).
+func (s *Site) CommandIn(interpreter, module string, args ...string) (*exec.Cmd, error) {
+	cmd, err := python.Command(interpreter, s.ResolvePath(), module, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -242,6 +248,13 @@ func (s *Site) Env() []string {
 
 // serverFor finds the server section for uri: [server:NAME] of the URI's
 // name, else [server:main]; nil when the file has neither.
+// ServerSection is CONFIG_URI's server section as Load finds it, without
+// loading the application (nil when the file has none): for commands that
+// talk to a running server, such as `wsgate status`.
+func ServerSection(uri string, overrides map[string]string) (*config.Node, error) {
+	return serverFor(uri, config.Options{Overrides: overrides})
+}
+
 func serverFor(uri string, opts config.Options) (*config.Node, error) {
 	path, name, err := config.ParseURI(uri)
 	if err != nil {

@@ -253,6 +253,7 @@ except Exception as exc:
     result = djharness.run(body, factory=NATIVE, global_conf={"django_settings_module": "startproject_settings"})
     message, config_error = result["second"]
     assert config_error and "a second Django configuration in one process" in message
+    assert "egg:wsgate#urlmap" in message  # the remedy is a pool each, under one server
 
 
 def test_manage_refuses_a_tree_without_django(tmp_path):

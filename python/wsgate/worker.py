@@ -15,6 +15,7 @@ built once per thread), wsgi.input, wsgi.errors and the start_response state.
 """
 
 import argparse
+import faulthandler
 import importlib
 import json
 import marshal
@@ -87,9 +88,11 @@ def load_callable(spec):
 
 
 def load_app(node):
+    from wsgate import loader  # the configuration engine's node loader
+
+    loader.setup_logging()  # the INI's logging sections first, as pserve (a no-op when none)
     if node.get("protocol") == "wsgate.callable":
         return load_callable(node["factory"])
-    from wsgate import loader  # the configuration engine's node loader
     return loader.load(node)
 
 
@@ -257,14 +260,16 @@ class Input:
 
 
 class Errors:
-    """wsgi.errors: text written here becomes a log line of the master."""
+    """wsgi.errors: text written here becomes a log line of the master
+    (sys.stderr during a request too: ftype STDERR, see StderrRouter)."""
 
-    __slots__ = ("_chan", "_stream", "_pending")
+    __slots__ = ("_chan", "_stream", "_pending", "_type")
 
-    def __init__(self, chan, stream):
+    def __init__(self, chan, stream, ftype=P.LOG):
         self._chan = chan
         self._stream = stream
         self._pending = ""
+        self._type = ftype
 
     def write(self, s):
         if not isinstance(s, str):
@@ -288,7 +293,54 @@ class Errors:
 
     def _send(self, text):
         data = text.encode("utf-8", "replace")
-        self._chan.send(_HEADER_pack(len(data), P.LOG, self._stream) + data)
+        self._chan.send(_HEADER_pack(len(data), self._type, self._stream) + data)
+
+
+_serving = threading.local()  # .request: (chan, stream) of the thread's request; .stderr: its Errors
+
+
+class StderrRouter:
+    """sys.stderr in a worker: what a thread writes while it serves a request
+    goes to the master on that request's stream (STDERR frames), so the log
+    line names the request; anything else goes to the real stderr, a pipe
+    the master logs as the worker's. Everything but write and flush is the
+    real stderr's (fileno, encoding…), so C code and subprocesses given
+    sys.stderr use file descriptor 2 as before."""
+
+    def __init__(self, real):
+        self._real = real
+
+    def write(self, s):
+        req = getattr(_serving, "request", None)
+        if req is None:
+            return self._real.write(s)
+        err = getattr(_serving, "stderr", None)
+        if err is None:
+            err = _serving.stderr = Errors(req[0], req[1], P.STDERR)
+        err.write(s if isinstance(s, str) else str(s))
+        return len(s)
+
+    def writelines(self, lines):
+        for s in lines:
+            self.write(s)
+
+    def flush(self):
+        err = getattr(_serving, "stderr", None)
+        if err is not None:
+            err.flush()
+        self._real.flush()
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+
+def _request_done():
+    """The thread's request ended: its stderr text goes out, the rest to the real stderr."""
+    err = getattr(_serving, "stderr", None)
+    if err is not None:
+        _serving.stderr = None
+        err.flush()
+    _serving.request = None
 
 
 class Response:
@@ -486,6 +538,7 @@ def handle(chan, app, base_environ, stream, payload):
     environ["wsgi.errors"] = errors
     resp = Response(chan, stream, environ["REQUEST_METHOD"] == "HEAD")
     result = None
+    _serving.request = (chan, stream)
     try:
         result = app(environ, resp.start_response)
         rtype = type(result)
@@ -516,6 +569,7 @@ def handle(chan, app, base_environ, stream, payload):
             except Exception:
                 errors.write("wsgate: the response iterable's close() raised:\n" + traceback.format_exc())
         errors.flush()
+        _request_done()
         inp.finish()
 
 
@@ -556,12 +610,20 @@ def base_environ(threads, workers):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="wsgate.worker")
-    parser.add_argument("--fds", required=True,
-                        help="comma-separated STREAM:DISPATCH socket fd pairs, one pair per thread")
+    parser.add_argument("--fds", help="comma-separated STREAM:DISPATCH socket fd pairs, one pair per thread")
     parser.add_argument("--workers", type=int, default=1, help="how many workers the master runs")
+    parser.add_argument("--stacks-fd", type=int,
+                        help="pipe to write every thread's stack to on SIGUSR1 (the master logs it)")
     parser.add_argument("--normal-sched", action="store_true",
                         help="the master runs under SCHED_BATCH, which this process inherited: go back to SCHED_OTHER")
+    parser.add_argument("--preload-fd", type=int,
+                        help="be the preloader: load the application once, then fork a worker for each "
+                             "request of the master on this socket (wsgate.preload)")
     args = parser.parse_args(argv)
+    if args.preload_fd is None and not args.fds:
+        parser.error("--fds or --preload-fd is required")
+    if args.stacks_fd is not None:
+        arm_stacks(args.stacks_fd)
     if args.normal_sched:
         try:
             os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
@@ -569,40 +631,65 @@ def main(argv=None):
             sys.stderr.write("wsgate worker %d: staying under the master's scheduling policy: %s\n" % (os.getpid(), exc))
     # The master owns signals: Ctrl-C in a terminal must not interrupt a request.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Before the application loads, so a logging handler it makes keeps the router.
+    sys.stderr = StderrRouter(sys.stderr)
+    if args.preload_fd is not None:
+        from wsgate import preload
+        return preload.run(args.preload_fd, args.workers)
     chans = []
     for pair in args.fds.split(","):
         stream_fd, _, disp_fd = pair.partition(":")
         if not disp_fd:
             parser.error("--fds: %r is not STREAM:DISPATCH" % pair)
-        socks = [socket.socket(fileno=int(stream_fd)), socket.socket(fileno=int(disp_fd))]
-        for sock in socks:
-            sock.set_inheritable(False)  # a subprocess of the app must not hold our sockets open
-        chans.append(P.Channel(*socks))
+        chans.append(channel(int(stream_fd), int(disp_fd)))
+    node = read_node()
+    try:
+        app = load_app(node)
+    except BaseException as exc:  # SystemExit too: the master says why
+        data = load_error_message(exc)
+        try:
+            chans[0].send(P.frame(P.ERROR, 0, data))
+        except OSError:
+            sys.stderr.write("wsgate worker: cannot load the application: " + data.decode())
+        return 3
+    return run(chans, app, args.workers)
+
+
+def channel(stream_fd, disp_fd):
+    """A thread's channel on its two sockets (fds the master passed)."""
+    socks = [socket.socket(fileno=stream_fd), socket.socket(fileno=disp_fd)]
+    for sock in socks:
+        sock.set_inheritable(False)  # a subprocess of the app must not hold our sockets open
+    return P.Channel(*socks)
+
+
+def read_node():
+    """The node tree on stdin; stdin is /dev/null after it."""
     node = json.load(sys.stdin)
     try:
         sys.stdin.close()
         sys.stdin = open(os.devnull)
     except OSError:
         pass
-    try:
-        from wsgate import loader
-        loader.setup_logging()
-        app = load_app(node)
-    except BaseException as exc:  # SystemExit too: the master says why
-        message = describe_load_error(exc) + "\n" + traceback.format_exc()
-        data = message.encode("utf-8", "replace")
-        try:
-            chans[0].send(P.frame(P.ERROR, 0, data))
-        except OSError:
-            sys.stderr.write("wsgate worker: cannot load the application: " + message)
-        return 3
+    return node
+
+
+def load_error_message(exc):
+    """What the master gets when the application cannot load: the summary line, then the traceback."""
+    message = describe_load_error(exc) + "\n" + traceback.format_exc()
+    return message.encode("utf-8", "replace")
+
+
+def run(chans, app, workers):
+    """Say READY on every channel, then serve each on a thread of its own
+    (the first on this one) until the master closes them."""
     ready = bytes((P.CTL_READY,)) + P.U32.pack(os.getpid())
     try:
         for chan in chans:
             chan.send(P.frame(P.CONTROL_FROM_WORKER, 0, ready))
     except OSError:
         return 0  # the master stopped wanting us while we loaded
-    env = base_environ(len(chans), args.workers)
+    env = base_environ(len(chans), workers)
     threads = [threading.Thread(target=_serve_thread, args=(c, app, env), daemon=True) for c in chans[1:]]
     for t in threads:
         t.start()
@@ -610,6 +697,26 @@ def main(argv=None):
     for t in threads:
         t.join()
     return 0
+
+
+STACKS_ARMED = b"wsgate-stacks-armed\n"
+
+
+def arm_stacks(fd):
+    """SIGUSR1 writes every thread's Python stack to fd, the master's pipe.
+
+    faulthandler's handler is C: it runs in whichever thread the signal
+    lands on, at once, without the GIL, so the dump comes even while the
+    main thread is stuck in C code that holds the GIL (a regex that never
+    ends, a C extension's loop), where a Python-level handler or a
+    watchdog thread would wait forever. What it shows is Python frames
+    only (the frame that called into C, not the C stack), at most 100 per
+    thread, no locals. The line written first tells the master SIGUSR1 is
+    safe to send from now on (its default action kills the process).
+    """
+    os.set_inheritable(fd, False)  # a subprocess of the app must not keep the pipe open
+    faulthandler.register(signal.SIGUSR1, file=fd, all_threads=True, chain=False)
+    os.write(fd, STACKS_ARMED)
 
 
 def _serve_thread(chan, app, env):

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/wsgate/wsgate/internal/testutil"
 	"github.com/wsgate/wsgate/test/e2e/harness"
 )
 
@@ -305,7 +306,7 @@ func gsGitCloneAndPush(t *testing.T, base, bare string, anonClone bool) {
 // alice only: REMOTE_USER reaches git from the gate's header).
 func TestGatekeeperGitThroughCGI(t *testing.T) {
 	if _, err := os.Stat(gsGitBackend); err != nil {
-		t.Skipf("git http-backend missing (%v): apt-get install git", err)
+		testutil.Skip(t, "git http-backend missing (%v): apt-get install git", err)
 	}
 	s := gsStart(t, "", nil)
 	bare := gsGitRepo(t, filepath.Join(s.dir, "git"))

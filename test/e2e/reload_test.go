@@ -350,7 +350,7 @@ func TestReloadRecomposes(t *testing.T) {
 		Args: []string{"site.ini", "--reload", "--workers", "1"},
 		Env:  []string{"WSGATE_RELOAD_INTERVAL=100ms"},
 	})
-	if ready := srv.WaitLog("wsgate: ready"); !strings.Contains(ready, "2 workers, 2 pools") {
+	if ready := srv.WaitLog("wsgate: ready"); !strings.Contains(ready, "2 pools, 2 workers") {
 		t.Fatalf("ready line %q", ready)
 	}
 	srv.WaitLog("--reload: watching for changes")
@@ -389,7 +389,7 @@ func TestReloadRecomposes(t *testing.T) {
 // SIGHUP reloads every pool of a composed site.
 func TestSighupReloadsEveryPool(t *testing.T) {
 	srv := harness.Start(t, harness.Options{Args: []string{filepath.Join(gwAppsDir(), "pep3333.ini"), "--pythonpath", gwAppsDir(), "--workers", "1"}})
-	if ready := srv.WaitLog("wsgate: ready"); !strings.Contains(ready, "2 workers, 2 pools") {
+	if ready := srv.WaitLog("wsgate: ready"); !strings.Contains(ready, "2 pools, 2 workers") {
 		t.Fatalf("ready line %q", ready)
 	}
 	before := map[string]string{"/pid": reloadGet(t, srv.URL+"/pid"), "/mount/pid": reloadGet(t, srv.URL+"/mount/pid")}

@@ -66,7 +66,7 @@ func TestUrlmapAgainstPaste(t *testing.T) {
 
 	srv := harness.Start(t, harness.Options{Args: []string{ini, "--pythonpath", gwAppsDir(), "--workers", "1"}})
 	// Two Python applications under many prefixes: two pools.
-	if ready := srv.WaitLog("wsgate: ready"); !strings.Contains(ready, ", 2 pools") {
+	if ready := srv.WaitLog("wsgate: ready"); !strings.Contains(ready, "ready, 2 pools, ") {
 		t.Errorf("ready line %q: want the two applications' pools only", ready)
 	}
 	gw := &gwServer{Server: srv, addr: strings.TrimPrefix(srv.URL, "http://")}

@@ -24,6 +24,28 @@ def factory_name(obj):
     return "%s:%s" % (obj.__module__, obj.__qualname__)
 
 
+def take_wsgate_keys(ctx):
+    """wsgate's one departure from PasteDeploy, applied to its contexts:
+    an option named wsgate.* is wsgate's (how it serves the application,
+    docs/config.md), so it leaves local_conf — the factory never receives
+    it — and `check --json` shows it under "wsgate", prefix removed.
+    (Applications a composite loads while being created are not walked:
+    PasteDeploy loads them inside create().)"""
+    from paste.deploy.loadwsgi import FILTER_APP, FILTER_WITH, PIPELINE
+
+    ctx.wsgate_keys = {}
+    for key in list(ctx.local_conf):
+        if key.startswith("wsgate."):
+            ctx.wsgate_keys[key[len("wsgate."):]] = ctx.local_conf.pop(key)
+    children = []
+    if ctx.object_type is PIPELINE:
+        children = list(ctx.filter_contexts) + [ctx.app_context]
+    if ctx.object_type in (FILTER_APP, FILTER_WITH):
+        children = [ctx.filter_context, ctx.next_context]
+    for child in children:
+        take_wsgate_keys(child)
+
+
 def dump(ctx, keep_here=False):
     """The context tree in the shape of `wsgate check --json` (keep_here:
     the worker form's global_conf, with here and __file__)."""
@@ -35,6 +57,8 @@ def dump(ctx, keep_here=False):
     hidden = () if keep_here else ("here", "__file__")
     out["global_conf"] = {k: v for k, v in ctx.global_conf.items() if k not in hidden}
     out["local_conf"] = dict(ctx.local_conf)
+    if not keep_here and getattr(ctx, "wsgate_keys", None):
+        out["wsgate"] = ctx.wsgate_keys
     if ctx.object_type is PIPELINE:
         out["filters"] = [dump(c, keep_here) for c in ctx.filter_contexts]
         out["app"] = dump(ctx.app_context, keep_here)
@@ -85,6 +109,7 @@ def run_paste(case):
     except Exception as exc:
         result["error"] = error_line(exc)
         return result
+    take_wsgate_keys(ctx)
     result["tree"] = dump(ctx)
     result["worker_tree"] = dump(ctx, keep_here=True)
     if object_type is not APP:

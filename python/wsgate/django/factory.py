@@ -55,7 +55,8 @@ def configure_django(mode, global_conf, local_conf, node=None):
         sources = conf.Sources(global_conf, node)
         raise DjangoConfigError(
             "%s: a second Django configuration in one process: Django has one settings object per "
-            "process (the first was %s); serve the other application from its own wsgate"
+            "process (the first was %s); mount the two with egg:wsgate#urlmap (or egg:Paste#urlmap), "
+            "which gives each its own worker pool, not with a Python composite"
             % (sources.section or "[app]", _state["outcome"].sources.section or _state["outcome"].module_name))
     from django.conf import settings
 
