@@ -14,6 +14,7 @@ import (
 	"github.com/wsgate/wsgate/internal/component"
 	"github.com/wsgate/wsgate/internal/compose"
 	"github.com/wsgate/wsgate/internal/config"
+	"github.com/wsgate/wsgate/internal/settings"
 	"github.com/wsgate/wsgate/internal/site"
 )
 
@@ -56,21 +57,20 @@ func parseSets(sets []string) (map[string]string, error) {
 // commonFlags are the flags every command that loads a site shares
 // (internal/site reads them the same way for serve, check, manage, test).
 type commonFlags struct {
-	python, chdir    string
-	sets, pythonPath stringList
+	o   settings.Serve
+	set map[string]bool
 }
 
+// register declares the settings of internal/settings that decide how
+// Python finds the application (and --set), as serve has them.
 func (c *commonFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.python, "python", "", "the Python interpreter `PATH` (default: $WSGATE_PYTHON, else python in the server section, else python3)")
-	fs.StringVar(&c.chdir, "chdir", "", "`DIR` the Python processes run in, on their sys.path (default: chdir in the server section, else the current directory); CONFIG_URI is read from the current directory either way")
-	fs.Var(&c.sets, "set", "override a global_conf / [DEFAULT] value: --set `key=value` (repeatable)")
-	fs.Var(&c.pythonPath, "pythonpath", "`DIR` to put on the Python processes' sys.path, a relative one from --chdir (repeatable; default: pythonpath in the server section)")
+	settings.SiteFlags(fs, &c.o)
 }
 
 // load reads the site of uri; prog prefixes the messages. The exit code
 // is exitOK when it loaded.
 func (c *commonFlags) load(prog, uri string) (*site.Site, int) {
-	overrides, err := parseSets(c.sets)
+	overrides, err := parseSets(c.o.Sets)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", prog, err)
 		return nil, exitUsage
@@ -79,7 +79,7 @@ func (c *commonFlags) load(prog, uri string) (*site.Site, int) {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", prog, err)
 		return nil, exitUsage
 	}
-	st, err := site.Load(site.Options{URI: uri, Overrides: overrides, Python: c.python, PythonPath: c.pythonPath, Chdir: c.chdir})
+	st, err := site.Load(site.Options{URI: uri, Overrides: overrides, Python: c.o.Python, PythonPath: c.o.PythonPath, Chdir: c.o.Chdir, LogConfig: c.o.LogConfig})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", prog, err)
 		return nil, exitConfig

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/wsgate/wsgate/internal/reload"
@@ -19,7 +18,7 @@ func newReloader(st *site.Site, o serveOptions, log *slog.Logger) (*reload.Reloa
 	if err != nil {
 		return nil, err
 	}
-	opts := reload.Options{WorkDir: o.chdir, PythonPath: o.pythonPath, Suffixes: o.reloadSuffixes, Interval: interval, Log: log}
+	opts := reload.Options{WorkDir: o.Chdir, PythonPath: o.PythonPath, Suffixes: o.ReloadSuffixes, Interval: interval, Log: log}
 	if st != nil {
 		opts.App, opts.LoadApp = st.App, st.LoadApp
 	}
@@ -38,15 +37,4 @@ func reloadInterval() (time.Duration, error) {
 		return 0, fmt.Errorf("WSGATE_RELOAD_INTERVAL=%q: want a duration such as 250ms or 2s", v)
 	}
 	return d, nil
-}
-
-// asBool reads a boolean option as PasteDeploy's asbool does.
-func asBool(s string) (bool, error) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "true", "yes", "on", "y", "t", "1":
-		return true, nil
-	case "false", "no", "off", "n", "f", "0":
-		return false, nil
-	}
-	return false, fmt.Errorf("%q is not true or false", s)
 }

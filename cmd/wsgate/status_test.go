@@ -9,30 +9,6 @@ import (
 	"github.com/wsgate/wsgate/internal/gateway"
 )
 
-// The options of seeing inside and of memory are read from the server
-// section like the others; a bad size names its place.
-func TestServerSectionReadsTheInsideAndMemoryOptions(t *testing.T) {
-	srv := loadServerSection(t, `[server:main]
-use = egg:Paste#http
-max_worker_memory = 512m
-preload = true
-log_format = json
-control_socket = /run/site/ctl.sock
-`)
-	var o serveOptions
-	if err := applyServerSection(srv.LocalConf, &o, map[string]bool{}); err != nil {
-		t.Fatal(err)
-	}
-	if o.maxWorkerMemory != 512<<20 || !o.preload || o.logFormat != "json" || o.controlSocket != "/run/site/ctl.sock" {
-		t.Fatalf("options: %+v", o)
-	}
-	srv = loadServerSection(t, "[server:main]\nuse = egg:Paste#http\nmax_worker_memory = lots\n")
-	err := applyServerSection(srv.LocalConf, &o, map[string]bool{})
-	if err == nil || !strings.Contains(err.Error(), "site.ini:3 [server:main] max_worker_memory") {
-		t.Fatalf("max_worker_memory = lots: error %v, want one naming file:line [section] option", err)
-	}
-}
-
 // The default control socket is the site's own: the same arguments give the
 // same path, another file or another --app another one; "off" gives none.
 func TestDefaultControlSocketIsPerSite(t *testing.T) {

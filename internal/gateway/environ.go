@@ -38,6 +38,9 @@ func appendEnviron(b []byte, r *http.Request, scriptName, pathInfo string) []byt
 	b = protocol.BeginDict(b)
 	b = protocol.AppendItem(b, "REQUEST_METHOD", r.Method)
 	b = protocol.AppendItem(b, "SCRIPT_NAME", scriptName)
+	if r.RequestURI == "*" {
+		pathInfo = "" // OPTIONS *: the application as a whole, no path in it
+	}
 	b = protocol.AppendItem(b, "PATH_INFO", pathInfo)
 	b = protocol.AppendItem(b, "QUERY_STRING", r.URL.RawQuery)
 	b = protocol.AppendItem(b, "REQUEST_URI", r.RequestURI)
@@ -99,6 +102,11 @@ func appendEnviron(b []byte, r *http.Request, scriptName, pathInfo string) []byt
 		} else if r.ContentLength > 0 {
 			b = protocol.AppendItem(b, "CONTENT_LENGTH", strconv.FormatInt(r.ContentLength, 10))
 		}
+	}
+	// net/http moves Transfer-Encoding out of the header; PEP 3333 (every
+	// client header) and gunicorn give it to the application.
+	if len(r.TransferEncoding) > 0 && len(r.Header["Transfer-Encoding"]) == 0 {
+		b = protocol.AppendItem(b, "HTTP_TRANSFER_ENCODING", strings.Join(r.TransferEncoding, ", "))
 	}
 	for name, values := range r.Header {
 		switch name {

@@ -126,6 +126,23 @@ type Options struct {
 	H2C bool
 }
 
+// asteriskToApp hands `OPTIONS *` (RFC 9110 9.3.7: a question about the
+// server as a whole) to the application, as gunicorn and waitress do,
+// instead of net/http's own empty 200 (DisableGeneralOptionsHandler). It
+// is routed as the root path, so the application mounted at / answers it;
+// the gateway gives it REQUEST_URI "*" and an empty PATH_INFO (docs/serve.md,
+// "OPTIONS *").
+func asteriskToApp(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.RequestURI == "*" {
+			u := *r.URL
+			u.Path, u.RawPath = "/", ""
+			r.URL = &u
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 // Reloader is a Supervisor that can say when the reload it was asked for
 // has ended (for RELOADING=1 … READY=1).
 type Reloader interface {
@@ -141,7 +158,7 @@ func Serve(ctx context.Context, socks *Sockets, opts Options) error {
 	if log == nil {
 		log = slog.Default()
 	}
-	handler := rejectConflictingFraming(opts.Handler)
+	handler := rejectConflictingFraming(asteriskToApp(opts.Handler))
 	newServer := func(h http.Handler, protocols *http.Protocols) *http.Server {
 		return &http.Server{
 			Handler:           h,
@@ -151,6 +168,8 @@ func Serve(ctx context.Context, socks *Sockets, opts Options) error {
 			IdleTimeout:       opts.IdleTimeout,
 			Protocols:         protocols,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+			// OPTIONS * is the application's to answer: asteriskToApp.
+			DisableGeneralOptionsHandler: true,
 		}
 	}
 	var plainProtocols, tlsProtocols http.Protocols

@@ -23,6 +23,7 @@ import (
 	"strings"
 
 	"github.com/wsgate/wsgate/internal/config"
+	"github.com/wsgate/wsgate/internal/settings"
 	"github.com/wsgate/wsgate/python"
 )
 
@@ -33,6 +34,7 @@ type Options struct {
 	Python     string            // --python
 	PythonPath []string          // --pythonpath (given: the section's is not read)
 	Chdir      string            // --chdir
+	LogConfig  string            // --log-config
 }
 
 // Site is a loaded, resolved configuration.
@@ -50,9 +52,19 @@ type Site struct {
 	PythonPath []string
 	// Chdir is the Python processes' directory, absolute; "" when neither
 	// --chdir nor the section's `chdir` gives one (the current directory).
-	Chdir     string
+	Chdir string
+	// LogConfig is the file whose [loggers], [handlers] and [formatters]
+	// configure Python logging in the Python processes, absolute:
+	// --log-config, else the section's log_config (gunicorn's logconfig),
+	// else CONFIG_URI's file when it has a [loggers] section, as pserve
+	// does; "" for none.
+	LogConfig string
 	overrides map[string]string
 }
+
+// EnvLogConfig names the variable that tells the Python runtime which
+// file to hand logging.config.fileConfig (python/wsgate/loader.py).
+const EnvLogConfig = "WSGATE_LOG_CONFIG"
 
 // Load reads CONFIG_URI's server section and application and resolves the
 // application's factories in the chosen interpreter, from the Python path
@@ -78,7 +90,7 @@ func Load(o Options) (*Site, error) {
 	s.Python = python.Interpreter(o.Python, pyConf)
 	if s.PythonPath == nil {
 		if v, _ := fromConfig("pythonpath"); v != "" {
-			s.PythonPath = strings.Fields(v)
+			s.PythonPath = settings.SplitList(v)
 		}
 	}
 	chdirOrigin := "--chdir"
@@ -97,6 +109,9 @@ func Load(o Options) (*Site, error) {
 			return nil, fmt.Errorf("%s: chdir %s: %v", where(chdirOrigin, "chdir"), s.Chdir, err)
 		}
 		s.Chdir = abs
+	}
+	if s.LogConfig, err = logConfig(o, fromConfig); err != nil {
+		return nil, err
 	}
 	interp, err := exec.LookPath(s.Python)
 	if err == nil {
@@ -177,7 +192,58 @@ func (s *Site) CommandIn(interpreter, module string, args ...string) (*exec.Cmd,
 		return nil, err
 	}
 	cmd.Dir = s.Chdir
+	cmd.Env = append(cmd.Env, s.Env()...)
 	return cmd, nil
+}
+
+// logConfig picks the logging file (Site.LogConfig). A file given must
+// exist and have [loggers]; the configuration's own is used only when it
+// has them.
+func logConfig(o Options, fromConfig func(string) (string, string)) (string, error) {
+	path, from := o.LogConfig, "--log-config"
+	if path == "" {
+		for _, key := range []string{"log_config", "logconfig"} {
+			if v, origin := fromConfig(key); v != "" {
+				path, from = v, where(origin, key)
+				break
+			}
+		}
+	}
+	if path == "" {
+		file, _, _ := config.ParseURI(o.URI)
+		if ok, _ := hasSection(file, "loggers"); !ok {
+			return "", nil
+		}
+		path = file
+	} else if ok, err := hasSection(path, "loggers"); err != nil {
+		return "", fmt.Errorf("%s: %w", from, err)
+	} else if !ok {
+		return "", fmt.Errorf("%s: %s has no [loggers] section (logging.config.fileConfig needs [loggers], [handlers] and [formatters])", from, path)
+	}
+	return filepath.Abs(path)
+}
+
+// hasSection reports whether the INI file at path has [name].
+func hasSection(path, name string) (bool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return false, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.TrimSpace(line) == "["+name+"]" {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// Env is what the site's Python processes get in their environment on top
+// of wsgate's own.
+func (s *Site) Env() []string {
+	if s.LogConfig == "" {
+		return nil
+	}
+	return []string{EnvLogConfig + "=" + s.LogConfig}
 }
 
 // serverFor finds the server section for uri: [server:NAME] of the URI's

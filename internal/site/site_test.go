@@ -75,3 +75,43 @@ func TestLoadNamesBadPaths(t *testing.T) {
 		t.Errorf("missing interpreter: %v", err)
 	}
 }
+
+// The logging file: the configuration's own when it has [loggers] (as
+// pserve), --log-config or the section's log_config (gunicorn's logconfig)
+// otherwise; one named that cannot serve is refused with its place.
+func TestLogConfig(t *testing.T) {
+	py := testutil.VenvPython(t)
+	dir := project(t, "python = "+py+"\nchdir = %(here)s\npythonpath = lib\n")
+	ini := filepath.Join(dir, "site.ini")
+	load := func(o site.Options) (*site.Site, error) {
+		o.URI = ini
+		return site.Load(o)
+	}
+	st, err := load(site.Options{})
+	if err != nil || st.LogConfig != "" || st.Env() != nil {
+		t.Fatalf("no [loggers]: LogConfig %q Env %q (%v)", st.LogConfig, st.Env(), err)
+	}
+	other := filepath.Join(dir, "logging.ini")
+	if err := os.WriteFile(other, []byte("[loggers]\nkeys = root\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st, err = load(site.Options{LogConfig: other})
+	if err != nil || !slices.Equal(st.Env(), []string{"WSGATE_LOG_CONFIG=" + other}) {
+		t.Fatalf("--log-config: Env %q (%v)", st.Env(), err)
+	}
+	if _, err = load(site.Options{LogConfig: ini}); err == nil || !strings.Contains(err.Error(), "--log-config: "+ini+" has no [loggers] section") {
+		t.Fatalf("--log-config without [loggers]: %v", err)
+	}
+	if _, err = load(site.Options{LogConfig: filepath.Join(dir, "missing.ini")}); err == nil || !strings.Contains(err.Error(), "--log-config: open ") {
+		t.Fatalf("--log-config missing: %v", err)
+	}
+	own := project(t, "python = "+py+"\nchdir = %(here)s\npythonpath = lib\nlogconfig = nowhere.ini\n")
+	if _, err = site.Load(site.Options{URI: filepath.Join(own, "site.ini")}); err == nil || !strings.Contains(err.Error(), "site.ini:8 [server:main] logconfig: open nowhere.ini") {
+		t.Fatalf("logconfig = nowhere.ini: %v", err)
+	}
+	withLoggers := project(t, "python = "+py+"\nchdir = %(here)s\npythonpath = lib\n\n[loggers]\nkeys = root\n")
+	st, err = site.Load(site.Options{URI: filepath.Join(withLoggers, "site.ini")})
+	if err != nil || st.LogConfig != filepath.Join(withLoggers, "site.ini") {
+		t.Fatalf("the file's own [loggers]: LogConfig %q (%v)", st.LogConfig, err)
+	}
+}

@@ -19,11 +19,27 @@ apply their filter to ``next``. Standard library only.
 """
 
 import importlib
+import os
 import threading
 
-__all__ = ["load", "load_filter", "load_server", "lookup", "current_node", "LoadError", "CompositeLoader"]
+__all__ = ["setup_logging", "load", "load_filter", "load_server", "lookup", "current_node", "LoadError", "CompositeLoader"]
 
 APP_PROTOCOLS = ("paste.app_factory", "paste.composite_factory", "paste.composit_factory", "wsgate.callable")
+
+
+def setup_logging():
+    """Configure logging as pserve does, before the application loads: the
+    master names the INI file whose [loggers], [handlers] and [formatters]
+    apply (its CONFIG_URI's file, or --log-config) in WSGATE_LOG_CONFIG;
+    ``here`` and ``__file__`` are that file's directory and path, and the
+    loggers that exist already stay enabled. Nothing when none is named."""
+    path = os.environ.pop("WSGATE_LOG_CONFIG", "")  # not inherited by the app's own subprocesses
+    if not path:
+        return
+    import logging.config
+
+    logging.config.fileConfig(path, {"__file__": path, "here": os.path.dirname(path)},
+                              disable_existing_loggers=False)
 
 
 class LoadError(Exception):

@@ -88,9 +88,11 @@ def load_callable(spec):
 
 
 def load_app(node):
+    from wsgate import loader  # the configuration engine's node loader
+
+    loader.setup_logging()  # the INI's logging sections first, as pserve (a no-op when none)
     if node.get("protocol") == "wsgate.callable":
         return load_callable(node["factory"])
-    from wsgate import loader  # the configuration engine's node loader
     return loader.load(node)
 
 

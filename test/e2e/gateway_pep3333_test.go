@@ -83,10 +83,7 @@ func TestGatewayPEP3333(t *testing.T) {
 	})
 
 	t.Run("EnvironHTTP10WithoutHost", func(t *testing.T) {
-		b := s.gwRawExchange(t, "GET /environ/plain HTTP/1.0\r\n\r\n")
-		resp, body := gwReadResponse(t, bufio.NewReader(bytes.NewReader(b)), "GET")
-		var env map[string]any
-		gwJSON(t, "environ over HTTP/1.0", gwResponse{status: resp.StatusCode, body: body}, &env)
+		env := s.gwRawEnviron(t, "environ over HTTP/1.0", "GET /environ/plain HTTP/1.0\r\n\r\n", "GET")
 		if env["SERVER_PROTOCOL"] != "HTTP/1.0" {
 			t.Errorf("SERVER_PROTOCOL = %v, want HTTP/1.0", env["SERVER_PROTOCOL"])
 		}
@@ -114,10 +111,7 @@ func TestGatewayPEP3333(t *testing.T) {
 	t.Run("AbsoluteFormTarget", func(t *testing.T) {
 		// A request line may carry the whole URL (RFC 9112 3.2.2):
 		// PATH_INFO and QUERY_STRING come from its path and query only.
-		b := s.gwRawExchange(t, "GET http://example.test/environ/abs%2Fx?q=1 HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\n\r\n")
-		resp, body := gwReadResponse(t, bufio.NewReader(bytes.NewReader(b)), "GET")
-		var env map[string]any
-		gwJSON(t, "absolute-form", gwResponse{status: resp.StatusCode, body: body}, &env)
+		env := s.gwRawEnviron(t, "absolute-form", "GET http://example.test/environ/abs%2Fx?q=1 HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\n\r\n", "GET")
 		if env["PATH_INFO"] != "/environ/abs/x" || env["QUERY_STRING"] != "q=1" || env["HTTP_HOST"] != "example.test" {
 			t.Errorf("absolute-form target: PATH_INFO %q QUERY_STRING %q HTTP_HOST %q", env["PATH_INFO"], env["QUERY_STRING"], env["HTTP_HOST"])
 		}
@@ -133,14 +127,24 @@ func TestGatewayPEP3333(t *testing.T) {
 	})
 
 	t.Run("OptionsStar", func(t *testing.T) {
-		// "OPTIONS *" asks about the server, not a resource (RFC 9110
-		// section 9.3.7), and has no path for PATH_INFO: the server itself
-		// answers 200 with no content; the app, which would say 404 to a
-		// path it has no route for, never sees it.
-		b := s.gwRawExchange(t, "OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-		resp, body := gwReadResponse(t, bufio.NewReader(bytes.NewReader(b)), "OPTIONS")
-		if resp.StatusCode != 200 || resp.ContentLength != 0 || len(body) != 0 {
-			t.Errorf("OPTIONS *: status %d, Content-Length %d, body %q; want 200 with no content", resp.StatusCode, resp.ContentLength, body)
+		// "OPTIONS *" asks about the server as a whole: the application
+		// answers it (not net/http's own empty 200), with REQUEST_URI "*"
+		// and no path: SCRIPT_NAME and PATH_INFO empty.
+		env := s.gwRawEnviron(t, "OPTIONS *", "OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "OPTIONS")
+		if env["REQUEST_METHOD"] != "OPTIONS" || env["REQUEST_URI"] != "*" || env["PATH_INFO"] != "" || env["SCRIPT_NAME"] != "" {
+			t.Errorf("OPTIONS *: REQUEST_METHOD %q REQUEST_URI %q SCRIPT_NAME %q PATH_INFO %q", env["REQUEST_METHOD"], env["REQUEST_URI"], env["SCRIPT_NAME"], env["PATH_INFO"])
+		}
+	})
+
+	t.Run("ChunkedTransferEncoding", func(t *testing.T) {
+		// net/http takes Transfer-Encoding out of the header; the app still
+		// sees it, as every client header, and no CONTENT_LENGTH.
+		env := s.gwRawEnviron(t, "chunked POST", "POST /environ/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n", "POST")
+		if env["HTTP_TRANSFER_ENCODING"] != "chunked" {
+			t.Errorf("HTTP_TRANSFER_ENCODING = %v, want chunked", env["HTTP_TRANSFER_ENCODING"])
+		}
+		if v, ok := env["CONTENT_LENGTH"]; ok && v != "" {
+			t.Errorf("CONTENT_LENGTH = %v for a chunked body", v)
 		}
 	})
 
@@ -693,3 +697,14 @@ func gwReconstructURL(env map[string]any) string {
 }
 
 func gwAtoi(s string) int { n, _ := strconv.Atoi(s); return n }
+
+// gwRawEnviron sends raw (a request written byte for byte) to an environ
+// view and returns the environ the application saw.
+func (s *gwServer) gwRawEnviron(t *testing.T, what, raw, method string) map[string]any {
+	t.Helper()
+	b := s.gwRawExchange(t, raw)
+	resp, body := gwReadResponse(t, bufio.NewReader(bytes.NewReader(b)), method)
+	var env map[string]any
+	gwJSON(t, what, gwResponse{status: resp.StatusCode, body: body}, &env)
+	return env
+}

@@ -47,11 +47,11 @@ func TestServeRefusesMeaninglessNumbers(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--timeout", "-1"}, "--timeout: -1 is not a number of seconds ≥ 0"},
-		{[]string{"--graceful-timeout", "0"}, "--graceful-timeout: 0 must be more than 0 seconds"},
-		{[]string{"--queue-size", "-5"}, "--queue-size: -5 is not a whole number ≥ 0"},
-		{[]string{"--workers", "0"}, "--workers: 0 is not a whole number ≥ 1"},
-		{[]string{"--threads", "-2"}, "--threads: -2 is not a whole number ≥ 1"},
+		{[]string{"--timeout", "-1"}, "flag -timeout: -1 is not a number of seconds ≥ 0"},
+		{[]string{"--graceful-timeout", "0"}, "flag -graceful-timeout: 0 must be more than 0 seconds"},
+		{[]string{"--queue-size", "-5"}, "flag -queue-size: -5 is not a whole number ≥ 0"},
+		{[]string{"--workers", "0"}, "flag -workers: 0 is not a whole number ≥ 1"},
+		{[]string{"--threads", "-2"}, "flag -threads: -2 is not a whole number ≥ 1"},
 	} {
 		r := harness.Run(t, harness.Options{Args: append([]string{"--app", "pep3333:app", "--pythonpath", gwAppsDir()}, tc.args...)})
 		if r.ExitCode != 2 || !strings.Contains(r.Output, tc.want) {

@@ -69,6 +69,7 @@ def run(prog, node_file, django_argv, shown_as=None):
     from wsgate import loader
 
     try:
+        loader.setup_logging()
         load_django(node)
     except Exception as exc:
         if getattr(exc, "wsgate_config_error", False) or isinstance(exc, loader.LoadError):

@@ -459,6 +459,8 @@ ROUTES.update(RAW)
 
 
 def app(environ, start_response):
+    if environ.get("REQUEST_URI") == "*":  # OPTIONS *: answered with the environ
+        return environ_view(environ, start_response)
     name = environ.get("PATH_INFO", "/").lstrip("/").split("/", 1)[0]
     view = ROUTES.get(name)
     if view is None:

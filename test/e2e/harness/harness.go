@@ -48,6 +48,9 @@ type Options struct {
 	// --app, --bind, --workers. When no --bind is given the server binds
 	// 127.0.0.1:0, so tests never fight over a port.
 	Args []string
+	// FileBinds leaves the listeners to the configuration's server section
+	// (bind, listen, host and port): no --bind is added.
+	FileBinds bool
 	// Dir is the working directory (default: the test's own directory).
 	Dir string
 	// Env entries (KEY=value) are added to the test process's environment.
@@ -147,7 +150,7 @@ func launch(t testing.TB, opts Options) *Server {
 	default:
 		args = append(args, "--python", opts.Python)
 	}
-	if !hasFlag(opts.Args, "--bind") {
+	if !hasFlag(opts.Args, "--bind") && !opts.FileBinds {
 		args = append(args, "--bind", "127.0.0.1:0")
 	}
 	args = append(args, opts.Args...)
