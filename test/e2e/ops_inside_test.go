@@ -93,8 +93,9 @@ func TestTimeoutLogsTheStuckRequestsStack(t *testing.T) {
 	if r := <-got; r.status != 504 {
 		t.Errorf("the stuck request got status %d, want 504", r.status)
 	}
+	srv.WaitLog(`msg="killing worker"`) // the 504 may reach the client before this line
 	logs := srv.Logs()
-	if strings.Index(logs, "worker stacks") > strings.Index(logs, "killing worker") {
+	if strings.Index(logs, "worker stacks") > strings.Index(logs, `msg="killing worker"`) {
 		t.Errorf("the worker was killed before its stacks were logged:\n%s", logs)
 	}
 }
