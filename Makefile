@@ -22,6 +22,8 @@ LDFLAGS := -X github.com/wsgate/wsgate/internal/version.stamped=$(VERSION)
 VENV_DEBS  := python3-venv
 TEST_DEBS  := git chromium curl apache2-utils systemd
 BENCH_DEBS := wrk nginx
+# The demo mounts git http-backend (the git package) behind Django's login.
+DEMO_DEBS  := git
 
 # Under `make test` every skip fails unless test/skips-allowed.txt allows its
 # reason (internal/testutil.Skip, test/strictskips.py): CI cannot pass by skipping.
@@ -118,6 +120,7 @@ mutants:
 	$(PYTHON) test/mutants/run.py $(MUTANTS_ARGS)
 
 demo: venv build
+	./scripts/system-deps.sh $(DEMO_DEBS)
 	./scripts/demo.sh
 
 bench: venv build
