@@ -170,7 +170,12 @@ CASES = {
 
 def wsgate_argv(opts, app, port):
     return [opts.wsgate_bin, "serve", "--app", app, "--python", sys.executable, "--chdir", BENCH_DIR,
-            "--bind", "%s:%d" % (HOST, port), "--workers", str(opts.workers)]
+            "--bind", "%s:%d" % (HOST, port), "--workers", str(opts.workers), "--lend"]
+
+
+def wsgate_nolend_argv(opts, app, port):
+    # Every request through the master (no lent connections): what a site with Go components on its routes gets.
+    return wsgate_argv(opts, app, port) + ["--lend=false"]
 
 
 def wsgate_chain_argv(opts, app, port, log_buffer="0"):
@@ -291,6 +296,7 @@ def granian_static_argv(opts, app, port):
 
 SERVERS = {
     "wsgate": wsgate_argv,
+    "wsgate-nolend": wsgate_nolend_argv,
     "wsgate-chain": wsgate_chain_argv,
     "wsgate-chain-buffered": wsgate_chain_buffered_argv,
     "uwsgi": uwsgi_argv,

@@ -114,7 +114,9 @@ func (s *runningSite) compose(app *config.Node, fresh map[string]*gateway.Pool) 
 // prepareSingle makes the one pool of `serve --app` (no configuration).
 func (s *runningSite) prepareSingle(cfg gateway.Config) {
 	s.pools["app"], s.order = gateway.NewPool(cfg), []string{"app"}
-	var h http.Handler = gateway.NewHandler(s.pools["app"], "")
+	gh := gateway.NewHandler(s.pools["app"], "")
+	gh.SetLendable() // the one application is the whole site
+	var h http.Handler = gh
 	s.handler.Store(&h)
 }
 
@@ -133,6 +135,7 @@ func (s *runningSite) prepare(app *config.Node) error {
 	}
 	s.running = states
 	s.composed = c
+	markLendable(c.Handler)
 	s.handler.Store(&c.Handler)
 	return nil
 }
@@ -260,6 +263,7 @@ func (s *runningSite) ReloadApp(app *config.Node, codeChanged bool) error {
 		s.log.Info("no pool changed: the configuration's Python applications are as they were")
 	}
 	s.composed, s.order, s.pools, s.running = c, order, fresh, states
+	markLendable(c.Handler)
 	s.handler.Store(&c.Handler)
 	s.mu.Unlock()
 	// Requests already handed to a gone pool finish within the grace.
@@ -363,4 +367,12 @@ func (s *runningSite) Draining() bool { return s.draining.Load() }
 func loadErrorOf(err error) (*gateway.LoadError, bool) {
 	var le *gateway.LoadError
 	return le, errors.As(err, &le)
+}
+
+// markLendable lets a site that is one Python application, with no Go
+// component around it, lend its connections to the workers (--lend).
+func markLendable(h http.Handler) {
+	if gh, ok := h.(*gateway.Handler); ok {
+		gh.SetLendable()
+	}
 }

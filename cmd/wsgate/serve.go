@@ -100,6 +100,7 @@ func runServe(args []string) int {
 		MaxRequestsJitter: o.MaxRequestsJitter,
 		MaxWorkerMemory:   int64(o.MaxWorkerMemory),
 		Preload:           o.Preload,
+		Lend:              o.Lend,
 		QueueSize:         queueOrNone(o.QueueSize),
 		Pipeline:          o.Pipeline,
 		GracefulTimeout:   seconds(o.GracefulTimeout),

@@ -59,6 +59,11 @@ type Config struct {
 	// the workers, which share its memory copy-on-write (preload.go); a
 	// reload starts a new one (--preload).
 	Preload bool
+	// Lend: after a plain HTTP/1.1 connection's first request the worker
+	// serves the connection's following requests itself (lend.go); only
+	// for a handler marked Lendable (the site is this one pool) and a pool
+	// with one thread per worker and no preloader (--lend).
+	Lend bool
 	// QueueSize bounds the requests waiting for a free worker; past it they
 	// get 503 with Retry-After. NoQueue: none waits (--queue-size; 0 is
 	// the default, 1024).

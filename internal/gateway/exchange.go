@@ -48,6 +48,11 @@ type exchange struct {
 	held       []byte                 // the rest of a DIRECT body, kept to free the worker (direct.go, holdRest)
 	clen       int64                  // the response's Content-Length; -1 if none
 	sent       int64                  // body bytes given to the client
+	// A request whose connection is lent with it (lend.go): the worker
+	// answers LENT and writes the response itself.
+	lend         *lentConn
+	lendBuffered []byte // bytes net/http had read past the request
+	gotLent      bool
 }
 
 func (x *exchange) run(scriptName, pathInfo string, flags byte, inline []byte) {
@@ -261,6 +266,15 @@ func (x *exchange) send(scriptName, pathInfo string, flags byte, inline []byte) 
 	b := protocol.AppendHeader(s.wbuf[:0], protocol.Request, x.stream, 0)
 	b = append(b, flags)
 	b = appendEnviron(b, x.r, scriptName, pathInfo)
+	if x.lend != nil {
+		b = b[:len(b)-1] // reopen the dict for the lending items
+		b = protocol.AppendItem(b, "wsgate.lend", strconv.FormatUint(uint64(x.lend.id), 10))
+		if len(x.lendBuffered) > 0 {
+			b = protocol.AppendLatin1(b, "wsgate.buffered")
+			b = protocol.AppendLatin1(b, string(x.lendBuffered))
+		}
+		b = protocol.EndDict(b)
+	}
 	binary.BigEndian.PutUint32(b[0:4], uint32(len(b)-protocol.HeaderSize))
 	if flags&protocol.FlagBodyInline != 0 {
 		if len(inline) > 0 {
@@ -278,7 +292,15 @@ func (x *exchange) send(scriptName, pathInfo string, flags byte, inline []byte) 
 	}
 	var err error
 	if len(b) <= s.dispMax {
-		_, err = s.disp.Write(b)
+		if x.lend != nil {
+			err = s.sendLend(b, x.lend.conn)
+		} else {
+			_, err = s.disp.Write(b)
+		}
+	} else if x.lend != nil {
+		x.unsent, x.reason = false, "request too large to lend"
+		x.fail(http.StatusRequestHeaderFieldsTooLarge, "request headers too large", true)
+		return false
 	} else {
 		// Too big for one dispatch message: the frames go on the stream
 		// socket, and a marker on the dispatch socket says so.
@@ -371,6 +393,12 @@ func (x *exchange) control(t protocol.Type, payload []byte) (done bool, err erro
 		}
 		x.started = true
 		x.w.WriteHeader(x.start.Code)
+	case protocol.Lent:
+		if x.lend == nil || x.started {
+			return false, fmt.Errorf("%w: LENT for a request not lent", protocol.ErrViolation)
+		}
+		x.gotLent, x.healthy = true, true
+		return true, nil
 	case protocol.Direct:
 		n, err := protocol.ParseDirect(payload)
 		if err != nil {

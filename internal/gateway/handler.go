@@ -14,8 +14,16 @@ import (
 // frames each request to a worker and writes the frames that come back to
 // the client.
 type Handler struct {
-	pool  *Pool
-	mount string
+	pool     *Pool
+	mount    string
+	lendable bool // the handler is the whole site: its connections may be lent (lend.go)
+}
+
+// SetLendable says the handler serves the whole site (no Go component, no
+// other application, mounted at the root), so that with --lend a worker
+// may serve a connection's following requests itself.
+func (h *Handler) SetLendable() {
+	h.lendable = h.mount == "" && h.pool.lending()
 }
 
 // NewHandler returns the http.Handler of a pool's application, mounted at
@@ -52,6 +60,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if directEligible(r) {
 		flags |= protocol.FlagDirect
+	}
+	if h.lendEligible(r, flags) && h.serveLending(w, r, scriptName, pathInfo, flags, inline) {
+		return
 	}
 	var x exchange
 	var next *slot // a free slot a withdrawn request was handed

@@ -39,6 +39,9 @@ type Pool struct {
 	nodeMu      sync.Mutex
 	pendingNode []byte // the node the next reload's workers load (ReloadNode)
 
+	lender   lender        // lent connections (lend.go)
+	lendStop chan struct{} // ends watchLent
+
 	rosterMu sync.Mutex
 	live     map[*worker]struct{} // the workers not yet exited (inflight.go, roster)
 
@@ -148,8 +151,20 @@ func (p *Pool) Start() error {
 			p.onExited(ev.w)
 		}
 	}
+	if p.lending() {
+		p.lendStop = make(chan struct{})
+		go p.watchLent(p.lendStop)
+	}
 	go p.run()
 	return nil
+}
+
+// lending reports whether the pool's workers may be lent connections:
+// --lend, one thread per worker (the worker's loop serves its connections
+// on its one thread), no preloader (the forked workers would need the lend
+// sockets passed through it).
+func (p *Pool) lending() bool {
+	return p.cfg.Lend && p.cfg.Threads == 1 && !p.cfg.Preload
 }
 
 // startPreloaded starts the first generation's preloader and waits until
@@ -511,6 +526,9 @@ func (p *Pool) shutdown(req stopRequest) {
 				w.kill("shutdown")
 			}
 		}
+	}
+	if p.lendStop != nil {
+		close(p.lendStop)
 	}
 	for _, pre := range p.preloaders {
 		pre.stop()

@@ -62,6 +62,13 @@ type worker struct {
 	loaded      chan struct{} // closed when awaitReady is done with the sockets
 	stacks      *stackPipe    // where its thread stacks arrive (stacks.go)
 	exitErr     error
+
+	// Lent connections (lend.go), when the pool lends.
+	lendConn     net.Conn      // the master's end of the lend socket (RETURN, OUTPUT)
+	page         []byte        // the shared page the worker writes (pageServing…)
+	pageMu       sync.RWMutex  // page is unmapped once the worker is gone
+	lendGone     bool          // its lend socket ended: connections sent to it are reclaimed (lender.mu)
+	lendTimedOut atomic.Uint32 // the lent connection whose request passed the timeout
 }
 
 func (w *worker) State() State { return State(w.state.Load()) }
@@ -161,6 +168,18 @@ func (p *Pool) spawnWorker(id, gen int, node []byte) (*worker, error) {
 	}
 	w.stacks = sp
 	childFiles = append(childFiles, stacksW)
+	lendArg := ""
+	if p.lending() {
+		child, err := w.openLend()
+		if err != nil {
+			w.closeSlots()
+			sp.r.Close()
+			return nil, err
+		}
+		n := 3 + 2*cfg.Threads + 1
+		lendArg = strconv.Itoa(n) + ":" + strconv.Itoa(n+1)
+		childFiles = append(childFiles, child...)
+	}
 	stderrR, stderrW, err := os.Pipe()
 	if err != nil {
 		w.closeSlots()
@@ -171,13 +190,17 @@ func (p *Pool) spawnWorker(id, gen int, node []byte) (*worker, error) {
 	if pre := p.preloaders[gen]; p.cfg.Preload && pre != nil {
 		err = pre.fork(w, childFiles)
 	} else {
-		err = p.execWorker(w, node, fds, childFiles)
+		err = p.execWorker(w, node, fds, lendArg, childFiles)
 	}
 	if err != nil {
 		w.closeSlots()
+		w.closeLend()
 		sp.r.Close()
 		stderrR.Close()
 		return nil, err
+	}
+	if w.lendConn != nil {
+		go p.lender.readReturns(w)
 	}
 	p.log.Info("worker state", "worker", w.id, "pid", w.pid, "to", StateStarting.String())
 	go w.awaitReady()
@@ -188,10 +211,13 @@ func (p *Pool) spawnWorker(id, gen int, node []byte) (*worker, error) {
 
 // execWorker starts w as a Python process of its own: files are the
 // worker's ends of its sockets and pipes, its stderr last.
-func (p *Pool) execWorker(w *worker, node []byte, fds []string, files []*os.File) error {
+func (p *Pool) execWorker(w *worker, node []byte, fds []string, lendArg string, files []*os.File) error {
 	cfg := &p.cfg
 	args := []string{"--fds", strings.Join(fds, ","), "--workers", strconv.Itoa(cfg.Workers),
 		"--stacks-fd", strconv.Itoa(3 + 2*cfg.Threads)}
+	if lendArg != "" {
+		args = append(args, "--lend-fds", lendArg)
+	}
 	if cfg.ResetWorkerSched {
 		args = append(args, "--normal-sched")
 	}
@@ -306,4 +332,40 @@ func (e *LoadError) Error() string {
 func (e *LoadError) Traceback() string {
 	_, rest, _ := strings.Cut(e.Message, "\n")
 	return rest
+}
+
+// openLend makes the worker's lend socket and shared page; child holds the
+// worker's ends, for the process to inherit.
+func (w *worker) openLend() (child []*os.File, err error) {
+	pair, err := socketPair(syscall.SOCK_STREAM)
+	if err != nil {
+		return nil, err
+	}
+	page, pf, err := newPage()
+	if err != nil {
+		closePair(pair)
+		return nil, err
+	}
+	conn, err := fileConn(pair[0])
+	if err != nil {
+		syscall.Close(pair[1])
+		pf.Close()
+		_ = syscall.Munmap(page)
+		return nil, err
+	}
+	w.lendConn, w.page = conn, page
+	return []*os.File{os.NewFile(uintptr(pair[1]), "wsgate-worker-lend"), pf}, nil
+}
+
+// closeLend closes the master's end of the lend socket and unmaps the page.
+func (w *worker) closeLend() {
+	if w.lendConn != nil {
+		w.lendConn.Close()
+	}
+	w.pageMu.Lock()
+	if w.page != nil {
+		_ = syscall.Munmap(w.page)
+		w.page = nil
+	}
+	w.pageMu.Unlock()
 }

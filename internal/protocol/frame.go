@@ -55,6 +55,23 @@ const (
 	Stderr    Type = 24 // UTF-8 text the application wrote to sys.stderr during the request
 	Direct    Type = 25 // u64: the worker asks to write this many body bytes to the client itself
 	Wrote     Type = 26 // u64 count · u8 flags: how many it wrote (flag 1: the client's socket failed)
+	// Lent (stream socket, empty): the worker has the connection of a
+	// REQUEST sent with FlagLend and serves it from now on.
+	Lent Type = 27
+	// Return (lend socket, stream = the connection's id): u8 flags ·
+	// the bytes the worker read from the client and did not serve; the
+	// master serves the connection again (or closes it: ReturnClose).
+	Return Type = 28
+	// Output (lend socket, stream = the connection's id): response bytes,
+	// already HTTP, the client's socket could not take at once (after a
+	// Return with ReturnOutput, until the Return that ends them).
+	Output Type = 29
+)
+
+// Return flags.
+const (
+	ReturnClose  = 1 << 0 // the connection ends: close it once its output is written
+	ReturnOutput = 1 << 1 // Output frames follow, then a Return that ends them
 )
 
 // Request flags (first payload byte of a Request frame).
@@ -63,6 +80,7 @@ const (
 	FlagBodyInline = 1 << 1 // the whole body follows as BODY… BODY_END, unasked
 	FlagOnStream   = 1 << 2 // dispatch marker: the REQUEST frame itself follows on the stream socket
 	FlagDirect     = 1 << 3 // the worker may ask to write a large response body to the client itself (DIRECT)
+	FlagLend       = 1 << 4 // the client's socket rides along (SCM_RIGHTS): the worker answers LENT and serves the connection
 )
 
 // MaxDispatch bounds one message on a dispatch socket (a REQUEST frame and
@@ -82,6 +100,7 @@ var typeNames = map[Type]string{
 	DirectAck: "DIRECT_ACK", CtlToW: "CONTROL",
 	Start: "START", Data: "DATA", File: "FILE", End: "END", Error: "ERROR", Log: "LOG",
 	Credit: "CREDIT", CtlFromW: "CONTROL", Stderr: "STDERR", Direct: "DIRECT", Wrote: "WROTE",
+	Lent: "LENT", Return: "RETURN", Output: "OUTPUT",
 }
 
 func (t Type) String() string {

@@ -178,6 +178,11 @@ func Serve(ctx context.Context, socks *Sockets, opts Options) error {
 	tlsProtocols.SetHTTP1(true)
 	tlsProtocols.SetHTTP2(true)
 	plain := newServer(handler, &plainProtocols)
+	var back *backListener
+	if len(lns) > 0 {
+		back = newBackListener(lns[0].Addr())
+		plain.ConnContext = giveBackContext(back)
+	}
 	servers := []*http.Server{plain}
 	var secure *http.Server
 	var h3 *http3Server
@@ -213,6 +218,9 @@ func Serve(ctx context.Context, socks *Sockets, opts Options) error {
 	}
 	for _, l := range socks.Redirect {
 		go serve(redirect, framedListener{l}, l.URL)
+	}
+	if back != nil {
+		go serve(plain, back, "connections given back")
 	}
 	if h3 != nil {
 		go func() {

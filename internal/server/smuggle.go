@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -63,6 +64,17 @@ func (c *framedConn) ReadFrom(r io.Reader) (int64, error) {
 }
 
 var _ io.ReaderFrom = (*framedConn)(nil)
+
+// SyscallConn is the socket's: the gateway lends its descriptor to a worker
+// (lend.go in internal/gateway).
+func (c *framedConn) SyscallConn() (syscall.RawConn, error) {
+	if sc, ok := c.Conn.(syscall.Conn); ok {
+		return sc.SyscallConn()
+	}
+	return nil, errNotSocket
+}
+
+var errNotSocket = errors.New("not a socket")
 
 var (
 	clName = []byte("content-length:")
@@ -138,7 +150,11 @@ func (l framedListener) Accept() (net.Conn, error) {
 func rememberConn(ctx context.Context, c net.Conn) context.Context {
 	if fc, ok := c.(*framedConn); ok {
 		// Components reach the socket itself (static corks it).
-		return component.WithConn(context.WithValue(ctx, framedConnKey{}, fc), fc.Conn)
+		inner := fc.Conn
+		if pc, ok := inner.(*prefixConn); ok {
+			inner = pc.Conn // a connection given back (giveback.go)
+		}
+		return component.WithConn(context.WithValue(ctx, framedConnKey{}, fc), inner)
 	}
 	return component.WithConn(ctx, c)
 }

@@ -43,6 +43,7 @@ type Serve struct {
 	ControlSocket     string
 	MaxWorkerMemory   Size
 	Preload           bool
+	Lend              bool
 	ReloadSuffixes    []string
 	SchedBatch        bool
 	Reload            bool

@@ -7,6 +7,7 @@ encoder and a buffered frame reader for one socket. Standard library only.
 
 import array
 import mmap
+import os
 import socket
 import struct
 
@@ -44,12 +45,18 @@ CONTROL_FROM_WORKER = 23
 STDERR = 24
 DIRECT = 25
 WROTE = 26
+LENT = 27  # the worker has the connection of a FLAG_LEND request (stream socket)
+RETURN = 28  # lend socket: u8 flags, then the unserved bytes read from the client
+OUTPUT = 29  # lend socket: response bytes the client's socket could not take at once
 
 # REQUEST flags (first payload byte)
 FLAG_HAS_BODY = 1
 FLAG_BODY_INLINE = 2
 FLAG_ON_STREAM = 4  # dispatch marker: the REQUEST frame follows on the stream socket
 FLAG_DIRECT = 8  # the worker may ask to write a large response body to the client itself
+FLAG_LEND = 16  # the client's socket rides along: answer LENT, then serve the connection
+RETURN_CLOSE = 1  # RETURN flags: close the connection once its output is written
+RETURN_OUTPUT = 2  # OUTPUT frames follow, then a RETURN that ends them
 # WROTE flags
 WROTE_CLIENT_FAILED = 1
 # one dispatch message (a REQUEST frame and its inline body) is at most this long
@@ -65,6 +72,7 @@ NAMES = {
     DIRECT_ACK: "DIRECT_ACK", CONTROL_TO_WORKER: "CONTROL", START: "START", DATA: "DATA", FILE: "FILE",
     END: "END", ERROR: "ERROR", LOG: "LOG", CREDIT: "CREDIT", CONTROL_FROM_WORKER: "CONTROL",
     STDERR: "STDERR", DIRECT: "DIRECT", WROTE: "WROTE",
+    LENT: "LENT", RETURN: "RETURN", OUTPUT: "OUTPUT",
 }
 
 # room for the one descriptor a DIRECT_ACK carries (and a few more, to be closed)
@@ -128,7 +136,7 @@ class Channel:
     """
 
     __slots__ = ("sock", "buf", "view", "start", "end", "send", "recv_into", "pending", "disp_recv_into",
-                 "dbuf", "dview", "fds")
+                 "dbuf", "dview", "fds", "disp")
 
     def __init__(self, sock, disp=None, size=256 * 1024):
         self.sock = sock
@@ -143,6 +151,7 @@ class Channel:
         # is written there), and the inline body of the next request.
         self.pending = []
         self.fds = None  # descriptors received while read_for_fds reads
+        self.disp = disp
         if disp is not None:
             self.disp_recv_into = disp.recv_into
             # anonymous memory: pages are only taken as messages use them
@@ -153,7 +162,28 @@ class Channel:
         """(stream, payload) of the next REQUEST: one dispatch message.
         payload (flags byte, marshal environ) is valid until the next call;
         the request's inline body frames are set aside for read_for."""
-        n = self.disp_recv_into(self.dview)
+        return self._request(self.disp_recv_into(self.dview))
+
+    def next_request_fds(self, disp):
+        """next_request(), receiving with recvmsg on disp (this channel's
+        dispatch socket) so that a descriptor sent along is kept:
+        (stream, payload, [fd, …])."""
+        n, ancdata, _flags, _addr = disp.recvmsg_into([self.dview], _FD_SPACE)
+        fds = []
+        for level, kind, data in ancdata:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                got = array.array("i")
+                got.frombytes(data[:len(data) - len(data) % got.itemsize])
+                fds.extend(got)
+        try:
+            stream, payload = self._request(n)
+        except BaseException:
+            for fd in fds:
+                os.close(fd)
+            raise
+        return stream, payload, fds
+
+    def _request(self, n):
         if not n:
             raise EOFError
         dbuf = self.dbuf

@@ -667,6 +667,9 @@ def main(argv=None):
                         help="pipe to write every thread's stack to on SIGUSR1 (the master logs it)")
     parser.add_argument("--normal-sched", action="store_true",
                         help="the master runs under SCHED_BATCH, which this process inherited: go back to SCHED_OTHER")
+    parser.add_argument("--lend-fds",
+                        help="LEND:PAGE: the lend socket and the shared page; the master lends this worker "
+                             "connections (wsgate.lend)")
     parser.add_argument("--preload-fd", type=int,
                         help="be the preloader: load the application once, then fork a worker for each "
                              "request of the master on this socket (wsgate.preload)")
@@ -703,6 +706,9 @@ def main(argv=None):
         except OSError:
             sys.stderr.write("wsgate worker: cannot load the application: " + data.decode())
         return 3
+    if args.lend_fds:
+        lend_fd, _, page_fd = args.lend_fds.partition(":")
+        return run(chans, app, args.workers, (int(lend_fd), int(page_fd)))
     return run(chans, app, args.workers)
 
 
@@ -731,9 +737,11 @@ def load_error_message(exc):
     return message.encode("utf-8", "replace")
 
 
-def run(chans, app, workers):
+def run(chans, app, workers, lend=None):
     """Say READY on every channel, then serve each on a thread of its own
-    (the first on this one) until the master closes them."""
+    (the first on this one) until the master closes them. With lend (the
+    lend socket's and the shared page's descriptors) the one channel is
+    served by the lending loop (wsgate.lend)."""
     ready = bytes((P.CTL_READY,)) + P.U32.pack(os.getpid())
     try:
         for chan in chans:
@@ -741,6 +749,18 @@ def run(chans, app, workers):
     except OSError:
         return 0  # the master stopped wanting us while we loaded
     env = base_environ(len(chans), workers)
+    if lend is not None:
+        from wsgate import lend as lending
+        lend_sock = socket.socket(fileno=lend[0])
+        lend_sock.set_inheritable(False)
+        chan = chans[0]
+        try:
+            lending.serve(chan, chan.disp, lend_sock, lend[1], app, env)
+        except (P.ProtocolError, OSError) as exc:
+            sys.stderr.write("wsgate worker %d: %s; exiting\n" % (os.getpid(), exc))
+            sys.stderr.flush()
+            os._exit(70)
+        return 0
     threads = [threading.Thread(target=_serve_thread, args=(c, app, env), daemon=True) for c in chans[1:]]
     for t in threads:
         t.start()
