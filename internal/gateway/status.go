@@ -76,6 +76,7 @@ type WorkerStatus struct {
 	Generation int           `json:"generation"`
 	RSS        int64         `json:"rss_bytes"` // 0 when it could not be read
 	Served     int64         `json:"requests_served"`
+	Lent       int64         `json:"lent_requests"` // of those, served on lent connections (--lend)
 	Requests   []RequestInfo `json:"requests"` // what each of its threads is on
 }
 
@@ -107,8 +108,9 @@ func (p *Pool) Status() PoolStatus {
 	for _, w := range ws {
 		rss, _ := RSS(w.pid)
 		reason, _ := w.reason.Load().(string)
+		lent := int64(w.pageLoad(pageServed))
 		one := WorkerStatus{ID: w.id, PID: w.pid, State: w.State().String(), Generation: w.gen,
-			RSS: rss, Served: w.served.Load(), Requests: w.inFlight()}
+			RSS: rss, Served: w.served.Load() + lent, Lent: lent, Requests: w.inFlight()}
 		if one.State == StateDraining.String() {
 			one.Reason = reason
 		}
