@@ -66,7 +66,7 @@ func (p *Pool) acquire(ctx context.Context) (*slot, error) {
 			}
 		}
 		if s.w.State() == StateReady {
-			return s, nil
+			return p.preferFree(s), nil
 		}
 		// A token of a draining or dead worker: drop it and take another.
 	}
@@ -160,3 +160,33 @@ func (p *Pool) observe(d time.Duration) {
 
 // serviceTime is the moving average of a request's service time.
 func (p *Pool) serviceTime() time.Duration { return time.Duration(p.service.Load()) }
+
+// preferFree trades an idle slot whose worker is busy serving a lent
+// connection (lend.go) for an idle one whose worker is not, if there is one:
+// the master does not see lent requests, so "idle" only means no request of
+// its own is in flight there.
+func (p *Pool) preferFree(s *slot) *slot {
+	if !s.lentBusy() {
+		return s
+	}
+	for range cap(p.idle) {
+		var o *slot
+		select {
+		case o = <-p.idle:
+		default:
+			return s
+		}
+		if o.w.State() != StateReady {
+			continue // a draining worker's token: dropped, as acquire does
+		}
+		if !o.lentBusy() {
+			p.pushToken(p.idle, s)
+			return o
+		}
+		p.pushToken(p.idle, o)
+		if o == s {
+			return s
+		}
+	}
+	return s
+}

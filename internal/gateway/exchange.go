@@ -76,6 +76,10 @@ func (x *exchange) run(scriptName, pathInfo string, flags byte, inline []byte) {
 			return
 		}
 	}
+	if !x.waited && s.lentBusy() && x.awaitLentWorker() == turnWithdrawn {
+		x.unsent, x.reason, x.healthy = true, reasonWithdrawn, true
+		return
+	}
 	began := time.Now()
 	if cfg.Timeout > 0 {
 		x.deadline = began.Add(cfg.Timeout) // else the zero time: no deadline

@@ -525,3 +525,59 @@ func (p *Pool) watchLent(stop <-chan struct{}) {
 		}
 	}
 }
+
+// lentBusy reports whether the slot's worker is serving a request on a lent
+// connection now.
+func (s *slot) lentBusy() bool {
+	return s.w.lendConn != nil && s.w.pageLoad(pageServing) != 0
+}
+
+// awaitLentWorker waits, for an exchange at the head of its slot whose
+// worker is busy on a lent connection, until the worker takes the REQUEST;
+// if that takes longer than the usual rescue delay and the REQUEST is still
+// in the dispatch socket, it is taken back to be served by another worker.
+func (x *exchange) awaitLentWorker() turnKind {
+	s := x.s
+	deadline := time.Now().Add(x.rescueDelay())
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for range tick.C {
+		if !s.lentBusy() {
+			return turnGo
+		}
+		if time.Now().Before(deadline) {
+			continue
+		}
+		if s.withdrawHead(x) {
+			x.logger().Debug("request taken back", "pid", s.w.pid, "why", "its worker is busy on a lent connection", "uri", x.r.RequestURI)
+			x.rescues++
+			return turnWithdrawn
+		}
+		return turnGo
+	}
+	return turnGo
+}
+
+// withdrawHead takes back the REQUEST of the exchange at the head of the
+// queue if the worker has not received it (see withdraw).
+func (s *slot) withdrawHead(x *exchange) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || x.pinned || len(s.queue) == 0 || s.queue[0] != x {
+		return false
+	}
+	if next, ok := s.peekNext(); !ok || next != x.stream {
+		return false
+	}
+	if got, ok := s.takeNext(); !ok || got != x.stream {
+		return false
+	}
+	copy(s.queue, s.queue[1:])
+	s.queue[len(s.queue)-1] = nil
+	s.queue = s.queue[:len(s.queue)-1]
+	if len(s.queue) > 0 {
+		s.headSince = time.Now()
+		s.queue[0].turn <- turnGo
+	}
+	return true
+}
