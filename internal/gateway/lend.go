@@ -56,10 +56,14 @@ type lender struct {
 	next  atomic.Uint32
 }
 
-// lentConn is one connection taken from net/http.
+// lentConn is one connection taken from net/http. Once the worker has it,
+// the master keeps a bare descriptor of it (fd) instead of a net.Conn: the Go
+// runtime's poller would otherwise wake the master for every request the
+// worker reads there, which is what lending saves.
 type lentConn struct {
 	id   uint32
-	conn net.Conn
+	conn net.Conn // until LENT; nil after, unless the descriptor could not be set apart
+	fd   int      // after LENT: the master's own descriptor of the socket, out of the poller
 	give component.GiveBack
 	w    *worker // the worker it was sent to
 	lent bool    // the worker answered LENT: it has the connection
@@ -71,7 +75,7 @@ func (l *lender) add(conn net.Conn, give component.GiveBack) *lentConn {
 	if id == 0 {
 		id = l.next.Add(1)
 	}
-	c := &lentConn{id: id, conn: conn, give: give}
+	c := &lentConn{id: id, conn: conn, fd: -1, give: give}
 	l.mu.Lock()
 	if l.conns == nil {
 		l.conns = make(map[uint32]*lentConn)
@@ -100,6 +104,11 @@ func (l *lender) drop(c *lentConn) {
 // or, if the worker has exited meanwhile, reclaimed at once.
 func (l *lender) gotLent(c *lentConn) {
 	l.mu.Lock()
+	if l.conns[c.id] != c {
+		l.mu.Unlock()
+		return // handed back already (the RETURN overtook the LENT)
+	}
+	c.setApart()
 	c.lent = true
 	gone := c.w != nil && c.w.lendGone
 	l.mu.Unlock()
@@ -184,10 +193,69 @@ func (l *lender) returned(id uint32, flags byte, rest []byte) {
 	c.finish(closeAfter, rest)
 }
 
+// setApart swaps the connection for a bare descriptor of its socket (dup),
+// closing the net.Conn, which takes the socket out of the Go poller; the
+// socket stays open through the duplicate and the worker's descriptor.
+func (c *lentConn) setApart() {
+	sc, ok := c.conn.(syscall.Conn)
+	if !ok {
+		return
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return
+	}
+	fd := -1
+	if cerr := raw.Control(func(s uintptr) {
+		syscall.ForkLock.RLock()
+		if d, err := syscall.Dup(int(s)); err == nil {
+			syscall.CloseOnExec(d)
+			fd = d
+		}
+		syscall.ForkLock.RUnlock()
+	}); cerr != nil || fd < 0 {
+		return
+	}
+	c.conn.Close()
+	c.conn, c.fd = nil, fd
+}
+
+// netConn is the connection as a net.Conn again (back in the poller).
+func (c *lentConn) netConn() (net.Conn, error) {
+	if c.conn != nil {
+		return c.conn, nil
+	}
+	f := os.NewFile(uintptr(c.fd), "wsgate-lent-conn")
+	conn, err := net.FileConn(f)
+	f.Close()
+	c.fd = -1
+	if err != nil {
+		return nil, fmt.Errorf("taking back a lent connection: %w", err)
+	}
+	c.conn = conn
+	return conn, nil
+}
+
 // finish gives the connection back to the HTTP server, or closes it.
 func (c *lentConn) finish(closeIt bool, rest []byte) {
-	if closeIt || c.give == nil || !c.give(c.conn, rest) {
+	if closeIt || c.give == nil {
+		c.close()
+		return
+	}
+	conn, err := c.netConn()
+	if err != nil || !c.give(conn, rest) {
+		c.close()
+	}
+}
+
+// close closes the master's descriptor of the connection: the last one
+// closed (the worker's went first) ends it.
+func (c *lentConn) close() {
+	if c.conn != nil {
 		c.conn.Close()
+	} else if c.fd >= 0 {
+		syscall.Close(c.fd)
+		c.fd = -1
 	}
 }
 
@@ -219,11 +287,13 @@ func (l *lender) reclaim(w *worker) {
 				code, msg = http.StatusGatewayTimeout, "the application did not answer in time"
 			}
 			w.pool.log.Error("worker lost during a request on a lent connection", "pid", w.pid, "conn", c.id, "status", code)
-			writeRawError(c.conn, code, msg)
-			c.conn.Close()
+			if conn, err := c.netConn(); err == nil {
+				writeRawError(conn, code, msg)
+			}
+			c.close()
 		default:
 			w.pool.log.Error("worker lost during a response on a lent connection; closing it", "pid", w.pid, "conn", c.id)
-			c.conn.Close()
+			c.close()
 		}
 	}
 }
@@ -247,6 +317,9 @@ const outputQueue = 32
 
 func newOutput(c *lentConn) *output {
 	o := &output{c: c, q: make(chan []byte, outputQueue), done: make(chan struct{}), finished: make(chan struct{})}
+	if _, err := c.netConn(); err != nil {
+		o.failed = true
+	}
 	go o.run()
 	return o
 }

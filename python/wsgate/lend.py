@@ -207,12 +207,12 @@ class Lender:
         pos = 0
         parse = http11.parse
         while True:
+            if pos == len(buf):
+                del buf[:]
+                self._settle(c, KEEP)
+                return
             r = parse(buf, pos, c.consts)
             if r is http11.NEED_MORE:
-                if pos == len(buf):
-                    del buf[:]
-                    self._settle(c, KEEP)
-                    return
                 try:
                     more = c.sock.recv(65536)
                 except (BlockingIOError, InterruptedError):
@@ -231,13 +231,14 @@ class Lender:
                 self._give_back(c, 0, bytes(buf))
                 self._end()
                 return
+            if pos:
+                self._begin(c)  # a request after another in the buffer: a new start
             environ, body, pos = r
             what = self._serve(c, environ, body)
             if what != KEEP:
                 del buf[:pos]
                 self._settle(c, what)
                 return
-            self._begin(c)  # the next request in the buffer: a new start
 
     def _settle(self, c, what):
         """After a request: the connection stays (KEEP), its handed-over
@@ -390,6 +391,25 @@ def _return_frame(cid, flags, rest):
     return _HEADER_pack(1 + len(rest), P.RETURN, cid) + bytes((flags,)) + rest
 
 
+_CONTROL_CHARS = W._CONTROL_CHARS
+_GOOD_NAMES = set()  # header names seen valid (a token, not hop-by-hop)
+_LENGTH_NAMES = set()  # the spellings of Content-Length seen
+
+
+def _check_name(name):
+    if type(name) is not str or not W._TOKEN(name):
+        raise ValueError("header name %r is not an HTTP token (RFC 9110)" % (name,))
+    lname = name.lower()
+    if lname in W._HOP_BY_HOP:
+        raise ValueError("hop-by-hop header %r is not allowed from a WSGI application (PEP 3333)" % name)
+    if len(_GOOD_NAMES) < 4096:
+        _GOOD_NAMES.add(name)
+        if lname == "content-length":
+            _LENGTH_NAMES.add(name)
+    elif lname == "content-length":
+        _LENGTH_NAMES.add(name)
+
+
 class LentResponse(W.Response):
     """start_response and the body, written to the client as HTTP/1.1."""
 
@@ -407,16 +427,43 @@ class LentResponse(W.Response):
         self.count = 0  # body bytes sent
 
     def start_response(self, status, headers, exc_info=None):
-        write = W.Response.start_response(self, status, headers, exc_info)
+        """worker.Response.start_response's checks, without encoding START."""
+        if exc_info is not None:
+            try:
+                if self.sent:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None
+        elif self.status is not None:
+            raise AssertionError("start_response called a second time without exc_info")
+        if type(status) is not str:
+            raise TypeError("status must be str, not %s" % type(status).__name__)
+        if len(status) < 4 or status[3] != " " or not status[:3].isdigit():
+            raise ValueError("status %r is not of the form '200 OK'" % status)
+        if status[0] == "1":
+            raise ValueError("status %r: a final response needs a status of 200 or more "
+                             "(1xx responses are the server's business)" % status)
+        declared = None
+        for name, value in headers:
+            if name not in _GOOD_NAMES:
+                _check_name(name)
+            if type(value) is not str:
+                raise TypeError("header %r: value must be str, not %s" % (name, type(value).__name__))
+            if _CONTROL_CHARS(value):
+                raise ValueError("control character in the status or a header: %r" % ([status] + list(headers),))
+            if name in _LENGTH_NAMES:
+                value = value.strip()
+                declared = int(value) if value.isdigit() else -1
+        if _CONTROL_CHARS(status):
+            raise ValueError("control character in the status or a header: %r" % ([status] + list(headers),))
         self.status = status
         self.headers = headers
-        self.declared = None
-        if self.has_length:
-            for name, value in headers:
-                if name.lower() == "content-length":
-                    value = value.strip()
-                    self.declared = int(value) if value.isdigit() else -1
-        return write
+        self.declared = declared
+        self.has_length = declared is not None
+        code = int(status[:3])
+        self.code = code
+        self.head = self.is_head or code < 200 or code == 204 or code == 304
+        return self.write
 
     def _head(self, length, chunked):
         if self.status is None:
