@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/wsgate/wsgate/internal/component"
 	"github.com/wsgate/wsgate/internal/compose"
@@ -278,7 +279,37 @@ func (s *runningSite) ReloadApp(app *config.Node, codeChanged bool) error {
 
 // BeginDrain marks the site draining as soon as the server stops
 // accepting (readiness turns false), before the pools stop.
-func (s *runningSite) BeginDrain() { s.draining.Store(true) }
+func (s *runningSite) BeginDrain() {
+	s.draining.Store(true)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range s.pools {
+		p.StopLending()
+	}
+}
+
+// AwaitLent waits until no pool has a connection lent to a worker (their
+// requests in flight answered, the connections handed back), or ctx ends.
+func (s *runningSite) AwaitLent(ctx context.Context) bool {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		lent := 0
+		s.mu.Lock()
+		for _, p := range s.pools {
+			lent += p.LentConns()
+		}
+		s.mu.Unlock()
+		if lent == 0 {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
+	}
+}
 
 // Stop drains every pool at once (SIGTERM).
 func (s *runningSite) Stop(ctx context.Context) {

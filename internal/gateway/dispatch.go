@@ -25,6 +25,9 @@ var queueTimers = sync.Pool{New: func() any {
 // acquire lends the caller a slot: preferably one with no request in
 // flight, else one it can pipeline on, else it waits in the bounded queue.
 func (p *Pool) acquire(ctx context.Context) (*slot, error) {
+	if p.lending() {
+		return p.acquireLending(ctx)
+	}
 	var timer *time.Timer
 	defer func() {
 		if timer != nil {
@@ -66,7 +69,7 @@ func (p *Pool) acquire(ctx context.Context) (*slot, error) {
 			}
 		}
 		if s.w.State() == StateReady {
-			return p.preferFree(s), nil
+			return s, nil
 		}
 		// A token of a draining or dead worker: drop it and take another.
 	}
@@ -161,32 +164,75 @@ func (p *Pool) observe(d time.Duration) {
 // serviceTime is the moving average of a request's service time.
 func (p *Pool) serviceTime() time.Duration { return time.Duration(p.service.Load()) }
 
-// preferFree trades an idle slot whose worker is busy serving a lent
-// connection (lend.go) for an idle one whose worker is not, if there is one:
-// the master does not see lent requests, so "idle" only means no request of
-// its own is in flight there.
-func (p *Pool) preferFree(s *slot) *slot {
-	if !s.lentBusy() {
-		return s
-	}
-	for range cap(p.idle) {
-		var o *slot
-		select {
-		case o = <-p.idle:
-		default:
-			return s
+// acquireLending is acquire for a pool whose workers serve lent
+// connections: an idle token only means no request of the master's is in
+// flight there, so a slot is taken only if its worker is not busy on a lent
+// request either (the shared page says). When none is, the request waits in
+// the bounded queue as usual; a worker finishing a lent request tells no one,
+// so the wait looks again every millisecond. Requests are not pipelined to
+// busy workers here: the master's path is a connection's first request.
+func (p *Pool) acquireLending(ctx context.Context) (*slot, error) {
+	queued := false
+	var expired <-chan time.Time
+	var tick *time.Ticker
+	defer func() {
+		if queued {
+			p.waiting.Add(-1)
 		}
-		if o.w.State() != StateReady {
+		if tick != nil {
+			tick.Stop()
+		}
+	}()
+	for {
+		if s := p.takeFree(); s != nil {
+			return s, nil
+		}
+		if !queued {
+			if p.waiting.Add(1) > int64(p.cfg.QueueSize) {
+				p.waiting.Add(-1)
+				return nil, ErrQueueFull
+			}
+			queued = true
+			if p.cfg.Timeout > 0 {
+				t := time.NewTimer(p.cfg.Timeout)
+				defer t.Stop()
+				expired = t.C
+			}
+			tick = time.NewTicker(time.Millisecond)
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-expired:
+			return nil, errQueueTimeout
+		}
+	}
+}
+
+// takeFree takes the token of an idle slot whose worker is ready and not
+// busy on a lent connection, leaving the other tokens in place; nil if none.
+func (p *Pool) takeFree() *slot {
+	var busy []*slot
+	defer func() {
+		for _, s := range busy {
+			p.pushToken(p.idle, s)
+		}
+	}()
+	for range cap(p.idle) {
+		var s *slot
+		select {
+		case s = <-p.idle:
+		default:
+			return nil
+		}
+		if s.w.State() != StateReady {
 			continue // a draining worker's token: dropped, as acquire does
 		}
-		if !o.lentBusy() {
-			p.pushToken(p.idle, s)
-			return o
-		}
-		p.pushToken(p.idle, o)
-		if o == s {
+		if !s.lentBusy() {
 			return s
 		}
+		busy = append(busy, s)
 	}
-	return s
+	return nil
 }

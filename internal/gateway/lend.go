@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -42,10 +43,16 @@ import (
 // Offsets of the shared page's fields (native-endian uint64s); the worker
 // writes them (worker.py, Page), the master only reads.
 const (
-	pageServing    = 0 // id of the connection being served, 0 for none
-	pageSince      = 1 // when that request began, unix ns
-	pageWritten    = 2 // response bytes written to the client for it
-	pageServed     = 3 // requests served on lent connections
+	pageServing = 0 // id of the connection being served, 0 for none
+	pageSince   = 1 // when that request began, unix ns
+	pageWritten = 2 // response bytes written to the client for it
+	pageServed  = 3 // requests served on lent connections
+	pageLineLen = 8 // length of the request line below
+	// The request being served, "METHOD URI" (latin-1, cut at
+	// pageLineMax), at this byte offset: status, stack dumps and log lines
+	// name it.
+	pageLineAt     = 128
+	pageLineMax    = 1024
 	sharedPageSize = 4096
 )
 
@@ -148,15 +155,26 @@ func (l *lender) readReturns(w *worker) {
 			l.mu.Unlock()
 			if c != nil && c.out != nil {
 				c.out.push(append([]byte(nil), payload...))
+			} else if c == nil {
+				w.pool.log.Debug("OUTPUT for a connection not lent", "conn", hd.Stream)
 			}
-		case protocol.Log, protocol.Stderr:
+		case protocol.Log, protocol.Stderr, protocol.Error:
+			method, uri, text, ok := splitLentText(payload)
+			if !ok {
+				w.pool.log.Error("worker broke the protocol; killing it", "pid", w.pid,
+					"error", fmt.Sprintf("%s frame without its request line", hd.Type))
+				w.kill("protocol violation")
+				return
+			}
+			if hd.Type == protocol.Error {
+				w.pool.log.Error("application error", "pid", w.pid, "method", method, "uri", uri, "traceback", text)
+				continue
+			}
 			msg := "wsgi.errors"
 			if hd.Type == protocol.Stderr {
 				msg = "worker stderr"
 			}
-			w.pool.log.Info(msg, "worker", w.id, "pid", w.pid, "conn", hd.Stream, "text", string(payload))
-		case protocol.Error:
-			w.pool.log.Error("application error", "pid", w.pid, "conn", hd.Stream, "traceback", string(payload))
+			w.pool.log.Info(msg, "worker", w.id, "pid", w.pid, "method", method, "uri", uri, "text", text)
 		default:
 			w.pool.log.Error("worker broke the protocol; killing it", "pid", w.pid,
 				"error", fmt.Sprintf("%s frame on the lend socket", hd.Type))
@@ -300,23 +318,23 @@ func (l *lender) reclaim(w *worker) {
 
 // output writes the rest of a response the worker could not write without
 // blocking: the worker is free at once, the master's goroutine waits on the
-// slow client. At most outputQueue frames (of up to 1 MiB) wait; past that
-// the worker's lend socket is read no further until the client takes some.
+// slow client. Up to maxHeldOne bytes wait in memory; past that the
+// worker's lend socket is read no further until the client takes some.
 type output struct {
-	c        *lentConn
-	q        chan []byte
-	done     chan struct{}
-	closeIt  bool
-	rest     []byte
-	failed   bool
-	endOnce  sync.Once
-	finished chan struct{}
+	c       *lentConn
+	mu      sync.Mutex
+	cond    sync.Cond
+	q       [][]byte
+	held    int
+	ended   bool
+	closeIt bool
+	rest    []byte
+	failed  bool // writing to the client failed: the rest is dropped
 }
 
-const outputQueue = 32
-
 func newOutput(c *lentConn) *output {
-	o := &output{c: c, q: make(chan []byte, outputQueue), done: make(chan struct{}), finished: make(chan struct{})}
+	o := &output{c: c}
+	o.cond.L = &o.mu
 	if _, err := c.netConn(); err != nil {
 		o.failed = true
 	}
@@ -324,36 +342,74 @@ func newOutput(c *lentConn) *output {
 	return o
 }
 
-func (o *output) push(b []byte) { o.q <- b }
+// push queues bytes for the client, waiting while too many are held.
+func (o *output) push(b []byte) {
+	o.mu.Lock()
+	for o.held > maxHeldOne && !o.failed {
+		o.cond.Wait()
+	}
+	if !o.failed {
+		o.q = append(o.q, b)
+		o.held += len(b)
+	}
+	o.cond.Broadcast()
+	o.mu.Unlock()
+}
 
 // end closes the output: rest are the bytes the worker read beyond the
 // response, for the HTTP server.
 func (o *output) end(closeIt bool, rest []byte) {
-	o.endOnce.Do(func() {
-		o.closeIt, o.rest = closeIt, rest
-		close(o.q)
-	})
+	o.mu.Lock()
+	if !o.ended {
+		o.ended, o.closeIt, o.rest = true, closeIt, rest
+	}
+	o.cond.Broadcast()
+	o.mu.Unlock()
 }
 
 func (o *output) run() {
-	defer close(o.finished)
-	for b := range o.q {
-		if o.failed {
-			continue
+	o.mu.Lock()
+	for {
+		for len(o.q) == 0 && !o.ended {
+			o.cond.Wait()
 		}
-		if _, err := o.c.conn.Write(b); err != nil {
+		if len(o.q) == 0 {
+			break
+		}
+		b := o.q[0]
+		o.q[0] = nil
+		o.q = o.q[1:]
+		failed := o.failed
+		o.mu.Unlock()
+		var err error
+		if !failed {
+			_, err = o.c.conn.Write(b)
+		}
+		o.mu.Lock()
+		o.held -= len(b)
+		if err != nil {
 			o.failed = true
 		}
+		o.cond.Broadcast()
 	}
-	o.c.finish(o.closeIt || o.failed, o.rest)
+	closeIt := o.closeIt || o.failed
+	rest := o.rest
+	o.mu.Unlock()
+	o.c.finish(closeIt, rest)
 }
 
-// writeRawError answers a request on a connection taken from net/http.
+// writeRawError answers a request on a connection taken from net/http, as
+// http.Error would, and says the connection closes.
 func writeRawError(conn net.Conn, code int, msg string) {
+	var extra string
+	if code == http.StatusServiceUnavailable {
+		extra = "Retry-After: 1\r\n"
+	}
 	body := strconv.Itoa(code) + " " + http.StatusText(code) + ": " + msg + "\n"
 	_ = conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	_, _ = io.WriteString(conn, "HTTP/1.1 "+strconv.Itoa(code)+" "+http.StatusText(code)+"\r\n"+
-		"Content-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\n"+
+		"Content-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\n"+extra+
+		"Date: "+time.Now().UTC().Format(http.TimeFormat)+"\r\n"+
 		"Connection: close\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body)
 }
 
@@ -411,7 +467,7 @@ func trimStatus(p []byte, code int) []byte {
 // handler is the whole site (Lendable), plain HTTP/1.1 that stays open, and
 // a body, if any, that the master has read already.
 func (h *Handler) lendEligible(r *http.Request, flags byte) bool {
-	if !h.lendable || r.ProtoMajor != 1 || r.ProtoMinor != 1 || r.TLS != nil || r.Close {
+	if !h.lendable || h.pool.lendOff.Load() || r.ProtoMajor != 1 || r.ProtoMinor != 1 || r.TLS != nil || r.Close {
 		return false
 	}
 	if flags&protocol.FlagHasBody != 0 && flags&protocol.FlagBodyInline == 0 {
@@ -565,6 +621,11 @@ func (w *worker) pageLoad(i int) uint64 {
 // page a few times per timeout.
 func (p *Pool) watchLent(stop <-chan struct{}) {
 	every := 500 * time.Millisecond
+	if p.cfg.MaxWorkerMemory > 0 || p.cfg.MaxRequests > 0 {
+		// A recycled worker should not overshoot by much: the page costs
+		// nothing to read, the RSS is read at most every 100 ms (overMemory).
+		every = 20 * time.Millisecond
+	}
 	if p.cfg.Timeout > 0 {
 		every = min(every, max(p.cfg.Timeout/5, 20*time.Millisecond))
 	}
@@ -584,19 +645,39 @@ func (p *Pool) watchLent(stop <-chan struct{}) {
 			if id := w.pageLoad(pageServing); id != 0 && p.cfg.Timeout > 0 {
 				since := int64(w.pageLoad(pageSince))
 				if since > 0 && now-since > int64(p.cfg.Timeout) && w.pageLoad(pageServing) == id {
-					p.log.Error("request on a lent connection timed out; killing its worker", "pid", w.pid,
-						"conn", id, "timeout", p.cfg.Timeout.String())
+					ri, _ := w.lentRequest(time.Now())
+					p.log.Error("request timed out; killing its worker", "pid", w.pid, "method", ri.Method,
+						"uri", ri.URI, "timeout", p.cfg.Timeout.String(), "lent", true)
 					w.lendTimedOut.Store(uint32(id))
-					awaitStacks(w.dumpStacks("request on a lent connection timed out"))
+					awaitStacks(w.dumpStacks("request timed out: " + ri.Method + " " + ri.URI))
 					w.kill("timeout")
 					continue
 				}
 			}
 			if w.maxRequests > 0 && w.served.Load()+int64(w.pageLoad(pageServed)) >= w.maxRequests {
 				p.retire(w, "max-requests")
+			} else if p.overMemory(w) {
+				p.retire(w, "max-worker-memory")
 			}
 		}
 	}
+}
+
+// lentRequest is the request the worker is serving on a lent connection,
+// from its page.
+func (w *worker) lentRequest(now time.Time) (RequestInfo, bool) {
+	w.pageMu.RLock()
+	defer w.pageMu.RUnlock()
+	if w.page == nil || atomic.LoadUint64((*uint64)(unsafe.Pointer(&w.page[pageServing*8]))) == 0 {
+		return RequestInfo{}, false
+	}
+	since := int64(atomic.LoadUint64((*uint64)(unsafe.Pointer(&w.page[pageSince*8]))))
+	n := min(int(atomic.LoadUint64((*uint64)(unsafe.Pointer(&w.page[pageLineLen*8])))), pageLineMax)
+	line := string(w.page[pageLineAt : pageLineAt+n])
+	method, uri, _ := strings.Cut(line, " ")
+	ri := RequestInfo{Method: method, URI: uri, Age: now.Sub(time.Unix(0, since))}
+	ri.AgeSec, _ = strconv.ParseFloat(strconv.FormatFloat(ri.Age.Seconds(), 'f', 3, 64), 64)
+	return ri, true
 }
 
 // lentBusy reports whether the slot's worker is serving a request on a lent
@@ -653,4 +734,45 @@ func (s *slot) withdrawHead(x *exchange) bool {
 		s.queue[0].turn <- turnGo
 	}
 	return true
+}
+
+// StopLending is the start of the server's drain: no connection is lent from
+// now on, and every worker hands back the connections it holds, at once or,
+// for the one it is serving, when its response is out.
+func (p *Pool) StopLending() {
+	if !p.lending() || p.lendOff.Swap(true) {
+		return
+	}
+	msg := protocol.AppendFrame(nil, protocol.CtlToW, 0, []byte{protocol.CtlReturnAll})
+	for _, w := range p.roster() {
+		for _, s := range w.slots {
+			s.mu.Lock()
+			if !s.closed {
+				_, _ = s.disp.Write(msg)
+			}
+			s.mu.Unlock()
+		}
+	}
+}
+
+// LentConns is the number of connections lent out now (or whose output the
+// master is still writing).
+func (p *Pool) LentConns() int {
+	p.lender.mu.Lock()
+	defer p.lender.mu.Unlock()
+	return len(p.lender.conns)
+}
+
+// splitLentText splits a LOG, STDERR or ERROR payload of the lend socket:
+// u16 length, the request line "METHOD URI", then the text.
+func splitLentText(p []byte) (method, uri, text string, ok bool) {
+	if len(p) < 2 {
+		return "", "", "", false
+	}
+	n := int(p[0])<<8 | int(p[1])
+	if len(p) < 2+n {
+		return "", "", "", false
+	}
+	method, uri, _ = strings.Cut(string(p[2:2+n]), " ")
+	return method, uri, string(p[2+n:]), true
 }

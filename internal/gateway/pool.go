@@ -41,6 +41,7 @@ type Pool struct {
 
 	lender   lender        // lent connections (lend.go)
 	lendStop chan struct{} // ends watchLent
+	lendOff  atomic.Bool   // the server drains: lend no more (StopLending)
 
 	rosterMu sync.Mutex
 	live     map[*worker]struct{} // the workers not yet exited (inflight.go, roster)

@@ -52,6 +52,9 @@ func (w *worker) inFlight() []RequestInfo {
 		}
 		s.mu.Unlock()
 	}
+	if ri, ok := w.lentRequest(now); ok {
+		out = append(out, ri)
+	}
 	return out
 }
 

@@ -93,6 +93,9 @@ const (
 	CtlReady  = 1 // worker→master: the application is loaded; u32 pid follows
 	CtlStop   = 2 // master→worker: finish the current request, then exit
 	CtlCancel = 3 // master→worker: the client of this stream is gone; stop iterating
+	// CtlReturnAll (master→worker, on the dispatch socket): hand every lent
+	// connection back and keep none from now on (the server drains).
+	CtlReturnAll = 4
 )
 
 var typeNames = map[Type]string{

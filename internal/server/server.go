@@ -143,6 +143,12 @@ func asteriskToApp(h http.Handler) http.Handler {
 	})
 }
 
+// lentWaiter is a Supervisor whose workers may hold connections of their
+// own (lent connections): the drain waits for them as for net/http's.
+type lentWaiter interface {
+	AwaitLent(ctx context.Context) bool
+}
+
 // Reloader is a Supervisor that can say when the reload it was asked for
 // has ended (for RELOADING=1 … READY=1).
 type Reloader interface {
@@ -315,6 +321,12 @@ loop:
 		}()
 	}
 	wg.Wait()
+	// Connections lent to workers (--lend) are not net/http's to wait for:
+	// their requests in flight get the same grace.
+	if lw, ok := opts.Supervisor.(lentWaiter); ok && shutdownCtx.Err() == nil && !lw.AwaitLent(shutdownCtx) {
+		log.Warn("graceful timeout passed with requests still running; closing them",
+			"graceful_timeout", grace.String(), "error", "requests on lent connections")
+	}
 	if opts.Supervisor != nil {
 		// The workers get what is left of the grace period, at least a second.
 		stopCtx, cancelStop := context.WithTimeout(context.Background(), max(time.Until(deadline(shutdownCtx)), time.Second))

@@ -25,6 +25,7 @@ import mmap
 import os
 import select
 import socket
+import struct
 import threading
 import time
 import traceback
@@ -35,6 +36,7 @@ from wsgate import worker as W
 
 _HEADER_pack = P.HEADER.pack
 _NOSIGNAL = getattr(socket, "MSG_NOSIGNAL", 0)
+_PEEK = socket.MSG_PEEK | socket.MSG_DONTWAIT
 _EPOLLIN = select.EPOLLIN
 _monotonic = time.monotonic
 _time_ns = time.time_ns
@@ -46,7 +48,8 @@ KEEP, HANDED, CLOSE = 0, 1, 2  # what became of a connection after a request
 
 
 class Page:
-    """The shared page (lend.go: pageServing, pageSince, pageWritten, pageServed)."""
+    """The shared page (lend.go: pageServing, pageSince, pageWritten,
+    pageServed, pageLineLen; the request line at _LINE_AT)."""
 
     __slots__ = ("mm", "q")
 
@@ -54,6 +57,10 @@ class Page:
         self.mm = mmap.mmap(fd, 4096)
         os.close(fd)
         self.q = memoryview(self.mm).cast("Q")
+
+
+_LINE_AT = 128
+_LINE_MAX = 1024
 
 
 class Conn:
@@ -93,7 +100,9 @@ class Lender:
         self.chan = chan
         self.disp = disp
         self.lend = LendChannel(lend_sock)
-        self.page = Page(page_fd).q
+        page = Page(page_fd)
+        self.page = page.q
+        self.page_mm = page.mm
         self.app = app
         self.base = base_environ
         self.ep = select.epoll()
@@ -102,6 +111,7 @@ class Lender:
         self.serving = None  # the Conn being served
         self.since = 0.0  # when its request began (monotonic)
         self.avg = 0.002  # moving average of a request's time, seconds
+        self.returning = False  # the server drains: keep no connection
 
     # ------------------------------------------------------------ the loop
 
@@ -139,6 +149,13 @@ class Lender:
         """A REQUEST from the master: lent with its connection, or served
         as usual."""
         stream, payload, fds = self.chan.next_request_fds(self.disp)
+        if stream == 0:
+            for fd in fds:
+                os.close(fd)
+            if payload[0] == P.CTL_RETURN_ALL:
+                self.returning = True
+                self._return_all()
+            return True
         if not payload[0] & P.FLAG_LEND:
             for fd in fds:
                 os.close(fd)
@@ -243,7 +260,9 @@ class Lender:
     def _settle(self, c, what):
         """After a request: the connection stays (KEEP), its handed-over
         output ends with what is left of its buffer (HANDED), or it closes."""
-        if what == KEEP:
+        if what == KEEP and self.returning:
+            self._give_back(c, 0, bytes(c.buf))
+        elif what == KEEP:
             c.last = _monotonic()
         elif what == HANDED_DONE:
             pass
@@ -274,13 +293,18 @@ class Lender:
 
     def _serve(self, c, environ, body):
         """Serve one request; KEEP, HANDED or CLOSE."""
+        line = (environ["REQUEST_METHOD"] + " " + environ["REQUEST_URI"]).encode("latin-1")[:_LINE_MAX]
+        self.page_mm[_LINE_AT:_LINE_AT + len(line)] = line
+        self.page[8] = len(line)
         environ.update(self.base)
-        errors = W.Errors(self.lend, c.id)
+        prefix = _LINE_PREFIX(len(line)) + line
+        errors = LentErrors(self.lend, c.id, P.LOG, prefix)
         environ["wsgi.input"] = io.BytesIO(body)
         environ["wsgi.errors"] = errors
         resp = LentResponse(self, c, environ["REQUEST_METHOD"] == "HEAD")
         result = None
         W._serving.request = (self.lend, c.id)
+        W._serving.stderr = LentErrors(self.lend, c.id, P.STDERR, prefix)
         what = KEEP
         try:
             result = self.app(environ, resp.start_response)
@@ -300,7 +324,7 @@ class Lender:
             what = CLOSE
         except Exception:
             errors.flush()
-            text = traceback.format_exc().encode("utf-8", "replace")
+            text = prefix + traceback.format_exc().encode("utf-8", "replace")
             self.lend.send(_HEADER_pack(len(text), P.ERROR, c.id) + text)
             if resp.sent:
                 what = CLOSE  # cut short: the client must not take it for whole
@@ -375,6 +399,26 @@ class Lender:
             for c in waiting:
                 c.sock.close()
                 self.lend.send(_return_frame(c.id, 0, b""))
+
+
+_LINE_PREFIX = struct.Struct(">H").pack
+
+
+class LentErrors(W.Errors):
+    """wsgi.errors (and sys.stderr) of a request on a lent connection: each
+    frame on the lend socket starts with the request line (u16 length, then
+    "METHOD URI"), so the master's log line names the request even when it
+    reads the frame after the worker has moved on."""
+
+    __slots__ = ("_prefix",)
+
+    def __init__(self, chan, stream, ftype, prefix):
+        W.Errors.__init__(self, chan, stream, ftype)
+        self._prefix = prefix
+
+    def _send(self, text):
+        data = self._prefix + text.encode("utf-8", "replace")
+        self._chan.send(_HEADER_pack(len(data), self._type, self._stream) + data)
 
 
 def _handed_close(lender, c):
@@ -468,9 +512,10 @@ class LentResponse(W.Response):
     def _head(self, length, chunked):
         if self.status is None:
             raise AssertionError("the application sent a body before calling start_response")
-        self.sent = True
+        head = http11.response_head(self.status, self.headers, length, chunked, http11.http_date())
+        self.sent = True  # only now: a value that is not latin-1 failed above, and the app gets its 500
         self.chunked = chunked
-        return http11.response_head(self.status, self.headers, length, chunked, http11.http_date())
+        return head
 
     def _out(self, data):
         """Write data to the client without blocking; what would block goes
@@ -497,6 +542,18 @@ class LentResponse(W.Response):
             self.lender.page[2] += n
 
     def _hand(self, data):
+        now = _monotonic()
+        if now >= self.next_poll:
+            # At most every 5 ms: has the client gone? (The master only
+            # drops what it cannot write; the application must stop.)
+            self.next_poll = now + 0.005
+            try:
+                if not self.conn.sock.recv(1, _PEEK):
+                    raise W.ClientGone("the client closed the connection")
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError:
+                raise W.ClientGone("the client closed the connection")
         lend = self.lender.lend
         view = memoryview(data)
         for i in range(0, len(view), P.MAX_DATA_FRAME):
@@ -514,13 +571,15 @@ class LentResponse(W.Response):
         if not self.has_length and (self.is_head or not self.head):
             length = len(data)
         head = self._head(length, False)
+        if not self.head:
+            data = self._fit(data)
         if self.head or not data:
             self._out(head)
+        elif len(data) < 65536:
+            self._out(head + data)
         else:
-            self.count += len(data)
-            self._out(head + data if len(data) < 65536 else head)
-            if len(data) >= 65536:
-                self._out(data)
+            self._out(head)
+            self._out(data)
 
     def write(self, data):
         if type(data) is not bytes:
@@ -529,16 +588,29 @@ class LentResponse(W.Response):
             data = bytes(data)
         if not self.sent:
             head = self._head(None, not self.has_length and not self.head)
+            if not self.head:
+                data = self._fit(data)
             if self.head or not data:
                 self._out(head)
                 return
-            self.count += len(data)
             self._out(head + self._frame(data))
             return
         if self.head or not data:
             return
+        data = self._fit(data)
+        if data:
+            self._out(self._frame(data))
+
+    def _fit(self, data):
+        """data, cut where it would pass the declared Content-Length (the
+        connection then closes: length_wrong), and counted."""
+        declared = self.declared
+        if declared is not None and declared >= 0 and self.count + len(data) > declared:
+            data = data[:max(declared - self.count, 0)]
+            self.count = declared + 1  # over: length_wrong from now on
+            return data
         self.count += len(data)
-        self._out(self._frame(data))
+        return data
 
     def _frame(self, data):
         if self.chunked:

@@ -66,6 +66,7 @@ MAX_DISPATCH = 256 << 10
 CTL_READY = 1
 CTL_STOP = 2
 CTL_CANCEL = 3
+CTL_RETURN_ALL = 4  # dispatch socket: hand every lent connection back, keep none from now on
 
 NAMES = {
     REQUEST: "REQUEST", BODY: "BODY", BODY_END: "BODY_END", FILE_ACK: "FILE_ACK", BODY_FAIL: "BODY_FAIL",
@@ -187,6 +188,10 @@ class Channel:
         if not n:
             raise EOFError
         dbuf = self.dbuf
+        if n >= HEADER_SIZE + 1 and dbuf[4] == CONTROL_TO_WORKER:
+            # a control on the dispatch socket (CTL_RETURN_ALL): stream 0
+            length = HEADER.unpack_from(dbuf, 0)[0]
+            return 0, self.dview[HEADER_SIZE:HEADER_SIZE + length]
         length, ftype, stream = HEADER.unpack_from(dbuf, 0)
         end = HEADER_SIZE + length
         if ftype != REQUEST or end > n or length < 1:

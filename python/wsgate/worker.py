@@ -31,6 +31,11 @@ import traceback
 
 from wsgate import protocol as P
 
+if __name__ == "__main__":
+    # Run as `python -m wsgate.worker`: modules that import wsgate.worker
+    # (wsgate.lend) must share this copy's state (_serving, sys.stderr's router).
+    sys.modules.setdefault("wsgate.worker", sys.modules[__name__])
+
 _HOP_BY_HOP = frozenset((
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
     "te", "trailers", "transfer-encoding", "upgrade",
