@@ -136,8 +136,9 @@ def parse(buf, pos, conn, max_head=MAX_HEAD, max_body=MAX_BODY, mount=""):
         return DEFER  # not origin-form ("*", absolute-form), or a HTAB
     environ = {}
     host = length = pragma = None
-    for i in range(1, len(lines)):
-        name, colon, value = lines[i].partition(":")
+    del lines[0]
+    for line in lines:
+        name, colon, value = line.partition(":")
         key = _keys.get(name)
         if key is None:
             key = _key(name)
