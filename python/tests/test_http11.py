@@ -362,6 +362,16 @@ def test_application_date_canonical_names_trimmed_latin1_values_and_reason_phras
     assert b"b=\xe9\r\n" in head
 
 
+def test_app_length_and_no_body_say_how_to_frame():
+    assert H.app_length([("X-A", "1"), ("content-length", "12")]) == 12
+    assert H.app_length([("Content-Length", "+7")]) == 7  # strconv.ParseInt takes it
+    assert H.app_length([("Content-Length", "x"), ("Content-Length", "3")]) is None  # the first decides
+    assert H.app_length([("Content-Length", "-1")]) is None
+    assert H.app_length([]) is None
+    assert H.no_body("204 No Content") and H.no_body("304 Not Modified") and H.no_body("100 Continue")
+    assert not H.no_body("200 OK") and not H.no_body("404 Not Found")
+
+
 def test_http_date_is_imf_fixdate_of_now():
     before = int(time.time())
     d = H.http_date()

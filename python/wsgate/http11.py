@@ -333,6 +333,22 @@ def _canonical(name):
     return entry
 
 
+def no_body(status):
+    """Whether a response of this status carries no body (1xx, 204, 304)."""
+    code = status[:3]
+    return code == "204" or code == "304" or code[0] == "1"
+
+
+def app_length(headers):
+    """The application's own Content-Length as net/http takes it (the first
+    one, if strconv.ParseInt reads it as 0 or more), else None: then the
+    body is framed by response_head's length or chunked."""
+    for name, value in headers:
+        if (_names.get(name) or _canonical(name))[1] == _CLEN:
+            return int(value) if _go_int(value) and int(value) >= 0 else None
+    return None
+
+
 def response_head(status, headers, length=None, chunked=False, date=None):
     """The bytes of the response head net/http writes for a WSGI response.
 
@@ -341,7 +357,8 @@ def response_head(status, headers, length=None, chunked=False, date=None):
     character). length is the body's length when it is known before the head
     goes out (the whole body in hand), else None; chunked asks for chunked
     framing (then frame the body with chunk() and end it with LAST_CHUNK).
-    An application's own valid Content-Length wins over both. date is
+    An application's own valid Content-Length (app_length()) wins over
+    both: then the body goes out as it is, that many bytes. date is
     http_date() (given so a caller can reuse one), None to take it here.
     A 204 or 304 gets neither Content-Length nor Transfer-Encoding, as in
     net/http. Give length=None for a HEAD request unless the application
@@ -349,7 +366,7 @@ def response_head(status, headers, length=None, chunked=False, date=None):
     The application's reason phrase is kept (net/http writes its own).
     """
     code = status[:3]
-    no_body = code == "204" or code == "304" or code[0] == "1"
+    empty = no_body(status)
     lines = ["HTTP/1.1 ", status, "\r\n"]
     app_length = has_date = None
     for name, value in headers:
@@ -359,7 +376,7 @@ def response_head(status, headers, length=None, chunked=False, date=None):
         canonical, kind = entry
         if kind:
             if kind == _CLEN:
-                if no_body:
+                if empty:
                     continue
                 if app_length is None:
                     app_length = value if _go_int(value) and int(value) >= 0 else ""
@@ -372,7 +389,7 @@ def response_head(status, headers, length=None, chunked=False, date=None):
         lines += canonical, ": ", value.strip(" \t"), "\r\n"
     if not has_date:
         lines += "Date: ", (date or http_date()).decode("ascii"), "\r\n"
-    if not no_body and not app_length:
+    if not empty and not app_length:
         if chunked:
             lines.append("Transfer-Encoding: chunked\r\n")
         elif length is not None:

@@ -1,14 +1,17 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	mrand "math/rand/v2"
 	"net"
+	"net/http"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,13 +29,19 @@ import (
 // served the app, with the same environ key by key and the same body;
 // whenever the master answers (or drops) the request itself, parse must not
 // accept. Every unmutated plain request must be accepted, or the worker's
-// path would serve nothing. docs/architecture.md, "The worker's HTTP/1.1
-// parser".
+// path would serve nothing. Responses too: for WSGI responses of every kind,
+// what the worker writes (response_head, chunk) must read, with Go's client,
+// as the same status, headers and body as what the master sends.
+// docs/architecture.md, "The worker's HTTP/1.1 parser".
 func TestHTTP11Differential(t *testing.T) {
 	const maxHead = 65536 // the server's --max-header-size, given to parse as max_head
 	s := gwStartApp(t, "http11_echo:app", "", "--workers", "2", "--threads", "1",
 		"--max-header-size", strconv.Itoa(maxHead))
+	t.Run("Requests", func(t *testing.T) { h11Requests(t, s, maxHead) })
+	t.Run("Responses", func(t *testing.T) { h11Responses(t, s) })
+}
 
+func h11Requests(t *testing.T, s *gwServer, maxHead int) {
 	rng := mrand.New(mrand.NewPCG(1111, 2026))
 	var corpus []h11Case
 	for i := range 1600 {
@@ -142,8 +151,7 @@ type h11Result struct {
 	Body    string            `json:"body"`
 }
 
-// h11Parse runs wsgate.http11.parse over every case in one Python process
-// (test/e2e/apps/http11_parse.py).
+// h11Parse runs wsgate.http11.parse over every case.
 func h11Parse(t *testing.T, corpus []h11Case, maxHead int) []h11Result {
 	t.Helper()
 	type in struct {
@@ -155,6 +163,18 @@ func h11Parse(t *testing.T, corpus []h11Case, maxHead int) []h11Result {
 	for i, c := range corpus {
 		cases[i] = in{base64.StdEncoding.EncodeToString(c.raw), c.conn, maxHead}
 	}
+	var results []h11Result
+	h11Python(t, cases, &results)
+	if len(results) != len(corpus) {
+		t.Fatalf("http11_parse.py: %d results for %d cases", len(results), len(corpus))
+	}
+	return results
+}
+
+// h11Python gives cases to test/e2e/apps/http11_parse.py in one Python
+// process and decodes its answer into out.
+func h11Python(t *testing.T, cases, out any) {
+	t.Helper()
 	input, err := json.Marshal(cases)
 	if err != nil {
 		t.Fatal(err)
@@ -164,15 +184,13 @@ func h11Parse(t *testing.T, corpus []h11Case, maxHead int) []h11Result {
 	cmd.Stdin = bytes.NewReader(input)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	b, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("http11_parse.py: %v\n%s", err, stderr.String())
 	}
-	var results []h11Result
-	if err := json.Unmarshal(out, &results); err != nil || len(results) != len(corpus) {
-		t.Fatalf("http11_parse.py: %d results for %d cases (%v)", len(results), len(corpus), err)
+	if err := json.Unmarshal(b, out); err != nil {
+		t.Fatalf("http11_parse.py: %v", err)
 	}
-	return results
 }
 
 func h11Diff(got, want map[string]string) string {
@@ -352,4 +370,109 @@ func h11Twist(rng *mrand.Rand, base []byte) []byte {
 		return gwMutate(rng, base)
 	}
 	return []byte(strings.Join(lines, "\r\n") + "\r\n\r\n" + string(body))
+}
+
+// h11Response is a WSGI response: what the application gives start_response
+// and the blocks it returns (latin-1 str on the Python side).
+type h11Response struct {
+	Status  string      `json:"status"`
+	Headers [][2]string `json:"headers"`
+	Body    []string    `json:"body"`
+}
+
+func h11Responses(t *testing.T, s *gwServer) {
+	rng := mrand.New(mrand.NewPCG(2222, 2026))
+	pool := [][2]string{
+		{"Content-Type", "text/html; charset=utf-8"}, {"content-type", "application/json"}, {"Set-Cookie", "a=1; Path=/"},
+		{"set-cookie", "b=2; HttpOnly"}, {"X-Frame-Options", "DENY"}, {"x-custom-THING", " padded \t"}, {"Cache-Control", "no-cache"},
+		{"ETag", `"v1"`}, {"WWW-Authenticate", `Basic realm="x"`}, {"Location", "/next?a=1"}, {"X-Latin", "café"}, {"Vary", "Cookie"},
+		{"Date", "Sun, 06 Nov 1994 08:49:37 GMT"}, {"X_Under", "u"}, {"Content-Language", "de"}, {"X-Empty", ""}, {"x-tab", "a\tb"},
+	}
+	var cases []h11Response
+	for range 200 {
+		r := h11Response{Headers: [][2]string{}, Body: []string{}, Status: h11Pick(rng, []string{"200 OK", "200 Fine Thanks", "201 Created", "204 No Content", "304 Not Modified",
+			"302 Found", "404 Not Found", "418 I'm a teapot", "299 Custom", "500 Internal Server Error"})}
+		for _, j := range rng.Perm(len(pool))[:rng.IntN(8)] {
+			r.Headers = append(r.Headers, pool[j])
+		}
+		total := 0
+		if r.Status[:3] != "204" && r.Status[:3] != "304" {
+			for range rng.IntN(4) {
+				block := h11Pick(rng, []string{"", "hello", "café", strings.Repeat("x", 3000), "<html>not sniffed</html>"})
+				r.Body = append(r.Body, block)
+				total += len([]rune(block))
+			}
+		}
+		switch rng.IntN(4) {
+		case 0:
+			r.Headers = append(r.Headers, [2]string{h11Pick(rng, []string{"Content-Length", "content-length"}), strconv.Itoa(total)})
+		case 1:
+			r.Headers = append(r.Headers, [2]string{"Content-Length", h11Pick(rng, []string{"abc", "-1", ""})}) // net/http drops it
+		}
+		rng.Shuffle(len(r.Headers), func(i, j int) { r.Headers[i], r.Headers[j] = r.Headers[j], r.Headers[i] })
+		cases = append(cases, r)
+	}
+	type in struct {
+		Response h11Response `json:"response"`
+	}
+	input := make([]in, len(cases))
+	for i, r := range cases {
+		input[i] = in{r}
+	}
+	var written []struct {
+		Response []byte `json:"response"`
+	}
+	h11Python(t, input, &written)
+	if len(written) != len(cases) {
+		t.Fatalf("http11_parse.py: %d responses for %d cases", len(written), len(cases))
+	}
+	for i, r := range cases {
+		spec, _ := json.Marshal(r)
+		conn := s.gwDial(t)
+		fmt.Fprintf(conn, "POST /respond HTTP/1.1\r\nHost: x\r\nX-Http11-Respond: 1\r\nContent-Length: %d\r\n\r\n%s", len(spec), spec)
+		master, masterBody := gwReadResponse(t, bufio.NewReader(conn), "POST")
+		conn.Close()
+		br := bufio.NewReader(bytes.NewReader(written[i].Response))
+		worker, workerBody := gwReadResponse(t, br, "POST")
+		if n, _ := br.Read(make([]byte, 1)); n > 0 {
+			t.Errorf("case %d: bytes after the worker's response: %q", i, written[i].Response)
+		}
+		if diff := h11SameResponse(master, masterBody, worker, workerBody); diff != "" {
+			t.Errorf("case %d: %s\nspec %s\nworker wrote %q", i, diff, spec, written[i].Response)
+		}
+	}
+}
+
+// h11SameResponse says how two responses differ for a client: status,
+// headers but the framing ones and Date's value, body. Framing may differ
+// (the master knows the whole length where the worker chunks) unless the
+// application gave a valid Content-Length.
+func h11SameResponse(master *http.Response, masterBody []byte, worker *http.Response, workerBody []byte) string {
+	if master.StatusCode != worker.StatusCode {
+		return fmt.Sprintf("status %d from the master, %d from the worker", master.StatusCode, worker.StatusCode)
+	}
+	if !bytes.Equal(masterBody, workerBody) {
+		return fmt.Sprintf("body %q from the master, %q from the worker", masterBody, workerBody)
+	}
+	mh, wh := master.Header.Clone(), worker.Header.Clone()
+	for _, h := range []http.Header{mh, wh} {
+		if d := h.Values("Date"); len(d) != 1 {
+			return fmt.Sprintf("Date %q", d)
+		} else if _, err := http.ParseTime(d[0]); err != nil {
+			return fmt.Sprintf("Date %q: %v", d[0], err)
+		}
+		h.Del("Date")
+	}
+	if master.StatusCode == 204 || master.StatusCode == 304 {
+		if len(worker.TransferEncoding) > 0 || wh.Get("Content-Length") != "" {
+			return "framing on a response without a body"
+		}
+	} else if !(master.ContentLength >= 0 && mh.Get("Content-Length") != "" && master.ContentLength == worker.ContentLength) {
+		mh.Del("Content-Length")
+		wh.Del("Content-Length")
+	}
+	if !reflect.DeepEqual(mh, wh) {
+		return fmt.Sprintf("headers differ:\n  master %v\n  worker %v", mh, wh)
+	}
+	return ""
 }

@@ -1,9 +1,14 @@
 """The worker's side of the HTTP/1.1 differential test
-(test/e2e/http11_differential_test.go): reads JSON cases from stdin,
-{"raw": base64, "conn": {...}, "max_head": N}, runs wsgate.http11.parse over
-each raw request at position 0, and prints one JSON result per case:
-{"verdict": "accept" | "NEED_MORE" | "DEFER", "environ", "body" (latin-1),
-"end"}."""
+(test/e2e/http11_differential_test.go): reads JSON cases from stdin and
+prints one JSON result per case.
+
+{"raw": base64, "conn": {...}, "max_head": N}: wsgate.http11.parse over the
+raw request at position 0 → {"verdict": "accept" | "NEED_MORE" | "DEFER",
+"environ", "body" (latin-1), "end"}.
+
+{"response": {"status", "headers", "body": [block, ...]}}: the response the
+worker writes for it (respond()) →
+{"response": base64}."""
 import base64
 import json
 import sys
@@ -11,9 +16,26 @@ import sys
 from wsgate import http11
 
 
+def respond(status, headers, body):
+    """The response as a lending loop writes it: no body for 204 and 304,
+    the application's Content-Length if valid, the length of a body of one
+    block, else chunked."""
+    headers = [tuple(h) for h in headers]
+    blocks = [block.encode("latin-1") for block in body]
+    if http11.no_body(status):
+        return http11.response_head(status, headers)
+    if http11.app_length(headers) is not None or len(blocks) == 1:
+        return http11.response_head(status, headers, len(b"".join(blocks))) + b"".join(blocks)
+    return (http11.response_head(status, headers, chunked=True)
+            + b"".join(http11.chunk(block) for block in blocks) + http11.LAST_CHUNK)
+
+
 def main():
     out = []
     for case in json.load(sys.stdin):
+        if "response" in case:
+            out.append({"response": base64.b64encode(respond(**case["response"])).decode("ascii")})
+            continue
         r = http11.parse(bytearray(base64.b64decode(case["raw"])), 0, case["conn"], max_head=case["max_head"])
         if isinstance(r, tuple):
             environ, body, end = r
