@@ -16,9 +16,9 @@ response_head() and chunk() write what net/http writes for a WSGI response:
 the status line, the application's headers, Date, and the framing.
 
 Standard library only; CPython 3.9+. parse() runs once per request in the
-worker's hot loop: it searches the head's end once, validates it with two
-compiled regexes, decodes it as latin-1 once and maps header names to environ
-keys through a cache.
+worker's hot loop: it searches the head's end once, checks its bytes with one
+bytes.translate, decodes it as latin-1 once, splits it once, and maps header
+names (and Host values) to environ entries through bounded caches.
 """
 
 import re
@@ -29,10 +29,13 @@ from urllib.parse import unquote
 NEED_MORE = "NEED_MORE"  # a valid prefix: read more bytes, then call again
 DEFER = "DEFER"  # not the worker's to serve: hand the connection back
 
-# net/http's default for wsgate's --max-header-size, and the body limit the
-# worker reads into memory before calling the application.
+# wsgate's default --max-header-size, and the body limit the worker reads
+# into memory before calling the application.
 MAX_HEAD = 65536
 MAX_BODY = 65536
+# The bound of each cache below: a client inventing names cannot grow one
+# without end.
+_KEYS_MAX = 1024
 
 # RFC 9110 token: a method and a header name (net/http: validMethod,
 # validHeaderFieldByte).
@@ -64,10 +67,10 @@ _SPECIAL = {
     "EXPECT": _REFUSE,
     "UPGRADE": _REFUSE,
     "TRANSFER-ENCODING": _REFUSE,
-    "CONTENT-TYPE": "CONTENT_TYPE",
+    "CONTENT-TYPE": "CONTENT_TYPE",  # a plain entry, under its CGI name
 }
 
-# Methods seen, all tokens (bounded as _keys).
+# Methods seen, all tokens.
 _methods = {"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"}
 
 
@@ -79,10 +82,8 @@ def _method(method):
     return True
 
 
-# Header name as sent → environ key (str) or one of the codes above. Bounded:
-# a client inventing names cannot grow it without end.
+# Header name as sent → environ key (str) or one of the codes above.
 _keys = {}
-_KEYS_MAX = 1024
 
 
 def _key(name):
@@ -230,9 +231,6 @@ def _incomplete(buf, pos, max_head):
     done = 3 if chunk.endswith(b"\r\n\r") else 2 if chunk.endswith(b"\r\n") else chunk.endswith(b"\r")
     if len(chunk) + 4 - done > max_head:
         return DEFER
-    if chunk.find(b"\r\n\r\n") >= 0:
-        # The terminator lies past max_head from pos (find was bounded).
-        return DEFER
     lines = chunk.split(b"\r\n")
     if len(chunk.translate(None, _LINE_BYTES)) != 2 * len(lines) - 2 + chunk.endswith(b"\r"):
         return DEFER  # a bare CR or LF, a control byte or DEL
@@ -254,7 +252,7 @@ def _incomplete(buf, pos, max_head):
     return NEED_MORE
 
 
-# Host header → (SERVER_NAME, SERVER_PORT or ""), bounded as _keys.
+# Host header → (SERVER_NAME, SERVER_PORT or "").
 _servers = {}
 
 
