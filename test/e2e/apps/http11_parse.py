@@ -2,9 +2,11 @@
 (test/e2e/http11_differential_test.go): reads JSON cases from stdin and
 prints one JSON result per case.
 
-{"raw": base64, "conn": {...}, "max_head": N}: wsgate.http11.parse over the
-raw request at position 0 → {"verdict": "accept" | "NEED_MORE" | "DEFER",
-"environ", "body" (latin-1), "end"}.
+{"raw": base64, "conn": {...}, "max_head": N, "prefixes": bool}:
+wsgate.http11.parse over the raw request at position 0 → {"verdict":
+"accept" | "NEED_MORE" | "DEFER", "environ", "body" (latin-1), "end", and with
+"prefixes" the lengths of the shorter reads of an accepted request that do
+not answer NEED_MORE}.
 
 {"response": {"status", "headers", "body": [block, ...]}}: the response the
 worker writes for it (respond()) →
@@ -36,10 +38,17 @@ def main():
         if "response" in case:
             out.append({"response": base64.b64encode(respond(**case["response"])).decode("ascii")})
             continue
-        r = http11.parse(bytearray(base64.b64decode(case["raw"])), 0, case["conn"], max_head=case["max_head"])
+        raw = base64.b64decode(case["raw"])
+        r = http11.parse(bytearray(raw), 0, case["conn"], max_head=case["max_head"])
         if isinstance(r, tuple):
             environ, body, end = r
             out.append({"verdict": "accept", "environ": environ, "body": body.decode("latin-1"), "end": end})
+            if case.get("prefixes"):
+                # Every shorter read of an accepted request waits for more.
+                out[-1]["prefixes"] = [
+                    i for i in range(end)
+                    if http11.parse(bytearray(raw[:i]), 0, case["conn"], max_head=case["max_head"]) is not http11.NEED_MORE
+                ]
         else:
             out.append({"verdict": r})
     json.dump(out, sys.stdout)
