@@ -478,7 +478,7 @@ func h11SameResponse(master *http.Response, masterBody []byte, worker *http.Resp
 		wh.Del("Content-Length")
 	}
 	if !reflect.DeepEqual(mh, wh) {
-		return fmt.Sprintf("headers differ:\n  master %v\n  worker %v", mh, wh)
+		return fmt.Sprintf("headers differ:\n  master %q\n  worker %q", mh, wh)
 	}
 	return ""
 }
