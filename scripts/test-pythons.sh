@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make test-pythons`: the runtime's tests that need no Django (the protocol,
-# the worker loop, the resolver, the loader) on every CPython from 3.9 up that
-# scripts/pythons.sh finds, each in .venv-pythons/<version>, a virtualenv with
+# the worker loop, the resolver, the loader, the HTTP/1.1 parser) on every
+# CPython from 3.9 up that scripts/pythons.sh finds, each in .venv-pythons/<version>, a virtualenv with
 # requirements-pythons.txt only (created on first use, re-created when that
 # file or the interpreter changes). Fails when no 3.9 or no 3.12+ is found.
 # The Go test TestGatewayPythons serves the e2e validator app through the real
@@ -9,7 +9,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-tests=(tests/test_protocol.py tests/test_worker.py tests/test_resolve.py tests/test_loader.py)
+tests=(tests/test_protocol.py tests/test_worker.py tests/test_resolve.py tests/test_loader.py tests/test_http11.py)
 req=requirements-pythons.txt
 
 pythons=$(scripts/pythons.sh --require)

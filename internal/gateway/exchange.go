@@ -389,6 +389,12 @@ func (x *exchange) control(t protocol.Type, payload []byte) (done bool, err erro
 				hdr[k] = values[i : i+1 : i+1]
 			}
 		}
+		if _, ok := hdr["Content-Type"]; !ok {
+			// As WSGI servers do, no Content-Type when the application gave
+			// none: a nil entry keeps net/http from sniffing one (which can
+			// make text HTML). The worker's own writer (http11.py) agrees.
+			hdr["Content-Type"] = nil
+		}
 		if x.credited && !x.bodyEnd {
 			// The application streams its response while it still reads
 			// the body: without full duplex, net/http would discard the

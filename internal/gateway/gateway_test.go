@@ -159,6 +159,23 @@ func TestLatin1RoundTrip(t *testing.T) {
 	}
 }
 
+// A WSGI response without Content-Type reaches the client without one, as
+// from gunicorn, uWSGI or waitress: net/http would sniff one (text/html for
+// this body).
+func TestNoContentTypeIsNotSniffed(t *testing.T) {
+	_, srv := startPool(t, "untyped", nil)
+	code, h, body := get(t, srv.URL+"/")
+	if code != 200 || body != "<html><body>not sniffed</body></html>" {
+		t.Fatalf("got %d %q", code, body)
+	}
+	if v, ok := h["Content-Type"]; ok {
+		t.Errorf("Content-Type %q, want none", v)
+	}
+	if _, h, _ := get(t, srv.URL+"/?type=text/plain"); h.Get("Content-Type") != "text/plain" {
+		t.Errorf("the application's Content-Type: %q, want text/plain", h.Get("Content-Type"))
+	}
+}
+
 func TestUploadsStreamThroughTheCreditWindow(t *testing.T) {
 	_, srv := startPool(t, "upload_hash", nil)
 	data := make([]byte, 5<<20+123)

@@ -186,26 +186,7 @@ func TestGatewayRobustness(t *testing.T) {
 		}
 	})
 
-	malformed := []struct {
-		name, raw string
-		statuses  []int
-	}{
-		// (A request line shorter than 14 bytes is held until the header
-		// timeout: net/http waits for enough bytes to rule out the h2c
-		// preface. Longer garbage is answered at once.)
-		{"BadRequestLine", "NOT-AN-HTTP-REQUEST-LINE\r\n\r\n", []int{400}},
-		{"RequestLineExtraField", "GET /hello HTTP/1.1 extra\r\nHost: x\r\n\r\n", []int{400}},
-		{"MissingHost", "GET /hello HTTP/1.1\r\n\r\n", []int{400}},
-		{"HeaderWithoutColon", "GET /hello HTTP/1.1\r\nHost: x\r\nNoColonHere\r\n\r\n", []int{400}},
-		{"ControlCharInHeader", "GET /hello HTTP/1.1\r\nHost: x\r\nX-Bad: a\x00b\r\n\r\n", []int{400}},
-		{"ContentLengthAndTransferEncoding", "POST /read HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", []int{400}},
-		{"TwoContentLengths", "POST /read HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", []int{400}},
-		{"ContentLengthNotANumber", "POST /read HTTP/1.1\r\nHost: x\r\nContent-Length: five\r\n\r\nhello", []int{400}},
-		{"BadChunkSize", "POST /read HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", []int{400}},
-		// 431 is the status RFC 6585 made for exactly this; both say "your request", not "our fault".
-		{"OversizedHeaders", "GET /hello HTTP/1.1\r\nHost: x\r\n" + strings.Repeat("X-Big: "+strings.Repeat("b", 8000)+"\r\n", 160) + "\r\n", []int{400, 431}},
-	}
-	for _, m := range malformed {
+	for _, m := range gwMalformedRequests {
 		t.Run("Malformed/"+m.name, func(t *testing.T) {
 			c := s.gwDial(t)
 			// The server may answer and close before the whole request is
@@ -276,6 +257,29 @@ func TestGatewayRobustness(t *testing.T) {
 			t.Errorf("server log shows a Go panic:\n%s", l)
 		}
 	})
+}
+
+// gwMalformedRequests are raw requests the master answers itself (with one
+// of statuses), each on a connection of its own. The worker's HTTP/1.1 parser
+// must never accept them either (http11_differential_test.go).
+var gwMalformedRequests = []struct {
+	name, raw string
+	statuses  []int
+}{
+	// (A request line shorter than 14 bytes is held until the header
+	// timeout: net/http waits for enough bytes to rule out the h2c
+	// preface. Longer garbage is answered at once.)
+	{"BadRequestLine", "NOT-AN-HTTP-REQUEST-LINE\r\n\r\n", []int{400}},
+	{"RequestLineExtraField", "GET /hello HTTP/1.1 extra\r\nHost: x\r\n\r\n", []int{400}},
+	{"MissingHost", "GET /hello HTTP/1.1\r\n\r\n", []int{400}},
+	{"HeaderWithoutColon", "GET /hello HTTP/1.1\r\nHost: x\r\nNoColonHere\r\n\r\n", []int{400}},
+	{"ControlCharInHeader", "GET /hello HTTP/1.1\r\nHost: x\r\nX-Bad: a\x00b\r\n\r\n", []int{400}},
+	{"ContentLengthAndTransferEncoding", "POST /read HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", []int{400}},
+	{"TwoContentLengths", "POST /read HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", []int{400}},
+	{"ContentLengthNotANumber", "POST /read HTTP/1.1\r\nHost: x\r\nContent-Length: five\r\n\r\nhello", []int{400}},
+	{"BadChunkSize", "POST /read HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", []int{400}},
+	// 431 is the status RFC 6585 made for exactly this; both say "your request", not "our fault".
+	{"OversizedHeaders", "GET /hello HTTP/1.1\r\nHost: x\r\n" + strings.Repeat("X-Big: "+strings.Repeat("b", 8000)+"\r\n", 160) + "\r\n", []int{400, 431}},
 }
 
 // gwReadResponseQuiet reads one response from c; on failure it returns nil and

@@ -98,7 +98,7 @@ def run_test(tree, env, spec):
         cmd = [env["WSGATE_TEST_PYTHON"], "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", where, "-k", name]
         cwd = os.path.join(tree, "python")
     began = time.monotonic()
-    r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, errors="replace")  # tests may print raw bytes
     out = r.stdout + r.stderr
     secs = time.monotonic() - began
     if kind == "go":

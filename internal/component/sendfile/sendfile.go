@@ -320,7 +320,11 @@ func (f *filter) serve(w http.ResponseWriter, r *http.Request, header, value str
 		h.Set("Etag", `"`+strconv.FormatInt(fi.ModTime().UnixNano(), 36)+"-"+strconv.FormatInt(fi.Size(), 36)+`"`)
 	}
 	// ServeContent does Range, conditional requests, HEAD, and a
-	// Content-Type from the name when the application set none.
+	// Content-Type from the name when the application set none (the
+	// gateway's nil entry says "none, do not sniff": drop it here).
+	if v, ok := h["Content-Type"]; ok && len(v) == 0 {
+		delete(h, "Content-Type")
+	}
 	http.ServeContent(w, r, fi.Name(), fi.ModTime(), file)
 }
 

@@ -52,7 +52,8 @@ func newFixture(t *testing.T) *fixture {
 
 // serve builds the filter from ini (in the fixture's directory) in front of
 // an app that answers with the headers of its query (?h=Name:value&…), a
-// status (?status=404) and a body it writes after them.
+// status (?status=404) and a body it writes after them; like the gateway, a
+// nil Content-Type when the query names none.
 func (fx *fixture) serve(t *testing.T, ini string) *httptest.Server {
 	t.Helper()
 	host := &componenttest.Host{Log: fx.log.Logger()}
@@ -64,6 +65,9 @@ func (fx *fixture) serve(t *testing.T, ini string) *httptest.Server {
 		for _, h := range r.URL.Query()["h"] {
 			k, v, _ := strings.Cut(h, ":")
 			w.Header().Set(k, v)
+		}
+		if _, ok := w.Header()["Content-Type"]; !ok {
+			w.Header()["Content-Type"] = nil // as the gateway says "none, no sniffing"
 		}
 		w.Header().Set("Content-Length", "9")
 		status := http.StatusOK

@@ -52,6 +52,14 @@ def latin1_header(environ, start_response):
     return [environ["PATH_INFO"].encode("latin-1")]
 
 
+def untyped(environ, start_response):
+    """No Content-Type unless ?type= names one; a body net/http would sniff
+    as HTML."""
+    headers = [("Content-Type", environ["QUERY_STRING"][5:])] if environ["QUERY_STRING"] else []
+    start_response("200 OK", headers)
+    return [b"<html><body>not sniffed</body></html>"]
+
+
 def router(environ, start_response):
     """/slow-die: say so on wsgi.errors, then die after a moment; else hello."""
     if environ["PATH_INFO"] == "/slow-die":
