@@ -101,6 +101,7 @@ func runServe(args []string) int {
 		MaxWorkerMemory:   int64(o.MaxWorkerMemory),
 		Preload:           o.Preload,
 		Lend:              o.Lend,
+		MaxHeaderBytes:    o.MaxHeaderBytes,
 		QueueSize:         queueOrNone(o.QueueSize),
 		Pipeline:          o.Pipeline,
 		GracefulTimeout:   seconds(o.GracefulTimeout),

@@ -64,6 +64,9 @@ type Config struct {
 	// for a handler marked Lendable (the site is this one pool) and a pool
 	// with one thread per worker and no preloader (--lend).
 	Lend bool
+	// MaxHeaderBytes is the server's --max-header-size: a worker serving
+	// lent connections reads no longer request head itself.
+	MaxHeaderBytes int
 	// QueueSize bounds the requests waiting for a free worker; past it they
 	// get 503 with Retry-After. NoQueue: none waits (--queue-size; 0 is
 	// the default, 1024).

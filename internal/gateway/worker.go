@@ -217,6 +217,9 @@ func (p *Pool) execWorker(w *worker, node []byte, fds []string, lendArg string, 
 		"--stacks-fd", strconv.Itoa(3 + 2*cfg.Threads)}
 	if lendArg != "" {
 		args = append(args, "--lend-fds", lendArg)
+		if cfg.MaxHeaderBytes > 0 {
+			args = append(args, "--max-head", strconv.Itoa(cfg.MaxHeaderBytes))
+		}
 	}
 	if cfg.ResetWorkerSched {
 		args = append(args, "--normal-sched")

@@ -41,8 +41,6 @@ _EPOLLIN = select.EPOLLIN
 _monotonic = time.monotonic
 _time_ns = time.time_ns
 _IDLE = 2.0  # a connection idle this long goes back to the master
-# Per-connection constants the parser takes from the first request's environ.
-_CONN_KEYS = ("REMOTE_ADDR", "REMOTE_PORT", "wsgi.url_scheme")
 
 KEEP, HANDED, CLOSE = 0, 1, 2  # what became of a connection after a request
 
@@ -96,7 +94,7 @@ class LendChannel:
 
 
 class Lender:
-    def __init__(self, chan, disp, lend_sock, page_fd, app, base_environ):
+    def __init__(self, chan, disp, lend_sock, page_fd, app, base_environ, max_head=http11.MAX_HEAD):
         self.chan = chan
         self.disp = disp
         self.lend = LendChannel(lend_sock)
@@ -112,6 +110,7 @@ class Lender:
         self.since = 0.0  # when its request began (monotonic)
         self.avg = 0.002  # moving average of a request's time, seconds
         self.returning = False  # the server drains: keep no connection
+        self.max_head = min(max_head, http11.MAX_HEAD)  # never more than the master's --max-header-size
 
     # ------------------------------------------------------------ the loop
 
@@ -187,7 +186,7 @@ class Lender:
             body = b"".join(parts)
         self.chan.send(_HEADER_pack(0, P.LENT, stream))
         sock = socket.socket(fileno=fds[0])
-        consts = {k: environ[k] for k in _CONN_KEYS if k in environ}
+        consts = http11.conn_constants(environ)
         c = Conn(cid, sock, consts, bytearray(buffered))
         with self.lock:
             self.conns[c.fd] = c
@@ -223,12 +222,13 @@ class Lender:
         buf = c.buf
         pos = 0
         parse = http11.parse
+        max_head = self.max_head
         while True:
             if pos == len(buf):
                 del buf[:]
                 self._settle(c, KEEP)
                 return
-            r = parse(buf, pos, c.consts)
+            r = parse(buf, pos, c.consts, max_head)
             if r is http11.NEED_MORE:
                 try:
                     more = c.sock.recv(65536)
@@ -487,7 +487,7 @@ class LentResponse(W.Response):
         if status[0] == "1":
             raise ValueError("status %r: a final response needs a status of 200 or more "
                              "(1xx responses are the server's business)" % status)
-        declared = None
+        length = False
         for name, value in headers:
             if name not in _GOOD_NAMES:
                 _check_name(name)
@@ -496,8 +496,9 @@ class LentResponse(W.Response):
             if _CONTROL_CHARS(value):
                 raise ValueError("control character in the status or a header: %r" % ([status] + list(headers),))
             if name in _LENGTH_NAMES:
-                value = value.strip()
-                declared = int(value) if value.isdigit() else -1
+                length = True
+        # The Content-Length response_head sends (an invalid one is dropped, as net/http does).
+        declared = http11.app_length(headers) if length else None
         if _CONTROL_CHARS(status):
             raise ValueError("control character in the status or a header: %r" % ([status] + list(headers),))
         self.status = status
@@ -643,5 +644,5 @@ class LentResponse(W.Response):
         self.send_list((body,))
 
 
-def serve(chan, disp, lend_sock, page_fd, app, base_environ):
-    Lender(chan, disp, lend_sock, page_fd, app, base_environ).run()
+def serve(chan, disp, lend_sock, page_fd, app, base_environ, max_head=http11.MAX_HEAD):
+    Lender(chan, disp, lend_sock, page_fd, app, base_environ, max_head).run()
