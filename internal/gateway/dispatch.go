@@ -86,7 +86,7 @@ func (p *Pool) release(s *slot, healthy bool, reason string) {
 	}
 	if reason == reasonWithdrawn {
 		// served elsewhere: not one of this worker's requests
-	} else if n := w.served.Add(1); w.maxRequests > 0 && n >= w.maxRequests {
+	} else if n := w.served.Add(1) + int64(w.pageLoad(pageServed)); w.maxRequests > 0 && n >= w.maxRequests {
 		p.retire(w, "max-requests")
 	} else if p.overMemory(w) {
 		p.retire(w, "max-worker-memory")

@@ -220,6 +220,11 @@ func (p *Pool) execWorker(w *worker, node []byte, fds []string, lendArg string, 
 		if cfg.MaxHeaderBytes > 0 {
 			args = append(args, "--max-head", strconv.Itoa(cfg.MaxHeaderBytes))
 		}
+		if w.maxRequests > 0 {
+			// Lent requests never pass the master: the worker counts them
+			// and hands its connections back once it has served its share.
+			args = append(args, "--max-requests", strconv.FormatInt(w.maxRequests, 10))
+		}
 	}
 	if cfg.ResetWorkerSched {
 		args = append(args, "--normal-sched")

@@ -94,7 +94,7 @@ class LendChannel:
 
 
 class Lender:
-    def __init__(self, chan, disp, lend_sock, page_fd, app, base_environ, max_head=http11.MAX_HEAD):
+    def __init__(self, chan, disp, lend_sock, page_fd, app, base_environ, max_head=http11.MAX_HEAD, max_requests=0):
         self.chan = chan
         self.disp = disp
         self.lend = LendChannel(lend_sock)
@@ -111,6 +111,10 @@ class Lender:
         self.avg = 0.002  # moving average of a request's time, seconds
         self.returning = False  # the server drains: keep no connection
         self.max_head = min(max_head, http11.MAX_HEAD)  # never more than the master's --max-header-size
+        # After this many requests (--max-requests) the worker keeps no
+        # connection: the master sees the count on the page and recycles it.
+        self.max_requests = max_requests
+        self.served = 0
 
     # ------------------------------------------------------------ the loop
 
@@ -163,6 +167,10 @@ class Lender:
                 W.handle(self.chan, self.app, self.base, stream, payload)
             finally:
                 self.since = 0.0
+                self.served += 1
+                if self.max_requests and self.served >= self.max_requests and not self.returning:
+                    self.returning = True
+                    self._return_all()
             return True
         if len(fds) != 1:
             for fd in fds:
@@ -272,6 +280,8 @@ class Lender:
             self.lend.send(_return_frame(c.id, 0, rest))
         else:
             self._give_back(c, P.RETURN_CLOSE)
+        if self.returning and self.conns:
+            self._return_all()  # the others too, now, not at their next request
         self._end()
 
     # ------------------------------------------------------------ one request
@@ -343,6 +353,9 @@ class Lender:
             errors.flush()
             W._request_done()
             self.page[3] += 1
+            self.served += 1
+            if self.max_requests and self.served >= self.max_requests:
+                self.returning = True
         if resp.handed:
             return HANDED if what == KEEP else _handed_close(self, c)
         return what
@@ -644,5 +657,5 @@ class LentResponse(W.Response):
         self.send_list((body,))
 
 
-def serve(chan, disp, lend_sock, page_fd, app, base_environ, max_head=http11.MAX_HEAD):
-    Lender(chan, disp, lend_sock, page_fd, app, base_environ, max_head).run()
+def serve(chan, disp, lend_sock, page_fd, app, base_environ, max_head=http11.MAX_HEAD, max_requests=0):
+    Lender(chan, disp, lend_sock, page_fd, app, base_environ, max_head, max_requests).run()

@@ -675,6 +675,9 @@ def main(argv=None):
     parser.add_argument("--lend-fds",
                         help="LEND:PAGE: the lend socket and the shared page; the master lends this worker "
                              "connections (wsgate.lend)")
+    parser.add_argument("--max-requests", type=int, default=0,
+                        help="with --lend-fds: hand every connection back after this many requests (the master "
+                             "then recycles the worker)")
     parser.add_argument("--max-head", type=int, default=65536,
                         help="the master's --max-header-size: the worker reads no longer request head itself")
     parser.add_argument("--preload-fd", type=int,
@@ -715,7 +718,7 @@ def main(argv=None):
         return 3
     if args.lend_fds:
         lend_fd, _, page_fd = args.lend_fds.partition(":")
-        return run(chans, app, args.workers, (int(lend_fd), int(page_fd), args.max_head))
+        return run(chans, app, args.workers, (int(lend_fd), int(page_fd), args.max_head, args.max_requests))
     return run(chans, app, args.workers)
 
 
@@ -762,7 +765,7 @@ def run(chans, app, workers, lend=None):
         lend_sock.set_inheritable(False)
         chan = chans[0]
         try:
-            lending.serve(chan, chan.disp, lend_sock, lend[1], app, env, lend[2])
+            lending.serve(chan, chan.disp, lend_sock, lend[1], app, env, lend[2], lend[3])
         except (P.ProtocolError, OSError) as exc:
             sys.stderr.write("wsgate worker %d: %s; exiting\n" % (os.getpid(), exc))
             sys.stderr.flush()
