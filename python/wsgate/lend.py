@@ -25,6 +25,7 @@ import mmap
 import os
 import select
 import socket
+import stat
 import struct
 import threading
 import time
@@ -326,6 +327,8 @@ class Lender:
                     resp.finish()
                 else:
                     resp.send_list(result)
+            elif rtype is W.FileWrapper and not resp.sent and resp.send_file(result):
+                pass
             else:
                 W._send_iterable(resp, result)
             if resp.length_wrong():
@@ -573,6 +576,54 @@ class LentResponse(W.Response):
         for i in range(0, len(view), P.MAX_DATA_FRAME):
             chunk = view[i:i + P.MAX_DATA_FRAME]
             lend.sendv([_HEADER_pack(len(chunk), P.OUTPUT, self.conn.id), chunk])
+
+    def send_file(self, wrapper):
+        """A wsgi.file_wrapper around a regular file goes out by sendfile(2)
+        from this process; what the client's socket cannot take at once is
+        read and handed to the master. False if the file cannot go that way."""
+        f = wrapper.filelike
+        try:
+            fd = f.fileno()
+            st = os.fstat(fd)
+            offset = f.tell()
+        except (AttributeError, OSError, ValueError):
+            return False
+        if not stat.S_ISREG(st.st_mode) or offset < 0:
+            return False
+        if self.status is None:
+            raise AssertionError("the application returned without calling start_response")
+        count = max(st.st_size - offset, 0)
+        length = count if not self.has_length and (self.is_head or not self.head) else None
+        self._out(self._head(length, False))
+        if self.head:
+            return True
+        if self.declared is not None and self.declared >= 0:
+            count = min(count, self.declared)
+        sent = 0
+        sock_fd = self.conn.fd
+        page = self.lender.page
+        while sent < count and not self.handed:
+            try:
+                n = os.sendfile(sock_fd, fd, offset + sent, count - sent)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                raise W.ClientGone("the client closed the connection")
+            if not n:
+                break  # the file shrank
+            sent += n
+            page[2] += n
+        self.count += sent
+        if sent < count:
+            f.seek(offset + sent)
+            while sent < count:
+                block = f.read(min(count - sent, P.MAX_DATA_FRAME))
+                if not block:
+                    break
+                sent += len(block)
+                self.count += len(block)
+                self._out(block)
+        return True
 
     def _no_body(self):
         return self.head

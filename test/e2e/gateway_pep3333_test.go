@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -547,12 +548,18 @@ func TestGatewayPEP3333(t *testing.T) {
 		}
 		t.Run("SentByTheMaster", func(t *testing.T) {
 			// A real file in wsgi.file_wrapper goes out by sendfile from
-			// the master: the worker never reads it.
+			// the master: the worker never reads it. (Connection: close:
+			// a request on the master's path, never a lent connection.)
 			before := map[int]int64{}
 			for _, pid := range gwChildren(t, s.PID) {
 				before[pid] = gwReadChars(t, pid)
 			}
-			r := gwGet(t, s.URL+"/file?path="+url.QueryEscape(path))
+			req, err := http.NewRequest("GET", s.URL+"/file?path="+url.QueryEscape(path), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Close = true
+			r := gwDo(t, req)
 			gwOK(t, "/file", r)
 			pid := gwAtoi(r.header.Get("X-Worker-Pid"))
 			start, ok := before[pid]
@@ -561,6 +568,40 @@ func TestGatewayPEP3333(t *testing.T) {
 			}
 			if read := gwReadChars(t, pid) - start; read >= int64(len(data)) {
 				t.Errorf("the worker read %d bytes while serving a %d-byte file through wsgi.file_wrapper: no sendfile", read, len(data))
+			}
+		})
+		t.Run("SentBySendfileOnALentConnection", func(t *testing.T) {
+			// On a lent connection (--lend) the worker answers: it sends
+			// the file with sendfile(2), a few system calls, and never
+			// reads it through Python (8 KiB reads: 130 of them).
+			ctl := filepath.Join(t.TempDir(), "ctl.sock")
+			ls := gwStart(t, "--workers", "1", "--lend", "--control-socket", ctl)
+			c := ls.gwDial(t)
+			br := bufio.NewReader(c)
+			io.WriteString(c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n") // the first request lends the connection
+			if resp, body := gwReadResponse(t, br, "GET"); resp.StatusCode != 200 || string(body) != "hello world\n" {
+				t.Fatalf("first request: %d %q", resp.StatusCode, body)
+			}
+			pids := gwChildren(t, ls.PID)
+			before := map[int]int64{}
+			for _, pid := range pids {
+				before[pid] = gwProcIO(t, pid, "syscr")
+			}
+			io.WriteString(c, "GET /file?path="+url.QueryEscape(path)+" HTTP/1.1\r\nHost: x\r\n\r\n")
+			resp, body := gwReadResponse(t, br, "GET")
+			if resp.StatusCode != 200 || !bytes.Equal(body, data) {
+				t.Fatalf("/file on a lent connection: status %d, %d bytes, want 200 and the file's %d", resp.StatusCode, len(body), len(data))
+			}
+			pid := gwAtoi(resp.Header.Get("X-Worker-Pid"))
+			start, ok := before[pid]
+			if !ok {
+				t.Fatalf("worker %d that served the file is not among the master's children %v", pid, pids)
+			}
+			if reads := gwProcIO(t, pid, "syscr") - start; reads >= 16 {
+				t.Errorf("the worker made %d read system calls to send a %d-byte file on a lent connection: no sendfile", reads, len(data))
+			}
+			if lent := statusLentRequests(t, ctl); lent < 1 {
+				t.Errorf("status shows %d requests served on lent connections: the file did not take the lent path", lent)
 			}
 		})
 		for _, tc := range cases {
@@ -707,4 +748,26 @@ func (s *gwServer) gwRawEnviron(t *testing.T, what, raw, method string) map[stri
 	var env map[string]any
 	gwJSON(t, what, gwResponse{status: resp.StatusCode, body: body}, &env)
 	return env
+}
+
+// statusLentRequests is the number of requests served on lent connections
+// (--lend) that `wsgate status` reports for every worker together.
+func statusLentRequests(t *testing.T, ctl string) int64 {
+	t.Helper()
+	var pools []struct {
+		Live []struct {
+			Lent int64 `json:"lent_requests"`
+		} `json:"live_workers"`
+	}
+	out := wsgateCmd(t, "status", "--json", "--control-socket", ctl)
+	if err := json.Unmarshal([]byte(out), &pools); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, out)
+	}
+	var n int64
+	for _, p := range pools {
+		for _, w := range p.Live {
+			n += w.Lent
+		}
+	}
+	return n
 }
