@@ -211,28 +211,49 @@ func (p *Pool) acquireLending(ctx context.Context) (*slot, error) {
 }
 
 // takeFree takes the token of an idle slot whose worker is ready and not
-// busy on a lent connection, leaving the other tokens in place; nil if none.
-func (p *Pool) takeFree() *slot {
+// busy on a lent connection, leaving the other tokens in place. Failing
+// that, the one whose lent request began last, if that was less than a
+// rescue delay ago: a worker serving its lent connections back to back is
+// never seen free, but it reads its dispatch socket between two requests,
+// so a request sent there waits for one short request at most (and is
+// taken back if that one turns out long: awaitLentWorker). nil if neither.
+func (p *Pool) takeFree() (chosen *slot) {
 	var busy []*slot
 	defer func() {
 		for _, s := range busy {
-			p.pushToken(p.idle, s)
+			if s != chosen {
+				p.pushToken(p.idle, s)
+			}
 		}
 	}()
+	var young *slot
+	var youngest time.Duration
 	for range cap(p.idle) {
 		var s *slot
 		select {
 		case s = <-p.idle:
 		default:
-			return nil
+			return p.youngEnough(young, youngest)
 		}
 		if s.w.State() != StateReady {
 			continue // a draining worker's token: dropped, as acquire does
 		}
-		if !s.lentBusy() {
+		age, busyNow := s.lentAge()
+		if !busyNow {
 			return s
 		}
 		busy = append(busy, s)
+		if young == nil || age < youngest {
+			young, youngest = s, age
+		}
 	}
-	return nil
+	return p.youngEnough(young, youngest)
+}
+
+// youngEnough is s if its lent request has run less than a rescue delay.
+func (p *Pool) youngEnough(s *slot, age time.Duration) *slot {
+	if s == nil || age >= min(max(4*p.serviceTime(), 2*time.Millisecond), time.Second) {
+		return nil
+	}
+	return s
 }

@@ -686,6 +686,16 @@ func (s *slot) lentBusy() bool {
 	return s.w.lendConn != nil && s.w.pageLoad(pageServing) != 0
 }
 
+// lentAge is how long the lent request the slot's worker is serving has
+// run, and whether it is serving one.
+func (s *slot) lentAge() (time.Duration, bool) {
+	if !s.lentBusy() {
+		return 0, false
+	}
+	since := int64(s.w.pageLoad(pageSince))
+	return time.Duration(max(time.Now().UnixNano()-since, 0)), true
+}
+
 // awaitLentWorker waits, for an exchange at the head of its slot whose
 // worker is busy on a lent connection, until the worker takes the REQUEST;
 // if that takes longer than the usual rescue delay and the REQUEST is still

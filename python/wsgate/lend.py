@@ -42,6 +42,7 @@ _EPOLLIN = select.EPOLLIN
 _monotonic = time.monotonic
 _time_ns = time.time_ns
 _IDLE = 2.0  # a connection idle this long goes back to the master
+_DRAIN_WAIT = 5  # ms a response waits for a client to make room before the master takes the rest
 
 KEEP, HANDED, CLOSE = 0, 1, 2  # what became of a connection after a request
 
@@ -63,7 +64,7 @@ _LINE_MAX = 1024
 
 
 class Conn:
-    __slots__ = ("id", "sock", "fd", "consts", "buf", "last")
+    __slots__ = ("id", "sock", "fd", "consts", "buf", "last", "out_poll")
 
     def __init__(self, cid, sock, consts, buf):
         self.id = cid
@@ -72,6 +73,14 @@ class Conn:
         self.consts = consts
         self.buf = buf
         self.last = _monotonic()
+        self.out_poll = None
+
+    def writable(self, ms):
+        """Whether the socket takes more bytes within ms milliseconds."""
+        if self.out_poll is None:
+            self.out_poll = select.poll()
+            self.out_poll.register(self.fd, select.POLLOUT)
+        return bool(self.out_poll.poll(ms))
 
 
 class LendChannel:
@@ -548,7 +557,14 @@ class LentResponse(W.Response):
             if n < total:
                 view = memoryview(data)
                 while n < total:
-                    n += sock.send(view[n:], _NOSIGNAL)
+                    try:
+                        n += sock.send(view[n:], _NOSIGNAL)
+                    except (BlockingIOError, InterruptedError):
+                        # A client reading at loopback or LAN speed makes
+                        # room within a few milliseconds; one that does not
+                        # gets the rest from the master.
+                        if not self.conn.writable(_DRAIN_WAIT):
+                            raise
         except (BlockingIOError, InterruptedError):
             self.handed = True
             self.lender.lend.send(_return_frame(self.conn.id, P.RETURN_OUTPUT, b""))
