@@ -47,6 +47,7 @@ const (
 	pageSince   = 1 // when that request began, unix ns
 	pageWritten = 2 // response bytes written to the client for it
 	pageServed  = 3 // requests served on lent connections
+	pageAverage = 4 // moving average of a request's time there, ns
 	pageLineLen = 8 // length of the request line below
 	// The request being served, "METHOD URI" (latin-1, cut at
 	// pageLineMax), at this byte offset: status, stack dumps and log lines
@@ -117,6 +118,7 @@ func (l *lender) gotLent(c *lentConn) {
 	}
 	c.setApart()
 	c.lent = true
+	c.w.lentHeld.Add(1)
 	gone := c.w != nil && c.w.lendGone
 	l.mu.Unlock()
 	if gone {
@@ -201,6 +203,9 @@ func (l *lender) returned(id uint32, flags byte, rest []byte) {
 		return
 	}
 	delete(l.conns, id)
+	if c.lent {
+		c.w.lentHeld.Add(-1)
+	}
 	l.mu.Unlock()
 	rest = append([]byte(nil), rest...)
 	closeAfter := flags&protocol.ReturnClose != 0
@@ -288,6 +293,7 @@ func (l *lender) reclaim(w *worker) {
 	for id, c := range l.conns {
 		if c.w == w && c.lent {
 			delete(l.conns, id)
+			w.lentHeld.Add(-1)
 			mine = append(mine, c)
 		}
 	}
@@ -616,20 +622,24 @@ func (w *worker) pageLoad(i int) uint64 {
 	return atomic.LoadUint64((*uint64)(unsafe.Pointer(&w.page[i*8])))
 }
 
-// watchLent enforces the timeout and max_requests on requests served on
-// lent connections, which the master does not see: it reads each worker's
-// page a few times per timeout.
+// watchLent does for requests served on lent connections, which the master
+// does not see, what the exchange does for its own, by reading the workers'
+// pages: it kills a worker whose request passed the timeout, recycles one
+// past max_requests or max_worker_memory, and rescues the connections
+// waiting on a worker whose request runs long (rescue). It looks every 2 ms
+// while connections are lent, else at the pace the limits need.
 func (p *Pool) watchLent(stop <-chan struct{}) {
-	every := 500 * time.Millisecond
+	calm := 500 * time.Millisecond
 	if p.cfg.MaxWorkerMemory > 0 || p.cfg.MaxRequests > 0 {
 		// A recycled worker should not overshoot by much: the page costs
 		// nothing to read, the RSS is read at most every 100 ms (overMemory).
-		every = 20 * time.Millisecond
+		calm = 20 * time.Millisecond
 	}
 	if p.cfg.Timeout > 0 {
-		every = min(every, max(p.cfg.Timeout/5, 20*time.Millisecond))
+		calm = min(calm, max(p.cfg.Timeout/5, 20*time.Millisecond))
 	}
-	t := time.NewTicker(every)
+	const busy = 2 * time.Millisecond
+	t := time.NewTimer(calm)
 	defer t.Stop()
 	for {
 		select {
@@ -637,30 +647,79 @@ func (p *Pool) watchLent(stop <-chan struct{}) {
 			return
 		case <-t.C:
 		}
-		now := time.Now().UnixNano()
+		now := time.Now()
+		lent := false
 		for _, w := range p.roster() {
 			if w.lendConn == nil || w.State() != StateReady {
 				continue
 			}
-			if id := w.pageLoad(pageServing); id != 0 && p.cfg.Timeout > 0 {
-				since := int64(w.pageLoad(pageSince))
-				if since > 0 && now-since > int64(p.cfg.Timeout) && w.pageLoad(pageServing) == id {
-					ri, _ := w.lentRequest(time.Now())
-					p.log.Error("request timed out; killing its worker", "pid", w.pid, "method", ri.Method,
-						"uri", ri.URI, "timeout", p.cfg.Timeout.String(), "lent", true)
-					w.lendTimedOut.Store(uint32(id))
-					awaitStacks(w.dumpStacks("request timed out: " + ri.Method + " " + ri.URI))
-					w.kill("timeout")
-					continue
-				}
+			held := w.lentHeld.Load()
+			lent = lent || held > 0
+			if p.timedOut(w, now) {
+				continue
 			}
 			if w.maxRequests > 0 && w.served.Load()+int64(w.pageLoad(pageServed)) >= w.maxRequests {
 				p.retire(w, "max-requests")
 			} else if p.overMemory(w) {
 				p.retire(w, "max-worker-memory")
+			} else if held > 0 {
+				w.rescue(now)
 			}
 		}
+		if lent {
+			t.Reset(busy)
+		} else {
+			t.Reset(calm)
+		}
 	}
+}
+
+// timedOut kills w if its lent request has passed the timeout.
+func (p *Pool) timedOut(w *worker, now time.Time) bool {
+	id := w.pageLoad(pageServing)
+	if id == 0 || p.cfg.Timeout <= 0 {
+		return false
+	}
+	since := int64(w.pageLoad(pageSince))
+	if since <= 0 || now.UnixNano()-since <= int64(p.cfg.Timeout) || w.pageLoad(pageServing) != id {
+		return false
+	}
+	ri, _ := w.lentRequest(now)
+	p.log.Error("request timed out; killing its worker", "pid", w.pid, "method", ri.Method,
+		"uri", ri.URI, "timeout", p.cfg.Timeout.String(), "lent", true)
+	w.lendTimedOut.Store(uint32(id))
+	awaitStacks(w.dumpStacks("request timed out: " + ri.Method + " " + ri.URI))
+	w.kill("timeout")
+	return true
+}
+
+// rescue signals w (SIGUSR2) when the request it serves, lent or the
+// master's, has run past the rescue delay (four of its usual service times,
+// 10 ms to 1 s: a rescue moves connections, so it waits longer than the
+// master's take-back of one request) while it holds lent connections: the
+// worker hands back the ones with a request waiting (lend.py, _rescue), and
+// those requests go to a free worker. Once per request.
+func (w *worker) rescue(now time.Time) {
+	began := int64(w.pageLoad(pageSince))
+	if w.pageLoad(pageServing) == 0 {
+		began = 0
+	}
+	for _, s := range w.slots {
+		s.mu.Lock()
+		if len(s.queue) > 0 && (began == 0 || s.headSince.UnixNano() < began) {
+			began = s.headSince.UnixNano()
+		}
+		s.mu.Unlock()
+	}
+	if began == 0 || began == w.rescued {
+		return
+	}
+	delay := min(max(4*time.Duration(w.pageLoad(pageAverage)), 10*time.Millisecond), time.Second)
+	if now.UnixNano()-began < int64(delay) {
+		return
+	}
+	w.rescued = began
+	_ = w.proc.Signal(syscall.SIGUSR2)
 }
 
 // lentRequest is the request the worker is serving on a lent connection,

@@ -69,6 +69,8 @@ type worker struct {
 	pageMu       sync.RWMutex  // page is unmapped once the worker is gone
 	lendGone     bool          // its lend socket ended: connections sent to it are reclaimed (lender.mu)
 	lendTimedOut atomic.Uint32 // the lent connection whose request passed the timeout
+	lentHeld     atomic.Int64  // connections it holds now (lender)
+	rescued      int64         // when the request it was last rescued from began (watchLent)
 }
 
 func (w *worker) State() State { return State(w.state.Load()) }

@@ -24,6 +24,7 @@ import io
 import mmap
 import os
 import select
+import signal
 import socket
 import stat
 import struct
@@ -84,23 +85,33 @@ class Conn:
 
 
 class LendChannel:
-    """The lend socket, shared by the loop and the watchdog thread: each
-    send is one whole frame sequence under the lock."""
+    """The lend socket: each send is one whole frame sequence, under a lock
+    (the application's threads may write to wsgi.errors) and marked busy (the
+    SIGUSR2 handler must not send in the middle of another send)."""
 
-    __slots__ = ("sock", "lock")
+    __slots__ = ("sock", "lock", "busy")
 
     def __init__(self, sock):
         self.sock = sock
         self.lock = threading.Lock()
+        self.busy = False
 
     def send(self, data):
         with self.lock:
-            self.sock.sendall(data)
+            self.busy = True
+            try:
+                self.sock.sendall(data)
+            finally:
+                self.busy = False
 
     def sendv(self, parts):
         with self.lock:
-            for part in parts:
-                self.sock.sendall(part)
+            self.busy = True
+            try:
+                for part in parts:
+                    self.sock.sendall(part)
+            finally:
+                self.busy = False
 
 
 class Lender:
@@ -115,7 +126,7 @@ class Lender:
         self.base = base_environ
         self.ep = select.epoll()
         self.conns = {}  # fd → Conn
-        self.lock = threading.Lock()  # conns and the epoll set, with the watchdog
+        self.in_app = False  # the application runs: SIGUSR2 may hand waiting connections back
         self.serving = None  # the Conn being served
         self.since = 0.0  # when its request began (monotonic)
         self.avg = 0.002  # moving average of a request's time, seconds
@@ -131,7 +142,8 @@ class Lender:
     def run(self):
         disp_fd = self.disp.fileno()
         self.ep.register(disp_fd, _EPOLLIN)
-        threading.Thread(target=self._watchdog, name="wsgate-lend-watchdog", daemon=True).start()
+        signal.signal(signal.SIGUSR2, self._rescue)
+        signal.siginterrupt(signal.SIGUSR2, False)  # the application's blocking calls restart
         poll = self.ep.poll
         conns = self.conns
         next_sweep = _monotonic() + _IDLE
@@ -172,11 +184,11 @@ class Lender:
         if not payload[0] & P.FLAG_LEND:
             for fd in fds:
                 os.close(fd)
-            self.since = _monotonic()  # the watchdog watches this one too
+            self.in_app = True  # SIGUSR2 may rescue the connections waiting here
             try:
                 W.handle(self.chan, self.app, self.base, stream, payload)
             finally:
-                self.since = 0.0
+                self.in_app = False
                 self.served += 1
                 if self.max_requests and self.served >= self.max_requests and not self.returning:
                     self.returning = True
@@ -206,9 +218,8 @@ class Lender:
         sock = socket.socket(fileno=fds[0])
         consts = http11.conn_constants(environ)
         c = Conn(cid, sock, consts, bytearray(buffered))
-        with self.lock:
-            self.conns[c.fd] = c
-            self.ep.register(c.fd, _EPOLLIN)
+        self.conns[c.fd] = c
+        self.ep.register(c.fd, _EPOLLIN)
         self._begin(c)
         what = self._serve(c, environ, body)
         if what == KEEP and c.buf:
@@ -306,8 +317,10 @@ class Lender:
 
     def _end(self):
         if self.serving is not None:
-            self.page[0] = 0
+            q = self.page
+            q[0] = 0
             self.avg += (_monotonic() - self.since - self.avg) / 8
+            q[4] = int(self.avg * 1e9)  # the master's rescue delay is 4 of these
             self.serving = None
             self.since = 0.0
 
@@ -326,6 +339,7 @@ class Lender:
         W._serving.request = (self.lend, c.id)
         W._serving.stderr = LentErrors(self.lend, c.id, P.STDERR, prefix)
         what = KEEP
+        self.in_app = True
         try:
             result = self.app(environ, resp.start_response)
             rtype = type(result)
@@ -362,6 +376,7 @@ class Lender:
                     close()
                 except Exception:
                     errors.write("wsgate: the response iterable's close() raised:\n" + traceback.format_exc())
+            self.in_app = False
             errors.flush()
             W._request_done()
             self.page[3] += 1
@@ -376,12 +391,11 @@ class Lender:
 
     def _forget(self, c):
         """Stop watching c and close this process's descriptor of it."""
-        with self.lock:
-            if self.conns.pop(c.fd, None) is not None:
-                try:
-                    self.ep.unregister(c.fd)
-                except OSError:
-                    pass
+        if self.conns.pop(c.fd, None) is not None:
+            try:
+                self.ep.unregister(c.fd)
+            except OSError:
+                pass
         c.sock.close()
 
     def _give_back(self, c, flags, rest=b""):
@@ -397,34 +411,20 @@ class Lender:
             if c is not self.serving and now - c.last > _IDLE and not c.buf:
                 self._give_back(c, 0)
 
-    def _watchdog(self):
-        """While a request runs long, the connections waiting here go back
-        to the master, which gives them to a free worker: a request never
-        waits long behind a slow one while another worker could serve it."""
-        sleep = time.sleep
-        while True:
-            sleep(0.003)
-            since = self.since
-            if not since or len(self.conns) < 2:
-                continue
-            limit = min(max(4 * self.avg, 0.002), 1.0)
-            if _monotonic() - since < limit:
-                continue
-            with self.lock:
-                serving = self.serving
-                if self.since != since:
-                    continue
-                waiting = [c for c in self.conns.values() if c is not serving and not c.buf]
-                for c in waiting:
-                    del self.conns[c.fd]
-                    try:
-                        self.ep.unregister(c.fd)
-                    except OSError:
-                        pass
-            for c in waiting:
-                c.sock.close()
-                self.lend.send(_return_frame(c.id, 0, b""))
-
+    def _rescue(self, signum, frame):
+        """SIGUSR2, from the master (lend.go, watchLent): the request being
+        served has run long while connections wait here. They go back to the
+        master, which gives their requests to a free worker. The handler
+        runs on this (the main) thread between two bytecodes of the
+        application, so it acts only while the application runs, and not
+        inside a send on the lend socket."""
+        if not self.in_app or self.lend.busy:
+            return
+        serving = self.serving
+        ready = {fd for fd, _ev in self.ep.poll(0)}  # the connections with a request waiting (level-triggered: nothing consumed)
+        waiting = [c for fd, c in self.conns.items() if fd in ready and c is not serving and not c.buf]
+        for c in waiting:
+            self._give_back(c, 0)
 
 _LINE_PREFIX = struct.Struct(">H").pack
 
