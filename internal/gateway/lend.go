@@ -698,7 +698,8 @@ func (p *Pool) timedOut(w *worker, now time.Time) bool {
 // 10 ms to 1 s: a rescue moves connections, so it waits longer than the
 // master's take-back of one request) while it holds lent connections: the
 // worker hands back the ones with a request waiting (lend.py, _rescue), and
-// those requests go to a free worker. Once per request.
+// those requests go to a free worker. Again every delay while the request
+// runs on: a request may come on a connection it holds at any time.
 func (w *worker) rescue(now time.Time) {
 	began := int64(w.pageLoad(pageSince))
 	if w.pageLoad(pageServing) == 0 {
@@ -711,14 +712,14 @@ func (w *worker) rescue(now time.Time) {
 		}
 		s.mu.Unlock()
 	}
-	if began == 0 || began == w.rescued {
+	if began == 0 {
 		return
 	}
-	delay := min(max(4*time.Duration(w.pageLoad(pageAverage)), 10*time.Millisecond), time.Second)
-	if now.UnixNano()-began < int64(delay) {
+	delay := int64(min(max(4*time.Duration(w.pageLoad(pageAverage)), 10*time.Millisecond), time.Second))
+	if now.UnixNano()-began < delay || now.UnixNano()-w.rescued < delay {
 		return
 	}
-	w.rescued = began
+	w.rescued = now.UnixNano()
 	_ = w.proc.Signal(syscall.SIGUSR2)
 }
 

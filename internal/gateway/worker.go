@@ -70,7 +70,7 @@ type worker struct {
 	lendGone     bool          // its lend socket ended: connections sent to it are reclaimed (lender.mu)
 	lendTimedOut atomic.Uint32 // the lent connection whose request passed the timeout
 	lentHeld     atomic.Int64  // connections it holds now (lender)
-	rescued      int64         // when the request it was last rescued from began (watchLent)
+	rescued      int64         // when it was last signalled to rescue its connections, unix ns (watchLent)
 }
 
 func (w *worker) State() State { return State(w.state.Load()) }
