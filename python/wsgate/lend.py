@@ -10,8 +10,8 @@ A connection goes back to the master (RETURN, on the lend socket, with the
 bytes read and not served) when anything is unusual: a request the parser
 defers, a client that cannot take the response at once (the rest follows as
 OUTPUT, so a slow reader holds no worker), an idle connection, a request that
-runs long while others wait here (the watchdog thread hands them back so
-another worker serves them), the worker's own drain.
+runs long while others wait here (the master's SIGUSR2: the waiting ones go
+back so another worker serves them), the worker's own drain.
 
 The shared page tells the master which connection is being served, since
 when, and how many response bytes went out: if this process dies, the
