@@ -9,7 +9,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-tests=(tests/test_protocol.py tests/test_worker.py tests/test_resolve.py tests/test_loader.py tests/test_http11.py)
+tests=(tests/test_protocol.py tests/test_worker.py tests/test_resolve.py tests/test_loader.py tests/test_http11.py tests/test_lend.py)
 req=requirements-pythons.txt
 
 pythons=$(scripts/pythons.sh --require)

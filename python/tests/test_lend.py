@@ -1,0 +1,281 @@
+"""wsgate.lend, the worker's side of lent connections, driven in-process
+over socketpairs: a "client" socket stands for the TCP connection, the lend
+socket's other end for the master (internal/gateway/lend.go)."""
+
+import os
+import socket
+import struct
+import tempfile
+import threading
+
+import pytest
+
+from wsgate import lend
+from wsgate import protocol as P
+from wsgate import worker as W
+
+
+def hello(environ, start_response):
+    body = b"hello " + environ["PATH_INFO"].encode("latin-1")
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+class Rig:
+    """A Lender with one lent connection, and the sockets around it."""
+
+    def __init__(self, app, sndbuf=None):
+        self.stream_master, stream_worker = socket.socketpair()
+        _disp_master, disp_worker = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.lend_master, lend_worker = socket.socketpair()
+        self.page_file = tempfile.TemporaryFile()
+        self.page_file.truncate(4096)
+        chan = P.Channel(stream_worker, disp_worker)
+        self.lender = lend.Lender(chan, disp_worker, lend_worker, os.dup(self.page_file.fileno()), app,
+                                  W.base_environ(1, 2))
+        self.client, server = socket.socketpair()
+        if sndbuf:
+            for s in (self.client, server):
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, sndbuf)
+        server.setblocking(False)
+        consts = {"REMOTE_ADDR": "127.0.0.1", "REMOTE_PORT": "4242", "wsgi.url_scheme": "http"}
+        self.conn = lend.Conn(7, server, consts, bytearray())
+        self.lender.conns[self.conn.fd] = self.conn
+        self.lend_master.settimeout(5)
+        self.client.settimeout(5)
+        self.reader = self.client.makefile("rb")
+
+    def send(self, data):
+        self.client.sendall(data)
+        self.lender._readable(self.conn)
+
+    def response(self):
+        """One response from the client's side: (status line, headers dict, body)."""
+        f = self.reader
+        status = f.readline().decode().rstrip("\r\n")
+        headers = {}
+        while True:
+            line = f.readline().decode("latin-1").rstrip("\r\n")
+            if not line:
+                break
+            name, _, value = line.partition(": ")
+            headers[name.lower()] = value
+        if "content-length" in headers:
+            body = f.read(int(headers["content-length"]))
+        elif headers.get("transfer-encoding") == "chunked":
+            body = b""
+            while True:
+                size = int(f.readline().strip(), 16)
+                chunk = f.read(size + 2)[:size]
+                if not size:
+                    break
+                body += chunk
+        else:
+            body = b""
+        return status, headers, body
+
+    def frames(self):
+        """Every frame the worker has sent the master on the lend socket so far."""
+        self.lend_master.setblocking(False)
+        data = b""
+        try:
+            while True:
+                more = self.lend_master.recv(1 << 20)
+                if not more:
+                    break
+                data += more
+        except BlockingIOError:
+            pass
+        self.lend_master.setblocking(True)
+        out = []
+        while data:
+            length, ftype, stream = P.HEADER.unpack_from(data, 0)
+            out.append((ftype, stream, data[P.HEADER_SIZE:P.HEADER_SIZE + length]))
+            data = data[P.HEADER_SIZE + length:]
+        return out
+
+    def page(self, i):
+        return self.lender.page[i]
+
+
+def get(path, extra=""):
+    return ("GET %s HTTP/1.1\r\nHost: example.test:8080\r\n%s\r\n" % (path, extra)).encode()
+
+
+def test_keep_alive_requests_are_served_on_the_connection():
+    rig = Rig(hello)
+    for path in ("/a", "/b%20c"):
+        rig.send(get(path))
+        status, headers, body = rig.response()
+        assert status == "HTTP/1.1 200 OK"
+        assert body == b"hello " + ("/b c" if path != "/a" else "/a").encode()
+        assert "date" in headers
+    assert rig.page(3) == 2  # lent requests served
+    assert rig.page(0) == 0  # nothing in flight
+    assert rig.frames() == []  # the connection stays with the worker
+    assert rig.conn.fd in rig.lender.conns
+
+
+def test_pipelined_requests_in_one_read_are_answered_in_order():
+    rig = Rig(hello)
+    rig.send(get("/1") + get("/2") + get("/3"))
+    assert [rig.response()[2] for _ in range(3)] == [b"hello /1", b"hello /2", b"hello /3"]
+
+
+def test_streamed_body_without_length_is_chunked():
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return iter([b"ab", b"", b"cde"])
+    rig = Rig(app)
+    rig.send(get("/"))
+    status, headers, body = rig.response()
+    assert headers.get("transfer-encoding") == "chunked"
+    assert body == b"abcde"
+
+
+def test_head_keeps_the_length_and_204_has_no_body():
+    def app(environ, start_response):
+        if environ["PATH_INFO"] == "/none":
+            start_response("204 No Content", [])
+            return [b"not sent"]
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"twelve bytes"]
+    rig = Rig(app)
+    rig.client.sendall(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n")
+    rig.lender._readable(rig.conn)
+    head = rig.client.recv(65536)
+    assert b"Content-Length: 12\r\n" in head and head.endswith(b"\r\n\r\n")
+    rig.send(get("/none"))
+    reply = rig.client.recv(65536)
+    assert reply.startswith(b"HTTP/1.1 204") and reply.endswith(b"\r\n\r\n")
+    assert b"Content-Length" not in reply and b"not sent" not in reply
+
+
+def test_bytes_past_the_declared_length_are_cut_and_the_connection_ends():
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Length", "5")])
+        return [b"12345", b"6789"]
+    rig = Rig(app)
+    rig.send(get("/"))
+    status, headers, body = rig.response()
+    assert body == b"12345"
+    (ftype, stream, payload), = rig.frames()
+    assert (ftype, stream, payload[0]) == (P.RETURN, 7, P.RETURN_CLOSE)
+    assert rig.reader.read() == b""  # nothing more on the wire, then the end: the worker closed its descriptor
+    assert rig.conn.fd not in rig.lender.conns
+
+
+def test_a_request_the_parser_defers_goes_back_with_its_bytes():
+    rig = Rig(hello)
+    raw = get("/", "Connection: close\r\n")
+    rig.send(raw)
+    (ftype, stream, payload), = rig.frames()
+    assert (ftype, stream) == (P.RETURN, 7)
+    assert payload[0] == 0 and payload[1:] == raw  # the master serves it, from its first byte
+    assert rig.conn.fd not in rig.lender.conns
+
+
+def test_an_application_error_is_a_500_and_a_traceback_naming_the_request():
+    def app(environ, start_response):
+        raise RuntimeError("boom")
+    rig = Rig(app)
+    rig.send(get("/fail?x=1"))
+    status, headers, body = rig.response()
+    assert status.startswith("HTTP/1.1 500")
+    (ftype, stream, payload), = rig.frames()
+    assert (ftype, stream) == (P.ERROR, 7)
+    n = struct.unpack(">H", payload[:2])[0]
+    assert payload[2:2 + n] == b"GET /fail?x=1"
+    assert b"RuntimeError: boom" in payload
+
+
+def test_a_client_that_does_not_read_gets_the_rest_from_the_master():
+    size = 4 << 20
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return [os.urandom(1024) * (size // 1024)]
+    rig = Rig(app, sndbuf=65536)
+    # The master's side of the lend socket reads all along, as lend.go does.
+    got = bytearray()
+    done = threading.Event()
+
+    def master():
+        while True:
+            data = rig.lend_master.recv(1 << 20)
+            if not data:
+                break
+            got.extend(data)
+            if _ends_with_final_return(got):
+                done.set()
+    threading.Thread(target=master, daemon=True).start()
+    rig.send(get("/big"))  # returns once the worker is free: it never waited for the client
+    assert done.wait(10), "the handed output never ended with a RETURN"
+    frames = _parse(bytes(got))
+    assert frames[0][0] == P.RETURN and frames[0][2][0] == P.RETURN_OUTPUT
+    assert frames[-1] == (P.RETURN, 7, b"\0")  # the output ends: the connection goes back
+    handed = b"".join(p for t, _, p in frames if t == P.OUTPUT)
+    assert handed
+    direct = b""
+    while True:
+        try:
+            more = rig.client.recv(1 << 20, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            break
+        if not more:
+            break
+        direct += more
+    head, _, body = (direct + handed).partition(b"\r\n\r\n")
+    assert b"Content-Length: %d" % size in head
+    assert len(body) == size
+    assert rig.conn.fd not in rig.lender.conns
+
+
+def _parse(data):
+    out = []
+    while len(data) >= P.HEADER_SIZE:
+        length, ftype, stream = P.HEADER.unpack_from(data, 0)
+        if len(data) < P.HEADER_SIZE + length:
+            break
+        out.append((ftype, stream, data[P.HEADER_SIZE:P.HEADER_SIZE + length]))
+        data = data[P.HEADER_SIZE + length:]
+    return out
+
+
+def _ends_with_final_return(data):
+    frames = _parse(bytes(data))
+    return len(frames) > 1 and frames[-1][0] == P.RETURN and frames[-1][2][:1] == b"\0"
+
+
+def test_rescue_hands_back_only_connections_with_a_request_waiting():
+    rig = Rig(hello)
+    idle, idle_server = socket.socketpair()
+    waiting, waiting_server = socket.socketpair()
+    for i, s in enumerate((idle_server, waiting_server)):
+        s.setblocking(False)
+        c = lend.Conn(20 + i, s, {}, bytearray())
+        rig.lender.conns[c.fd] = c
+        rig.lender.ep.register(c.fd, lend._EPOLLIN)
+    waiting.sendall(get("/queued"))
+    rig.lender.serving = rig.conn
+    rig.lender.in_app = True  # as if SIGUSR2 came while the application runs
+    rig.lender._rescue(0, None)
+    (ftype, stream, payload), = rig.frames()
+    assert (ftype, stream, payload) == (P.RETURN, 21, b"\0")
+    assert idle_server.fileno() in rig.lender.conns and rig.conn.fd in rig.lender.conns
+    rig.lender.in_app = False
+    rig.lender._rescue(0, None)  # between requests it does nothing
+    assert rig.frames() == []
+
+
+@pytest.mark.parametrize("served", [1, 3])
+def test_max_requests_hands_every_connection_back(served):
+    rig = Rig(hello)
+    rig.lender.max_requests = served
+    for i in range(served):
+        rig.send(get("/%d" % i))
+        assert rig.response()[2] == b"hello /%d" % i
+    (ftype, stream, payload), = rig.frames()
+    assert (ftype, stream, payload) == (P.RETURN, 7, b"\0")
+    assert rig.lender.conns == {}
