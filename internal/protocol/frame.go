@@ -57,15 +57,15 @@ const (
 	Wrote     Type = 26 // u64 count · u8 flags: how many it wrote (flag 1: the client's socket failed)
 	// Lent (stream socket, empty): the worker has the connection of a
 	// REQUEST sent with FlagLend and serves it from now on.
-	Lent Type = 27
+	Lent Type = 28
 	// Return (lend socket, stream = the connection's id): u8 flags ·
 	// the bytes the worker read from the client and did not serve; the
 	// master serves the connection again (or closes it: ReturnClose).
-	Return Type = 28
+	Return Type = 29
 	// Output (lend socket, stream = the connection's id): response bytes,
 	// already HTTP, the client's socket could not take at once (after a
 	// Return with ReturnOutput, until the Return that ends them).
-	Output Type = 29
+	Output Type = 30
 )
 
 // Return flags.
@@ -80,7 +80,7 @@ const (
 	FlagBodyInline = 1 << 1 // the whole body follows as BODY… BODY_END, unasked
 	FlagOnStream   = 1 << 2 // dispatch marker: the REQUEST frame itself follows on the stream socket
 	FlagDirect     = 1 << 3 // the worker may ask to write a large response body to the client itself (DIRECT)
-	FlagLend       = 1 << 4 // the client's socket rides along (SCM_RIGHTS): the worker answers LENT and serves the connection
+	FlagLend       = 1 << 5 // the client's socket rides along (SCM_RIGHTS): the worker answers LENT and serves the connection
 )
 
 // MaxDispatch bounds one message on a dispatch socket (a REQUEST frame and
@@ -115,7 +115,7 @@ func (t Type) String() string {
 
 // FromWorker reports whether t is a type a worker may send.
 func (t Type) FromWorker() bool {
-	return t >= Start && t <= Wrote
+	return t >= Start && t <= Output
 }
 
 // Header is a decoded frame header.

@@ -45,16 +45,16 @@ CONTROL_FROM_WORKER = 23
 STDERR = 24
 DIRECT = 25
 WROTE = 26
-LENT = 27  # the worker has the connection of a FLAG_LEND request (stream socket)
-RETURN = 28  # lend socket: u8 flags, then the unserved bytes read from the client
-OUTPUT = 29  # lend socket: response bytes the client's socket could not take at once
+LENT = 28  # the worker has the connection of a FLAG_LEND request (stream socket)
+RETURN = 29  # lend socket: u8 flags, then the unserved bytes read from the client
+OUTPUT = 30  # lend socket: response bytes the client's socket could not take at once
 
 # REQUEST flags (first payload byte)
 FLAG_HAS_BODY = 1
 FLAG_BODY_INLINE = 2
 FLAG_ON_STREAM = 4  # dispatch marker: the REQUEST frame follows on the stream socket
 FLAG_DIRECT = 8  # the worker may ask to write a large response body to the client itself
-FLAG_LEND = 16  # the client's socket rides along: answer LENT, then serve the connection
+FLAG_LEND = 32  # the client's socket rides along: answer LENT, then serve the connection
 RETURN_CLOSE = 1  # RETURN flags: close the connection once its output is written
 RETURN_OUTPUT = 2  # OUTPUT frames follow, then a RETURN that ends them
 # WROTE flags
