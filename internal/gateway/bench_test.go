@@ -6,7 +6,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/wsgate/wsgate/internal/component"
 	"github.com/wsgate/wsgate/internal/protocol"
@@ -108,10 +110,27 @@ func benchServe(b *testing.B, req *http.Request) {
 	h := NewHandler(benchPool(b), "")
 	w := &discardWriter{h: http.Header{}}
 	b.ReportAllocs()
+	cpu := processCPU()
 	for b.Loop() {
 		clear(w.h)
 		h.ServeHTTP(w, req)
 	}
+	reportCPU(b, cpu)
+}
+
+// processCPU is the CPU time the process has used (user and system).
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU adds cpu-ns/op: the CPU time of the whole process (the master's
+// side and the fake worker) per request since since. Unlike ns/op it does
+// not count the time other processes held the cores, so it stays
+// comparable on a busy machine.
+func reportCPU(b *testing.B, since time.Duration) {
+	b.ReportMetric(float64(processCPU()-since)/float64(b.N), "cpu-ns/op")
 }
 
 // BenchmarkEnviron is the environ encoding alone.
