@@ -1,7 +1,9 @@
 package protocol
 
 import (
+	"bytes"
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -40,5 +42,28 @@ func TestParseStartKeepsTokenNames(t *testing.T) {
 	}
 	if sp.Code != 201 || len(sp.Headers) != 1 || sp.Headers[0] != [2]string{name, "a; b=\"c\"\tdé"} {
 		t.Fatalf("got %+v", sp)
+	}
+}
+
+// A byte from 0x80 up is a latin-1 code point wherever it stands: the
+// ASCII test reads eight bytes at a time, so each position is tried.
+func TestAppendLatin1HighByteAnywhere(t *testing.T) {
+	for n := 1; n <= 20; n++ {
+		for at := 0; at < n; at++ {
+			s := []byte(strings.Repeat("a", n))
+			s[at] = 0xe9
+			var utf8 []byte
+			for _, c := range s {
+				utf8 = append(utf8, string(rune(c))...)
+			}
+			want := append([]byte{'u', byte(len(utf8)), 0, 0, 0}, utf8...)
+			if got := AppendLatin1(nil, string(s)); !bytes.Equal(got, want) {
+				t.Fatalf("%q: got % x, want % x", s, got, want)
+			}
+		}
+		ascii := strings.Repeat("a", n)
+		if got := AppendLatin1(nil, ascii); !bytes.Equal(got, append([]byte{'z', byte(n)}, ascii...)) {
+			t.Fatalf("%q: got % x", ascii, got)
+		}
 	}
 }
