@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -163,10 +164,22 @@ func masterProcs() {
 	}
 }
 
+// masterGC gives the master's garbage collector twice Go's default headroom.
+// Its live heap is small (about 1 MB serving 32 connections), so Go's floor
+// of a 4 MB heap goal had it collect every ~1,000 hello-world requests, about
+// 1 µs of marking per request; GOGC=200 halves the collections for ~4 MB
+// more resident memory. GOGC in the environment still wins.
+func masterGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(200)
+	}
+}
+
 // serve runs the site (st; nil with --app, whose one application cfg
 // names) until SIGTERM.
 func serve(cfg gateway.Config, st *site.Site, binds []string, o serveOptions, log *slog.Logger, rl *reload.Reloader) int {
 	masterProcs()
+	masterGC()
 	if o.SchedBatch {
 		switch err := sched.BatchThreads(); {
 		case err == nil:

@@ -2,11 +2,15 @@ package gateway
 
 import (
 	"bufio"
+	"bytes"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/wsgate/wsgate/internal/component"
 	"github.com/wsgate/wsgate/internal/protocol"
@@ -108,10 +112,27 @@ func benchServe(b *testing.B, req *http.Request) {
 	h := NewHandler(benchPool(b), "")
 	w := &discardWriter{h: http.Header{}}
 	b.ReportAllocs()
+	cpu := processCPU()
 	for b.Loop() {
 		clear(w.h)
 		h.ServeHTTP(w, req)
 	}
+	reportCPU(b, cpu)
+}
+
+// processCPU is the CPU time the process has used (user and system).
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU adds cpu-ns/op: the CPU time of the whole process (the master's
+// side and the fake worker) per request since since. Unlike ns/op it does
+// not count the time other processes held the cores, so it stays
+// comparable on a busy machine.
+func reportCPU(b *testing.B, since time.Duration) {
+	b.ReportMetric(float64(processCPU()-since)/float64(b.N), "cpu-ns/op")
 }
 
 // BenchmarkEnviron is the environ encoding alone.
@@ -128,4 +149,71 @@ func BenchmarkEnviron(b *testing.B) {
 	for b.Loop() {
 		buf = appendEnviron(buf[:0], req, "", "/hello")
 	}
+}
+
+// BenchmarkServeHTTPOverTCP is one hello-world request from a keep-alive
+// client through a real net/http server on loopback to the gateway handler
+// and the fake worker: the master's whole per-request path but the worker
+// process (net/http's parsing, connection goroutines and response, the
+// queue, the slot). Run it with -cpu 1, as the master runs (GOMAXPROCS=1 on
+// up to 7 cores). cpu-ns/op and allocs/op count the clients and the fake
+// worker too, the same for every variant of the master.
+func BenchmarkServeHTTPOverTCP(b *testing.B) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &http.Server{Handler: NewHandler(benchPool(b), "")}
+	go srv.Serve(l)
+	b.Cleanup(func() { srv.Close() })
+	req := []byte("GET /hello?x=1 HTTP/1.1\r\nHost: " + l.Addr().String() + "\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n")
+	b.SetParallelism(8) // keep-alive clients per GOMAXPROCS, so requests queue as under wrk
+	b.ReportAllocs()
+	cpu := processCPU()
+	b.RunParallel(func(pb *testing.PB) {
+		c, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		for pb.Next() {
+			if _, err := c.Write(req); err != nil {
+				b.Error(err)
+				return
+			}
+			if err := skipResponse(br); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	reportCPU(b, cpu)
+}
+
+// skipResponse reads one response with a Content-Length body, allocating
+// nothing.
+func skipResponse(br *bufio.Reader) error {
+	n := -1
+	for {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			return err
+		}
+		if len(line) <= 2 {
+			break
+		}
+		if k, ok := bytes.CutPrefix(line, []byte("Content-Length: ")); ok {
+			n = 0
+			for _, c := range bytes.TrimSpace(k) {
+				n = n*10 + int(c-'0')
+			}
+		}
+	}
+	if n < 0 {
+		return errors.New("response without Content-Length")
+	}
+	_, err := br.Discard(n)
+	return err
 }

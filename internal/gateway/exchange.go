@@ -91,7 +91,7 @@ func (x *exchange) run(scriptName, pathInfo string, flags byte, inline []byte) {
 	}()
 	// Reads carry the deadline; writes get it only when they may block
 	// (body and file frames), which saves a timer per request.
-	_ = s.conn.SetReadDeadline(x.deadline)
+	s.armReads(x.deadline, cfg.Timeout/readSlackDiv)
 	defer func() {
 		if x.writeDL {
 			s.mu.Lock()

@@ -31,6 +31,8 @@ type slot struct {
 	hdr   []byte      // a frame header written apart from its payload
 	bufs  net.Buffers // header + payload for one writev
 	once  sync.Once
+	// readDL is the read deadline set on conn (reader only: armReads).
+	readDL time.Time
 
 	mu      sync.Mutex // guards what follows, and every write to conn and disp
 	disp    net.Conn   // the dispatch socket, master's end
@@ -77,6 +79,29 @@ func (s *slot) close() {
 	s.mu.Lock()
 	s.closeLocked()
 	s.mu.Unlock()
+}
+
+// readSlackDiv: a request's reads may time out up to Timeout/readSlackDiv
+// late (30 s: under half a second), so that one deadline set on the socket
+// serves the requests of that span instead of each setting its own.
+const readSlackDiv = 64
+
+// armReads makes the reads on conn time out no earlier than at and no later
+// than at+slack (never, for a zero at). A deadline already in that window
+// is kept: resetting it costs a runtime timer update on every request.
+func (s *slot) armReads(at time.Time, slack time.Duration) {
+	if at.IsZero() {
+		if !s.readDL.IsZero() {
+			s.readDL = time.Time{}
+			_ = s.conn.SetReadDeadline(s.readDL)
+		}
+		return
+	}
+	if !s.readDL.Before(at) && s.readDL.Sub(at) <= slack {
+		return
+	}
+	s.readDL = at.Add(slack)
+	_ = s.conn.SetReadDeadline(s.readDL)
 }
 
 // idleNow reports whether no exchange is queued on the slot.

@@ -44,9 +44,11 @@ func AppendBoolItem(b []byte, key string, v bool) []byte {
 // AppendLatin1 appends s as a marshal str whose code points are s's bytes.
 func AppendLatin1(b []byte, s string) []byte {
 	high := 0
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
-			high++
+	if !isASCII(s) {
+		for i := 0; i < len(s); i++ {
+			if s[i] >= utf8.RuneSelf {
+				high++
+			}
 		}
 	}
 	if high == 0 {
@@ -70,4 +72,22 @@ func AppendLatin1(b []byte, s string) []byte {
 		}
 	}
 	return b
+}
+
+// isASCII reports whether every byte of s is below 0x80, testing eight at a
+// time: the environ's strings nearly always are, and a byte-by-byte count was
+// half of its encoding time.
+func isASCII(s string) bool {
+	for len(s) >= 8 {
+		if binary.LittleEndian.Uint64([]byte(s[:8]))&0x8080808080808080 != 0 {
+			return false
+		}
+		s = s[8:]
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }

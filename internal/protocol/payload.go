@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // StartPayload is a decoded START frame: the status line the application
@@ -41,7 +43,7 @@ func ParseStart(payload []byte, into *StartPayload) error {
 		if !validName(name) {
 			return fmt.Errorf("%w: START header name %q", ErrViolation, name)
 		}
-		if strings.ContainsAny(value, "\r\n") {
+		if hasCRLF(value) {
 			return fmt.Errorf("%w: START header %s carries CR or LF", ErrViolation, name)
 		}
 		into.Headers = append(into.Headers, [2]string{name, value})
@@ -50,7 +52,7 @@ func ParseStart(payload []byte, into *StartPayload) error {
 }
 
 func parseStatus(s string) (int, error) {
-	if len(s) < 3 || (len(s) > 3 && s[3] != ' ') || strings.ContainsAny(s, "\r\n") {
+	if len(s) < 3 || (len(s) > 3 && s[3] != ' ') || hasCRLF(s) {
 		return 0, fmt.Errorf("%w: START status %q", ErrViolation, s)
 	}
 	code, err := strconv.Atoi(s[:3])
@@ -60,18 +62,15 @@ func parseStatus(s string) (int, error) {
 	return code, nil
 }
 
-// validName reports whether name is an RFC 9110 token.
-func validName(name string) bool {
-	if len(name) == 0 {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if c <= ' ' || c >= 0x7f || strings.IndexByte("\"(),/:;<=>?@[\\]{}", c) >= 0 {
-			return false
-		}
-	}
-	return true
+// validName reports whether name is an RFC 9110 token (httpguts' table: one
+// lookup per byte, where a search of the separators cost a third of a
+// response's START).
+func validName(name string) bool { return httpguts.ValidHeaderFieldName(name) }
+
+// hasCRLF reports whether s holds a CR or an LF (two vectorised searches,
+// cheaper than strings.ContainsAny's set for the usual short value).
+func hasCRLF(s string) bool {
+	return strings.IndexByte(s, '\r') >= 0 || strings.IndexByte(s, '\n') >= 0
 }
 
 // AppendStart encodes a START payload (the worker's side; used by tests).

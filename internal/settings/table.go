@@ -21,7 +21,7 @@ var Table = []Setting{
 		field: func(o *Serve) any { return &o.Threads }},
 	{Flag: "timeout", Arg: "S", Key: "timeout", Default: "30",
 		Help:  "S seconds a request may take before 504 and a worker restart (0: no limit)",
-		Doc:   "seconds a request may take from dispatch to its last byte from the worker; past it: 504 (or the connection is cut if the response started), the worker is killed and replaced. A request waiting that long in the queue gets 503. `0`: no limit, as with gunicorn (a request runs, and waits in the queue, as long as it takes)",
+		Doc:   "seconds a request may take from dispatch to its last byte from the worker (enforced up to 1/64 of it late: one socket deadline serves the requests of that span); past it: 504 (or the connection is cut if the response started), the worker is killed and replaced. A request waiting that long in the queue gets 503. `0`: no limit, as with gunicorn (a request runs, and waits in the queue, as long as it takes)",
 		field: func(o *Serve) any { return &o.Timeout }},
 	{Flag: "max-requests", Arg: "N", Key: "max_requests", Default: "0", DefaultDoc: "0 (never)",
 		Help:  "recycle a worker after N requests (0: never)",
