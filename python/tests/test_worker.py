@@ -215,6 +215,28 @@ def test_wsgi_input_reads_to_eof(python, mode, inline):
     w.close()
 
 
+# Large enough for BODY frames of 300,000 bytes (received straight into
+# wsgi.input's buffer), and different on every line so that a stale byte of
+# the buffer kept from the request before would change the hash.
+BIG_BODY = b"".join(b"%d:%s\n" % (i, b"abcdefghij"[i % 10:] * (i % 97)) for i in range(9000))
+
+
+@pytest.mark.parametrize("mode", ["read7", "read70001", "readline", "readline5"])
+def test_wsgi_input_large_frames(python, mode):
+    w = serve(python, "echo")
+    for body in (BIG_BODY, BIG_BODY[:len(BIG_BODY) // 2][::-1], BIG_BODY):  # the buffer is reused
+        frames = w.request(body=body, inline=False, chunk=300000, REQUEST_METHOD="POST",
+                           QUERY_STRING=mode, CONTENT_LENGTH=str(len(body)))
+        assert body_of(frames) == b"%d %s\n" % (len(body), hashlib.sha256(body).hexdigest().encode())
+    frames = w.request(body=BIG_BODY, inline=False, chunk=300000, REQUEST_METHOD="POST",
+                       QUERY_STRING="none", CONTENT_LENGTH=str(len(BIG_BODY)))
+    assert body_of(frames).startswith(b"0 ")  # unread: the next request starts clean
+    frames = w.request(body=b"short", inline=False, chunk=300000, REQUEST_METHOD="POST",
+                       QUERY_STRING=mode, CONTENT_LENGTH="5")
+    assert body_of(frames) == b"5 %s\n" % hashlib.sha256(b"short").hexdigest().encode()
+    w.close()
+
+
 def test_read_without_size_and_eof_repeats(python):
     w = serve(python, "read_all")
     frames = w.request(body=BODY, inline=False, chunk=4096, REQUEST_METHOD="POST")

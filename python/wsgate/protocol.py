@@ -128,7 +128,7 @@ class Channel:
     """
 
     __slots__ = ("sock", "buf", "view", "start", "end", "send", "recv_into", "pending", "disp_recv_into",
-                 "dbuf", "dview", "fds")
+                 "dbuf", "dview", "fds", "inbuf")
 
     def __init__(self, sock, disp=None, size=256 * 1024):
         self.sock = sock
@@ -143,6 +143,10 @@ class Channel:
         # is written there), and the inline body of the next request.
         self.pending = []
         self.fds = None  # descriptors received while read_for_fds reads
+        # wsgi.input's buffer (worker.Input), kept from one request to the
+        # next so that a body's frames are received into memory already
+        # mapped instead of a fresh megabyte each
+        self.inbuf = bytearray()
         if disp is not None:
             self.disp_recv_into = disp.recv_into
             # anonymous memory: pages are only taken as messages use them
@@ -221,6 +225,49 @@ class Channel:
             if frame[0] != CONTROL_TO_WORKER:
                 pending.append(frame)
             # a control for another stream: a late CANCEL, dropped
+
+    def read_for_into(self, stream, buf, at):
+        """read_for(stream), the payload written into the bytearray buf at
+        offset `at` (buf grows to fit; what it held from `at` on is lost)
+        instead of a buffer of its own: (type, length). A large payload goes
+        from the socket straight into buf."""
+        pending = self.pending
+        for i, frame in enumerate(pending):
+            if frame[1] == stream:
+                ftype, _stream, payload = pending.pop(i)
+                buf[at:] = payload
+                return ftype, len(payload)
+        while True:
+            if self.end - self.start < HEADER_SIZE:
+                self._fill(HEADER_SIZE)
+            length, ftype, fstream = HEADER.unpack_from(self.buf, self.start)
+            if fstream == stream:
+                break
+            frame = self.read_frame()
+            if frame[0] != CONTROL_TO_WORKER:
+                pending.append(frame)
+            # a control for another stream: a late CANCEL, dropped
+        if length > MAX_PAYLOAD:
+            raise ProtocolError("frame of %d bytes" % length)
+        if length < 65536 and self.end - self.start < HEADER_SIZE + length:
+            self._fill(HEADER_SIZE + length)  # small: one recv may bring the frames after it too
+        need = at + length
+        if len(buf) < need:
+            buf += bytes(need - len(buf))
+        begin = self.start + HEADER_SIZE
+        have = min(self.end - begin, length)
+        with memoryview(buf) as view:
+            view[at:at + have] = self.view[begin:begin + have]
+            recv_into = self.recv_into
+            while have < length:
+                n = recv_into(view[at + have:need])
+                if not n:
+                    raise ProtocolError("connection closed inside a frame")
+                have += n
+        self.start = begin + length
+        if self.start >= self.end:
+            self.start = self.end = 0
+        return ftype, length
 
     def read_for_fds(self, stream):
         """read_for(stream), receiving with recvmsg so that descriptors sent

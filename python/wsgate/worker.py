@@ -138,37 +138,44 @@ class Input:
     window so a body of any size goes through in bounded memory. Once the
     application reads, the next window is asked for as soon as one arrives,
     so the master reads the client while the application works: at most two
-    windows are in memory."""
+    windows are in memory.
 
-    __slots__ = ("_chan", "_stream", "_buf", "_pos", "_eof", "_inline", "_asked")
+    BODY payloads are received into the channel's own buffer (kept from one
+    request to the next), and each read returns bytes copied out of it: one
+    copy in the worker, no fresh buffer per frame."""
+
+    __slots__ = ("_chan", "_stream", "_buf", "_pos", "_end", "_eof", "_inline", "_asked")
 
     def __init__(self, chan, stream, flags):
         self._chan = chan
         self._stream = stream
-        self._buf = bytearray()
+        self._buf = chan.inbuf
         self._pos = 0  # bytes of _buf already given to the application
+        self._end = 0  # end of the body bytes in _buf (what follows is stale)
         self._eof = not (flags & P.FLAG_HAS_BODY)
         self._inline = bool(flags & P.FLAG_BODY_INLINE)
         self._asked = False  # a CREDIT is out, its answer not read yet
 
-    def _more(self, want):
+    def _more(self):
         chan = self._chan
         if not self._inline and not self._asked:
             chan.send(_HEADER_pack(4, P.CREDIT, self._stream) + _U32_pack(_CREDIT_WINDOW))
         self._asked = False
-        ftype, _stream, payload = chan.read_for(self._stream)
+        buf = self._buf
+        pos, end = self._pos, self._end
+        if pos:
+            # the unread rest (less than the application asked for) to the front
+            with memoryview(buf) as view:
+                view[:end - pos] = view[pos:end]
+            self._pos, self._end = 0, end - pos
+            end -= pos
+        ftype, n = chan.read_for_into(self._stream, buf, end)
         while ftype == P.CONTROL_TO_WORKER:
             # a cancel of the response while the app reads its body: the
             # response then runs to its end, drained by the master
-            ftype, _stream, payload = chan.read_for(self._stream)
+            ftype, n = chan.read_for_into(self._stream, buf, end)
         if ftype == P.BODY:
-            if self._pos == len(self._buf):
-                self._buf, self._pos = payload, 0  # a fresh bytearray: take it as it is
-            else:
-                if self._pos:
-                    del self._buf[:self._pos]
-                    self._pos = 0
-                self._buf += payload
+            self._end = end + n
             if not self._inline:
                 chan.send(_HEADER_pack(4, P.CREDIT, self._stream) + _U32_pack(_CREDIT_WINDOW))
                 self._asked = True
@@ -177,24 +184,24 @@ class Input:
         elif ftype == P.BODY_FAIL:
             self._eof = True
             self._inline = True  # nothing more will come
-            raise ClientDisconnected(payload.decode("utf-8", "replace"))
+            raise ClientDisconnected(bytes(buf[end:end + n]).decode("utf-8", "replace"))
         else:
             raise P.ProtocolError("expected BODY, got %s" % P.NAMES.get(ftype, ftype))
 
     def read(self, size=-1):
         if size is None or size < 0:
             while not self._eof:
-                self._more(P.MAX_DATA_FRAME)
-            size = len(self._buf) - self._pos
+                self._more()
+            size = self._end - self._pos
         else:
-            while len(self._buf) - self._pos < size and not self._eof:
-                self._more(size - (len(self._buf) - self._pos))
+            while self._end - self._pos < size and not self._eof:
+                self._more()
         return self._take(size)
 
     def _take(self, n):
         """The next n buffered bytes (fewer at the end), as bytes."""
         pos = self._pos
-        end = min(pos + n, len(self._buf))
+        end = min(pos + n, self._end)
         with memoryview(self._buf) as view:
             data = bytes(view[pos:end])
         self._pos = end
@@ -202,23 +209,22 @@ class Input:
 
     def readline(self, size=-1):
         limit = size if size is not None and size >= 0 else None
-        start = self._pos
+        searched = self._pos  # no newline before this offset of _buf
         while True:
-            buf = self._buf
             pos = self._pos
-            nl = buf.find(b"\n", max(start, pos))
+            nl = self._buf.find(b"\n", max(searched, pos), self._end)
             if nl >= 0:
                 n = nl + 1 - pos
                 break
-            if limit is not None and limit <= len(buf) - pos:
+            if limit is not None and limit <= self._end - pos:
                 n = limit
                 break
             if self._eof:
-                n = len(buf) - pos
+                n = self._end - pos
                 break
-            start = len(buf) - pos  # searched so far, relative to pos
-            self._more(P.INITIAL_WINDOW)
-            start += self._pos
+            searched = self._end - pos  # relative to pos: _more moves the bytes to the front
+            self._more()
+            searched += self._pos
         if limit is not None and limit < n:
             n = limit
         return self._take(n)
@@ -249,14 +255,24 @@ class Input:
         inline body, or the answer to the CREDIT asked in advance."""
         if self._inline:
             while not self._eof:
-                self._more(0)
+                self._pos = self._end  # unread: dropped
+                self._more()
         elif self._asked:
             self._asked = False
-            ftype, _stream, _payload = self._chan.read_for(self._stream)
+            ftype, _n = self._chan.read_for_into(self._stream, self._buf, 0)
             while ftype == P.CONTROL_TO_WORKER:
-                ftype, _stream, _payload = self._chan.read_for(self._stream)
+                ftype, _n = self._chan.read_for_into(self._stream, self._buf, 0)
             if ftype not in (P.BODY, P.BODY_END, P.BODY_FAIL):
                 raise P.ProtocolError("expected BODY, got %s" % P.NAMES.get(ftype, ftype))
+        self._pos = self._end = 0
+        if len(self._buf) > _INPUT_KEEP:
+            # a body read whole (read()) or a long line: not kept for the next request
+            self._chan.inbuf = bytearray()
+
+
+# wsgi.input's buffer is kept for the next request up to this size: a
+# credit window and the rest of a read.
+_INPUT_KEEP = 2 * _CREDIT_WINDOW
 
 
 class Errors:
