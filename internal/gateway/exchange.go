@@ -29,6 +29,7 @@ type exchange struct {
 	bodyEnd    bool // BODY_END or BODY_FAIL sent
 	bodyFailed bool // BODY_FAIL sent: the client's body broke off
 	credited   bool // the worker asked for body bytes
+	duplex     bool // net/http's full duplex is on: the unread rest of the body is left to ServeHTTP
 	bodyErr    error
 	werr       error // first error writing to the client; later writes are skipped
 	flusher    http.Flusher
@@ -48,6 +49,12 @@ type exchange struct {
 	held       []byte                 // the rest of a DIRECT body, kept to free the worker (direct.go, holdRest)
 	clen       int64                  // the response's Content-Length; -1 if none
 	sent       int64                  // body bytes given to the client
+	// the body loan (loan.go)
+	sock       component.BodySocket // the client's socket, when the body may be lent
+	bodyRead   int64                // body bytes taken through r.Body (lent ones once returned)
+	unbuffered bool                 // net/http's reader holds none of the body: the last read went to the socket
+	lending    bool                 // a BODY_LOAN is out
+	lent       int64                // the bytes it lent
 }
 
 func (x *exchange) run(scriptName, pathInfo string, flags byte, inline []byte) {
@@ -128,6 +135,10 @@ func (x *exchange) run(scriptName, pathInfo string, flags byte, inline []byte) {
 				x.lost(fmt.Errorf("%w: END before START", protocol.ErrViolation))
 				return
 			}
+			if err := x.awaitBodyRead(); err != nil {
+				x.lost(err)
+				return
+			}
 			x.healthy = true
 			return
 		default:
@@ -145,6 +156,9 @@ func (x *exchange) run(scriptName, pathInfo string, flags byte, inline []byte) {
 				continue
 			}
 			done, err := x.control(hd.Type, payload)
+			if err == nil && done {
+				err = x.awaitBodyRead()
+			}
 			if err != nil {
 				x.lost(err)
 				return
@@ -368,6 +382,7 @@ func (x *exchange) control(t protocol.Type, payload []byte) (done bool, err erro
 			// the body: without full duplex, net/http would discard the
 			// unread body when the headers go out.
 			_ = http.NewResponseController(x.w).EnableFullDuplex()
+			x.duplex = true
 		}
 		x.started = true
 		x.w.WriteHeader(x.start.Code)
@@ -383,7 +398,16 @@ func (x *exchange) control(t protocol.Type, payload []byte) (done bool, err erro
 		if err != nil {
 			return false, err
 		}
+		if x.lending {
+			return false, fmt.Errorf("%w: CREDIT while the body is lent", protocol.ErrViolation)
+		}
 		return false, x.sendBody(int(n))
+	case protocol.BodyRead:
+		k, err := protocol.ParseBodyRead(payload)
+		if err != nil {
+			return false, err
+		}
+		return false, x.bodyReturned(k)
 	case protocol.File:
 		fp, err := protocol.ParseFile(payload)
 		if err != nil {
@@ -516,6 +540,9 @@ func (x *exchange) sendBody(n int) error {
 	if x.bodyEnd {
 		return writeFrame(s, protocol.BodyEnd, x.stream, nil)
 	}
+	if lent, err := x.lend(); lent || err != nil {
+		return err
+	}
 	n = min(max(n, 1), 1<<20)
 	if cap(s.body) < n {
 		s.body = make([]byte, max(n, protocol.InitialWindow))
@@ -529,8 +556,11 @@ func (x *exchange) sendBody(n int) error {
 	var err error
 	for got < enough && err == nil {
 		var k int
-		k, err = x.r.Body.Read(buf[got:])
+		k, err = x.readBody(buf[got:])
 		got += k
+		if x.lendable() {
+			break // what net/http had buffered: the rest goes on loan
+		}
 	}
 	if got > 0 {
 		// Header and body in one writev: the body is not copied.
@@ -649,6 +679,11 @@ func (x *exchange) lostBeforeReceiving(err error) {
 // broke the protocol, or it passed the timeout.
 func (x *exchange) lost(err error) {
 	log := x.logger()
+	if x.lending {
+		// Where the worker left the client's socket is unknown: no
+		// further request may be read from it.
+		x.w.Header().Set("Connection", "close")
+	}
 	pid := x.s.w.pid
 	switch {
 	case errors.Is(err, os.ErrDeadlineExceeded):

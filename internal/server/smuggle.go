@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -28,16 +29,39 @@ type framedConn struct {
 	line     []byte // the first bytes of the current line (len(teName) at most)
 	sawCL    bool
 	sawTE    bool
+	received atomic.Int64 // bytes read from the socket
+	skip     atomic.Int64 // bytes a worker read from the socket, still to be counted by net/http
 }
 
 type framedConnKey struct{}
 
 func (c *framedConn) Read(p []byte) (int, error) {
+	if s := c.skip.Load(); s > 0 {
+		// A worker read these body bytes (component.BodySocket): net/http
+		// counts them, the gateway throws them away.
+		n := int(min(int64(len(p)), s))
+		c.skip.Add(-int64(n))
+		return n, nil
+	}
 	n, err := c.Conn.Read(p)
+	c.received.Add(int64(n))
 	if n > 0 && !c.conflict.Load() {
 		c.scan(p[:n])
 	}
 	return n, err
+}
+
+// Received, Skip and SyscallConn make the connection a component.BodySocket.
+func (c *framedConn) Received() int64 { return c.received.Load() }
+
+func (c *framedConn) Skip(n int64) { c.skip.Add(n) }
+
+func (c *framedConn) SyscallConn() (syscall.RawConn, error) {
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok {
+		return nil, errors.New("the connection has no socket")
+	}
+	return sc.SyscallConn()
 }
 
 // ReadFrom hands net/http's response copy to the connection underneath:
@@ -138,6 +162,7 @@ func (l framedListener) Accept() (net.Conn, error) {
 func rememberConn(ctx context.Context, c net.Conn) context.Context {
 	if fc, ok := c.(*framedConn); ok {
 		// Components reach the socket itself (static corks it).
+		ctx = component.WithBodySocket(ctx, fc)
 		return component.WithConn(context.WithValue(ctx, framedConnKey{}, fc), fc.Conn)
 	}
 	return component.WithConn(ctx, c)

@@ -31,6 +31,7 @@ BODY_END = 3
 FILE_ACK = 4
 BODY_FAIL = 5
 DIRECT_ACK = 6
+BODY_LOAN = 7
 CONTROL_TO_WORKER = 9
 # worker -> master
 START = 16
@@ -44,12 +45,14 @@ CONTROL_FROM_WORKER = 23
 STDERR = 24
 DIRECT = 25
 WROTE = 26
+BODY_READ = 27
 
 # REQUEST flags (first payload byte)
 FLAG_HAS_BODY = 1
 FLAG_BODY_INLINE = 2
 FLAG_ON_STREAM = 4  # dispatch marker: the REQUEST frame follows on the stream socket
 FLAG_DIRECT = 8  # the worker may ask to write a large response body to the client itself
+FLAG_BODY_LOAN = 16  # a CREDIT may be answered with BODY_LOAN (the client's socket attached)
 # WROTE flags
 WROTE_CLIENT_FAILED = 1
 # one dispatch message (a REQUEST frame and its inline body) is at most this long
@@ -62,9 +65,9 @@ CTL_CANCEL = 3
 
 NAMES = {
     REQUEST: "REQUEST", BODY: "BODY", BODY_END: "BODY_END", FILE_ACK: "FILE_ACK", BODY_FAIL: "BODY_FAIL",
-    DIRECT_ACK: "DIRECT_ACK", CONTROL_TO_WORKER: "CONTROL", START: "START", DATA: "DATA", FILE: "FILE",
+    DIRECT_ACK: "DIRECT_ACK", BODY_LOAN: "BODY_LOAN", CONTROL_TO_WORKER: "CONTROL", START: "START", DATA: "DATA", FILE: "FILE",
     END: "END", ERROR: "ERROR", LOG: "LOG", CREDIT: "CREDIT", CONTROL_FROM_WORKER: "CONTROL",
-    STDERR: "STDERR", DIRECT: "DIRECT", WROTE: "WROTE",
+    STDERR: "STDERR", DIRECT: "DIRECT", WROTE: "WROTE", BODY_READ: "BODY_READ",
 }
 
 # room for the one descriptor a DIRECT_ACK carries (and a few more, to be closed)
@@ -269,15 +272,16 @@ class Channel:
             self.start = self.end = 0
         return ftype, length
 
-    def read_for_fds(self, stream):
+    def read_for_fds(self, stream, buf=None, at=0):
         """read_for(stream), receiving with recvmsg so that descriptors sent
         along (SCM_RIGHTS) are kept rather than dropped by the kernel:
-        ((type, stream, payload), [fd, …]). Bytes already buffered were
-        received before the question this answers, so they carry none."""
+        ((type, stream, payload), [fd, …]); with buf, read_for_into(stream,
+        buf, at) likewise: ((type, length), [fd, …]). Bytes already buffered
+        were received before the question this answers, so they carry none."""
         self.fds = []
         self.recv_into = self._recv_into_fds
         try:
-            frame = self.read_for(stream)
+            frame = self.read_for(stream) if buf is None else self.read_for_into(stream, buf, at)
         finally:
             self.recv_into = self.sock.recv_into
             fds, self.fds = self.fds, None

@@ -38,6 +38,8 @@ _HOP_BY_HOP = frozenset((
 
 _monotonic = time.monotonic
 _CREDIT_WINDOW = 1024 * 1024  # body bytes asked for at a time
+_LOAN_READ = 64 * 1024  # body bytes read at least from a lent socket at a time
+_DONTWAIT = socket.MSG_DONTWAIT
 _HEADER_pack = P.HEADER.pack
 _U32_pack = P.U32.pack
 _loads = marshal.loads
@@ -142,9 +144,17 @@ class Input:
 
     BODY payloads are received into the channel's own buffer (kept from one
     request to the next), and each read returns bytes copied out of it: one
-    copy in the worker, no fresh buffer per frame."""
+    copy in the worker, no fresh buffer per frame.
 
-    __slots__ = ("_chan", "_stream", "_buf", "_pos", "_end", "_eof", "_inline", "_asked")
+    With the REQUEST's BODY_LOAN flag, the master may answer a CREDIT by
+    lending the client's socket (docs/protocol.md): the body is then read
+    from it without blocking, as the application asks, and handed back
+    (BODY_READ) as soon as a read would block, so the master, not this
+    worker's socket, waits for a slow client. No CREDIT is asked ahead then:
+    every answer is read at once, with the descriptor it may carry."""
+
+    __slots__ = ("_chan", "_stream", "_buf", "_pos", "_end", "_eof", "_inline", "_asked", "_loan_ok",
+                 "_client", "_loan", "_took")
 
     def __init__(self, chan, stream, flags):
         self._chan = chan
@@ -155,12 +165,15 @@ class Input:
         self._eof = not (flags & P.FLAG_HAS_BODY)
         self._inline = bool(flags & P.FLAG_BODY_INLINE)
         self._asked = False  # a CREDIT is out, its answer not read yet
+        self._loan_ok = bool(flags & P.FLAG_BODY_LOAN)
+        self._client = None  # the client's socket while the master lends it
+        self._loan = 0  # body bytes the loan allows
+        self._took = 0  # of them, read
 
-    def _more(self):
+    def _more(self, want=_LOAN_READ):
+        """At least one more body byte after _end, or _eof (want: how many
+        the application waits for, a hint for reads from a lent socket)."""
         chan = self._chan
-        if not self._inline and not self._asked:
-            chan.send(_HEADER_pack(4, P.CREDIT, self._stream) + _U32_pack(_CREDIT_WINDOW))
-        self._asked = False
         buf = self._buf
         pos, end = self._pos, self._end
         if pos:
@@ -169,14 +182,30 @@ class Input:
                 view[:end - pos] = view[pos:end]
             self._pos, self._end = 0, end - pos
             end -= pos
-        ftype, n = chan.read_for_into(self._stream, buf, end)
-        while ftype == P.CONTROL_TO_WORKER:
-            # a cancel of the response while the app reads its body: the
-            # response then runs to its end, drained by the master
-            ftype, n = chan.read_for_into(self._stream, buf, end)
+        out = b""
+        while True:
+            if self._client is not None:
+                if self._from_client(want):
+                    return
+                out = self._give_back()
+            if not self._inline and not self._asked:
+                out += _HEADER_pack(4, P.CREDIT, self._stream) + _U32_pack(_CREDIT_WINDOW)
+            if out:
+                chan.send(out)
+                out = b""
+            self._asked = False
+            ftype, n, fds = self._answer(end)
+            if ftype == P.BODY_LOAN and len(fds) == 1 and n == 8:
+                self._client = socket.socket(fileno=fds[0])
+                (self._loan,) = _U64_unpack_from(buf, end)
+                self._took = 0
+                continue
+            for fd in fds:
+                os.close(fd)  # not asked for
+            break
         if ftype == P.BODY:
             self._end = end + n
-            if not self._inline:
+            if not self._inline and not self._loan_ok:
                 chan.send(_HEADER_pack(4, P.CREDIT, self._stream) + _U32_pack(_CREDIT_WINDOW))
                 self._asked = True
         elif ftype == P.BODY_END:
@@ -188,14 +217,74 @@ class Input:
         else:
             raise P.ProtocolError("expected BODY, got %s" % P.NAMES.get(ftype, ftype))
 
+    def _answer(self, at):
+        """The master's answer to a CREDIT, its payload into _buf at `at`:
+        (type, length, descriptors that came along)."""
+        chan = self._chan
+        fds = []
+        while True:
+            if self._loan_ok:
+                (ftype, n), more = chan.read_for_fds(self._stream, self._buf, at)
+                fds += more
+            else:
+                ftype, n = chan.read_for_into(self._stream, self._buf, at)
+            if ftype != P.CONTROL_TO_WORKER:
+                return ftype, n, fds
+            # a cancel of the response while the app reads its body: the
+            # response then runs to its end, drained by the master
+
+    def _from_client(self, want):
+        """Up to max(want, 64 KiB) body bytes from the lent socket into
+        _buf, without blocking: False if none came (the read would block,
+        the client's end, an error: the master's path reads on)."""
+        n = min(max(want, _LOAN_READ), self._loan - self._took)
+        end = self._end
+        buf = self._buf
+        if len(buf) < end + n:
+            buf += bytes(end + n - len(buf))
+        with memoryview(buf) as view:
+            try:
+                k = self._client.recv_into(view[end:end + n], n, _DONTWAIT)
+            except OSError:  # BlockingIOError among them
+                return False
+        if not k:
+            return False
+        self._end = end + k
+        self._took += k
+        if self._took == self._loan:
+            self._chan.send(self._give_back())
+            self._eof = True  # the loan was the rest of the body
+        return True
+
+    def _give_back(self):
+        """End the loan: close this process's descriptor of the client's
+        socket; the BODY_READ frame to send."""
+        client, self._client = self._client, None
+        client.close()
+        return _HEADER_pack(8, P.BODY_READ, self._stream) + _U64_pack(self._took)
+
     def read(self, size=-1):
         if size is None or size < 0:
             while not self._eof:
                 self._more()
             size = self._end - self._pos
-        else:
-            while self._end - self._pos < size and not self._eof:
-                self._more()
+        elif self._client is not None and self._pos == self._end and 0 < size <= self._loan - self._took:
+            # from the lent socket into the bytes returned: no copy in between
+            try:
+                data = self._client.recv(size, _DONTWAIT)
+            except OSError:  # would block, or failed: _more hands the loan back
+                data = b""
+            if data:
+                self._took += len(data)
+                if self._took == self._loan:
+                    self._chan.send(self._give_back())
+                    self._eof = True
+                if len(data) == size:
+                    return data
+                self._buf[:len(data)] = data
+                self._pos, self._end = 0, len(data)
+        while self._end - self._pos < size and not self._eof:
+            self._more(size - (self._end - self._pos))
         return self._take(size)
 
     def _take(self, n):
@@ -253,15 +342,17 @@ class Input:
     def finish(self):
         """Consume the body frames already on their way: the rest of an
         inline body, or the answer to the CREDIT asked in advance."""
-        if self._inline:
+        if self._client is not None:
+            self._chan.send(self._give_back())
+        elif self._inline:
             while not self._eof:
                 self._pos = self._end  # unread: dropped
                 self._more()
         elif self._asked:
             self._asked = False
-            ftype, _n = self._chan.read_for_into(self._stream, self._buf, 0)
-            while ftype == P.CONTROL_TO_WORKER:
-                ftype, _n = self._chan.read_for_into(self._stream, self._buf, 0)
+            ftype, _n, fds = self._answer(0)
+            for fd in fds:
+                os.close(fd)
             if ftype not in (P.BODY, P.BODY_END, P.BODY_FAIL):
                 raise P.ProtocolError("expected BODY, got %s" % P.NAMES.get(ftype, ftype))
         self._pos = self._end = 0
@@ -568,6 +659,7 @@ _COPY_LIMIT = 64 * 1024
 _DIRECT_MIN = 512 * 1024
 _NOSIGNAL = getattr(socket, "MSG_NOSIGNAL", 0)
 _U64_pack = P.U64.pack
+_U64_unpack_from = P.U64.unpack_from
 
 
 def _data_parts(head, stream, data, tail):
