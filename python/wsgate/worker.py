@@ -38,7 +38,8 @@ _HOP_BY_HOP = frozenset((
 
 _monotonic = time.monotonic
 _CREDIT_WINDOW = 1024 * 1024  # body bytes asked for at a time
-_LOAN_READ = 64 * 1024  # body bytes read at least from a lent socket at a time
+_LOAN_READ = 64 * 1024  # body bytes readline and read() take from a lent socket at a time
+_LOAN_MIN_READ = 8 * 1024  # the least read from a lent socket (read(7) must not cost a recv each)
 _DONTWAIT = socket.MSG_DONTWAIT
 _HEADER_pack = P.HEADER.pack
 _U32_pack = P.U32.pack
@@ -234,10 +235,13 @@ class Input:
             # response then runs to its end, drained by the master
 
     def _from_client(self, want):
-        """Up to max(want, 64 KiB) body bytes from the lent socket into
+        """Up to max(want, 8 KiB) body bytes from the lent socket into
         _buf, without blocking: False if none came (the read would block,
-        the client's end, an error: the master's path reads on)."""
-        n = min(max(want, _LOAN_READ), self._loan - self._took)
+        the client's end, an error: the master's path reads on). No more
+        than the application waits for, when that is much: the buffer is
+        then empty after the read that takes them, and the next read(size)
+        receives straight into its bytes."""
+        n = min(max(want, _LOAN_MIN_READ), self._loan - self._took)
         end = self._end
         buf = self._buf
         if len(buf) < end + n:
