@@ -668,6 +668,34 @@ func (x *exchange) logLine(msg string, ours bool, text string) {
 	x.logger().Info(msg, "worker", w.id, "pid", w.pid, "method", x.r.Method, "uri", x.r.RequestURI, "text", text)
 }
 
+// nextFrame reads the worker's next frame of this stream when one answer is
+// awaited (WROTE, BODY_READ), logging the LOG and STDERR frames that may
+// come first (of any stream: they may trail one that ended).
+func (x *exchange) nextFrame() (protocol.Type, []byte, error) {
+	s := x.s
+	for {
+		hd, err := protocol.ReadHeader(s.br)
+		if err != nil {
+			return 0, nil, err
+		}
+		if hd.Stream != x.stream && hd.Type != protocol.Log && hd.Type != protocol.Stderr {
+			return 0, nil, fmt.Errorf("%w: %s frame for stream %d during stream %d", protocol.ErrViolation, hd.Type, hd.Stream, x.stream)
+		}
+		payload, err := protocol.ReadPayload(s.br, hd, &s.rbuf)
+		if err != nil {
+			return 0, nil, err
+		}
+		switch hd.Type {
+		case protocol.Log:
+			x.logLine("wsgi.errors", hd.Stream == x.stream, string(payload))
+		case protocol.Stderr:
+			x.logLine("worker stderr", hd.Stream == x.stream, string(payload))
+		default:
+			return hd.Type, payload, nil
+		}
+	}
+}
+
 // lostBeforeReceiving: the worker is gone and never received the request,
 // so another worker may serve it.
 func (x *exchange) lostBeforeReceiving(err error) {

@@ -153,34 +153,20 @@ func (x *exchange) bodyReturned(k int64) error {
 // socket; its BODY_READ follows (wsgi.input hands the loan back at the end
 // of the request) and must be counted before the slot serves another.
 func (x *exchange) awaitBodyRead() error {
-	s := x.s
 	for x.lending {
-		hd, err := protocol.ReadHeader(s.br)
+		t, payload, err := x.nextFrame()
 		if err != nil {
 			return err
 		}
-		if hd.Stream != x.stream && hd.Type != protocol.Log && hd.Type != protocol.Stderr {
-			return fmt.Errorf("%w: %s frame for stream %d during stream %d", protocol.ErrViolation, hd.Type, hd.Stream, x.stream)
+		if t != protocol.BodyRead {
+			return fmt.Errorf("%w: %s frame after the end of stream %d, its body still lent", protocol.ErrViolation, t, x.stream)
 		}
-		payload, err := protocol.ReadPayload(s.br, hd, &s.rbuf)
+		k, err := protocol.ParseBodyRead(payload)
 		if err != nil {
 			return err
 		}
-		switch hd.Type {
-		case protocol.Log:
-			x.logLine("wsgi.errors", hd.Stream == x.stream, string(payload))
-		case protocol.Stderr:
-			x.logLine("worker stderr", hd.Stream == x.stream, string(payload))
-		case protocol.BodyRead:
-			k, err := protocol.ParseBodyRead(payload)
-			if err != nil {
-				return err
-			}
-			if err := x.bodyReturned(k); err != nil {
-				return err
-			}
-		default:
-			return fmt.Errorf("%w: %s frame after the end of stream %d, its body still lent", protocol.ErrViolation, hd.Type, x.stream)
+		if err := x.bodyReturned(k); err != nil {
+			return err
 		}
 	}
 	return nil
