@@ -69,10 +69,10 @@ type bodySocketKey struct{}
 type BodySocket interface {
 	// Received counts the bytes read from the socket so far.
 	Received() int64
-	// Skip says the next n bytes of the socket were read by another
+	// ReadElsewhere says the next n bytes of the socket were read by another
 	// process: the next reads return n bytes of undefined content without
 	// touching the socket, so net/http's count of the body stays right.
-	Skip(n int64)
+	ReadElsewhere(n int64)
 	// SyscallConn is the socket itself, to wait on and to lend.
 	SyscallConn() (syscall.RawConn, error)
 }

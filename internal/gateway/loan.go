@@ -128,7 +128,7 @@ func (x *exchange) bodyReturned(k int64) error {
 	if k == 0 {
 		return nil
 	}
-	x.sock.Skip(k)
+	x.sock.ReadElsewhere(k)
 	if cap(x.s.body) < protocol.InitialWindow {
 		x.s.body = make([]byte, protocol.InitialWindow)
 	}

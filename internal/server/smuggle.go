@@ -51,10 +51,10 @@ func (c *framedConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Received, Skip and SyscallConn make the connection a component.BodySocket.
+// Received, ReadElsewhere and SyscallConn make the connection a component.BodySocket.
 func (c *framedConn) Received() int64 { return c.received.Load() }
 
-func (c *framedConn) Skip(n int64) { c.skip.Add(n) }
+func (c *framedConn) ReadElsewhere(n int64) { c.skip.Add(n) }
 
 func (c *framedConn) SyscallConn() (syscall.RawConn, error) {
 	sc, ok := c.Conn.(syscall.Conn)
