@@ -60,3 +60,31 @@ func Cork(r *http.Request) (uncork func()) {
 	}
 	return c.uncork
 }
+
+type bodySocketKey struct{}
+
+// BodySocket is a client connection whose request bodies a worker may read
+// itself (the gateway's BODY_LOAN, docs/protocol.md): internal/server's
+// HTTP/1 connection wrapper, below net/http's buffered reader.
+type BodySocket interface {
+	// Received counts the bytes read from the socket so far.
+	Received() int64
+	// ReadElsewhere says the next n bytes of the socket were read by another
+	// process: the next reads return n bytes of undefined content without
+	// touching the socket, so net/http's count of the body stays right.
+	ReadElsewhere(n int64)
+	// SyscallConn is the socket itself, to wait on and to lend.
+	SyscallConn() (syscall.RawConn, error)
+}
+
+// WithBodySocket records the connection's BodySocket (internal/server, from
+// http.Server.ConnContext).
+func WithBodySocket(ctx context.Context, s BodySocket) context.Context {
+	return context.WithValue(ctx, bodySocketKey{}, s)
+}
+
+// BodySocketOf is the request's BodySocket, or nil.
+func BodySocketOf(r *http.Request) BodySocket {
+	s, _ := r.Context().Value(bodySocketKey{}).(BodySocket)
+	return s
+}

@@ -187,28 +187,12 @@ func (x *exchange) answerDirect(fd int) error {
 
 // awaitWrote reads the worker's WROTE (LOG and STDERR frames may come first).
 func (x *exchange) awaitWrote() (n int64, clientFailed bool, err error) {
-	s := x.s
-	for {
-		hd, err := protocol.ReadHeader(s.br)
-		if err != nil {
-			return 0, false, err
-		}
-		if hd.Stream != x.stream && hd.Type != protocol.Log && hd.Type != protocol.Stderr {
-			return 0, false, fmt.Errorf("%w: %s frame for stream %d during stream %d", protocol.ErrViolation, hd.Type, hd.Stream, x.stream)
-		}
-		payload, err := protocol.ReadPayload(s.br, hd, &s.rbuf)
-		if err != nil {
-			return 0, false, err
-		}
-		switch hd.Type {
-		case protocol.Log:
-			x.logLine("wsgi.errors", hd.Stream == x.stream, string(payload))
-		case protocol.Stderr:
-			x.logLine("worker stderr", hd.Stream == x.stream, string(payload))
-		case protocol.Wrote:
-			return protocol.ParseWrote(payload)
-		default:
-			return 0, false, fmt.Errorf("%w: %s frame while the worker writes to the client", protocol.ErrViolation, hd.Type)
-		}
+	t, payload, err := x.nextFrame()
+	if err != nil {
+		return 0, false, err
 	}
+	if t != protocol.Wrote {
+		return 0, false, fmt.Errorf("%w: %s frame while the worker writes to the client", protocol.ErrViolation, t)
+	}
+	return protocol.ParseWrote(payload)
 }

@@ -29,6 +29,7 @@ type exchange struct {
 	bodyEnd    bool // BODY_END or BODY_FAIL sent
 	bodyFailed bool // BODY_FAIL sent: the client's body broke off
 	credited   bool // the worker asked for body bytes
+	duplex     bool // net/http's full duplex is on: the unread rest of the body is left to ServeHTTP
 	bodyErr    error
 	werr       error // first error writing to the client; later writes are skipped
 	flusher    http.Flusher
@@ -50,9 +51,15 @@ type exchange struct {
 	sent       int64                  // body bytes given to the client
 	// A request whose connection is lent with it (lend.go): the worker
 	// answers LENT and writes the response itself.
-	lend         *lentConn
+	lendConn     *lentConn
 	lendBuffered []byte // bytes net/http had read past the request
 	gotLent      bool
+	// the body loan (loan.go)
+	sock       component.BodySocket // the client's socket, when the body may be lent
+	bodyRead   int64                // body bytes taken through r.Body (lent ones once returned)
+	unbuffered bool                 // net/http's reader holds none of the body: the last read went to the socket
+	lending    bool                 // a BODY_LOAN is out
+	lent       int64                // the bytes it lent
 }
 
 func (x *exchange) run(scriptName, pathInfo string, flags byte, inline []byte) {
@@ -137,6 +144,10 @@ func (x *exchange) run(scriptName, pathInfo string, flags byte, inline []byte) {
 				x.lost(fmt.Errorf("%w: END before START", protocol.ErrViolation))
 				return
 			}
+			if err := x.awaitBodyRead(); err != nil {
+				x.lost(err)
+				return
+			}
 			x.healthy = true
 			return
 		default:
@@ -154,6 +165,9 @@ func (x *exchange) run(scriptName, pathInfo string, flags byte, inline []byte) {
 				continue
 			}
 			done, err := x.control(hd.Type, payload)
+			if err == nil && done {
+				err = x.awaitBodyRead()
+			}
 			if err != nil {
 				x.lost(err)
 				return
@@ -270,9 +284,9 @@ func (x *exchange) send(scriptName, pathInfo string, flags byte, inline []byte) 
 	b := protocol.AppendHeader(s.wbuf[:0], protocol.Request, x.stream, 0)
 	b = append(b, flags)
 	b = appendEnviron(b, x.r, scriptName, pathInfo)
-	if x.lend != nil {
+	if x.lendConn != nil {
 		b = b[:len(b)-1] // reopen the dict for the lending items
-		b = protocol.AppendItem(b, "wsgate.lend", strconv.FormatUint(uint64(x.lend.id), 10))
+		b = protocol.AppendItem(b, "wsgate.lend", strconv.FormatUint(uint64(x.lendConn.id), 10))
 		if len(x.lendBuffered) > 0 {
 			b = protocol.AppendLatin1(b, "wsgate.buffered")
 			b = protocol.AppendLatin1(b, string(x.lendBuffered))
@@ -296,12 +310,12 @@ func (x *exchange) send(scriptName, pathInfo string, flags byte, inline []byte) 
 	}
 	var err error
 	if len(b) <= s.dispMax {
-		if x.lend != nil {
-			err = s.sendLend(b, x.lend.conn)
+		if x.lendConn != nil {
+			err = s.sendLend(b, x.lendConn.conn)
 		} else {
 			_, err = s.disp.Write(b)
 		}
-	} else if x.lend != nil {
+	} else if x.lendConn != nil {
 		x.unsent, x.reason = false, "request too large to lend"
 		x.fail(http.StatusRequestHeaderFieldsTooLarge, "request headers too large", true)
 		return false
@@ -400,11 +414,12 @@ func (x *exchange) control(t protocol.Type, payload []byte) (done bool, err erro
 			// the body: without full duplex, net/http would discard the
 			// unread body when the headers go out.
 			_ = http.NewResponseController(x.w).EnableFullDuplex()
+			x.duplex = true
 		}
 		x.started = true
 		x.w.WriteHeader(x.start.Code)
 	case protocol.Lent:
-		if x.lend == nil || x.started {
+		if x.lendConn == nil || x.started {
 			return false, fmt.Errorf("%w: LENT for a request not lent", protocol.ErrViolation)
 		}
 		x.gotLent, x.healthy = true, true
@@ -421,7 +436,16 @@ func (x *exchange) control(t protocol.Type, payload []byte) (done bool, err erro
 		if err != nil {
 			return false, err
 		}
+		if x.lending {
+			return false, fmt.Errorf("%w: CREDIT while the body is lent", protocol.ErrViolation)
+		}
 		return false, x.sendBody(int(n))
+	case protocol.BodyRead:
+		k, err := protocol.ParseBodyRead(payload)
+		if err != nil {
+			return false, err
+		}
+		return false, x.bodyReturned(k)
 	case protocol.File:
 		fp, err := protocol.ParseFile(payload)
 		if err != nil {
@@ -554,6 +578,9 @@ func (x *exchange) sendBody(n int) error {
 	if x.bodyEnd {
 		return writeFrame(s, protocol.BodyEnd, x.stream, nil)
 	}
+	if lent, err := x.lend(); lent || err != nil {
+		return err
+	}
 	n = min(max(n, 1), 1<<20)
 	if cap(s.body) < n {
 		s.body = make([]byte, max(n, protocol.InitialWindow))
@@ -567,8 +594,11 @@ func (x *exchange) sendBody(n int) error {
 	var err error
 	for got < enough && err == nil {
 		var k int
-		k, err = x.r.Body.Read(buf[got:])
+		k, err = x.readBody(buf[got:])
 		got += k
+		if x.lendable() {
+			break // what net/http had buffered: the rest goes on loan
+		}
 	}
 	if got > 0 {
 		// Header and body in one writev: the body is not copied.
@@ -676,6 +706,34 @@ func (x *exchange) logLine(msg string, ours bool, text string) {
 	x.logger().Info(msg, "worker", w.id, "pid", w.pid, "method", x.r.Method, "uri", x.r.RequestURI, "text", text)
 }
 
+// nextFrame reads the worker's next frame of this stream when one answer is
+// awaited (WROTE, BODY_READ), logging the LOG and STDERR frames that may
+// come first (of any stream: they may trail one that ended).
+func (x *exchange) nextFrame() (protocol.Type, []byte, error) {
+	s := x.s
+	for {
+		hd, err := protocol.ReadHeader(s.br)
+		if err != nil {
+			return 0, nil, err
+		}
+		if hd.Stream != x.stream && hd.Type != protocol.Log && hd.Type != protocol.Stderr {
+			return 0, nil, fmt.Errorf("%w: %s frame for stream %d during stream %d", protocol.ErrViolation, hd.Type, hd.Stream, x.stream)
+		}
+		payload, err := protocol.ReadPayload(s.br, hd, &s.rbuf)
+		if err != nil {
+			return 0, nil, err
+		}
+		switch hd.Type {
+		case protocol.Log:
+			x.logLine("wsgi.errors", hd.Stream == x.stream, string(payload))
+		case protocol.Stderr:
+			x.logLine("worker stderr", hd.Stream == x.stream, string(payload))
+		default:
+			return hd.Type, payload, nil
+		}
+	}
+}
+
 // lostBeforeReceiving: the worker is gone and never received the request,
 // so another worker may serve it.
 func (x *exchange) lostBeforeReceiving(err error) {
@@ -687,6 +745,11 @@ func (x *exchange) lostBeforeReceiving(err error) {
 // broke the protocol, or it passed the timeout.
 func (x *exchange) lost(err error) {
 	log := x.logger()
+	if x.lending {
+		// Where the worker left the client's socket is unknown: no
+		// further request may be read from it.
+		x.w.Header().Set("Connection", "close")
+	}
 	pid := x.s.w.pid
 	switch {
 	case errors.Is(err, os.ErrDeadlineExceeded):

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/wsgate/wsgate/internal/component"
 	"github.com/wsgate/wsgate/internal/protocol"
 )
 
@@ -32,6 +33,10 @@ func (h *Handler) SetLendable() {
 func NewHandler(p *Pool, mount string) *Handler {
 	return &Handler{pool: p, mount: strings.TrimSuffix(mount, "/")}
 }
+
+// maxDiscard is how much of an unread body is read to keep the connection:
+// net/http's own bound (maxPostHandlerReadBytes) and one byte more.
+const maxDiscard = 256<<10 + 1
 
 var inlineBodies = sync.Pool{New: func() any { b := make([]byte, protocol.InitialWindow); return &b }}
 
@@ -64,6 +69,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.lendEligible(r, flags) && h.serveLending(w, r, scriptName, pathInfo, flags, inline) {
 		return
 	}
+	var sock component.BodySocket
+	if flags&(protocol.FlagHasBody|protocol.FlagBodyInline) == protocol.FlagHasBody {
+		if sock = loanSocket(r); sock != nil {
+			flags |= protocol.FlagBodyLoan
+		}
+	}
 	var x exchange
 	var next *slot // a free slot a withdrawn request was handed
 	for attempt := 0; ; {
@@ -79,7 +90,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return // otherwise the client went away while queued
 			}
 		}
-		x = exchange{h: h, s: s, w: w, r: r, start: &s.start, rescues: x.rescues}
+		x = exchange{h: h, s: s, w: w, r: r, start: &s.start, rescues: x.rescues, sock: sock}
 		h.pool.stats.busy.Add(1)
 		x.run(scriptName, pathInfo, flags, inline)
 		h.pool.stats.busy.Add(-1)
@@ -104,6 +115,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The rest of a body a slow client could not take from the worker:
 	// written now that the worker serves others.
 	x.writeHeld()
+	if x.duplex && !x.abort && (r.ContentLength < 0 || r.ContentLength-x.bodyRead < maxDiscard) {
+		// Full duplex makes net/http leave the unread rest of the body to
+		// after the handler, where its discard starts the connection's
+		// background read after the point that waits for it: the next
+		// request on the connection would then race it ("invalid
+		// concurrent Body.Read call"). The rest is discarded here, as
+		// net/http does without full duplex (a larger rest closes the
+		// connection, as there).
+		_, _ = io.CopyN(io.Discard, r.Body, maxDiscard)
+	}
 	if x.abort {
 		// The response started and then failed: cut the connection so the
 		// client cannot take a truncated body for a whole one.

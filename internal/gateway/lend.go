@@ -512,6 +512,11 @@ func (h *Handler) serveLending(w http.ResponseWriter, r *http.Request, scriptNam
 		p, _ := brw.Reader.Peek(n)
 		buffered = append([]byte(nil), p...)
 	}
+	if tr, ok := conn.(interface{ TakeRest() []byte }); ok {
+		// A connection given back before: what net/http had not read of
+		// the worker's bytes follows what its reader holds.
+		buffered = append(buffered, tr.TakeRest()...)
+	}
 	p := h.pool
 	c := p.lender.add(conn, component.GiveBackOf(r.Context()))
 	rw := &rawResponse{conn: conn}
@@ -531,7 +536,7 @@ func (h *Handler) serveLending(w http.ResponseWriter, r *http.Request, scriptNam
 			}
 		}
 		p.lender.sentTo(c, s.w)
-		x = exchange{h: h, s: s, w: rw, r: r, start: &s.start, rescues: x.rescues, lend: c, lendBuffered: buffered}
+		x = exchange{h: h, s: s, w: rw, r: r, start: &s.start, rescues: x.rescues, lendConn: c, lendBuffered: buffered}
 		p.stats.busy.Add(1)
 		x.run(scriptName, pathInfo, flags|protocol.FlagLend, inline)
 		p.stats.busy.Add(-1)

@@ -43,18 +43,23 @@ const (
 	// DirectAck answers DIRECT: u8 1 = write it, the client's socket rides
 	// along (SCM_RIGHTS); 0 = send the bytes as DATA.
 	DirectAck Type = 6
-	CtlToW    Type = 9 // control, master→worker (u8 kind …)
-	Start     Type = 16
-	Data      Type = 17
-	File      Type = 18 // u32 fd · u64 offset · u64 count
-	End       Type = 19
-	Error     Type = 20 // UTF-8 text (a traceback); the request failed
-	Log       Type = 21 // UTF-8 text written to wsgi.errors
-	Credit    Type = 22 // u32: how many more body bytes the worker wants
-	CtlFromW  Type = 23 // control, worker→master (u8 kind …)
-	Stderr    Type = 24 // UTF-8 text the application wrote to sys.stderr during the request
-	Direct    Type = 25 // u64: the worker asks to write this many body bytes to the client itself
-	Wrote     Type = 26 // u64 count · u8 flags: how many it wrote (flag 1: the client's socket failed)
+	// BodyLoan answers CREDIT: u64 n = read up to n body bytes from the
+	// client's socket yourself, which rides along (SCM_RIGHTS); BODY_READ
+	// ends the loan.
+	BodyLoan Type = 7
+	CtlToW   Type = 9 // control, master→worker (u8 kind …)
+	Start    Type = 16
+	Data     Type = 17
+	File     Type = 18 // u32 fd · u64 offset · u64 count
+	End      Type = 19
+	Error    Type = 20 // UTF-8 text (a traceback); the request failed
+	Log      Type = 21 // UTF-8 text written to wsgi.errors
+	Credit   Type = 22 // u32: how many more body bytes the worker wants
+	CtlFromW Type = 23 // control, worker→master (u8 kind …)
+	Stderr   Type = 24 // UTF-8 text the application wrote to sys.stderr during the request
+	Direct   Type = 25 // u64: the worker asks to write this many body bytes to the client itself
+	Wrote    Type = 26 // u64 count · u8 flags: how many it wrote (flag 1: the client's socket failed)
+	BodyRead Type = 27 // u64: body bytes the worker read from the client's socket under a BODY_LOAN, which ends
 	// Lent (stream socket, empty): the worker has the connection of a
 	// REQUEST sent with FlagLend and serves it from now on.
 	Lent Type = 28
@@ -80,6 +85,7 @@ const (
 	FlagBodyInline = 1 << 1 // the whole body follows as BODY… BODY_END, unasked
 	FlagOnStream   = 1 << 2 // dispatch marker: the REQUEST frame itself follows on the stream socket
 	FlagDirect     = 1 << 3 // the worker may ask to write a large response body to the client itself (DIRECT)
+	FlagBodyLoan   = 1 << 4 // a CREDIT may be answered with BODY_LOAN: the worker reads each answer at once
 	FlagLend       = 1 << 5 // the client's socket rides along (SCM_RIGHTS): the worker answers LENT and serves the connection
 )
 
@@ -100,10 +106,11 @@ const (
 
 var typeNames = map[Type]string{
 	Request: "REQUEST", Body: "BODY", BodyEnd: "BODY_END", FileAck: "FILE_ACK", BodyFail: "BODY_FAIL",
-	DirectAck: "DIRECT_ACK", CtlToW: "CONTROL",
+	DirectAck: "DIRECT_ACK", BodyLoan: "BODY_LOAN", CtlToW: "CONTROL",
 	Start: "START", Data: "DATA", File: "FILE", End: "END", Error: "ERROR", Log: "LOG",
 	Credit: "CREDIT", CtlFromW: "CONTROL", Stderr: "STDERR", Direct: "DIRECT", Wrote: "WROTE",
-	Lent: "LENT", Return: "RETURN", Output: "OUTPUT",
+	BodyRead: "BODY_READ",
+	Lent:     "LENT", Return: "RETURN", Output: "OUTPUT",
 }
 
 func (t Type) String() string {

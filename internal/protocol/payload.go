@@ -140,6 +140,15 @@ func ParseDirect(p []byte) (int64, error) {
 	return int64(binary.BigEndian.Uint64(p)), nil
 }
 
+// ParseBodyRead decodes a BODY_READ payload: the body bytes the worker read
+// from the client's socket.
+func ParseBodyRead(p []byte) (int64, error) {
+	if len(p) != 8 || binary.BigEndian.Uint64(p) > 1<<62 {
+		return 0, fmt.Errorf("%w: BODY_READ payload %x", ErrViolation, p)
+	}
+	return int64(binary.BigEndian.Uint64(p)), nil
+}
+
 // WroteFlagClientFailed: writing to the client's socket failed (not merely
 // would block): the client is gone.
 const WroteFlagClientFailed = 1

@@ -51,7 +51,7 @@ func (l *backListener) give(c net.Conn, buffered []byte) bool {
 	if pc, ok := inner.(*prefixConn); ok {
 		// Bytes of an earlier give-back net/http had not read yet come
 		// after the ones it had.
-		buffered = append(buffered[:len(buffered):len(buffered)], pc.rest...)
+		buffered = append(buffered[:len(buffered):len(buffered)], pc.take()...)
 		inner = pc.Conn
 	}
 	if len(buffered) > 0 {
@@ -70,19 +70,38 @@ func (l *backListener) give(c net.Conn, buffered []byte) bool {
 	}
 }
 
-// prefixConn reads rest before the connection's own bytes.
+// prefixConn reads rest before the connection's own bytes. (net/http's
+// background read and a handler may touch it from two goroutines: mu.)
 type prefixConn struct {
 	net.Conn
+	mu   sync.Mutex
 	rest []byte
 }
 
 func (c *prefixConn) Read(p []byte) (int, error) {
+	c.mu.Lock()
 	if len(c.rest) > 0 {
 		n := copy(p, c.rest)
 		c.rest = c.rest[n:]
+		c.mu.Unlock()
 		return n, nil
 	}
+	c.mu.Unlock()
 	return c.Conn.Read(p)
+}
+
+func (c *prefixConn) pending() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.rest) > 0
+}
+
+func (c *prefixConn) take() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rest := c.rest
+	c.rest = nil
+	return rest
 }
 
 // SyscallConn and ReadFrom keep what the socket underneath offers: the

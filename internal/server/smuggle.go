@@ -29,16 +29,53 @@ type framedConn struct {
 	line     []byte // the first bytes of the current line (len(teName) at most)
 	sawCL    bool
 	sawTE    bool
+	received atomic.Int64 // bytes read from the socket
+	skip     atomic.Int64 // bytes a worker read from the socket, still to be counted by net/http
 }
 
 type framedConnKey struct{}
 
 func (c *framedConn) Read(p []byte) (int, error) {
+	if s := c.skip.Load(); s > 0 {
+		// A worker read these body bytes (component.BodySocket): net/http
+		// counts them, the gateway throws them away.
+		n := int(min(int64(len(p)), s))
+		c.skip.Add(-int64(n))
+		return n, nil
+	}
 	n, err := c.Conn.Read(p)
+	c.received.Add(int64(n))
 	if n > 0 && !c.conflict.Load() {
 		c.scan(p[:n])
 	}
 	return n, err
+}
+
+// Received, ReadElsewhere and SyscallConn make the connection a component.BodySocket.
+func (c *framedConn) Received() int64 { return c.received.Load() }
+
+func (c *framedConn) ReadElsewhere(n int64) { c.skip.Add(n) }
+
+// It is also what the gateway lends to a worker (lend.go in
+// internal/gateway), after TakeRest.
+func (c *framedConn) SyscallConn() (syscall.RawConn, error) {
+	if pc, ok := c.Conn.(*prefixConn); ok && pc.pending() {
+		return nil, errBytesInMemory
+	}
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok {
+		return nil, errNotSocket
+	}
+	return sc.SyscallConn()
+}
+
+// TakeRest hands over the bytes of a connection given back that net/http
+// has not read yet (prefixConn), for whoever reads the socket next.
+func (c *framedConn) TakeRest() []byte {
+	if pc, ok := c.Conn.(*prefixConn); ok {
+		return pc.take()
+	}
+	return nil
 }
 
 // ReadFrom hands net/http's response copy to the connection underneath:
@@ -65,16 +102,11 @@ func (c *framedConn) ReadFrom(r io.Reader) (int64, error) {
 
 var _ io.ReaderFrom = (*framedConn)(nil)
 
-// SyscallConn is the socket's: the gateway lends its descriptor to a worker
-// (lend.go in internal/gateway).
-func (c *framedConn) SyscallConn() (syscall.RawConn, error) {
-	if sc, ok := c.Conn.(syscall.Conn); ok {
-		return sc.SyscallConn()
-	}
-	return nil, errNotSocket
-}
-
 var errNotSocket = errors.New("not a socket")
+
+// errBytesInMemory: bytes read from the socket earlier wait in memory
+// (prefixConn): whoever would read the socket itself would miss them.
+var errBytesInMemory = errors.New("bytes of the connection wait in memory")
 
 var (
 	clName = []byte("content-length:")
@@ -150,6 +182,7 @@ func (l framedListener) Accept() (net.Conn, error) {
 func rememberConn(ctx context.Context, c net.Conn) context.Context {
 	if fc, ok := c.(*framedConn); ok {
 		// Components reach the socket itself (static corks it).
+		ctx = component.WithBodySocket(ctx, fc)
 		inner := fc.Conn
 		if pc, ok := inner.(*prefixConn); ok {
 			inner = pc.Conn // a connection given back (giveback.go)

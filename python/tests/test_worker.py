@@ -215,6 +215,78 @@ def test_wsgi_input_reads_to_eof(python, mode, inline):
     w.close()
 
 
+# Large enough for BODY frames of 300,000 bytes (received straight into
+# wsgi.input's buffer), and different on every line so that a stale byte of
+# the buffer kept from the request before would change the hash.
+BIG_BODY = b"".join(b"%d:%s\n" % (i, b"abcdefghij"[i % 10:] * (i % 97)) for i in range(9000))
+
+
+@pytest.mark.parametrize("mode", ["read7", "read70001", "readline", "readline5"])
+def test_wsgi_input_large_frames(python, mode):
+    w = serve(python, "echo")
+    for body in (BIG_BODY, BIG_BODY[:len(BIG_BODY) // 2][::-1], BIG_BODY):  # the buffer is reused
+        frames = w.request(body=body, inline=False, chunk=300000, REQUEST_METHOD="POST",
+                           QUERY_STRING=mode, CONTENT_LENGTH=str(len(body)))
+        assert body_of(frames) == b"%d %s\n" % (len(body), hashlib.sha256(body).hexdigest().encode())
+    frames = w.request(body=BIG_BODY, inline=False, chunk=300000, REQUEST_METHOD="POST",
+                       QUERY_STRING="none", CONTENT_LENGTH=str(len(BIG_BODY)))
+    assert body_of(frames).startswith(b"0 ")  # unread: the next request starts clean
+    frames = w.request(body=b"short", inline=False, chunk=300000, REQUEST_METHOD="POST",
+                       QUERY_STRING=mode, CONTENT_LENGTH="5")
+    assert body_of(frames) == b"5 %s\n" % hashlib.sha256(b"short").hexdigest().encode()
+    w.close()
+
+
+def test_body_loan(python):
+    """BODY_LOAN, the worker's side (docs/protocol.md): with the socket lent,
+    wsgi.input reads what the client has sent, hands the socket back with
+    BODY_READ when a read would block (then asks CREDIT again), takes BODY
+    frames as before, and at the end of a second loan that covers the rest
+    of the body sends BODY_READ and no further CREDIT."""
+    w = Worker(python, "worker_apps:echo").ready()
+    body = BIG_BODY[:250000]
+    client, lent = socket.socketpair()
+    lent.setblocking(False)  # the master's sockets are non-blocking; the worker's copy shares that
+    w.stream += 1
+    stream = w.stream
+    chan = w.chans[0]
+    env = dict(BASE, REQUEST_METHOD="POST", QUERY_STRING="read70001", CONTENT_LENGTH=str(len(body)))
+    w.dispatch(P.frame(P.REQUEST, stream, bytes((P.FLAG_HAS_BODY | P.FLAG_BODY_LOAN,)) + marshal.dumps(env)))
+
+    def expect(ftype):
+        got, fstream, payload = chan.read_frame()
+        assert (P.NAMES.get(got, got), fstream) == (P.NAMES[ftype], stream)
+        return payload
+
+    expect(P.CREDIT)
+    chan.send(P.frame(P.BODY, stream, body[:1000]))  # what the master had buffered
+    expect(P.CREDIT)  # no CREDIT ahead under BODY_LOAN: this one is read at once
+    client.sendall(body[1000:101000])
+    socket.send_fds(w.socks[0], [P.frame(P.BODY_LOAN, stream, P.U64.pack(len(body) - 1000))], [lent.fileno()])
+    assert P.U64.unpack(expect(P.BODY_READ)) == (100000,)  # all that was there, then it would block
+    expect(P.CREDIT)
+    inode = "socket:[%d]" % os.fstat(lent.fileno()).st_ino
+    fds = "/proc/%d/fd" % w.proc.pid
+    assert inode not in [os.readlink(os.path.join(fds, fd)) for fd in os.listdir(fds)]  # its copy is closed
+
+    chan.send(P.frame(P.BODY, stream, body[101000:150000]))  # the master's path between loans
+    expect(P.CREDIT)
+    client.sendall(body[150000:] + b"GET /next")  # a request pipelined behind the body
+    socket.send_fds(w.socks[0], [P.frame(P.BODY_LOAN, stream, P.U64.pack(len(body) - 150000))], [lent.fileno()])
+    # the loan ends with the body: BODY_READ, then no CREDIT, and not a byte past it read
+    assert P.U64.unpack(expect(P.BODY_READ)) == (len(body) - 150000,)
+    out = []
+    while True:
+        ftype, fstream, payload = chan.read_frame()
+        assert fstream == stream and ftype not in (P.CREDIT, P.BODY_READ)
+        out.append((ftype, payload))
+        if ftype in (P.END, P.ERROR):
+            break
+    assert body_of(out) == b"%d %s\n" % (len(body), hashlib.sha256(body).hexdigest().encode())
+    assert lent.recv(100) == b"GET /next"
+    w.close()
+
+
 def test_read_without_size_and_eof_repeats(python):
     w = serve(python, "read_all")
     frames = w.request(body=BODY, inline=False, chunk=4096, REQUEST_METHOD="POST")

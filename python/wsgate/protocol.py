@@ -32,6 +32,7 @@ BODY_END = 3
 FILE_ACK = 4
 BODY_FAIL = 5
 DIRECT_ACK = 6
+BODY_LOAN = 7
 CONTROL_TO_WORKER = 9
 # worker -> master
 START = 16
@@ -45,6 +46,7 @@ CONTROL_FROM_WORKER = 23
 STDERR = 24
 DIRECT = 25
 WROTE = 26
+BODY_READ = 27
 LENT = 28  # the worker has the connection of a FLAG_LEND request (stream socket)
 RETURN = 29  # lend socket: u8 flags, then the unserved bytes read from the client
 OUTPUT = 30  # lend socket: response bytes the client's socket could not take at once
@@ -54,6 +56,7 @@ FLAG_HAS_BODY = 1
 FLAG_BODY_INLINE = 2
 FLAG_ON_STREAM = 4  # dispatch marker: the REQUEST frame follows on the stream socket
 FLAG_DIRECT = 8  # the worker may ask to write a large response body to the client itself
+FLAG_BODY_LOAN = 16  # a CREDIT may be answered with BODY_LOAN (the client's socket attached)
 FLAG_LEND = 32  # the client's socket rides along: answer LENT, then serve the connection
 RETURN_CLOSE = 1  # RETURN flags: close the connection once its output is written
 RETURN_OUTPUT = 2  # OUTPUT frames follow, then a RETURN that ends them
@@ -70,9 +73,9 @@ CTL_RETURN_ALL = 4  # dispatch socket: hand every lent connection back, keep non
 
 NAMES = {
     REQUEST: "REQUEST", BODY: "BODY", BODY_END: "BODY_END", FILE_ACK: "FILE_ACK", BODY_FAIL: "BODY_FAIL",
-    DIRECT_ACK: "DIRECT_ACK", CONTROL_TO_WORKER: "CONTROL", START: "START", DATA: "DATA", FILE: "FILE",
+    DIRECT_ACK: "DIRECT_ACK", BODY_LOAN: "BODY_LOAN", CONTROL_TO_WORKER: "CONTROL", START: "START", DATA: "DATA", FILE: "FILE",
     END: "END", ERROR: "ERROR", LOG: "LOG", CREDIT: "CREDIT", CONTROL_FROM_WORKER: "CONTROL",
-    STDERR: "STDERR", DIRECT: "DIRECT", WROTE: "WROTE",
+    STDERR: "STDERR", DIRECT: "DIRECT", WROTE: "WROTE", BODY_READ: "BODY_READ",
     LENT: "LENT", RETURN: "RETURN", OUTPUT: "OUTPUT",
 }
 
@@ -137,7 +140,7 @@ class Channel:
     """
 
     __slots__ = ("sock", "buf", "view", "start", "end", "send", "recv_into", "pending", "disp_recv_into",
-                 "dbuf", "dview", "fds", "disp")
+                 "dbuf", "dview", "fds", "inbuf", "disp")
 
     def __init__(self, sock, disp=None, size=256 * 1024):
         self.sock = sock
@@ -152,6 +155,10 @@ class Channel:
         # is written there), and the inline body of the next request.
         self.pending = []
         self.fds = None  # descriptors received while read_for_fds reads
+        # wsgi.input's buffer (worker.Input), kept from one request to the
+        # next so that a body's frames are received into memory already
+        # mapped instead of a fresh megabyte each
+        self.inbuf = bytearray()
         self.disp = disp
         if disp is not None:
             self.disp_recv_into = disp.recv_into
@@ -257,15 +264,59 @@ class Channel:
                 pending.append(frame)
             # a control for another stream: a late CANCEL, dropped
 
-    def read_for_fds(self, stream):
+    def read_for_into(self, stream, buf, at):
+        """read_for(stream), the payload written into the bytearray buf at
+        offset `at` (buf grows to fit; what it held from `at` on is lost)
+        instead of a buffer of its own: (type, length). A large payload goes
+        from the socket straight into buf."""
+        pending = self.pending
+        for i, frame in enumerate(pending):
+            if frame[1] == stream:
+                ftype, _stream, payload = pending.pop(i)
+                buf[at:] = payload
+                return ftype, len(payload)
+        while True:
+            if self.end - self.start < HEADER_SIZE:
+                self._fill(HEADER_SIZE)
+            length, ftype, fstream = HEADER.unpack_from(self.buf, self.start)
+            if fstream == stream:
+                break
+            frame = self.read_frame()
+            if frame[0] != CONTROL_TO_WORKER:
+                pending.append(frame)
+            # a control for another stream: a late CANCEL, dropped
+        if length > MAX_PAYLOAD:
+            raise ProtocolError("frame of %d bytes" % length)
+        if length < 65536 and self.end - self.start < HEADER_SIZE + length:
+            self._fill(HEADER_SIZE + length)  # small: one recv may bring the frames after it too
+        need = at + length
+        if len(buf) < need:
+            buf += bytes(need - len(buf))
+        begin = self.start + HEADER_SIZE
+        have = min(self.end - begin, length)
+        with memoryview(buf) as view:
+            view[at:at + have] = self.view[begin:begin + have]
+            recv_into = self.recv_into
+            while have < length:
+                n = recv_into(view[at + have:need])
+                if not n:
+                    raise ProtocolError("connection closed inside a frame")
+                have += n
+        self.start = begin + length
+        if self.start >= self.end:
+            self.start = self.end = 0
+        return ftype, length
+
+    def read_for_fds(self, stream, buf=None, at=0):
         """read_for(stream), receiving with recvmsg so that descriptors sent
         along (SCM_RIGHTS) are kept rather than dropped by the kernel:
-        ((type, stream, payload), [fd, …]). Bytes already buffered were
-        received before the question this answers, so they carry none."""
+        ((type, stream, payload), [fd, …]); with buf, read_for_into(stream,
+        buf, at) likewise: ((type, length), [fd, …]). Bytes already buffered
+        were received before the question this answers, so they carry none."""
         self.fds = []
         self.recv_into = self._recv_into_fds
         try:
-            frame = self.read_for(stream)
+            frame = self.read_for(stream) if buf is None else self.read_for_into(stream, buf, at)
         finally:
             self.recv_into = self.sock.recv_into
             fds, self.fds = self.fds, None

@@ -43,6 +43,9 @@ _HOP_BY_HOP = frozenset((
 
 _monotonic = time.monotonic
 _CREDIT_WINDOW = 1024 * 1024  # body bytes asked for at a time
+_LOAN_READ = 64 * 1024  # body bytes readline and read() take from a lent socket at a time
+_LOAN_MIN_READ = 8 * 1024  # the least read from a lent socket (read(7) must not cost a recv each)
+_DONTWAIT = socket.MSG_DONTWAIT
 _HEADER_pack = P.HEADER.pack
 _U32_pack = P.U32.pack
 _loads = marshal.loads
@@ -143,38 +146,72 @@ class Input:
     window so a body of any size goes through in bounded memory. Once the
     application reads, the next window is asked for as soon as one arrives,
     so the master reads the client while the application works: at most two
-    windows are in memory."""
+    windows are in memory.
 
-    __slots__ = ("_chan", "_stream", "_buf", "_pos", "_eof", "_inline", "_asked")
+    BODY payloads are received into the channel's own buffer (kept from one
+    request to the next), and each read returns bytes copied out of it: one
+    copy in the worker, no fresh buffer per frame.
+
+    With the REQUEST's BODY_LOAN flag, the master may answer a CREDIT by
+    lending the client's socket (docs/protocol.md): the body is then read
+    from it without blocking, as the application asks, and handed back
+    (BODY_READ) as soon as a read would block, so the master, not this
+    worker's socket, waits for a slow client. No CREDIT is asked ahead then:
+    every answer is read at once, with the descriptor it may carry."""
+
+    __slots__ = ("_chan", "_stream", "_buf", "_pos", "_end", "_eof", "_inline", "_asked", "_loan_ok",
+                 "_client", "_loan", "_took")
 
     def __init__(self, chan, stream, flags):
         self._chan = chan
         self._stream = stream
-        self._buf = bytearray()
+        self._buf = chan.inbuf
         self._pos = 0  # bytes of _buf already given to the application
+        self._end = 0  # end of the body bytes in _buf (what follows is stale)
         self._eof = not (flags & P.FLAG_HAS_BODY)
         self._inline = bool(flags & P.FLAG_BODY_INLINE)
         self._asked = False  # a CREDIT is out, its answer not read yet
+        self._loan_ok = bool(flags & P.FLAG_BODY_LOAN)
+        self._client = None  # the client's socket while the master lends it
+        self._loan = 0  # body bytes the loan allows
+        self._took = 0  # of them, read
 
-    def _more(self, want):
+    def _more(self, want=_LOAN_READ):
+        """At least one more body byte after _end, or _eof (want: how many
+        the application waits for, a hint for reads from a lent socket)."""
         chan = self._chan
-        if not self._inline and not self._asked:
-            chan.send(_HEADER_pack(4, P.CREDIT, self._stream) + _U32_pack(_CREDIT_WINDOW))
-        self._asked = False
-        ftype, _stream, payload = chan.read_for(self._stream)
-        while ftype == P.CONTROL_TO_WORKER:
-            # a cancel of the response while the app reads its body: the
-            # response then runs to its end, drained by the master
-            ftype, _stream, payload = chan.read_for(self._stream)
+        buf = self._buf
+        pos, end = self._pos, self._end
+        if pos:
+            # the unread rest (less than the application asked for) to the front
+            with memoryview(buf) as view:
+                view[:end - pos] = view[pos:end]
+            self._pos, self._end = 0, end - pos
+            end -= pos
+        out = b""
+        while True:
+            if self._client is not None:
+                if self._from_client(want):
+                    return
+                out = self._give_back()
+            if not self._inline and not self._asked:
+                out += _HEADER_pack(4, P.CREDIT, self._stream) + _U32_pack(_CREDIT_WINDOW)
+            if out:
+                chan.send(out)
+                out = b""
+            self._asked = False
+            ftype, n, fds = self._answer(end)
+            if ftype == P.BODY_LOAN and len(fds) == 1 and n == 8:
+                self._client = socket.socket(fileno=fds[0])
+                (self._loan,) = _U64_unpack_from(buf, end)
+                self._took = 0
+                continue
+            for fd in fds:
+                os.close(fd)  # not asked for
+            break
         if ftype == P.BODY:
-            if self._pos == len(self._buf):
-                self._buf, self._pos = payload, 0  # a fresh bytearray: take it as it is
-            else:
-                if self._pos:
-                    del self._buf[:self._pos]
-                    self._pos = 0
-                self._buf += payload
-            if not self._inline:
+            self._end = end + n
+            if not self._inline and not self._loan_ok:
                 chan.send(_HEADER_pack(4, P.CREDIT, self._stream) + _U32_pack(_CREDIT_WINDOW))
                 self._asked = True
         elif ftype == P.BODY_END:
@@ -182,24 +219,87 @@ class Input:
         elif ftype == P.BODY_FAIL:
             self._eof = True
             self._inline = True  # nothing more will come
-            raise ClientDisconnected(payload.decode("utf-8", "replace"))
+            raise ClientDisconnected(bytes(buf[end:end + n]).decode("utf-8", "replace"))
         else:
             raise P.ProtocolError("expected BODY, got %s" % P.NAMES.get(ftype, ftype))
+
+    def _answer(self, at):
+        """The master's answer to a CREDIT, its payload into _buf at `at`:
+        (type, length, descriptors that came along)."""
+        chan = self._chan
+        fds = []
+        while True:
+            if self._loan_ok:
+                (ftype, n), more = chan.read_for_fds(self._stream, self._buf, at)
+                fds += more
+            else:
+                ftype, n = chan.read_for_into(self._stream, self._buf, at)
+            if ftype != P.CONTROL_TO_WORKER:
+                return ftype, n, fds
+            # a cancel of the response while the app reads its body: the
+            # response then runs to its end, drained by the master
+
+    def _from_client(self, want):
+        """Up to max(want, 8 KiB) body bytes from the lent socket into
+        _buf, without blocking: False if none came (the read would block,
+        the client's end, an error: the master's path reads on). No more
+        than the application waits for, when that is much: the buffer is
+        then empty after the read that takes them, and the next read(size)
+        receives straight into its bytes."""
+        n = min(max(want, _LOAN_MIN_READ), self._loan - self._took)
+        end = self._end
+        buf = self._buf
+        if len(buf) < end + n:
+            buf += bytes(end + n - len(buf))
+        with memoryview(buf) as view:
+            try:
+                k = self._client.recv_into(view[end:end + n], n, _DONTWAIT)
+            except OSError:  # BlockingIOError among them
+                return False
+        if not k:
+            return False
+        self._end = end + k
+        self._took += k
+        if self._took == self._loan:
+            self._chan.send(self._give_back())
+            self._eof = True  # the loan was the rest of the body
+        return True
+
+    def _give_back(self):
+        """End the loan: close this process's descriptor of the client's
+        socket; the BODY_READ frame to send."""
+        client, self._client = self._client, None
+        client.close()
+        return _HEADER_pack(8, P.BODY_READ, self._stream) + _U64_pack(self._took)
 
     def read(self, size=-1):
         if size is None or size < 0:
             while not self._eof:
-                self._more(P.MAX_DATA_FRAME)
-            size = len(self._buf) - self._pos
-        else:
-            while len(self._buf) - self._pos < size and not self._eof:
-                self._more(size - (len(self._buf) - self._pos))
+                self._more()
+            size = self._end - self._pos
+        elif self._client is not None and self._pos == self._end and 0 < size <= self._loan - self._took:
+            # from the lent socket into the bytes returned: no copy in between
+            try:
+                data = self._client.recv(size, _DONTWAIT)
+            except OSError:  # would block, or failed: _more hands the loan back
+                data = b""
+            if data:
+                self._took += len(data)
+                if self._took == self._loan:
+                    self._chan.send(self._give_back())
+                    self._eof = True
+                if len(data) == size:
+                    return data
+                self._buf[:len(data)] = data
+                self._pos, self._end = 0, len(data)
+        while self._end - self._pos < size and not self._eof:
+            self._more(size - (self._end - self._pos))
         return self._take(size)
 
     def _take(self, n):
         """The next n buffered bytes (fewer at the end), as bytes."""
         pos = self._pos
-        end = min(pos + n, len(self._buf))
+        end = min(pos + n, self._end)
         with memoryview(self._buf) as view:
             data = bytes(view[pos:end])
         self._pos = end
@@ -207,23 +307,22 @@ class Input:
 
     def readline(self, size=-1):
         limit = size if size is not None and size >= 0 else None
-        start = self._pos
+        searched = self._pos  # no newline before this offset of _buf
         while True:
-            buf = self._buf
             pos = self._pos
-            nl = buf.find(b"\n", max(start, pos))
+            nl = self._buf.find(b"\n", max(searched, pos), self._end)
             if nl >= 0:
                 n = nl + 1 - pos
                 break
-            if limit is not None and limit <= len(buf) - pos:
+            if limit is not None and limit <= self._end - pos:
                 n = limit
                 break
             if self._eof:
-                n = len(buf) - pos
+                n = self._end - pos
                 break
-            start = len(buf) - pos  # searched so far, relative to pos
-            self._more(P.INITIAL_WINDOW)
-            start += self._pos
+            searched = self._end - pos  # relative to pos: _more moves the bytes to the front
+            self._more()
+            searched += self._pos
         if limit is not None and limit < n:
             n = limit
         return self._take(n)
@@ -252,16 +351,28 @@ class Input:
     def finish(self):
         """Consume the body frames already on their way: the rest of an
         inline body, or the answer to the CREDIT asked in advance."""
-        if self._inline:
+        if self._client is not None:
+            self._chan.send(self._give_back())
+        elif self._inline:
             while not self._eof:
-                self._more(0)
+                self._pos = self._end  # unread: dropped
+                self._more()
         elif self._asked:
             self._asked = False
-            ftype, _stream, _payload = self._chan.read_for(self._stream)
-            while ftype == P.CONTROL_TO_WORKER:
-                ftype, _stream, _payload = self._chan.read_for(self._stream)
+            ftype, _n, fds = self._answer(0)
+            for fd in fds:
+                os.close(fd)
             if ftype not in (P.BODY, P.BODY_END, P.BODY_FAIL):
                 raise P.ProtocolError("expected BODY, got %s" % P.NAMES.get(ftype, ftype))
+        self._pos = self._end = 0
+        if len(self._buf) > _INPUT_KEEP:
+            # a body read whole (read()) or a long line: not kept for the next request
+            self._chan.inbuf = bytearray()
+
+
+# wsgi.input's buffer is kept for the next request up to this size: a
+# credit window and the rest of a read.
+_INPUT_KEEP = 2 * _CREDIT_WINDOW
 
 
 class Errors:
@@ -557,6 +668,7 @@ _COPY_LIMIT = 64 * 1024
 _DIRECT_MIN = 512 * 1024
 _NOSIGNAL = getattr(socket, "MSG_NOSIGNAL", 0)
 _U64_pack = P.U64.pack
+_U64_unpack_from = P.U64.unpack_from
 
 
 def _data_parts(head, stream, data, tail):

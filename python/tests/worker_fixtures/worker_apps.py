@@ -47,6 +47,12 @@ def echo(environ, start_response):
             if not c:
                 break
             chunks.append(c)
+    elif mode == "read70001":  # larger than a frame of the small path, crossing frames
+        while True:
+            c = inp.read(70001)
+            if not c:
+                break
+            chunks.append(c)
     elif mode == "readline":
         while True:
             c = inp.readline()

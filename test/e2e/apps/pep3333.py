@@ -144,6 +144,62 @@ def read_view(environ, start_response):
     })
 
 
+def _socket_inodes():
+    """The inodes of the sockets this process has open."""
+    out = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink("/proc/self/fd/" + fd)
+        except OSError:
+            continue  # closed meanwhile (listdir's own descriptor)
+        if target.startswith("socket:["):
+            out.add(target[8:-1])
+    return out
+
+
+def _connection_inode(environ):
+    """The inode of the server side of this request's TCP connection: the
+    socket whose remote port is the client's."""
+    remote = int(environ["REMOTE_PORT"])
+    for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
+        with open(table) as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                if int(fields[2].rsplit(":", 1)[1], 16) == remote:
+                    return fields[9]
+    raise AssertionError("no TCP connection from port %d" % remote)
+
+
+def lent_view(environ, start_response):
+    """Read the body in 64 KiB pieces (at most ?limit= bytes) and say, with
+    its length and hash, how many of the reads left this worker holding the
+    client's own socket (wsgate's BODY_LOAN), and whether it still holds it
+    once done reading."""
+    q = query(environ)
+    limit = int(q.get("limit", "-1"))
+    inp = environ["wsgi.input"]
+    seen = []
+    pieces = []
+    total = 0
+    while limit < 0 or total < limit:
+        b = inp.read(65536 if limit < 0 else min(65536, limit - total))
+        if not b:
+            break
+        pieces.append(b)
+        total += len(b)
+        seen.append(_socket_inodes())
+    conn = _connection_inode(environ)
+    data = b"".join(pieces)
+    return as_json(start_response, {
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "length": len(data),
+        "lent_reads": sum(conn in inodes for inodes in seen),
+        "held_after": conn in _socket_inodes(),
+        "pid": os.getpid(),
+    })
+
+
 def echo_view(environ, start_response):
     """Stream the body back as it arrives: request and response flow at the
     same time, which a server that waits for one before the other deadlocks on."""
@@ -430,6 +486,7 @@ def file_view(environ, start_response):
 VALIDATED = {
     "environ": environ_view,
     "read": read_view,
+    "lent": lent_view,
     "echo": echo_view,
     "hello": hello_view,
     "pid": pid_view,
