@@ -170,7 +170,7 @@ CASES = {
 
 def wsgate_argv(opts, app, port):
     return [opts.wsgate_bin, "serve", "--app", app, "--python", sys.executable, "--chdir", BENCH_DIR,
-            "--bind", "%s:%d" % (HOST, port), "--workers", str(opts.workers), "--lend"]
+            "--bind", "%s:%d" % (HOST, port), "--workers", str(opts.workers)]
 
 
 def wsgate_nolend_argv(opts, app, port):

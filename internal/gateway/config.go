@@ -62,7 +62,8 @@ type Config struct {
 	// Lend: after a plain HTTP/1.1 connection's first request the worker
 	// serves the connection's following requests itself (lend.go); only
 	// for a handler marked Lendable (the site is this one pool) and a pool
-	// with one thread per worker and no preloader (--lend).
+	// with one thread per worker and no preloader (--lend, on by default
+	// in `wsgate serve`; the zero Config does not lend).
 	Lend bool
 	// MaxHeaderBytes is the server's --max-header-size: a worker serving
 	// lent connections reads no longer request head itself.
