@@ -31,7 +31,7 @@ STRICT := WSGATE_TEST_STRICT=1
 
 export WSGATE_TEST_PYTHON := $(VPY)
 
-.PHONY: build venv venv-dj42 venv-dist system-venv dist test test-go test-python test-pythons test-django42 test-dist lint mutants demo bench clean FORCE
+.PHONY: build venv venv-dj42 venv-dist system-venv dist test test-go test-master-path test-python test-pythons test-django42 test-dist lint mutants demo bench clean FORCE
 
 build: $(BIN)
 
@@ -98,10 +98,17 @@ lint:
 
 test: venv venv-dj42 build lint
 	./scripts/system-deps.sh $(TEST_DEBS)
-	$(MAKE) -k test-go test-python test-pythons test-django42 test-dist
+	$(MAKE) -k test-go test-master-path test-python test-pythons test-django42 test-dist
 
 test-go:
 	$(STRICT) WSGATE_BIN=$(BIN) $(GO) test -count=1 -timeout 25m ./...
+
+# The gateway's end-to-end tests once more with lent connections off: the
+# master's path then serves every request, as it does on sites with Go
+# components, over TLS and HTTP/2, and for a connection's first request.
+test-master-path:
+	$(STRICT) WSGATE_BIN=$(BIN) WSGATE_LEND=false $(GO) test -count=1 -timeout 15m ./test/e2e \
+		-run 'TestGateway|TestHTTP11|TestMaxWorker|TestStatusShows|TestJSONLog|TestServeZero|TestTimeoutLogs'
 
 test-python:
 	cd python && $(STRICT) WSGATE_BIN=$(BIN) $(VPY) -m pytest -q tests

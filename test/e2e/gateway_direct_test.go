@@ -25,7 +25,7 @@ import (
 // order on one keep-alive connection, between small ones that take the
 // master's path, and HEAD keeps its Content-Length without a body.
 func TestGatewayDirectBody(t *testing.T) {
-	s := gwStart(t, "--workers", "1")
+	s := gwStart(t, "--lend=false", "--workers", "1")
 	client := &http.Client{Timeout: gwIOGuard, Transport: &http.Transport{MaxConnsPerHost: 1}}
 	defer client.CloseIdleConnections()
 	var conns int
@@ -81,7 +81,7 @@ func TestGatewayDirectBody(t *testing.T) {
 // connection, never a hang, and the next request is served by the
 // replacement.
 func TestGatewayDirectBodyWorkerSegv(t *testing.T) {
-	s := gwStart(t, "--workers", "1")
+	s := gwStart(t, "--lend=false", "--workers", "1")
 	c := s.gwDial(t)
 	const size = 64 << 20 // above maxHeldOne (internal/gateway/direct.go)
 	io.WriteString(c, "GET /big?size="+strconv.Itoa(size)+" HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -167,7 +167,7 @@ use = call:pep3333:make_app
 // while it waits, and it still gets every byte when it reads on. (Without
 // this the requests behind it would wait for --timeout and fail.)
 func TestGatewayDirectBodySlowReader(t *testing.T) {
-	s := gwStart(t, "--workers", "1", "--timeout", "10")
+	s := gwStart(t, "--lend=false", "--workers", "1", "--timeout", "10")
 	c := s.gwDial(t)
 	const size = 10 << 20
 	io.WriteString(c, "GET /big?size="+strconv.Itoa(size)+"&seed=slow HTTP/1.1\r\nHost: x\r\n\r\n")
