@@ -26,7 +26,6 @@ import os
 import select
 import signal
 import socket
-import stat
 import struct
 import threading
 import time
@@ -342,18 +341,7 @@ class Lender:
         self.in_app = True
         try:
             result = self.app(environ, resp.start_response)
-            rtype = type(result)
-            if rtype is list or rtype is tuple:
-                if resp.sent:
-                    for block in result:
-                        resp.write(block)
-                    resp.finish()
-                else:
-                    resp.send_list(result)
-            elif rtype is W.FileWrapper and not resp.sent and resp.send_file(result):
-                pass
-            else:
-                W._send_iterable(resp, result)
+            W.send_result(resp, result)
             if resp.length_wrong():
                 what = CLOSE  # fewer or more bytes than its Content-Length: the client cannot tell where it ends
         except W.ClientGone:
@@ -370,12 +358,7 @@ class Lender:
                 except W.ClientGone:
                     what = CLOSE
         finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                try:
-                    close()
-                except Exception:
-                    errors.write("wsgate: the response iterable's close() raised:\n" + traceback.format_exc())
+            W.close_result(result, errors)
             self.in_app = False
             errors.flush()
             W._request_done()
@@ -497,21 +480,7 @@ class LentResponse(W.Response):
 
     def start_response(self, status, headers, exc_info=None):
         """worker.Response.start_response's checks, without encoding START."""
-        if exc_info is not None:
-            try:
-                if self.sent:
-                    raise exc_info[1].with_traceback(exc_info[2])
-            finally:
-                exc_info = None
-        elif self.status is not None:
-            raise AssertionError("start_response called a second time without exc_info")
-        if type(status) is not str:
-            raise TypeError("status must be str, not %s" % type(status).__name__)
-        if len(status) < 4 or status[3] != " " or not status[:3].isdigit():
-            raise ValueError("status %r is not of the form '200 OK'" % status)
-        if status[0] == "1":
-            raise ValueError("status %r: a final response needs a status of 200 or more "
-                             "(1xx responses are the server's business)" % status)
+        W.check_status(status, exc_info, self.sent, self.status is not None)
         length = False
         for name, value in headers:
             if name not in _GOOD_NAMES:
@@ -597,18 +566,13 @@ class LentResponse(W.Response):
         """A wsgi.file_wrapper around a regular file goes out by sendfile(2)
         from this process; what the client's socket cannot take at once is
         read and handed to the master. False if the file cannot go that way."""
+        found = W.regular_file(wrapper)
+        if found is None:
+            return False
+        fd, offset, count = found
         f = wrapper.filelike
-        try:
-            fd = f.fileno()
-            st = os.fstat(fd)
-            offset = f.tell()
-        except (AttributeError, OSError, ValueError):
-            return False
-        if not stat.S_ISREG(st.st_mode) or offset < 0:
-            return False
         if self.status is None:
             raise AssertionError("the application returned without calling start_response")
-        count = max(st.st_size - offset, 0)
         length = count if not self.has_length and (self.is_head or not self.head) else None
         self._out(self._head(length, False))
         if self.head:

@@ -459,6 +459,41 @@ def _request_done():
     _serving.request = None
 
 
+def check_status(status, exc_info, sent, again):
+    """start_response's rules for its status and exc_info (PEP 3333): sent,
+    the headers went out; again, start_response was called before."""
+    if exc_info is not None:
+        try:
+            if sent:
+                raise exc_info[1].with_traceback(exc_info[2])
+        finally:
+            exc_info = None
+    elif again:
+        raise AssertionError("start_response called a second time without exc_info")
+    if type(status) is not str:
+        raise TypeError("status must be str, not %s" % type(status).__name__)
+    if len(status) < 4 or status[3] != " " or not status[:3].isdigit():
+        raise ValueError("status %r is not of the form '200 OK'" % status)
+    if status[0] == "1":
+        raise ValueError("status %r: a final response needs a status of 200 or more "
+                         "(1xx responses are the server's business)" % status)
+
+
+def regular_file(wrapper):
+    """(fd, offset, count) of the regular file a wsgi.file_wrapper wraps,
+    from its current position to its end; None if it wraps anything else."""
+    f = wrapper.filelike
+    try:
+        fd = f.fileno()
+        st = os.fstat(fd)
+        offset = f.tell()
+    except (AttributeError, OSError, ValueError):
+        return None
+    if not stat.S_ISREG(st.st_mode) or offset < 0:
+        return None
+    return fd, offset, max(st.st_size - offset, 0)
+
+
 class Response:
     """start_response, write() and the sending of the response frames."""
 
@@ -476,21 +511,7 @@ class Response:
         self.next_poll = 0.0
 
     def start_response(self, status, headers, exc_info=None):
-        if exc_info is not None:
-            try:
-                if self.sent:
-                    raise exc_info[1].with_traceback(exc_info[2])
-            finally:
-                exc_info = None
-        elif self.start is not None:
-            raise AssertionError("start_response called a second time without exc_info")
-        if type(status) is not str:
-            raise TypeError("status must be str, not %s" % type(status).__name__)
-        if len(status) < 4 or status[3] != " " or not status[:3].isdigit():
-            raise ValueError("status %r is not of the form '200 OK'" % status)
-        if status[0] == "1":
-            raise ValueError("status %r: a final response needs a status of 200 or more "
-                             "(1xx responses are the server's business)" % status)
+        check_status(status, exc_info, self.sent, self.start is not None)
         has_length = False
         for name, value in headers:
             lname = name.lower()
@@ -624,16 +645,11 @@ class Response:
     def send_file(self, wrapper):
         """A wsgi.file_wrapper around a regular file: the master sends it with
         sendfile from its own descriptor. False if this file cannot go that way."""
+        found = regular_file(wrapper)
+        if found is None:
+            return False
+        fd, offset, count = found
         f = wrapper.filelike
-        try:
-            fd = f.fileno()
-            st = os.fstat(fd)
-            offset = f.tell()
-        except (AttributeError, OSError, ValueError):
-            return False
-        if not stat.S_ISREG(st.st_mode) or offset < 0:
-            return False
-        count = max(st.st_size - offset, 0)
         if self.start is None:
             raise AssertionError("the application returned without calling start_response")
         if not self.has_length and (self.is_head or not self.head):
@@ -709,20 +725,8 @@ def handle(chan, app, base_environ, stream, payload):
     _serving.request = (chan, stream)
     try:
         result = app(environ, resp.start_response)
-        rtype = type(result)
-        if rtype is list or rtype is tuple:
-            if resp.sent:
-                for block in result:
-                    resp.write(block)
-                resp.finish()
-            else:
-                resp.send_list(result)
-        elif rtype is FileWrapper and not resp.sent:
-            inp.finish()  # inline body frames must not stand before FILE_ACK
-            if not resp.send_file(result):
-                _send_iterable(resp, result)
-        else:
-            _send_iterable(resp, result)
+        # inline body frames must not stand before FILE_ACK: inp.finish
+        send_result(resp, result, inp.finish)
     except P.ProtocolError:
         raise
     except ClientGone:
@@ -730,15 +734,42 @@ def handle(chan, app, base_environ, stream, payload):
     except Exception:
         fail(chan, stream, errors)
     finally:
-        close = getattr(result, "close", None)
-        if close is not None:
-            try:
-                close()
-            except Exception:
-                errors.write("wsgate: the response iterable's close() raised:\n" + traceback.format_exc())
+        close_result(result, errors)
         errors.flush()
         _request_done()
         inp.finish()
+
+
+def send_result(resp, result, before_file=None):
+    """Send what the application returned through resp (a Response, or
+    wsgate.lend's LentResponse): a list or tuple at once, a file_wrapper's
+    file by sendfile, anything else block by block."""
+    rtype = type(result)
+    if rtype is list or rtype is tuple:
+        if resp.sent:
+            for block in result:
+                resp.write(block)
+            resp.finish()
+        else:
+            resp.send_list(result)
+    elif rtype is FileWrapper and not resp.sent:
+        if before_file is not None:
+            before_file()
+        if not resp.send_file(result):
+            _send_iterable(resp, result)
+    else:
+        _send_iterable(resp, result)
+
+
+def close_result(result, errors):
+    """PEP 3333: the iterable's close(), whatever happened; what it raises
+    goes to wsgi.errors."""
+    close = getattr(result, "close", None)
+    if close is not None:
+        try:
+            close()
+        except Exception:
+            errors.write("wsgate: the response iterable's close() raised:\n" + traceback.format_exc())
 
 
 _SIZED_ITERATORS = (type(iter([])), type(iter(())))
