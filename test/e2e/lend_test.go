@@ -12,6 +12,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -21,8 +22,12 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 
+	"github.com/wsgate/wsgate/test/e2e/harness"
 )
 
 // lendServer is a `wsgate serve --lend` with a control socket, so that
@@ -346,4 +351,411 @@ func lendNoDate(b []byte) []byte {
 		}
 	}
 	return bytes.Join(out, []byte("\r\n"))
+}
+
+// TestLendSlowReader: a client that stops reading a 10 MiB response on a
+// lent connection holds no worker (the worker hands what the socket does not
+// take to the master and serves on): with one worker, other requests are
+// served meanwhile, and the slow client still gets every byte. The same
+// while a client reads at about 10 KB/s.
+func TestLendSlowReader(t *testing.T) {
+	s := lendStart(t, "--workers", "1", "--timeout", "10")
+	const size = 10 << 20
+	c := s.lendDial(t)
+	c.do(t, "GET", "/hello")
+	before := s.lent(t)
+	if _, err := io.WriteString(c, lendRequest("GET", "/big?size="+strconv.Itoa(size)+"&seed=slow")); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("GET", "/", nil)
+	resp, err := http.ReadResponse(c.br, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := make([]byte, 10<<10)
+	if _, err := io.ReadFull(resp.Body, first); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		gwOK(t, fmt.Sprintf("request %d while a lent connection does not read its 10 MiB", i), gwGet(t, s.URL+"/hello"))
+	}
+	rest, err := io.ReadAll(resp.Body)
+	if body := append(first, rest...); err != nil || len(body) != size || gwSHA(body) != resp.Header.Get("X-Sha256") {
+		t.Errorf("the slow response: %d bytes (%v), want %d whose sha256 is %s", len(body), err, size, resp.Header.Get("X-Sha256"))
+	}
+	if lent := s.lent(t); lent <= before {
+		t.Errorf("lent_requests %d, %d before: the worker did not serve the 10 MiB request on the lent connection", lent, before)
+	}
+	c.do(t, "GET", "/hello") // the connection goes on after the handed-over output
+
+	// A client reading at about 10 KB/s until the other requests are done.
+	d := s.lendDial(t)
+	d.do(t, "GET", "/hello")
+	if _, err := io.WriteString(d, lendRequest("GET", "/big?size="+strconv.Itoa(size)+"&seed=trickle")); err != nil {
+		t.Fatal(err)
+	}
+	resp, err = http.ReadResponse(d.br, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	othersDone := make(chan struct{})
+	got := make(chan []byte, 1)
+	go func() {
+		var body []byte
+		piece := make([]byte, 1<<10)
+		for {
+			select {
+			case <-othersDone:
+				rest, _ := io.ReadAll(resp.Body)
+				got <- append(body, rest...)
+				return
+			case <-time.After(100 * time.Millisecond): // pacing the reader, not waiting for anything
+			}
+			n, err := io.ReadFull(resp.Body, piece)
+			body = append(body, piece[:n]...)
+			if err != nil {
+				got <- body
+				return
+			}
+		}
+	}()
+	for i := range 10 {
+		gwOK(t, fmt.Sprintf("request %d while a lent connection reads at 10 KB/s", i), gwGet(t, s.URL+"/hello"))
+	}
+	select {
+	case body := <-got:
+		t.Fatalf("the trickling reader ended (%d bytes) before the other requests were served", len(body))
+	default:
+	}
+	close(othersDone)
+	if body := <-got; len(body) != size || gwSHA(body) != resp.Header.Get("X-Sha256") {
+		t.Errorf("the trickled response: %d bytes, want %d whose sha256 is %s", len(body), size, resp.Header.Get("X-Sha256"))
+	}
+}
+
+// TestLendWorkerSegv: a worker killed by SIGSEGV costs the request it was
+// serving on a lent connection (502 before the headers, a truncated body
+// and a closed connection after), and the other connection it held goes
+// back to the master untouched: its next request is served by the
+// replacement, without reconnecting.
+func TestLendWorkerSegv(t *testing.T) {
+	s := lendStart(t, "--workers", "1")
+	b := s.lendDial(t)
+	for _, tc := range []struct{ name, target string }{
+		{"before", "/crash?how=segv&id=before"},
+		{"after", "/crash?how=segv&after=headers&id=after"},
+		{"killed", "/block?id=killed"},
+	} {
+		a := s.lendDial(t)
+		pid := a.pid(t)
+		if other := b.pid(t); other != pid {
+			t.Fatalf("%s: the two connections are served by %d and %d with one worker", tc.name, pid, other)
+		}
+		if _, err := io.WriteString(a, lendRequest("GET", tc.target)); err != nil {
+			t.Fatal(err)
+		}
+		if tc.name == "killed" {
+			if started := harness.WaitFile(t, s.gwRecord("killed.started")); started != strconv.Itoa(pid) {
+				t.Fatalf("the block runs in %s, not in the connection's worker %d", started, pid)
+			}
+			if err := syscall.Kill(pid, syscall.SIGSEGV); err != nil {
+				t.Fatal(err)
+			}
+		}
+		req, _ := http.NewRequest("GET", "/", nil)
+		resp, err := http.ReadResponse(a.br, req)
+		if err != nil {
+			t.Fatalf("%s: no response on the connection whose worker died: %v", tc.name, err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		switch tc.name {
+		case "after":
+			if resp.StatusCode != 200 || err == nil || string(body) != "first chunk before the crash\n" {
+				t.Errorf("%s: %d %q (%v), want the first chunk of a 200 cut short", tc.name, resp.StatusCode, body, err)
+			}
+		default:
+			if resp.StatusCode != 502 || err != nil {
+				t.Errorf("%s: %d %q (%v), want 502", tc.name, resp.StatusCode, body, err)
+			}
+		}
+		if rest, err := io.ReadAll(a.br); len(rest) > 0 || (err != nil && !errors.Is(err, syscall.ECONNRESET)) {
+			t.Errorf("%s: after the failed request %q (%v), want the connection closed", tc.name, rest, err)
+		}
+		harness.WaitFor(t, "the killed worker to be reaped", func() bool { return harness.ProcessReaped(pid) })
+		if next := b.pid(t); next == pid {
+			t.Errorf("%s: the other connection's request served by the dead worker %d", tc.name, pid)
+		}
+	}
+}
+
+// lendLoadResult is what a load run saw.
+type lendLoadResult struct {
+	ok       int64
+	failures []string
+}
+
+// lendLoad runs clients keep-alive clients, each on its own raw connection,
+// asking /pid until stop is closed. A request without a complete 200 is a
+// failure, and its client connects again; a connection the server closes
+// after a response that said so is not. done delivers the result once
+// every client has finished; progress counts the 200s so far.
+func (s *gwServer) lendLoad(clients int) (stop chan struct{}, progress func() int64, done <-chan lendLoadResult) {
+	stop = make(chan struct{})
+	var mu sync.Mutex
+	var res lendLoadResult
+	var wg sync.WaitGroup
+	for i := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var conn net.Conn
+			var br *bufio.Reader
+			fail := func(format string, args ...any) {
+				mu.Lock()
+				res.failures = append(res.failures, fmt.Sprintf("client %d at %s: ", i, time.Now().Format("15:04:05.000"))+fmt.Sprintf(format, args...))
+				mu.Unlock()
+				if conn != nil {
+					conn.Close()
+					conn = nil
+				}
+			}
+			defer func() {
+				if conn != nil {
+					conn.Close()
+				}
+			}()
+			req, _ := http.NewRequest("GET", "/", nil)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if conn == nil {
+					var err error
+					if conn, err = net.Dial("tcp", s.addr); err != nil {
+						fail("dial: %v", err)
+						continue
+					}
+					br = bufio.NewReader(conn)
+				}
+				_ = conn.SetDeadline(time.Now().Add(gwIOGuard))
+				if _, err := io.WriteString(conn, lendRequest("GET", "/pid")); err != nil {
+					fail("write: %v", err)
+					continue
+				}
+				resp, err := http.ReadResponse(br, req)
+				if err != nil {
+					fail("read: %v", err)
+					continue
+				}
+				body, err := io.ReadAll(resp.Body)
+				if err != nil || resp.StatusCode != 200 {
+					fail("%d %q %v", resp.StatusCode, body, err)
+					continue
+				}
+				mu.Lock()
+				res.ok++
+				mu.Unlock()
+				if resp.Close {
+					conn.Close()
+					conn = nil
+				}
+			}
+		}()
+	}
+	ch := make(chan lendLoadResult, 1)
+	go func() {
+		wg.Wait()
+		mu.Lock()
+		ch <- res
+		mu.Unlock()
+	}()
+	progress = func() int64 {
+		mu.Lock()
+		defer mu.Unlock()
+		return res.ok
+	}
+	return stop, progress, ch
+}
+
+// lendAwaitLoad ends a load run and returns its result; a client still
+// waiting on its connection after harness.Deadline fails the test.
+func lendAwaitLoad(t *testing.T, stop chan struct{}, done <-chan lendLoadResult) lendLoadResult {
+	t.Helper()
+	close(stop)
+	select {
+	case res := <-done:
+		return res
+	case <-time.After(harness.Deadline):
+		t.Fatalf("a client connection still hangs %s after the load stopped", harness.Deadline)
+	}
+	return lendLoadResult{}
+}
+
+// lendAwaitProgress waits until the load has had n more 200s.
+func lendAwaitProgress(t *testing.T, progress func() int64, n int64) {
+	t.Helper()
+	from := progress()
+	harness.WaitFor(t, fmt.Sprintf("%d more requests served", n), func() bool { return progress() >= from+n })
+}
+
+// TestLendWorkerSegvUnderLoad: keep-alive clients hammer the server (their
+// connections lent to the two workers) while a worker is killed by SIGSEGV
+// again and again: each kill costs at most the one request that worker was
+// serving, no other client sees an error, and no connection hangs.
+func TestLendWorkerSegvUnderLoad(t *testing.T) {
+	s := lendStart(t, "--workers", "2")
+	stop, progress, done := s.lendLoad(8)
+	const kills = 4
+	for k := range kills {
+		lendAwaitProgress(t, progress, 200)
+		var live []lendWorker
+		harness.WaitFor(t, "two workers with lent requests", func() bool {
+			live = s.workers(t)
+			return len(live) == 2 && live[0].Lent > 0 && live[1].Lent > 0
+		})
+		pid := live[k%2].PID
+		if err := syscall.Kill(pid, syscall.SIGSEGV); err != nil {
+			t.Fatal(err)
+		}
+		harness.WaitFor(t, "the killed worker to be reaped", func() bool { return harness.ProcessReaped(pid) })
+	}
+	lendAwaitProgress(t, progress, 200)
+	res := lendAwaitLoad(t, stop, done)
+	if len(res.failures) > kills {
+		t.Errorf("%d requests failed with %d workers killed (at most one each), %d served:\n%s",
+			len(res.failures), kills, res.ok, strings.Join(res.failures, "\n"))
+	}
+	t.Logf("%d requests served, %d failed, %d workers killed", res.ok, len(res.failures), kills)
+}
+
+// TestLendTimeout: a request on a lent connection past --timeout gets the
+// master's 504 (the master reads the worker's page: it never saw the
+// request), the worker is killed and replaced.
+func TestLendTimeout(t *testing.T) {
+	s := lendStart(t, "--workers", "1", "--timeout", "2")
+	c := s.lendDial(t)
+	pid := c.pid(t)
+	resp, body := c.do(t, "GET", "/block?id=never")
+	if started := harness.WaitFile(t, s.gwRecord("never.started")); started != strconv.Itoa(pid) {
+		t.Errorf("the block ran in %s, not in the connection's worker %d", started, pid)
+	}
+	if resp.StatusCode != 504 {
+		t.Errorf("a lent request past --timeout: %d %q, want 504", resp.StatusCode, body)
+	}
+	harness.WaitFor(t, "the timed-out worker to be reaped", func() bool { return harness.ProcessReaped(pid) })
+	if next := s.lendDial(t).pid(t); next == pid {
+		t.Errorf("served by the timed-out worker %d", pid)
+	}
+}
+
+// TestLendTakeBack: a request on a connection lent to a worker busy with a
+// slow request on another connection is not stuck behind it: the worker
+// gives the waiting connection back and the other worker serves it while
+// the slow request still runs.
+func TestLendTakeBack(t *testing.T) {
+	s := lendStart(t, "--workers", "2")
+	var slow, waiting *lendConn
+	var busy int
+	byWorker := map[int]*lendConn{}
+	for try := 0; slow == nil; try++ {
+		if try == 20 {
+			t.Fatal("20 connections, never two lent to one worker")
+		}
+		c := s.lendDial(t)
+		pid := c.pid(t)
+		// Asked again right away: both are lent to that worker now (a
+		// connection idle for 2 s goes back to the master).
+		if prev := byWorker[pid]; prev != nil && prev.pid(t) == pid && c.pid(t) == pid {
+			slow, waiting, busy = prev, c, pid
+		}
+		byWorker[pid] = c
+	}
+	if _, err := io.WriteString(slow, lendRequest("GET", "/block?id=slow")); err != nil {
+		t.Fatal(err)
+	}
+	if started := harness.WaitFile(t, s.gwRecord("slow.started")); started != strconv.Itoa(busy) {
+		t.Fatalf("the slow request runs in %s, not in the connection's worker %d", started, busy)
+	}
+	other := waiting.pid(t)
+	if other == busy {
+		t.Errorf("the waiting connection was served by the busy worker %d", busy)
+	}
+	s.gwRelease(t, "slow")
+	resp, body := gwReadResponse(t, slow.br, "GET")
+	if resp.StatusCode != 200 || string(body) != strconv.Itoa(busy) {
+		t.Errorf("the slow request: %d %q, want 200 from %d", resp.StatusCode, body, busy)
+	}
+}
+
+// TestLendReloadUnderLoad: 20 SIGHUP reloads while keep-alive clients, their
+// connections lent, send requests: not one request fails, not one socket
+// error (a draining worker gives its connections back to the master).
+func TestLendReloadUnderLoad(t *testing.T) {
+	s := lendStart(t, "--workers", "2")
+	stop, progress, done := s.lendLoad(6)
+	for i := 1; i <= 20; i++ {
+		lendAwaitProgress(t, progress, 100)
+		s.Signal(syscall.SIGHUP)
+		harness.WaitFor(t, fmt.Sprintf("reload %d to complete", i), func() bool {
+			return strings.Count(s.Logs(), "reload complete") >= i
+		})
+	}
+	lendAwaitProgress(t, progress, 100)
+	if s.lent(t) == 0 {
+		t.Errorf("no request served on a lent connection by the last workers")
+	}
+	res := lendAwaitLoad(t, stop, done)
+	if len(res.failures) > 0 {
+		t.Errorf("%d requests failed across 20 reloads (%d served):\n%s", len(res.failures), res.ok, strings.Join(res.failures, "\n"))
+	}
+	t.Logf("%d requests served across 20 reloads", res.ok)
+}
+
+// TestLendMaxRequests: --max-requests counts the requests served on lent
+// connections: workers are replaced, and the connections they held go on
+// without a failed request.
+func TestLendMaxRequests(t *testing.T) {
+	s := lendStart(t, "--workers", "2", "--max-requests", "5")
+	conns := []*lendConn{s.lendDial(t), s.lendDial(t), s.lendDial(t)}
+	pids := map[int]bool{}
+	served := 0
+	harness.WaitFor(t, "five workers to have served", func() bool {
+		for _, c := range conns {
+			pids[c.pid(t)] = true // fails the test unless a complete 200 on the same connection
+			served++
+		}
+		return len(pids) >= 5
+	})
+	t.Logf("%d workers served %d requests", len(pids), served)
+}
+
+// TestLendGracefulShutdown: SIGTERM while a lent connection's request runs:
+// the request completes with its 200, an idle lent connection is closed, and
+// the server exits 0.
+func TestLendGracefulShutdown(t *testing.T) {
+	s := lendStart(t, "--workers", "1")
+	c, idle := s.lendDial(t), s.lendDial(t)
+	pid := c.pid(t)
+	idle.pid(t)
+	if _, err := io.WriteString(c, lendRequest("GET", "/block?id=drain")); err != nil {
+		t.Fatal(err)
+	}
+	harness.WaitFile(t, s.gwRecord("drain.started"))
+	s.Signal(syscall.SIGTERM)
+	s.WaitLog("draining")
+	s.gwRelease(t, "drain")
+	resp, body := gwReadResponse(t, c.br, "GET")
+	if resp.StatusCode != 200 || string(body) != strconv.Itoa(pid) {
+		t.Errorf("the request in flight at SIGTERM: %d %q, want 200 from %d", resp.StatusCode, body, pid)
+	}
+	if code := s.Wait(); code != 0 {
+		t.Errorf("exit status %d after SIGTERM, want 0", code)
+	}
+	for what, conn := range map[string]*lendConn{"the drained": c, "the idle": idle} {
+		if rest, err := io.ReadAll(conn.br); len(rest) > 0 || (err != nil && !errors.Is(err, syscall.ECONNRESET)) {
+			t.Errorf("%s connection after the exit: %q %v, want it closed", what, rest, err)
+		}
+	}
 }
