@@ -45,7 +45,7 @@ const (
 	pageServing    = 0 // id of the connection being served, 0 for none
 	pageSince      = 1 // when that request began, unix ns
 	pageWritten    = 2 // response bytes written to the client for it
-	pageServed     = 3 // requests served on lent connections
+	pageServed     = 3 // requests the worker read from lent connections itself (not the ones the master sent)
 	sharedPageSize = 4096
 )
 

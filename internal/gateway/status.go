@@ -76,8 +76,8 @@ type WorkerStatus struct {
 	Generation int           `json:"generation"`
 	RSS        int64         `json:"rss_bytes"` // 0 when it could not be read
 	Served     int64         `json:"requests_served"`
-	Lent       int64         `json:"lent_requests"` // of those, served on lent connections (--lend)
-	Requests   []RequestInfo `json:"requests"` // what each of its threads is on
+	Lent       int64         `json:"lent_requests"` // of those, read by the worker from its lent connections (--lend)
+	Requests   []RequestInfo `json:"requests"`      // what each of its threads is on
 }
 
 // PoolStatus is a pool and its workers as `wsgate status` shows them.

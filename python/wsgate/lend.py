@@ -233,6 +233,9 @@ class Lender:
                 return
             environ, body, pos = r
             what = self._serve(c, environ, body)
+            # Counted here, not in _serve: the master counts the request
+            # that lent the connection (it dispatched it).
+            self.page[3] += 1
             if what != KEEP:
                 del buf[:pos]
                 self._settle(c, what)
@@ -317,7 +320,6 @@ class Lender:
                     errors.write("wsgate: the response iterable's close() raised:\n" + traceback.format_exc())
             errors.flush()
             W._request_done()
-            self.page[3] += 1
         if resp.handed:
             return HANDED if what == KEEP else _handed_close(self, c)
         return what
