@@ -194,11 +194,16 @@ func (c *lentConn) finish(closeIt bool, rest []byte) {
 // reclaim takes back every connection lent to w, which has exited: the one
 // it was serving is answered or closed, the others go back untouched.
 func (l *lender) reclaim(w *worker) {
-	serving := w.pageLoad(pageServing)
-	written := w.pageLoad(pageWritten)
 	var mine []*lentConn
 	l.mu.Lock()
-	w.lendGone = true
+	if !w.lendGone {
+		// The page is unmapped once the lend socket is closed: a LENT
+		// processed after this (gotLent) is reclaimed with what the
+		// page said now.
+		w.lendGone = true
+		w.lastServing, w.lastWritten = w.pageLoad(pageServing), w.pageLoad(pageWritten)
+	}
+	serving, written := w.lastServing, w.lastWritten
 	for id, c := range l.conns {
 		if c.w == w && c.lent {
 			delete(l.conns, id)
