@@ -168,24 +168,33 @@ func lendSameEnviron(t *testing.T, what string, want, got map[string]any, skip .
 // query string and a percent-encoded path.
 func TestLendKeepAlive(t *testing.T) {
 	s := lendStart(t, "--workers", "1")
-	c := s.lendDial(t)
-	first := c.environ(t, "/environ?a=1")  // the master's: this request lends the connection
-	second := c.environ(t, "/environ?a=1") // the worker's
-	lendSameEnviron(t, "second /environ on the connection", first, second)
-	served := 2
-
-	for _, tc := range []struct {
+	cases := []struct {
 		target  string
 		headers []string
 	}{
 		{"/environ/two-cookies", []string{"Cookie: a=1", "Cookie: b=2; c=3"}},
 		{"/environ/q?x=1&y=caf%C3%A9+%2F&empty=&x=2", nil},
 		{"/environ/caf%C3%A9/%2Fslash%20space/%ff", []string{"X-Custom: one", "X-Custom: two", "Accept: */*"}},
-	} {
-		master := s.lendDial(t).environ(t, tc.target, tc.headers...)
+	}
+	// What the master builds: each request the first of a connection,
+	// closed at once, so that the keep-alive connection below is the
+	// worker's only one (none is handed back from behind another's).
+	masters := make([]map[string]any, len(cases))
+	for i, tc := range cases {
+		m := s.lendDial(t)
+		masters[i] = m.environ(t, tc.target, tc.headers...)
+		m.Close()
+	}
+
+	c := s.lendDial(t)
+	first := c.environ(t, "/environ?a=1")  // the master's: this request lends the connection
+	second := c.environ(t, "/environ?a=1") // the worker's
+	lendSameEnviron(t, "second /environ on the connection", first, second)
+	served := 2
+	for i, tc := range cases {
 		worker := c.environ(t, tc.target, tc.headers...)
 		served++
-		lendSameEnviron(t, "GET "+tc.target, master, worker, "REMOTE_PORT")
+		lendSameEnviron(t, "GET "+tc.target, masters[i], worker, "REMOTE_PORT")
 		if worker["REMOTE_PORT"] != first["REMOTE_PORT"] {
 			t.Errorf("GET %s: REMOTE_PORT %v, the connection's is %v", tc.target, worker["REMOTE_PORT"], first["REMOTE_PORT"])
 		}
@@ -439,13 +448,15 @@ func TestLendSlowReader(t *testing.T) {
 
 // TestLendSlowUpload: a client sending its request body slowly on a lent
 // connection holds no worker (the worker hands the connection back with the
-// part it read): with one worker, other requests are served meanwhile, and
-// the upload arrives whole.
+// part it read, and the master reads a body of up to 64 KiB before it takes
+// a worker): with one worker, other requests are served meanwhile, and the
+// upload arrives whole. (A larger body streams to the worker as it comes,
+// with --lend or without: a slow one holds its worker.)
 func TestLendSlowUpload(t *testing.T) {
 	s := lendStart(t, "--workers", "1", "--timeout", "10")
 	c := s.lendDial(t)
 	c.do(t, "GET", "/hello")
-	upload := gwLines()
+	upload := gwLines()[:60000]
 	head := fmt.Sprintf("POST /read?mode=chunks HTTP/1.1\r\nHost: lend.test\r\nContent-Length: %d\r\n\r\n", len(upload))
 	if _, err := io.WriteString(c, head+string(upload[:1000])); err != nil {
 		t.Fatal(err)
