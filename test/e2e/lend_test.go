@@ -120,6 +120,35 @@ func (c *lendConn) environ(t *testing.T, target string, headers ...string) map[s
 	return env
 }
 
+// readUpload reads the answer of POST /read and checks the application
+// read upload exactly.
+func (c *lendConn) readUpload(t *testing.T, what string, upload []byte) {
+	t.Helper()
+	resp, body := gwReadResponse(t, c.br, "POST")
+	var got struct {
+		SHA    string `json:"sha256"`
+		Length int    `json:"length"`
+	}
+	if err := json.Unmarshal(body, &got); resp.StatusCode != 200 || err != nil || got.SHA != gwSHA(upload) || got.Length != len(upload) {
+		t.Errorf("%s: %d %.300q, want the upload's %d bytes and sha256", what, resp.StatusCode, body, len(upload))
+	}
+}
+
+// head sends GET target and reads the response's head only: the test
+// reads the body as it pleases.
+func (c *lendConn) head(t *testing.T, target string) *http.Response {
+	t.Helper()
+	if _, err := io.WriteString(c, lendRequest("GET", target)); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("GET", "/", nil)
+	resp, err := http.ReadResponse(c.br, req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", target, err)
+	}
+	return resp
+}
+
 // pid asks /pid: which worker serves this connection's request.
 func (c *lendConn) pid(t *testing.T) int {
 	t.Helper()
@@ -304,18 +333,11 @@ func TestLendDefers(t *testing.T) {
 	if _, err := c.Write(chunked.Bytes()); err != nil {
 		t.Fatal(err)
 	}
-	resp, body := gwReadResponse(t, c.br, "POST")
-	var got struct {
-		SHA    string `json:"sha256"`
-		Length int    `json:"length"`
-	}
-	if err := json.Unmarshal(body, &got); resp.StatusCode != 200 || err != nil || got.SHA != gwSHA(upload) || got.Length != len(upload) {
-		t.Errorf("chunked POST on a lent connection: %d %.300q, want the upload's %d bytes and sha256", resp.StatusCode, body, len(upload))
-	}
+	c.readUpload(t, "chunked POST on a lent connection", upload)
 	if lent := s.lent(t); lent != before {
 		t.Errorf("lent_requests went from %d to %d: the worker served the chunked request itself", before, lent)
 	}
-	resp, body = c.do(t, "GET", "/hello")
+	resp, body := c.do(t, "GET", "/hello")
 	if resp.StatusCode != 200 || string(body) != "hello world\n" {
 		t.Errorf("GET /hello after the chunked POST: %d %q", resp.StatusCode, body)
 	}
@@ -377,14 +399,7 @@ func TestLendSlowReader(t *testing.T) {
 	c := s.lendDial(t)
 	c.do(t, "GET", "/hello")
 	before := s.lent(t)
-	if _, err := io.WriteString(c, lendRequest("GET", "/big?size="+strconv.Itoa(size)+"&seed=slow")); err != nil {
-		t.Fatal(err)
-	}
-	req, _ := http.NewRequest("GET", "/", nil)
-	resp, err := http.ReadResponse(c.br, req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := c.head(t, "/big?size="+strconv.Itoa(size)+"&seed=slow")
 	first := make([]byte, 10<<10)
 	if _, err := io.ReadFull(resp.Body, first); err != nil {
 		t.Fatal(err)
@@ -404,13 +419,7 @@ func TestLendSlowReader(t *testing.T) {
 	// A client reading at about 10 KB/s until the other requests are done.
 	d := s.lendDial(t)
 	d.do(t, "GET", "/hello")
-	if _, err := io.WriteString(d, lendRequest("GET", "/big?size="+strconv.Itoa(size)+"&seed=trickle")); err != nil {
-		t.Fatal(err)
-	}
-	resp, err = http.ReadResponse(d.br, req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp = d.head(t, "/big?size="+strconv.Itoa(size)+"&seed=trickle")
 	othersDone := make(chan struct{})
 	got := make(chan []byte, 1)
 	go func() {
@@ -467,14 +476,7 @@ func TestLendSlowUpload(t *testing.T) {
 	if _, err := c.Write(upload[1000:]); err != nil {
 		t.Fatal(err)
 	}
-	resp, body := gwReadResponse(t, c.br, "POST")
-	var got struct {
-		SHA    string `json:"sha256"`
-		Length int    `json:"length"`
-	}
-	if err := json.Unmarshal(body, &got); resp.StatusCode != 200 || err != nil || got.SHA != gwSHA(upload) || got.Length != len(upload) {
-		t.Errorf("the slow upload: %d %.300q, want the upload's %d bytes and sha256", resp.StatusCode, body, len(upload))
-	}
+	c.readUpload(t, "the slow upload", upload)
 	c.do(t, "GET", "/hello")
 }
 
@@ -702,7 +704,7 @@ func TestLendTimeout(t *testing.T) {
 // TestLendTakeBack: a request on a connection lent to a worker busy with a
 // slow request on another connection is not stuck behind it: the worker
 // gives the waiting connection back and the other worker serves it while
-// the slow request still runs.
+// the slow request still runs; so are new connections' first requests.
 func TestLendTakeBack(t *testing.T) {
 	s := lendStart(t, "--workers", "2")
 	var slow, waiting *lendConn
@@ -730,6 +732,14 @@ func TestLendTakeBack(t *testing.T) {
 	other := waiting.pid(t)
 	if other == busy {
 		t.Errorf("the waiting connection was served by the busy worker %d", busy)
+	}
+	// New connections' first requests, which the master dispatches, go
+	// to the free worker too: a worker serving a lent request looks idle
+	// to the master's queue (it took no slot for it).
+	for i := range 6 {
+		if pid := s.lendDial(t).pid(t); pid == busy {
+			t.Errorf("new connection %d was served by the busy worker %d", i, busy)
+		}
 	}
 	s.gwRelease(t, "slow")
 	resp, body := gwReadResponse(t, slow.br, "GET")
