@@ -733,18 +733,41 @@ func TestLendTakeBack(t *testing.T) {
 	if other == busy {
 		t.Errorf("the waiting connection was served by the busy worker %d", busy)
 	}
-	// New connections' first requests, which the master dispatches, go
-	// to the free worker too: a worker serving a lent request looks idle
-	// to the master's queue (it took no slot for it).
-	for i := range 6 {
-		if pid := s.lendDial(t).pid(t); pid == busy {
-			t.Errorf("new connection %d was served by the busy worker %d", i, busy)
-		}
-	}
 	s.gwRelease(t, "slow")
 	resp, body := gwReadResponse(t, slow.br, "GET")
 	if resp.StatusCode != 200 || string(body) != strconv.Itoa(busy) {
 		t.Errorf("the slow request: %d %q, want 200 from %d", resp.StatusCode, body, busy)
+	}
+}
+
+// TestLendNewConnectionsNotBehindALentRequest: while one worker of two is
+// held by a request of a lent connection, new connections' first requests,
+// which the master dispatches, are served by the other worker. The master's
+// queue does not see the held worker as busy (a lent request takes no
+// slot): acquire prefers a worker that serves no lent request, but a
+// request pipelined behind the other worker's last exchange can still be
+// taken back to the held worker's idle slot (awaitTurn, "another worker is
+// idle") and wait there behind the held request. KNOWN BUG: this test fails
+// about one run in two (see the report of the lendtests branch).
+func TestLendNewConnectionsNotBehindALentRequest(t *testing.T) {
+	s := lendStart(t, "--workers", "2", "--timeout", "10")
+	c := s.lendDial(t)
+	busy := c.pid(t)
+	if _, err := io.WriteString(c, lendRequest("GET", "/block?id=held")); err != nil {
+		t.Fatal(err)
+	}
+	if started := harness.WaitFile(t, s.gwRecord("held.started")); started != strconv.Itoa(busy) {
+		t.Fatalf("the held request runs in %s, not in the connection's worker %d", started, busy)
+	}
+	for i := range 6 {
+		if pid := s.lendDial(t).pid(t); pid == busy {
+			t.Errorf("new connection %d was served by the held worker %d", i, busy)
+		}
+	}
+	s.gwRelease(t, "held")
+	resp, body := gwReadResponse(t, c.br, "GET")
+	if resp.StatusCode != 200 || string(body) != strconv.Itoa(busy) {
+		t.Errorf("the held request: %d %q, want 200 from %d (a request stuck behind it past --timeout costs it its worker)", resp.StatusCode, body, busy)
 	}
 }
 
