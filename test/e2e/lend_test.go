@@ -539,6 +539,12 @@ func TestLendWorkerSegv(t *testing.T) {
 	}
 }
 
+// lendHangGuard bounds one request of a load run. It is below the 30 s in
+// which the server closes a connection that sends no request headers, so
+// that a request nobody answers shows as this client's timeout (a hang),
+// not as an ordinary close.
+const lendHangGuard = 20 * time.Second
+
 // lendLoadResult is what a load run saw.
 type lendLoadResult struct {
 	ok       int64
@@ -590,7 +596,7 @@ func (s *gwServer) lendLoad(clients int) (stop chan struct{}, progress func() in
 					}
 					br = bufio.NewReader(conn)
 				}
-				_ = conn.SetDeadline(time.Now().Add(gwIOGuard))
+				_ = conn.SetDeadline(time.Now().Add(lendHangGuard))
 				if _, err := io.WriteString(conn, lendRequest("GET", "/pid")); err != nil {
 					fail("write: %v", err)
 					continue
@@ -674,11 +680,16 @@ func TestLendWorkerSegvUnderLoad(t *testing.T) {
 	}
 	lendAwaitProgress(t, progress, 200)
 	res := lendAwaitLoad(t, stop, done)
+	for _, f := range res.failures {
+		if strings.Contains(f, "i/o timeout") {
+			t.Errorf("a request was never answered: %s", f)
+		}
+	}
 	if len(res.failures) > kills {
 		t.Errorf("%d requests failed with %d workers killed (at most one each), %d served:\n%s",
 			len(res.failures), kills, res.ok, strings.Join(res.failures, "\n"))
 	}
-	t.Logf("%d requests served, %d failed, %d workers killed", res.ok, len(res.failures), kills)
+	t.Logf("%d requests served, %d failed, %d workers killed:\n%s", res.ok, len(res.failures), kills, strings.Join(res.failures, "\n"))
 }
 
 // TestLendTimeout: a request on a lent connection past --timeout gets the
