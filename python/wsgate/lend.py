@@ -126,7 +126,13 @@ class Lender:
                         self._return_all()
                         return
                 else:
-                    c = conns.get(fd)
+                    # Claimed under the lock: the watchdog may be taking
+                    # this connection to hand it back, and must not once
+                    # its bytes are being read here (they would be lost).
+                    with self.lock:
+                        c = conns.get(fd)
+                        if c is not None:
+                            self._begin(c)
                     if c is not None:
                         self._readable(c)
             if conns:
@@ -184,7 +190,7 @@ class Lender:
         return True
 
     def _readable(self, c):
-        self._begin(c)
+        """c has bytes (the caller has begun serving it)."""
         try:
             data = c.sock.recv(65536)
         except (BlockingIOError, InterruptedError):
@@ -327,18 +333,22 @@ class Lender:
     # ------------------------------------------------------------ giving back
 
     def _forget(self, c):
-        """Stop watching c and close this process's descriptor of it."""
+        """Stop watching c and close this process's descriptor of it; False
+        if the watchdog took it first (it hands it back itself)."""
         with self.lock:
-            if self.conns.pop(c.fd, None) is not None:
-                try:
-                    self.ep.unregister(c.fd)
-                except OSError:
-                    pass
+            if self.conns.get(c.fd) is not c:
+                return False
+            del self.conns[c.fd]
+            try:
+                self.ep.unregister(c.fd)
+            except OSError:
+                pass
         c.sock.close()
+        return True
 
     def _give_back(self, c, flags, rest=b""):
-        self._forget(c)
-        self.lend.send(_return_frame(c.id, flags, rest))
+        if self._forget(c):
+            self.lend.send(_return_frame(c.id, flags, rest))
 
     def _return_all(self):
         for c in list(self.conns.values()):
