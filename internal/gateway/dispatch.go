@@ -34,11 +34,13 @@ func (p *Pool) acquire(ctx context.Context) (*slot, error) {
 	}()
 	for {
 		var s *slot
+		from := p.idle
 		select {
 		case s = <-p.idle:
 		default:
 			select {
 			case s = <-p.spare:
+				from = p.spare
 			default:
 				if p.waiting.Add(1) > int64(p.cfg.QueueSize) {
 					p.waiting.Add(-1)
@@ -55,6 +57,7 @@ func (p *Pool) acquire(ctx context.Context) (*slot, error) {
 				select {
 				case s = <-p.idle:
 				case s = <-p.spare:
+					from = p.spare
 				case <-ctx.Done():
 					p.waiting.Add(-1)
 					return nil, ctx.Err()
@@ -66,6 +69,9 @@ func (p *Pool) acquire(ctx context.Context) (*slot, error) {
 			}
 		}
 		if s.w.State() == StateReady {
+			if s.w.servingLent() {
+				s = p.preferFree(s, from)
+			}
 			return s, nil
 		}
 		// A token of a draining or dead worker: drop it and take another.

@@ -492,6 +492,55 @@ func (w *worker) pageLoad(i int) uint64 {
 	return atomic.LoadUint64((*uint64)(unsafe.Pointer(&w.page[i*8])))
 }
 
+// servingLent reports whether the worker is serving a request of a lent
+// connection, which the master's queue does not see.
+func (w *worker) servingLent() bool {
+	return w.lendConn != nil && w.pageLoad(pageServing) != 0
+}
+
+// preferFree is acquire's choice when the slot it took (s, from the
+// channel from) is free but its worker is busy with a request of a lent
+// connection, which the master's queue does not see: a slot of a worker
+// that is not, idle or to pipeline on, if there is one; else the slot of
+// the worker whose lent request began last (the others may be slow ones).
+// The tokens not chosen go back; those of workers no longer ready are
+// dropped, as acquire does.
+func (p *Pool) preferFree(s *slot, from chan *slot) *slot {
+	type token struct {
+		s  *slot
+		ch chan *slot
+	}
+	all := []token{{s, from}}
+	for _, ch := range []chan *slot{p.idle, p.spare} {
+		for n := len(ch); n > 0; n-- {
+			select {
+			case o := <-ch:
+				if o.w.State() == StateReady {
+					all = append(all, token{o, ch})
+				}
+			default:
+				n = 1 // emptied meanwhile
+			}
+		}
+	}
+	best := 0
+	for i, t := range all {
+		if !t.s.w.servingLent() {
+			best = i // idle ones come first
+			break
+		}
+		if t.s.w.pageLoad(pageSince) > all[best].s.w.pageLoad(pageSince) {
+			best = i
+		}
+	}
+	for i, t := range all {
+		if i != best {
+			p.pushToken(t.ch, t.s)
+		}
+	}
+	return all[best].s
+}
+
 // watchLent enforces the timeout and max_requests on requests served on
 // lent connections, which the master does not see: it reads each worker's
 // page a few times per timeout.
