@@ -237,6 +237,13 @@ func (x *exchange) awaitTurn() turnKind {
 			if s.w.State() != StateReady {
 				continue // a token of a draining worker: dropped, as acquire does
 			}
+			if s.lentBusy() {
+				// Idle to the queue, but busy with a lent connection's
+				// request: no better than waiting here.
+				p.pushToken(p.idle, s)
+				idle = nil // not again this round
+				continue
+			}
 			switch x.s.withdraw(x) {
 			case withdrawn:
 				x.logger().Debug("pipelined request taken back", "pid", x.s.w.pid, "why", "another worker is idle", "uri", x.r.RequestURI)

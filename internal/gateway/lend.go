@@ -46,7 +46,7 @@ const (
 	pageServing = 0 // id of the connection being served, 0 for none
 	pageSince   = 1 // when that request began, unix ns
 	pageWritten = 2 // response bytes written to the client for it
-	pageServed  = 3 // requests served on lent connections
+	pageServed  = 3 // requests the worker read from lent connections itself (not the ones the master sent)
 	pageAverage = 4 // moving average of a request's time there, ns
 	pageLineLen = 8 // length of the request line below
 	// The request being served, "METHOD URI" (latin-1, cut at
@@ -285,11 +285,16 @@ func (c *lentConn) close() {
 // reclaim takes back every connection lent to w, which has exited: the one
 // it was serving is answered or closed, the others go back untouched.
 func (l *lender) reclaim(w *worker) {
-	serving := w.pageLoad(pageServing)
-	written := w.pageLoad(pageWritten)
 	var mine []*lentConn
 	l.mu.Lock()
-	w.lendGone = true
+	if !w.lendGone {
+		// The page is unmapped once the lend socket is closed: a LENT
+		// processed after this (gotLent) is reclaimed with what the page
+		// said now.
+		w.lendGone = true
+		w.lastServing, w.lastWritten = w.pageLoad(pageServing), w.pageLoad(pageWritten)
+	}
+	serving, written := w.lastServing, w.lastWritten
 	for id, c := range l.conns {
 		if c.w == w && c.lent {
 			delete(l.conns, id)

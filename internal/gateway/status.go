@@ -79,7 +79,7 @@ type WorkerStatus struct {
 	Generation int           `json:"generation"`
 	RSS        int64         `json:"rss_bytes"` // 0 when it could not be read
 	Served     int64         `json:"requests_served"`
-	Lent       int64         `json:"lent_requests"` // of those, served on lent connections (--lend)
+	Lent       int64         `json:"lent_requests"` // of those, read by the worker from its lent connections (--lend)
 	Requests   []RequestInfo `json:"requests"`      // what each of its threads is on
 }
 

@@ -68,6 +68,8 @@ type worker struct {
 	page         []byte        // the shared page the worker writes (pageServing…)
 	pageMu       sync.RWMutex  // page is unmapped once the worker is gone
 	lendGone     bool          // its lend socket ended: connections sent to it are reclaimed (lender.mu)
+	lastServing  uint64        // the page's pageServing when lendGone was set (lender.mu)
+	lastWritten  uint64        // and its pageWritten
 	lendTimedOut atomic.Uint32 // the lent connection whose request passed the timeout
 	lentHeld     atomic.Int64  // connections it holds now (lender)
 	rescued      int64         // when it was last signalled to rescue its connections, unix ns (watchLent)

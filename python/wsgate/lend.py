@@ -280,6 +280,9 @@ class Lender:
                 self._begin(c)  # a request after another in the buffer: a new start
             environ, body, pos = r
             what = self._serve(c, environ, body)
+            # Counted here, not in _serve: the master counts the request
+            # that lent the connection (it dispatched it).
+            self.page[3] += 1
             if what != KEEP:
                 del buf[:pos]
                 self._settle(c, what)
@@ -362,7 +365,6 @@ class Lender:
             self.in_app = False
             errors.flush()
             W._request_done()
-            self.page[3] += 1
             self.served += 1
             if self.max_requests and self.served >= self.max_requests:
                 self.returning = True

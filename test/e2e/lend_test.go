@@ -1,0 +1,869 @@
+package e2e
+
+// Lent connections (`wsgate serve --lend`, internal/gateway/lend.go,
+// python/wsgate/lend.py): after a keep-alive connection's first request the
+// worker holds the client's socket and serves the following requests
+// itself. These tests prove, with real sockets against the real binary, that
+// nothing a client relies on is lost: every response as the master would
+// give it, deferral to the master, slow readers, crashes, timeouts,
+// take-back, reloads, recycling and shutdown (issue 12, point 2).
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/wsgate/wsgate/test/e2e/harness"
+)
+
+// lendServer is a `wsgate serve --lend` with a control socket, so that
+// `wsgate status` can say how many requests the workers served on lent
+// connections.
+type lendServer struct {
+	*gwServer
+	ctl string
+}
+
+func lendStart(t *testing.T, extra ...string) *lendServer {
+	t.Helper()
+	ctl := filepath.Join(t.TempDir(), "ctl.sock")
+	return &lendServer{gwServer: gwStart(t, append([]string{"--lend", "--control-socket", ctl}, extra...)...), ctl: ctl}
+}
+
+// lendWorker is one live worker as `wsgate status --json` shows it.
+type lendWorker struct {
+	PID    int   `json:"pid"`
+	Served int64 `json:"requests_served"`
+	Lent   int64 `json:"lent_requests"`
+}
+
+func (s *lendServer) workers(t *testing.T) []lendWorker {
+	t.Helper()
+	var pools []struct {
+		Live []lendWorker `json:"live_workers"`
+	}
+	out := wsgateCmd(t, "status", "--json", "--control-socket", s.ctl)
+	if err := json.Unmarshal([]byte(out), &pools); err != nil || len(pools) != 1 {
+		t.Fatalf("status --json (%v):\n%s", err, out)
+	}
+	return pools[0].Live
+}
+
+// lent is the number of requests the live workers read from their lent
+// connections themselves (the master sent them the others).
+func (s *lendServer) lent(t *testing.T) int64 {
+	t.Helper()
+	var n int64
+	for _, w := range s.workers(t) {
+		n += w.Lent
+	}
+	return n
+}
+
+// lendConn is one raw client connection, kept alive across requests.
+type lendConn struct {
+	net.Conn
+	br *bufio.Reader
+}
+
+func (s *gwServer) lendDial(t *testing.T) *lendConn {
+	t.Helper()
+	c := s.gwDial(t)
+	return &lendConn{Conn: c, br: bufio.NewReader(c)}
+}
+
+// request is the raw bytes of a request with the given extra header lines.
+func lendRequest(method, target string, headers ...string) string {
+	var b strings.Builder
+	b.WriteString(method + " " + target + " HTTP/1.1\r\nHost: lend.test\r\n")
+	for _, h := range headers {
+		b.WriteString(h + "\r\n")
+	}
+	b.WriteString("\r\n")
+	return b.String()
+}
+
+// do sends one request and reads its whole response.
+func (c *lendConn) do(t *testing.T, method, target string, headers ...string) (*http.Response, []byte) {
+	t.Helper()
+	if _, err := io.WriteString(c, lendRequest(method, target, headers...)); err != nil {
+		t.Fatalf("%s %s: writing: %v", method, target, err)
+	}
+	return gwReadResponse(t, c.br, method)
+}
+
+// environ asks /environ and decodes it.
+func (c *lendConn) environ(t *testing.T, target string, headers ...string) map[string]any {
+	t.Helper()
+	resp, body := c.do(t, "GET", target, headers...)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d %.300q", target, resp.StatusCode, body)
+	}
+	var env map[string]any
+	if err := json.Unmarshal(body, &env); err != nil {
+		t.Fatalf("GET %s: %v in %.300q", target, err, body)
+	}
+	return env
+}
+
+// readUpload reads the answer of POST /read and checks the application
+// read upload exactly.
+func (c *lendConn) readUpload(t *testing.T, what string, upload []byte) {
+	t.Helper()
+	resp, body := gwReadResponse(t, c.br, "POST")
+	var got struct {
+		SHA    string `json:"sha256"`
+		Length int    `json:"length"`
+	}
+	if err := json.Unmarshal(body, &got); resp.StatusCode != 200 || err != nil || got.SHA != gwSHA(upload) || got.Length != len(upload) {
+		t.Errorf("%s: %d %.300q, want the upload's %d bytes and sha256", what, resp.StatusCode, body, len(upload))
+	}
+}
+
+// head sends GET target and reads the response's head only: the test
+// reads the body as it pleases.
+func (c *lendConn) head(t *testing.T, target string) *http.Response {
+	t.Helper()
+	if _, err := io.WriteString(c, lendRequest("GET", target)); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("GET", "/", nil)
+	resp, err := http.ReadResponse(c.br, req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", target, err)
+	}
+	return resp
+}
+
+// pid asks /pid: which worker serves this connection's request.
+func (c *lendConn) pid(t *testing.T) int {
+	t.Helper()
+	resp, body := c.do(t, "GET", "/pid")
+	pid, err := strconv.Atoi(string(body))
+	if resp.StatusCode != 200 || err != nil {
+		t.Fatalf("GET /pid: %d %.200q", resp.StatusCode, body)
+	}
+	return pid
+}
+
+// lendSameEnviron fails the test where two environs differ, key by key;
+// the keys in skip may differ.
+func lendSameEnviron(t *testing.T, what string, want, got map[string]any, skip ...string) {
+	t.Helper()
+	keys := map[string]bool{}
+	for k := range want {
+		keys[k] = true
+	}
+	for k := range got {
+		keys[k] = true
+	}
+	var names []string
+	for k := range keys {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		skipped := false
+		for _, s := range skip {
+			skipped = skipped || s == k
+		}
+		if !skipped && !reflect.DeepEqual(want[k], got[k]) {
+			t.Errorf("%s: environ[%q] = %#v, the master's is %#v", what, k, got[k], want[k])
+		}
+	}
+}
+
+// TestLendKeepAlive: on one connection, the requests after the first are
+// read and served by the worker holding the connection (lent_requests counts
+// them, and the master sent only the first),
+// and each response is what the master gives: JSON, a chunked stream, a
+// 3 MiB body, HEAD, 204, 304, two Set-Cookie headers and a latin-1 one; the
+// environ the worker builds is the master's, key by key (REMOTE_PORT too:
+// the same connection), for a plain request, for two Cookie headers, a
+// query string and a percent-encoded path.
+func TestLendKeepAlive(t *testing.T) {
+	s := lendStart(t, "--workers", "1")
+	cases := []struct {
+		target  string
+		headers []string
+	}{
+		{"/environ/two-cookies", []string{"Cookie: a=1", "Cookie: b=2; c=3"}},
+		{"/environ/q?x=1&y=caf%C3%A9+%2F&empty=&x=2", nil},
+		{"/environ/caf%C3%A9/%2Fslash%20space/%ff", []string{"X-Custom: one", "X-Custom: two", "Accept: */*"}},
+	}
+	// What the master builds: each request the first of a connection,
+	// closed at once, so that the keep-alive connection below is the
+	// worker's only one (none is handed back from behind another's).
+	masters := make([]map[string]any, len(cases))
+	for i, tc := range cases {
+		m := s.lendDial(t)
+		masters[i] = m.environ(t, tc.target, tc.headers...)
+		m.Close()
+	}
+
+	c := s.lendDial(t)
+	first := c.environ(t, "/environ?a=1")  // the master's: this request lends the connection
+	second := c.environ(t, "/environ?a=1") // the worker's
+	lendSameEnviron(t, "second /environ on the connection", first, second)
+	served := 2
+	for i, tc := range cases {
+		worker := c.environ(t, tc.target, tc.headers...)
+		served++
+		lendSameEnviron(t, "GET "+tc.target, masters[i], worker, "REMOTE_PORT")
+		if worker["REMOTE_PORT"] != first["REMOTE_PORT"] {
+			t.Errorf("GET %s: REMOTE_PORT %v, the connection's is %v", tc.target, worker["REMOTE_PORT"], first["REMOTE_PORT"])
+		}
+	}
+
+	resp, body := c.do(t, "GET", "/hello")
+	served++
+	if resp.StatusCode != 200 || string(body) != "hello world\n" || resp.ContentLength != 12 {
+		t.Errorf("GET /hello: %d, Content-Length %d, %q", resp.StatusCode, resp.ContentLength, body)
+	}
+	resp, body = c.do(t, "GET", "/stream?n=7")
+	served++
+	want := ""
+	for i := range 7 {
+		want += fmt.Sprintf("piece %d\n", i)
+	}
+	if resp.StatusCode != 200 || string(body) != want || len(resp.TransferEncoding) != 1 || resp.TransferEncoding[0] != "chunked" {
+		t.Errorf("GET /stream: %d, Transfer-Encoding %v, %q; want 200, chunked, %q", resp.StatusCode, resp.TransferEncoding, body, want)
+	}
+	const size = 3 << 20
+	resp, body = c.do(t, "GET", "/big?size="+strconv.Itoa(size)+"&seed=keep")
+	served++
+	if resp.StatusCode != 200 || len(body) != size || gwSHA(body) != resp.Header.Get("X-Sha256") {
+		t.Errorf("GET /big: %d, %d bytes, sha256 %s, want 200, %d bytes, %s", resp.StatusCode, len(body), gwSHA(body), size, resp.Header.Get("X-Sha256"))
+	}
+	// gwReadResponse reads no body for HEAD: bytes sent anyway would
+	// spoil the next response, which is read on the same connection.
+	resp, _ = c.do(t, "HEAD", "/big?size="+strconv.Itoa(size))
+	served++
+	if resp.StatusCode != 200 || resp.ContentLength != size {
+		t.Errorf("HEAD /big: %d, Content-Length %d, want 200, %d", resp.StatusCode, resp.ContentLength, size)
+	}
+	for _, status := range []string{"204%20No%20Content", "304%20Not%20Modified"} {
+		resp, body = c.do(t, "GET", "/status?status="+status)
+		served++
+		if code, _ := strconv.Atoi(status[:3]); resp.StatusCode != code || len(body) != 0 {
+			t.Errorf("GET /status?status=%s: %d with %q, want %d without a body", status, resp.StatusCode, body, code)
+		}
+	}
+	resp, body = c.do(t, "GET", "/cookies")
+	served++
+	if got := resp.Header.Values("Set-Cookie"); resp.StatusCode != 200 || string(body) != "cookies" ||
+		!reflect.DeepEqual(got, []string{"a=1; Path=/", "b=2, c=3; Path=/"}) || resp.Header.Get("X-Latin1") != "caf\xe9" {
+		t.Errorf("GET /cookies: %d %q, Set-Cookie %q, X-Latin1 %q", resp.StatusCode, body, got, resp.Header.Get("X-Latin1"))
+	}
+	// The connection is still usable, and still the same one.
+	if again := c.environ(t, "/environ?a=1"); again["REMOTE_PORT"] != first["REMOTE_PORT"] {
+		t.Errorf("the last request came on another connection (REMOTE_PORT %v, first %v)", again["REMOTE_PORT"], first["REMOTE_PORT"])
+	}
+	served++
+	// The master sent each connection's first request (this one's and the
+	// three it was compared with); the worker read every other itself.
+	ws := s.workers(t)
+	if len(ws) != 1 || ws[0].Lent != int64(served-1) || ws[0].Served != int64(served+3) {
+		t.Errorf("status: %+v, want %d requests served of which %d read by the worker from the lent connection", ws, served+3, served-1)
+	}
+}
+
+// TestLendPipelining: after the first request, three requests sent in one
+// write are answered in order by the worker holding the connection.
+func TestLendPipelining(t *testing.T) {
+	s := lendStart(t, "--workers", "1")
+	c := s.lendDial(t)
+	c.do(t, "GET", "/hello")
+	before := s.lent(t)
+	raw := lendRequest("GET", "/environ?n=1") + lendRequest("GET", "/big?size=200000&seed=p") + lendRequest("GET", "/stream?n=3")
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := gwReadResponse(t, c.br, "GET")
+	var env map[string]any
+	if err := json.Unmarshal(body, &env); resp.StatusCode != 200 || err != nil || env["QUERY_STRING"] != "n=1" {
+		t.Errorf("first pipelined response: %d %.200q (%v), want /environ?n=1's", resp.StatusCode, body, err)
+	}
+	resp, body = gwReadResponse(t, c.br, "GET")
+	if resp.StatusCode != 200 || len(body) != 200000 || gwSHA(body) != resp.Header.Get("X-Sha256") {
+		t.Errorf("second pipelined response: %d, %d bytes, want /big's 200000", resp.StatusCode, len(body))
+	}
+	resp, body = gwReadResponse(t, c.br, "GET")
+	if resp.StatusCode != 200 || string(body) != "piece 0\npiece 1\npiece 2\n" {
+		t.Errorf("third pipelined response: %d %q, want /stream's", resp.StatusCode, body)
+	}
+	if lent := s.lent(t); lent-before != 3 {
+		t.Errorf("lent_requests went from %d to %d, want the three pipelined requests served by the worker", before, lent)
+	}
+}
+
+// TestLendDefers: what the worker does not serve itself goes back to the
+// master and is served there, on the same connection: a chunked upload,
+// then a request with Connection: close, which is answered and closes the
+// connection. A malformed request on a lent connection gets the master's
+// 400, byte for byte what the server says without --lend.
+func TestLendDefers(t *testing.T) {
+	s := lendStart(t, "--workers", "1")
+	c := s.lendDial(t)
+	c.do(t, "GET", "/hello")
+	before := s.lent(t)
+	upload := gwLines()
+	var chunked bytes.Buffer
+	chunked.WriteString("POST /read?mode=readline HTTP/1.1\r\nHost: lend.test\r\nTransfer-Encoding: chunked\r\n\r\n")
+	for rest := upload; len(rest) > 0; {
+		n := min(len(rest), 5000)
+		fmt.Fprintf(&chunked, "%x\r\n%s\r\n", n, rest[:n])
+		rest = rest[n:]
+	}
+	chunked.WriteString("0\r\n\r\n")
+	if _, err := c.Write(chunked.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	c.readUpload(t, "chunked POST on a lent connection", upload)
+	if lent := s.lent(t); lent != before {
+		t.Errorf("lent_requests went from %d to %d: the worker served the chunked request itself", before, lent)
+	}
+	resp, body := c.do(t, "GET", "/hello")
+	if resp.StatusCode != 200 || string(body) != "hello world\n" {
+		t.Errorf("GET /hello after the chunked POST: %d %q", resp.StatusCode, body)
+	}
+	resp, body = c.do(t, "GET", "/hello", "Connection: close")
+	if resp.StatusCode != 200 || string(body) != "hello world\n" || !resp.Close {
+		t.Errorf("GET /hello with Connection: close: %d %q, close %v", resp.StatusCode, body, resp.Close)
+	}
+	if rest, err := io.ReadAll(c.br); err != nil || len(rest) > 0 {
+		t.Errorf("after Connection: close: %q %v, want the connection closed", rest, err)
+	}
+
+	plain := gwStart(t, "--workers", "1")
+	for _, bad := range []string{
+		"GET /hello HTTP/1.1\r\nHost: x\r\nNo-Colon-Here\r\n\r\n",
+		"GET /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello",
+		"GET /hello HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+		"GET /hello HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+		"POST /read HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+		"GE(T /hello HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /hello HTTP/1.1\r\nHost: x\r\nBad Name: v\r\n\r\n",
+		"GET /hello HTTP/1.1\r\nHost: x\r\nX: a\x00b\r\n\r\n",
+	} {
+		want := plain.gwRawExchange(t, bad)
+		c := s.lendDial(t)
+		c.do(t, "GET", "/hello")
+		if _, err := io.WriteString(c, bad); err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(c.br)
+		if err != nil {
+			t.Fatalf("%q on a lent connection: %v", bad, err)
+		}
+		if !bytes.HasPrefix(want, []byte("HTTP/1.1 400 ")) || !bytes.Equal(lendNoDate(got), lendNoDate(want)) {
+			t.Errorf("%q on a lent connection:\n%q\nwithout --lend (want a 400):\n%q", bad, got, want)
+		}
+	}
+}
+
+// lendNoDate drops the Date header line, which two answers a second apart
+// may differ in.
+func lendNoDate(b []byte) []byte {
+	var out [][]byte
+	for _, line := range bytes.Split(b, []byte("\r\n")) {
+		if !bytes.HasPrefix(line, []byte("Date: ")) {
+			out = append(out, line)
+		}
+	}
+	return bytes.Join(out, []byte("\r\n"))
+}
+
+// TestLendSlowReader: a client that stops reading a 10 MiB response on a
+// lent connection holds no worker (the worker hands what the socket does not
+// take to the master and serves on): with one worker, other requests are
+// served meanwhile, and the slow client still gets every byte. The same
+// while a client reads at about 10 KB/s.
+func TestLendSlowReader(t *testing.T) {
+	s := lendStart(t, "--workers", "1", "--timeout", "10")
+	const size = 10 << 20
+	c := s.lendDial(t)
+	c.do(t, "GET", "/hello")
+	before := s.lent(t)
+	resp := c.head(t, "/big?size="+strconv.Itoa(size)+"&seed=slow")
+	first := make([]byte, 10<<10)
+	if _, err := io.ReadFull(resp.Body, first); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		gwOK(t, fmt.Sprintf("request %d while a lent connection does not read its 10 MiB", i), gwGet(t, s.URL+"/hello"))
+	}
+	rest, err := io.ReadAll(resp.Body)
+	if body := append(first, rest...); err != nil || len(body) != size || gwSHA(body) != resp.Header.Get("X-Sha256") {
+		t.Errorf("the slow response: %d bytes (%v), want %d whose sha256 is %s", len(body), err, size, resp.Header.Get("X-Sha256"))
+	}
+	if lent := s.lent(t); lent <= before {
+		t.Errorf("lent_requests %d, %d before: the worker did not serve the 10 MiB request on the lent connection", lent, before)
+	}
+	c.do(t, "GET", "/hello") // the connection goes on after the handed-over output
+
+	// A client reading at about 10 KB/s until the other requests are done.
+	d := s.lendDial(t)
+	d.do(t, "GET", "/hello")
+	resp = d.head(t, "/big?size="+strconv.Itoa(size)+"&seed=trickle")
+	othersDone := make(chan struct{})
+	got := make(chan []byte, 1)
+	go func() {
+		var body []byte
+		piece := make([]byte, 1<<10)
+		for {
+			select {
+			case <-othersDone:
+				rest, _ := io.ReadAll(resp.Body)
+				got <- append(body, rest...)
+				return
+			case <-time.After(100 * time.Millisecond): // pacing the reader, not waiting for anything
+			}
+			n, err := io.ReadFull(resp.Body, piece)
+			body = append(body, piece[:n]...)
+			if err != nil {
+				got <- body
+				return
+			}
+		}
+	}()
+	for i := range 10 {
+		gwOK(t, fmt.Sprintf("request %d while a lent connection reads at 10 KB/s", i), gwGet(t, s.URL+"/hello"))
+	}
+	select {
+	case body := <-got:
+		t.Fatalf("the trickling reader ended (%d bytes) before the other requests were served", len(body))
+	default:
+	}
+	close(othersDone)
+	if body := <-got; len(body) != size || gwSHA(body) != resp.Header.Get("X-Sha256") {
+		t.Errorf("the trickled response: %d bytes, want %d whose sha256 is %s", len(body), size, resp.Header.Get("X-Sha256"))
+	}
+}
+
+// TestLendSlowUpload: a client sending its request body slowly on a lent
+// connection holds no worker (the worker hands the connection back with the
+// part it read, and the master reads a body of up to 64 KiB before it takes
+// a worker): with one worker, other requests are served meanwhile, and the
+// upload arrives whole. (A larger body streams to the worker as it comes,
+// with --lend or without: a slow one holds its worker.)
+func TestLendSlowUpload(t *testing.T) {
+	s := lendStart(t, "--workers", "1", "--timeout", "10")
+	c := s.lendDial(t)
+	c.do(t, "GET", "/hello")
+	upload := gwLines()[:60000]
+	head := fmt.Sprintf("POST /read?mode=chunks HTTP/1.1\r\nHost: lend.test\r\nContent-Length: %d\r\n\r\n", len(upload))
+	if _, err := io.WriteString(c, head+string(upload[:1000])); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		gwOK(t, fmt.Sprintf("request %d while a lent connection sends its body slowly", i), gwGet(t, s.URL+"/hello"))
+	}
+	if _, err := c.Write(upload[1000:]); err != nil {
+		t.Fatal(err)
+	}
+	c.readUpload(t, "the slow upload", upload)
+	c.do(t, "GET", "/hello")
+}
+
+// TestLendWorkerSegv: a worker killed by SIGSEGV costs the request it was
+// serving on a lent connection, the connection's first or a later one (502
+// before the headers, a truncated body and a closed connection after), and
+// the other connection it held goes
+// back to the master untouched: its next request is served by the
+// replacement, without reconnecting.
+func TestLendWorkerSegv(t *testing.T) {
+	s := lendStart(t, "--workers", "1")
+	b := s.lendDial(t)
+	for _, tc := range []struct{ name, target string }{
+		{"first", "/crash?how=segv&id=first"}, // the request that lends the connection
+		{"before", "/crash?how=segv&id=before"},
+		{"after", "/crash?how=segv&after=headers&id=after"},
+		{"killed", "/block?id=killed"},
+	} {
+		a := s.lendDial(t)
+		pid := b.pid(t)
+		if tc.name != "first" {
+			if mine := a.pid(t); mine != pid {
+				t.Fatalf("%s: the two connections are served by %d and %d with one worker", tc.name, pid, mine)
+			}
+		}
+		if _, err := io.WriteString(a, lendRequest("GET", tc.target)); err != nil {
+			t.Fatal(err)
+		}
+		if tc.name == "killed" {
+			if started := harness.WaitFile(t, s.gwRecord("killed.started")); started != strconv.Itoa(pid) {
+				t.Fatalf("the block runs in %s, not in the connection's worker %d", started, pid)
+			}
+			if err := syscall.Kill(pid, syscall.SIGSEGV); err != nil {
+				t.Fatal(err)
+			}
+		}
+		req, _ := http.NewRequest("GET", "/", nil)
+		resp, err := http.ReadResponse(a.br, req)
+		if err != nil {
+			t.Fatalf("%s: no response on the connection whose worker died: %v", tc.name, err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		switch tc.name {
+		case "after":
+			if resp.StatusCode != 200 || err == nil || string(body) != "first chunk before the crash\n" {
+				t.Errorf("%s: %d %q (%v), want the first chunk of a 200 cut short", tc.name, resp.StatusCode, body, err)
+			}
+		default:
+			if resp.StatusCode != 502 || err != nil {
+				t.Errorf("%s: %d %q (%v), want 502", tc.name, resp.StatusCode, body, err)
+			}
+		}
+		if rest, err := io.ReadAll(a.br); len(rest) > 0 || (err != nil && !errors.Is(err, syscall.ECONNRESET)) {
+			t.Errorf("%s: after the failed request %q (%v), want the connection closed", tc.name, rest, err)
+		}
+		harness.WaitFor(t, "the killed worker to be reaped", func() bool { return harness.ProcessReaped(pid) })
+		if next := b.pid(t); next == pid {
+			t.Errorf("%s: the other connection's request served by the dead worker %d", tc.name, pid)
+		}
+	}
+}
+
+// lendHangGuard bounds one request of a load run. It is below the 30 s in
+// which the server closes a connection that sends no request headers, so
+// that a request nobody answers shows as this client's timeout (a hang),
+// not as an ordinary close.
+const lendHangGuard = 20 * time.Second
+
+// lendLoadResult is what a load run saw.
+type lendLoadResult struct {
+	ok       int64
+	failures []string
+}
+
+// lendLoad runs clients keep-alive clients, each on its own raw connection,
+// asking /pid until stop is closed. A request without a complete 200 is a
+// failure, and its client connects again; a connection the server closes
+// after a response that said so is not. done delivers the result once
+// every client has finished; progress counts the 200s so far.
+func (s *gwServer) lendLoad(clients int) (stop chan struct{}, progress func() int64, done <-chan lendLoadResult) {
+	stop = make(chan struct{})
+	var mu sync.Mutex
+	var res lendLoadResult
+	var wg sync.WaitGroup
+	for i := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var conn net.Conn
+			var br *bufio.Reader
+			fail := func(format string, args ...any) {
+				mu.Lock()
+				res.failures = append(res.failures, fmt.Sprintf("client %d at %s: ", i, time.Now().Format("15:04:05.000"))+fmt.Sprintf(format, args...))
+				mu.Unlock()
+				if conn != nil {
+					conn.Close()
+					conn = nil
+				}
+			}
+			defer func() {
+				if conn != nil {
+					conn.Close()
+				}
+			}()
+			req, _ := http.NewRequest("GET", "/", nil)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if conn == nil {
+					var err error
+					if conn, err = net.Dial("tcp", s.addr); err != nil {
+						fail("dial: %v", err)
+						continue
+					}
+					br = bufio.NewReader(conn)
+				}
+				_ = conn.SetDeadline(time.Now().Add(lendHangGuard))
+				if _, err := io.WriteString(conn, lendRequest("GET", "/pid")); err != nil {
+					fail("write: %v", err)
+					continue
+				}
+				resp, err := http.ReadResponse(br, req)
+				if err != nil {
+					fail("read: %v", err)
+					continue
+				}
+				body, err := io.ReadAll(resp.Body)
+				if err != nil || resp.StatusCode != 200 {
+					fail("%d %q %v", resp.StatusCode, body, err)
+					continue
+				}
+				mu.Lock()
+				res.ok++
+				mu.Unlock()
+				if resp.Close {
+					conn.Close()
+					conn = nil
+				}
+			}
+		}()
+	}
+	ch := make(chan lendLoadResult, 1)
+	go func() {
+		wg.Wait()
+		mu.Lock()
+		ch <- res
+		mu.Unlock()
+	}()
+	progress = func() int64 {
+		mu.Lock()
+		defer mu.Unlock()
+		return res.ok
+	}
+	return stop, progress, ch
+}
+
+// lendAwaitLoad ends a load run and returns its result; a client still
+// waiting on its connection after harness.Deadline fails the test.
+func lendAwaitLoad(t *testing.T, stop chan struct{}, done <-chan lendLoadResult) lendLoadResult {
+	t.Helper()
+	close(stop)
+	select {
+	case res := <-done:
+		return res
+	case <-time.After(harness.Deadline):
+		t.Fatalf("a client connection still hangs %s after the load stopped", harness.Deadline)
+	}
+	return lendLoadResult{}
+}
+
+// lendAwaitProgress waits until the load has had n more 200s.
+func lendAwaitProgress(t *testing.T, progress func() int64, n int64) {
+	t.Helper()
+	from := progress()
+	harness.WaitFor(t, fmt.Sprintf("%d more requests served", n), func() bool { return progress() >= from+n })
+}
+
+// TestLendWorkerSegvUnderLoad: keep-alive clients hammer the server (their
+// connections lent to the two workers) while a worker is killed by SIGSEGV
+// again and again: each kill costs at most the one request that worker was
+// serving, no other client sees an error, and no connection hangs.
+func TestLendWorkerSegvUnderLoad(t *testing.T) {
+	s := lendStart(t, "--workers", "2")
+	stop, progress, done := s.lendLoad(8)
+	const kills = 4
+	for k := range kills {
+		lendAwaitProgress(t, progress, 200)
+		var live []lendWorker
+		harness.WaitFor(t, "two workers with lent requests", func() bool {
+			live = s.workers(t)
+			return len(live) == 2 && live[0].Lent > 0 && live[1].Lent > 0
+		})
+		pid := live[k%2].PID
+		if err := syscall.Kill(pid, syscall.SIGSEGV); err != nil {
+			t.Fatal(err)
+		}
+		harness.WaitFor(t, "the killed worker to be reaped", func() bool { return harness.ProcessReaped(pid) })
+	}
+	lendAwaitProgress(t, progress, 200)
+	res := lendAwaitLoad(t, stop, done)
+	for _, f := range res.failures {
+		if strings.Contains(f, "i/o timeout") {
+			t.Errorf("a request was never answered: %s", f)
+		}
+	}
+	if len(res.failures) > kills {
+		t.Errorf("%d requests failed with %d workers killed (at most one each), %d served:\n%s",
+			len(res.failures), kills, res.ok, strings.Join(res.failures, "\n"))
+	}
+	t.Logf("%d requests served, %d failed, %d workers killed:\n%s", res.ok, len(res.failures), kills, strings.Join(res.failures, "\n"))
+}
+
+// TestLendTimeout: a request on a lent connection past --timeout gets the
+// master's 504 (the master reads the worker's page: it never saw the
+// request), the worker is killed and replaced.
+func TestLendTimeout(t *testing.T) {
+	s := lendStart(t, "--workers", "1", "--timeout", "2")
+	c := s.lendDial(t)
+	pid := c.pid(t)
+	resp, body := c.do(t, "GET", "/block?id=never")
+	if started := harness.WaitFile(t, s.gwRecord("never.started")); started != strconv.Itoa(pid) {
+		t.Errorf("the block ran in %s, not in the connection's worker %d", started, pid)
+	}
+	if resp.StatusCode != 504 {
+		t.Errorf("a lent request past --timeout: %d %q, want 504", resp.StatusCode, body)
+	}
+	harness.WaitFor(t, "the timed-out worker to be reaped", func() bool { return harness.ProcessReaped(pid) })
+	if next := s.lendDial(t).pid(t); next == pid {
+		t.Errorf("served by the timed-out worker %d", pid)
+	}
+}
+
+// TestLendTakeBack: a request on a connection lent to a worker busy with a
+// slow request on another connection is not stuck behind it: the worker
+// gives the waiting connection back and the other worker serves it while
+// the slow request still runs; so are new connections' first requests.
+func TestLendTakeBack(t *testing.T) {
+	s := lendStart(t, "--workers", "2")
+	var slow, waiting *lendConn
+	var busy int
+	byWorker := map[int]*lendConn{}
+	for try := 0; slow == nil; try++ {
+		if try == 20 {
+			t.Fatal("20 connections, never two lent to one worker")
+		}
+		c := s.lendDial(t)
+		pid := c.pid(t)
+		// Asked again right away: both are lent to that worker now (a
+		// connection idle for 2 s goes back to the master).
+		if prev := byWorker[pid]; prev != nil && prev.pid(t) == pid && c.pid(t) == pid {
+			slow, waiting, busy = prev, c, pid
+		}
+		byWorker[pid] = c
+	}
+	if _, err := io.WriteString(slow, lendRequest("GET", "/block?id=slow")); err != nil {
+		t.Fatal(err)
+	}
+	if started := harness.WaitFile(t, s.gwRecord("slow.started")); started != strconv.Itoa(busy) {
+		t.Fatalf("the slow request runs in %s, not in the connection's worker %d", started, busy)
+	}
+	other := waiting.pid(t)
+	if other == busy {
+		t.Errorf("the waiting connection was served by the busy worker %d", busy)
+	}
+	s.gwRelease(t, "slow")
+	resp, body := gwReadResponse(t, slow.br, "GET")
+	if resp.StatusCode != 200 || string(body) != strconv.Itoa(busy) {
+		t.Errorf("the slow request: %d %q, want 200 from %d", resp.StatusCode, body, busy)
+	}
+}
+
+// TestLendNewConnectionsNotBehindALentRequest: while one worker of two is
+// held by a request of a lent connection, new connections' first requests,
+// which the master dispatches, are served by the other worker. The master's
+// queue does not see the held worker as busy (a lent request takes no
+// slot): acquire prefers a worker that serves no lent request, and a
+// pipelined request is not taken back to the held worker's idle slot.
+// KNOWN BUG: this test still fails about one run in eight (a request that
+// finds only the held worker's slot free waits behind the held request;
+// see the report of the lendtests branch).
+func TestLendNewConnectionsNotBehindALentRequest(t *testing.T) {
+	s := lendStart(t, "--workers", "2", "--timeout", "10")
+	c := s.lendDial(t)
+	busy := c.pid(t)
+	if _, err := io.WriteString(c, lendRequest("GET", "/block?id=held")); err != nil {
+		t.Fatal(err)
+	}
+	if started := harness.WaitFile(t, s.gwRecord("held.started")); started != strconv.Itoa(busy) {
+		t.Fatalf("the held request runs in %s, not in the connection's worker %d", started, busy)
+	}
+	for i := range 6 {
+		if pid := s.lendDial(t).pid(t); pid == busy {
+			t.Errorf("new connection %d was served by the held worker %d", i, busy)
+		}
+	}
+	s.gwRelease(t, "held")
+	resp, body := gwReadResponse(t, c.br, "GET")
+	if resp.StatusCode != 200 || string(body) != strconv.Itoa(busy) {
+		t.Errorf("the held request: %d %q, want 200 from %d (a request stuck behind it past --timeout costs it its worker)", resp.StatusCode, body, busy)
+	}
+}
+
+// TestLendReloadUnderLoad: 20 SIGHUP reloads while keep-alive clients, their
+// connections lent, send requests: not one request fails, not one socket
+// error (a draining worker gives its connections back to the master).
+func TestLendReloadUnderLoad(t *testing.T) {
+	s := lendStart(t, "--workers", "2")
+	stop, progress, done := s.lendLoad(6)
+	for i := 1; i <= 20; i++ {
+		lendAwaitProgress(t, progress, 100)
+		s.Signal(syscall.SIGHUP)
+		harness.WaitFor(t, fmt.Sprintf("reload %d to complete", i), func() bool {
+			return strings.Count(s.Logs(), "reload complete") >= i
+		})
+	}
+	lendAwaitProgress(t, progress, 100)
+	if s.lent(t) == 0 {
+		t.Errorf("no request served on a lent connection by the last workers")
+	}
+	res := lendAwaitLoad(t, stop, done)
+	if len(res.failures) > 0 {
+		t.Errorf("%d requests failed across 20 reloads (%d served):\n%s", len(res.failures), res.ok, strings.Join(res.failures, "\n"))
+	}
+	t.Logf("%d requests served across 20 reloads", res.ok)
+}
+
+// TestLendMaxRequests: --max-requests counts the requests the workers read
+// from a lent connection themselves (the master never sees them): workers
+// are replaced, and the connection they held goes on without a failed
+// request. One connection, so that only the lent requests can reach the
+// limit (with two, a rescue may hand one back now and then, and its next
+// request, the master's, would count).
+func TestLendMaxRequests(t *testing.T) {
+	s := lendStart(t, "--workers", "2", "--max-requests", "5")
+	c := s.lendDial(t)
+	pids := map[int]bool{}
+	served := 0
+	harness.WaitFor(t, "five workers to have served", func() bool {
+		pids[c.pid(t)] = true // fails the test unless a complete 200 on the same connection
+		served++
+		return len(pids) >= 5
+	})
+	t.Logf("%d workers served %d requests", len(pids), served)
+}
+
+// TestLendGracefulShutdown: SIGTERM while a lent connection's request runs:
+// the request completes with its 200, an idle lent connection is closed, and
+// the server exits 0 once its worker has stopped.
+func TestLendGracefulShutdown(t *testing.T) {
+	s := lendStart(t, "--workers", "1")
+	c, idle := s.lendDial(t), s.lendDial(t)
+	pid := c.pid(t)
+	idle.pid(t)
+	if _, err := io.WriteString(c, lendRequest("GET", "/block?id=drain")); err != nil {
+		t.Fatal(err)
+	}
+	harness.WaitFile(t, s.gwRecord("drain.started"))
+	s.Signal(syscall.SIGTERM)
+	s.WaitLog("draining")
+	s.gwRelease(t, "drain")
+	resp, body := gwReadResponse(t, c.br, "GET")
+	if resp.StatusCode != 200 || string(body) != strconv.Itoa(pid) {
+		t.Errorf("the request in flight at SIGTERM: %d %q, want 200 from %d", resp.StatusCode, body, pid)
+	}
+	if code := s.Wait(); code != 0 {
+		t.Errorf("exit status %d after SIGTERM, want 0", code)
+	}
+	// The master waited for its worker (which holds the client's socket
+	// and could answer on its own) before it stopped.
+	workerStopped, masterStopped := -1, -1
+	for i, line := range strings.Split(s.Logs(), "\n") {
+		if strings.Contains(line, `msg="worker state"`) && strings.Contains(line, "pid="+strconv.Itoa(pid)+" ") && strings.Contains(line, "to=stopped") {
+			workerStopped = i
+		}
+		if strings.Contains(line, "msg=stopped") {
+			masterStopped = i
+		}
+	}
+	if workerStopped < 0 || masterStopped < workerStopped {
+		t.Errorf("the master stopped (line %d) without seeing its worker %d stop (line %d):\n%s", masterStopped, pid, workerStopped, s.Logs())
+	}
+	for what, conn := range map[string]*lendConn{"the drained": c, "the idle": idle} {
+		if rest, err := io.ReadAll(conn.br); len(rest) > 0 || (err != nil && !errors.Is(err, syscall.ECONNRESET)) {
+			t.Errorf("%s connection after the exit: %q %v, want it closed", what, rest, err)
+		}
+	}
+}
