@@ -659,6 +659,7 @@ func (p *Pool) watchLent(stop <-chan struct{}) {
 		}
 		now := time.Now()
 		lent := false
+		var ready []*worker
 		for _, w := range p.roster() {
 			if w.lendConn == nil || w.State() != StateReady {
 				continue
@@ -672,16 +673,54 @@ func (p *Pool) watchLent(stop <-chan struct{}) {
 				p.retire(w, "max-requests")
 			} else if p.overMemory(w) {
 				p.retire(w, "max-worker-memory")
-			} else if held > 0 {
-				w.rescue(now)
+			} else {
+				ready = append(ready, w)
+				if held > 0 {
+					w.rescue(now)
+				}
 			}
 		}
+		balance(ready, now)
 		if lent {
 			t.Reset(busy)
 		} else {
 			t.Reset(calm)
 		}
 	}
+}
+
+// balance evens out the connections the workers hold. A connection stays
+// with the worker it was lent to, so a worker that starts while others
+// hold every connection (a replacement, a reload, --max-requests) would get
+// none and idle while they queue: when one worker holds more than its share
+// and another less, the first is asked (SIGUSR2, as a rescue) to hand back
+// the connections with a request waiting, and the master lends them to
+// the free worker. At most every 10 ms per worker.
+func balance(ws []*worker, now time.Time) {
+	if len(ws) < 2 {
+		return
+	}
+	var total int64
+	most, least := ws[0], ws[0]
+	for _, w := range ws {
+		held := w.lentHeld.Load()
+		total += held
+		if held > most.lentHeld.Load() {
+			most = w
+		}
+		if held < least.lentHeld.Load() {
+			least = w
+		}
+	}
+	fair := (total + int64(len(ws)) - 1) / int64(len(ws))
+	if most.lentHeld.Load() <= fair || least.lentHeld.Load() >= fair-1 {
+		return
+	}
+	if now.UnixNano()-most.rescued < int64(10*time.Millisecond) {
+		return
+	}
+	most.rescued = now.UnixNano()
+	_ = most.proc.Signal(syscall.SIGUSR2)
 }
 
 // timedOut kills w if its lent request has passed the timeout.
