@@ -166,15 +166,17 @@ func (p *Pool) serviceTime() time.Duration { return time.Duration(p.service.Load
 
 // acquireLending is acquire for a pool whose workers serve lent
 // connections: an idle token only means no request of the master's is in
-// flight there, so a slot is taken only if its worker is not busy on a lent
-// request either (the shared page says). When none is, the request waits in
-// the bounded queue as usual; a worker finishing a lent request tells no one,
-// so the wait looks again every millisecond. Requests are not pipelined to
-// busy workers here: the master's path is a connection's first request.
+// flight there, so the shared pages say which workers are free. A free one
+// is taken; failing that, the busy one whose request began last: its
+// dispatch socket is read before its connections when that request ends
+// (lend.py), so the request waits for one request at most, and is taken back
+// if that one runs long (awaitLentWorker). Such a request counts as queued
+// (parked), for --queue-size. Only with no ready worker at all does a
+// request wait here, every millisecond looking again.
 func (p *Pool) acquireLending(ctx context.Context) (*slot, error) {
-	queued := false
 	var expired <-chan time.Time
 	var tick *time.Ticker
+	queued := false
 	defer func() {
 		if queued {
 			p.waiting.Add(-1)
@@ -210,13 +212,27 @@ func (p *Pool) acquireLending(ctx context.Context) (*slot, error) {
 	}
 }
 
+// parkOn counts a request acquire gave a slot whose worker is busy on a
+// lent connection as queued (parked: the caller unparks when its exchange
+// ends); ErrQueueFull, the token given back, if the queue is full.
+func (p *Pool) parkOn(s *slot) (parked bool, err error) {
+	if !p.lending() || !s.lentBusy() {
+		return false, nil
+	}
+	if p.waiting.Add(1) > int64(p.cfg.QueueSize) {
+		p.waiting.Add(-1)
+		p.pushToken(p.idle, s)
+		return false, ErrQueueFull
+	}
+	return true, nil
+}
+
+func (p *Pool) unpark() { p.waiting.Add(-1) }
+
 // takeFree takes the token of an idle slot whose worker is ready and not
-// busy on a lent connection, leaving the other tokens in place. Failing
-// that, the one whose lent request began last, if that was less than a
-// rescue delay ago: a worker serving its lent connections back to back is
-// never seen free, but it reads its dispatch socket between two requests,
-// so a request sent there waits for one short request at most (and is
-// taken back if that one turns out long: awaitLentWorker). nil if neither.
+// busy on a lent connection, leaving the other tokens in place; failing
+// that, the token of the busy one whose request began last. nil only when
+// no slot is idle.
 func (p *Pool) takeFree() (chosen *slot) {
 	var busy []*slot
 	defer func() {
@@ -233,7 +249,7 @@ func (p *Pool) takeFree() (chosen *slot) {
 		select {
 		case s = <-p.idle:
 		default:
-			return p.youngEnough(young, youngest)
+			return young
 		}
 		if s.w.State() != StateReady {
 			continue // a draining worker's token: dropped, as acquire does
@@ -247,13 +263,5 @@ func (p *Pool) takeFree() (chosen *slot) {
 			young, youngest = s, age
 		}
 	}
-	return p.youngEnough(young, youngest)
-}
-
-// youngEnough is s if its lent request has run less than a rescue delay.
-func (p *Pool) youngEnough(s *slot, age time.Duration) *slot {
-	if s == nil || age >= min(max(4*p.serviceTime(), 2*time.Millisecond), time.Second) {
-		return nil
-	}
-	return s
+	return young
 }

@@ -79,9 +79,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var next *slot // a free slot a withdrawn request was handed
 	for attempt := 0; ; {
 		s := next
+		parked := false
 		if s == nil {
 			var err error
 			s, err = h.pool.acquireFor(r)
+			if err == nil {
+				parked, err = h.pool.parkOn(s)
+			}
 			if err != nil {
 				if errors.Is(err, ErrQueueFull) || errors.Is(err, errQueueTimeout) {
 					w.Header().Set("Retry-After", "1")
@@ -94,6 +98,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.pool.stats.busy.Add(1)
 		x.run(scriptName, pathInfo, flags, inline)
 		h.pool.stats.busy.Add(-1)
+		if parked {
+			h.pool.unpark()
+		}
 		if x.reason != reasonSlotClosed {
 			h.pool.release(s, x.healthy, x.reason)
 		}

@@ -529,8 +529,12 @@ func (h *Handler) serveLending(w http.ResponseWriter, r *http.Request, scriptNam
 	var next *slot
 	for attempt := 0; ; {
 		s := next
+		parked := false
 		if s == nil {
 			s, err = p.acquireFor(r)
+			if err == nil {
+				parked, err = p.parkOn(s)
+			}
 			if err != nil {
 				p.lender.drop(c)
 				if errAnswered(err) {
@@ -545,6 +549,9 @@ func (h *Handler) serveLending(w http.ResponseWriter, r *http.Request, scriptNam
 		p.stats.busy.Add(1)
 		x.run(scriptName, pathInfo, flags|protocol.FlagLend, inline)
 		p.stats.busy.Add(-1)
+		if parked {
+			p.unpark()
+		}
 		if x.reason != reasonSlotClosed {
 			p.release(s, x.healthy, x.reason)
 		}
@@ -744,8 +751,10 @@ func (p *Pool) timedOut(w *worker, now time.Time) bool {
 
 // rescue signals w (SIGUSR2) when the request it serves, lent or the
 // master's, has run past the rescue delay (four of its usual service times,
-// 10 ms to 1 s: a rescue moves connections, so it waits longer than the
-// master's take-back of one request) while it holds lent connections: the
+// 10 to 100 ms: a rescue moves connections, so it waits longer than the
+// master's take-back of one request; 100 ms at most, as an average swollen
+// by slow requests must not leave fast ones waiting) while it holds lent
+// connections: the
 // worker hands back the ones with a request waiting (lend.py, _rescue), and
 // those requests go to a free worker. Again every delay while the request
 // runs on: a request may come on a connection it holds at any time.
@@ -764,7 +773,7 @@ func (w *worker) rescue(now time.Time) {
 	if began == 0 {
 		return
 	}
-	delay := int64(min(max(4*time.Duration(w.pageLoad(pageAverage)), 10*time.Millisecond), time.Second))
+	delay := int64(min(max(4*time.Duration(w.pageLoad(pageAverage)), 10*time.Millisecond), 100*time.Millisecond))
 	if now.UnixNano()-began < delay || now.UnixNano()-w.rescued < delay {
 		return
 	}
@@ -815,7 +824,7 @@ func (x *exchange) awaitLentWorker() turnKind {
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
 	for range tick.C {
-		if !s.lentBusy() {
+		if s.received(x) {
 			return turnGo
 		}
 		if time.Now().Before(deadline) {
@@ -829,6 +838,15 @@ func (x *exchange) awaitLentWorker() turnKind {
 		return turnGo
 	}
 	return turnGo
+}
+
+// received reports whether the worker has taken x's REQUEST from the
+// dispatch socket.
+func (s *slot) received(x *exchange) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	next, ok := s.peekNext()
+	return s.closed || !ok || next != x.stream
 }
 
 // withdrawHead takes back the REQUEST of the exchange at the head of the

@@ -151,6 +151,10 @@ class Lender:
                 events = poll(_IDLE if conns else -1)
             except InterruptedError:
                 continue
+            if len(events) > 1:
+                # The master's requests first: they waited in the dispatch
+                # socket for the request this worker was on (parked).
+                events.sort(key=lambda e: e[0] != disp_fd)
             for fd, _ev in events:
                 if fd == disp_fd:
                     try:
