@@ -816,8 +816,10 @@ func (s *slot) lentAge() (time.Duration, bool) {
 
 // awaitLentWorker waits, for an exchange at the head of its slot whose
 // worker is busy on a lent connection, until the worker takes the REQUEST;
-// if that takes longer than the usual rescue delay and the REQUEST is still
-// in the dispatch socket, it is taken back to be served by another worker.
+// if that takes longer than the usual rescue delay, another worker is free
+// and the REQUEST is still in the dispatch socket, it is taken back to be
+// served there (with every worker busy it waits: the worker reads its
+// dispatch socket first when its request ends).
 func (x *exchange) awaitLentWorker() turnKind {
 	s := x.s
 	deadline := time.Now().Add(x.rescueDelay())
@@ -827,8 +829,8 @@ func (x *exchange) awaitLentWorker() turnKind {
 		if s.received(x) {
 			return turnGo
 		}
-		if time.Now().Before(deadline) {
-			continue
+		if time.Now().Before(deadline) || !x.h.pool.anyFree() {
+			continue // every worker busy: this one reads its dispatch socket first when its request ends
 		}
 		if s.withdrawHead(x) {
 			x.logger().Debug("request taken back", "pid", s.w.pid, "why", "its worker is busy on a lent connection", "uri", x.r.RequestURI)
@@ -838,6 +840,26 @@ func (x *exchange) awaitLentWorker() turnKind {
 		return turnGo
 	}
 	return turnGo
+}
+
+// anyFree reports whether a ready worker is neither serving a lent request
+// nor one of the master's.
+func (p *Pool) anyFree() bool {
+	for _, w := range p.roster() {
+		if w.State() != StateReady || (w.lendConn != nil && w.pageLoad(pageServing) != 0) {
+			continue
+		}
+		free := true
+		for _, s := range w.slots {
+			s.mu.Lock()
+			free = free && len(s.queue) == 0
+			s.mu.Unlock()
+		}
+		if free {
+			return true
+		}
+	}
+	return false
 }
 
 // received reports whether the worker has taken x's REQUEST from the

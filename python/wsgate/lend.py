@@ -64,7 +64,7 @@ _LINE_MAX = 1024
 
 
 class Conn:
-    __slots__ = ("id", "sock", "fd", "consts", "buf", "last", "out_poll")
+    __slots__ = ("id", "sock", "fd", "consts", "buf", "last", "out_poll", "errors", "stderr")
 
     def __init__(self, cid, sock, consts, buf):
         self.id = cid
@@ -74,6 +74,8 @@ class Conn:
         self.buf = buf
         self.last = _monotonic()
         self.out_poll = None
+        self.errors = None  # wsgi.errors and sys.stderr of its requests (LentErrors), made once
+        self.stderr = None
 
     def writable(self, ms):
         """Whether the socket takes more bytes within ms milliseconds."""
@@ -337,13 +339,18 @@ class Lender:
         self.page[8] = len(line)
         environ.update(self.base)
         prefix = _LINE_PREFIX(len(line)) + line
-        errors = LentErrors(self.lend, c.id, P.LOG, prefix)
+        errors = c.errors
+        if errors is None:
+            errors = c.errors = LentErrors(self.lend, c.id, P.LOG, prefix)
+            c.stderr = LentErrors(self.lend, c.id, P.STDERR, prefix)
+        else:
+            errors._prefix = c.stderr._prefix = prefix
         environ["wsgi.input"] = io.BytesIO(body)
         environ["wsgi.errors"] = errors
         resp = LentResponse(self, c, environ["REQUEST_METHOD"] == "HEAD")
         result = None
         W._serving.request = (self.lend, c.id)
-        W._serving.stderr = LentErrors(self.lend, c.id, P.STDERR, prefix)
+        W._serving.stderr = c.stderr
         what = KEEP
         self.in_app = True
         try:
