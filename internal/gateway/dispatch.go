@@ -224,15 +224,19 @@ func (p *Pool) parkOn(s *slot) (parked bool, err error) {
 		p.pushToken(p.idle, s)
 		return false, ErrQueueFull
 	}
+	s.parked.Add(1)
 	return true, nil
 }
 
-func (p *Pool) unpark() { p.waiting.Add(-1) }
+func (p *Pool) unpark(s *slot) {
+	s.parked.Add(-1)
+	p.waiting.Add(-1)
+}
 
 // takeFree takes the token of an idle slot whose worker is ready and not
 // busy on a lent connection, leaving the other tokens in place; failing
-// that, the token of the busy one whose request began last. nil only when
-// no slot is idle.
+// that, the token of the busy one with the fewest requests parked on it,
+// then whose request began last. nil only when no slot is idle.
 func (p *Pool) takeFree() (chosen *slot) {
 	var busy []*slot
 	defer func() {
@@ -244,6 +248,7 @@ func (p *Pool) takeFree() (chosen *slot) {
 	}()
 	var young *slot
 	var youngest time.Duration
+	var fewest int64
 	for range cap(p.idle) {
 		var s *slot
 		select {
@@ -259,8 +264,9 @@ func (p *Pool) takeFree() (chosen *slot) {
 			return s
 		}
 		busy = append(busy, s)
-		if young == nil || age < youngest {
-			young, youngest = s, age
+		// The fewest requests parked there, then the youngest request.
+		if n := s.parked.Load(); young == nil || n < fewest || (n == fewest && age < youngest) {
+			young, youngest, fewest = s, age, n
 		}
 	}
 	return young

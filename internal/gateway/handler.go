@@ -99,7 +99,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		x.run(scriptName, pathInfo, flags, inline)
 		h.pool.stats.busy.Add(-1)
 		if parked {
-			h.pool.unpark()
+			h.pool.unpark(s)
 		}
 		if x.reason != reasonSlotClosed {
 			h.pool.release(s, x.healthy, x.reason)

@@ -550,7 +550,7 @@ func (h *Handler) serveLending(w http.ResponseWriter, r *http.Request, scriptNam
 		x.run(scriptName, pathInfo, flags|protocol.FlagLend, inline)
 		p.stats.busy.Add(-1)
 		if parked {
-			p.unpark()
+			p.unpark(s)
 		}
 		if x.reason != reasonSlotClosed {
 			p.release(s, x.healthy, x.reason)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -31,6 +32,9 @@ type slot struct {
 	hdr   []byte      // a frame header written apart from its payload
 	bufs  net.Buffers // header + payload for one writev
 	once  sync.Once
+	// parked: requests sent here while the worker was busy on a lent
+	// connection, not answered yet (Pool.parkOn)
+	parked atomic.Int64
 	// readDL is the read deadline set on conn (reader only: armReads).
 	readDL time.Time
 

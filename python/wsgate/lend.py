@@ -147,6 +147,8 @@ class Lender:
         signal.siginterrupt(signal.SIGUSR2, False)  # the application's blocking calls restart
         poll = self.ep.poll
         conns = self.conns
+        disp_poll = select.poll()
+        disp_poll.register(disp_fd, select.POLLIN)
         next_sweep = _monotonic() + _IDLE
         while True:
             try:
@@ -159,9 +161,12 @@ class Lender:
                 events.sort(key=lambda e: e[0] != disp_fd)
             for fd, _ev in events:
                 if fd == disp_fd:
+                    # Every request waiting there, before any connection:
+                    # the master parked them behind this worker's request.
                     try:
-                        if not self._dispatch():
-                            continue
+                        self._dispatch()
+                        while disp_poll.poll(0):
+                            self._dispatch()
                     except EOFError:
                         self._return_all()
                         return
