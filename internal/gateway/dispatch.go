@@ -78,28 +78,18 @@ func (p *Pool) acquire(ctx context.Context) (*slot, error) {
 // release gives a slot's token back after a request. healthy is false when
 // the request left the worker in an unknown state: the worker is killed.
 func (p *Pool) release(s *slot, healthy bool, reason string) {
-	w := s.w
-	if !healthy {
-		w.kill(reason)
-		s.close()
-		return
-	}
-	if reason == reasonWithdrawn {
-		// served elsewhere: not one of this worker's requests
-	} else if n := w.served.Add(1) + int64(w.pageLoad(pageServed)); w.maxRequests > 0 && n >= w.maxRequests {
-		p.retire(w, "max-requests")
-	} else if p.overMemory(w) {
-		p.retire(w, "max-worker-memory")
-	}
-	if w.State() != StateReady {
+	if !p.settle(s, healthy, reason) {
 		return // the slot closes when its last queued request ends
 	}
+	w := s.w
 	idle, closed := s.idleNow()
 	if closed {
 		return
 	}
 	ch := p.spare
-	if idle {
+	if idle || p.lending() {
+		// A lending pool takes only idle tokens (acquireLending) and reads
+		// the pages and queues to know how busy a slot is.
 		ch = p.idle
 	}
 	if !p.pushToken(ch, s) {
@@ -112,6 +102,27 @@ func (p *Pool) release(s *slot, healthy bool, reason string) {
 		// so the worker waits as little as possible.
 		runtime.Gosched()
 	}
+}
+
+// settle is release without the token (a parked request gave it back at
+// once, parkOn): the worker is killed if the request left it in an unknown
+// state, the request is counted, the worker recycled past its limits; false
+// if the worker no longer takes requests.
+func (p *Pool) settle(s *slot, healthy bool, reason string) bool {
+	w := s.w
+	if !healthy {
+		w.kill(reason)
+		s.close()
+		return false
+	}
+	if reason == reasonWithdrawn {
+		// served elsewhere: not one of this worker's requests
+	} else if n := w.served.Add(1) + int64(w.pageLoad(pageServed)); w.maxRequests > 0 && n >= w.maxRequests {
+		p.retire(w, "max-requests")
+	} else if p.overMemory(w) {
+		p.retire(w, "max-worker-memory")
+	}
+	return w.State() == StateReady
 }
 
 // retire drains a worker that has done its time (max_requests,
@@ -214,14 +225,16 @@ func (p *Pool) acquireLending(ctx context.Context) (*slot, error) {
 
 // parkOn counts a request acquire gave a slot whose worker is busy on a
 // lent connection as queued (parked: the caller unparks when its exchange
-// ends); ErrQueueFull, the token given back, if the queue is full.
+// ends, and settles instead of releasing). The slot's token goes back at
+// once, so that more requests may park there; the worker serves them in
+// order from its dispatch socket. ErrQueueFull if the queue is full.
 func (p *Pool) parkOn(s *slot) (parked bool, err error) {
 	if !p.lending() || !s.lentBusy() {
 		return false, nil
 	}
+	p.pushToken(p.idle, s)
 	if p.waiting.Add(1) > int64(p.cfg.QueueSize) {
 		p.waiting.Add(-1)
-		p.pushToken(p.idle, s)
 		return false, ErrQueueFull
 	}
 	s.parked.Add(1)

@@ -101,7 +101,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if parked {
 			h.pool.unpark(s)
 		}
-		if x.reason != reasonSlotClosed {
+		switch {
+		case x.reason == reasonSlotClosed:
+		case parked:
+			h.pool.settle(s, x.healthy, x.reason)
+		default:
 			h.pool.release(s, x.healthy, x.reason)
 		}
 		if !x.unsent {

@@ -552,7 +552,11 @@ func (h *Handler) serveLending(w http.ResponseWriter, r *http.Request, scriptNam
 		if parked {
 			p.unpark(s)
 		}
-		if x.reason != reasonSlotClosed {
+		switch {
+		case x.reason == reasonSlotClosed:
+		case parked:
+			p.settle(s, x.healthy, x.reason)
+		default:
 			p.release(s, x.healthy, x.reason)
 		}
 		if !x.unsent {
