@@ -19,7 +19,8 @@ import (
 	"github.com/wsgate/wsgate/internal/protocol"
 )
 
-// Lent connections (docs/architecture.md, "Lent connections"; --lend).
+// Lent connections (docs/architecture.md, "Lent connections"; on by
+// default, --lend=false turns them off).
 //
 // The master serves a plain HTTP/1.1 keep-alive connection's first request
 // as always, except that it takes the connection from net/http (Hijack) and
@@ -41,7 +42,7 @@ import (
 // untouched (the worker reads a connection only while serving it).
 
 // Offsets of the shared page's fields (native-endian uint64s); the worker
-// writes them (worker.py, Page), the master only reads.
+// writes them (lend.py, Page), the master only reads.
 const (
 	pageServing = 0 // id of the connection being served, 0 for none
 	pageSince   = 1 // when that request began, unix ns
