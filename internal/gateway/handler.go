@@ -75,53 +75,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			flags |= protocol.FlagBodyLoan
 		}
 	}
-	var x exchange
-	var next *slot // a free slot a withdrawn request was handed
-	for attempt := 0; ; {
-		s := next
-		parked := false
-		if s == nil {
-			var err error
-			s, err = h.pool.acquireFor(r)
-			if err == nil {
-				parked, err = h.pool.parkOn(s)
-			}
-			if err != nil {
-				if errors.Is(err, ErrQueueFull) || errors.Is(err, errQueueTimeout) {
-					w.Header().Set("Retry-After", "1")
-					http.Error(w, "503 Service Unavailable: "+err.Error(), http.StatusServiceUnavailable)
-				}
-				return // otherwise the client went away while queued
-			}
-		}
-		x = exchange{h: h, s: s, w: w, r: r, start: &s.start, rescues: x.rescues, sock: sock}
-		h.pool.stats.busy.Add(1)
-		x.run(scriptName, pathInfo, flags, inline)
-		h.pool.stats.busy.Add(-1)
-		if parked {
-			h.pool.unpark(s)
-		}
-		switch {
-		case x.reason == reasonSlotClosed:
-		case parked:
-			h.pool.settle(s, x.healthy, x.reason)
-		default:
-			h.pool.release(s, x.healthy, x.reason)
-		}
-		if !x.unsent {
-			break
-		}
-		next = x.next
-		if x.reason == reasonWithdrawn {
-			continue // taken back from behind a slow request: not a failure
-		}
-		// A worker that died while idle is found out when the REQUEST
-		// cannot be written: it never saw the request, so another one may
-		// serve it.
-		if attempt++; attempt == 3 {
-			http.Error(w, "502 Bad Gateway: no application worker could take the request", http.StatusBadGateway)
-			return
-		}
+	x, err := h.dispatch(exchange{w: w, r: r, sock: sock}, scriptName, pathInfo, flags, inline, nil)
+	switch {
+	case errors.Is(err, errNoWorker):
+		http.Error(w, "502 Bad Gateway: "+err.Error(), http.StatusBadGateway)
+		return
+	case errAnswered(err):
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "503 Service Unavailable: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	case err != nil:
+		return // the client went away while queued
 	}
 	// The rest of a body a slow client could not take from the worker:
 	// written now that the worker serves others.
@@ -140,5 +104,71 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// The response started and then failed: cut the connection so the
 		// client cannot take a truncated body for a whole one.
 		panic(http.ErrAbortHandler)
+	}
+}
+
+// errNoWorker: the REQUEST never reached a worker, three times running.
+var errNoWorker = errors.New("no application worker could take the request")
+
+// errAnswered: acquire failed in a way the client is told (503), not
+// because the client went away.
+func errAnswered(err error) bool {
+	return errors.Is(err, ErrQueueFull) || errors.Is(err, errQueueTimeout)
+}
+
+// dispatch runs a request's exchange until a worker has it, for the
+// handler's path and the lending one alike: it takes a slot (or parks on a
+// busy one), and serves the request elsewhere when it was taken back from
+// behind a slow one or never reached its worker. x carries what is the
+// request's own (the writer, the body socket, the lent connection); sent, if
+// not nil, hears of each slot before its exchange runs. The error is
+// acquire's, or errNoWorker; x is the last exchange either way.
+func (h *Handler) dispatch(x exchange, scriptName, pathInfo string, flags byte, inline []byte, sent func(*slot)) (exchange, error) {
+	p := h.pool
+	var next *slot // a free slot a withdrawn request was handed
+	for attempt := 0; ; {
+		s := next
+		parked := false
+		if s == nil {
+			var err error
+			s, err = p.acquireFor(x.r)
+			if err == nil {
+				parked, err = p.parkOn(s)
+			}
+			if err != nil {
+				return x, err
+			}
+		}
+		if sent != nil {
+			sent(s)
+		}
+		x = exchange{h: h, s: s, w: x.w, r: x.r, start: &s.start, rescues: x.rescues, sock: x.sock,
+			lendConn: x.lendConn, lendBuffered: x.lendBuffered}
+		p.stats.busy.Add(1)
+		x.run(scriptName, pathInfo, flags, inline)
+		p.stats.busy.Add(-1)
+		if parked {
+			p.unpark(s)
+		}
+		switch {
+		case x.reason == reasonSlotClosed:
+		case parked:
+			p.settle(s, x.healthy, x.reason)
+		default:
+			p.release(s, x.healthy, x.reason)
+		}
+		if !x.unsent {
+			return x, nil
+		}
+		next = x.next
+		if x.reason == reasonWithdrawn {
+			continue // taken back from behind a slow request: not a failure
+		}
+		// A worker that died while idle is found out when the REQUEST
+		// cannot be written: it never saw the request, so another one may
+		// serve it.
+		if attempt++; attempt == 3 {
+			return x, errNoWorker
+		}
 	}
 }

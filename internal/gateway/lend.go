@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -526,51 +527,18 @@ func (h *Handler) serveLending(w http.ResponseWriter, r *http.Request, scriptNam
 	p := h.pool
 	c := p.lender.add(conn, component.GiveBackOf(r.Context()))
 	rw := &rawResponse{conn: conn}
-	var x exchange
-	var next *slot
-	for attempt := 0; ; {
-		s := next
-		parked := false
-		if s == nil {
-			s, err = p.acquireFor(r)
-			if err == nil {
-				parked, err = p.parkOn(s)
-			}
-			if err != nil {
-				p.lender.drop(c)
-				if errAnswered(err) {
-					writeRawError(conn, http.StatusServiceUnavailable, err.Error())
-				}
-				conn.Close()
-				return true
-			}
+	x, err := h.dispatch(exchange{w: rw, r: r, lendConn: c, lendBuffered: buffered}, scriptName, pathInfo,
+		flags|protocol.FlagLend, inline, func(s *slot) { p.lender.sentTo(c, s.w) })
+	switch {
+	case errors.Is(err, errNoWorker):
+		writeRawError(conn, http.StatusBadGateway, err.Error())
+	case err != nil:
+		p.lender.drop(c)
+		if errAnswered(err) {
+			writeRawError(conn, http.StatusServiceUnavailable, err.Error())
 		}
-		p.lender.sentTo(c, s.w)
-		x = exchange{h: h, s: s, w: rw, r: r, start: &s.start, rescues: x.rescues, lendConn: c, lendBuffered: buffered}
-		p.stats.busy.Add(1)
-		x.run(scriptName, pathInfo, flags|protocol.FlagLend, inline)
-		p.stats.busy.Add(-1)
-		if parked {
-			p.unpark(s)
-		}
-		switch {
-		case x.reason == reasonSlotClosed:
-		case parked:
-			p.settle(s, x.healthy, x.reason)
-		default:
-			p.release(s, x.healthy, x.reason)
-		}
-		if !x.unsent {
-			break
-		}
-		next = x.next
-		if x.reason == reasonWithdrawn {
-			continue
-		}
-		if attempt++; attempt == 3 {
-			writeRawError(conn, http.StatusBadGateway, "no application worker could take the request")
-			break
-		}
+		conn.Close()
+		return true
 	}
 	if x.gotLent {
 		p.lender.gotLent(c)
@@ -584,12 +552,6 @@ func (h *Handler) serveLending(w http.ResponseWriter, r *http.Request, scriptNam
 	}
 	conn.Close()
 	return true
-}
-
-// errAnswered: acquire failed in a way the client is told (503), not
-// because the client went away.
-func errAnswered(err error) bool {
-	return err == ErrQueueFull || err == errQueueTimeout
 }
 
 // sendLend writes the dispatch message b with the client's socket attached.
@@ -728,11 +690,17 @@ func balance(ws []*worker, now time.Time) {
 	if most.lentHeld.Load() <= fair || least.lentHeld.Load() >= fair-1 {
 		return
 	}
-	if now.UnixNano()-most.rescued < int64(10*time.Millisecond) {
+	most.askRescue(now, 10*time.Millisecond)
+}
+
+// askRescue sends w SIGUSR2 (lend.py, _rescue: hand back the connections
+// with a request waiting), at most once per every.
+func (w *worker) askRescue(now time.Time, every time.Duration) {
+	if now.UnixNano()-w.rescued < int64(every) {
 		return
 	}
-	most.rescued = now.UnixNano()
-	_ = most.proc.Signal(syscall.SIGUSR2)
+	w.rescued = now.UnixNano()
+	_ = w.proc.Signal(syscall.SIGUSR2)
 }
 
 // timedOut kills w if its lent request has passed the timeout.
@@ -778,12 +746,10 @@ func (w *worker) rescue(now time.Time) {
 	if began == 0 {
 		return
 	}
-	delay := int64(min(max(4*time.Duration(w.pageLoad(pageAverage)), 10*time.Millisecond), 100*time.Millisecond))
-	if now.UnixNano()-began < delay || now.UnixNano()-w.rescued < delay {
-		return
+	delay := min(max(4*time.Duration(w.pageLoad(pageAverage)), 10*time.Millisecond), 100*time.Millisecond)
+	if now.UnixNano()-began >= int64(delay) {
+		w.askRescue(now, delay)
 	}
-	w.rescued = now.UnixNano()
-	_ = w.proc.Signal(syscall.SIGUSR2)
 }
 
 // lentRequest is the request the worker is serving on a lent connection,
@@ -805,8 +771,12 @@ func (w *worker) lentRequest(now time.Time) (RequestInfo, bool) {
 
 // lentBusy reports whether the slot's worker is serving a request on a lent
 // connection now.
-func (s *slot) lentBusy() bool {
-	return s.w.lendConn != nil && s.w.pageLoad(pageServing) != 0
+func (s *slot) lentBusy() bool { return s.w.lentBusy() }
+
+// lentBusy reports whether the worker is serving a request on a lent
+// connection now (its page says so).
+func (w *worker) lentBusy() bool {
+	return w.lendConn != nil && w.pageLoad(pageServing) != 0
 }
 
 // lentAge is how long the lent request the slot's worker is serving has
@@ -851,7 +821,7 @@ func (x *exchange) awaitLentWorker() turnKind {
 // nor one of the master's.
 func (p *Pool) anyFree() bool {
 	for _, w := range p.roster() {
-		if w.State() != StateReady || (w.lendConn != nil && w.pageLoad(pageServing) != 0) {
+		if w.State() != StateReady || w.lentBusy() {
 			continue
 		}
 		free := true
