@@ -574,11 +574,7 @@ class LentResponse(W.Response):
                 pass
             except OSError:
                 raise W.ClientGone("the client closed the connection")
-        lend = self.lender.lend
-        view = memoryview(data)
-        for i in range(0, len(view), P.MAX_DATA_FRAME):
-            chunk = view[i:i + P.MAX_DATA_FRAME]
-            lend.sendv([_HEADER_pack(len(chunk), P.OUTPUT, self.conn.id), chunk])
+        self.lender.lend.sendv(W._data_parts(b"", self.conn.id, data, b"", P.OUTPUT))
 
     def send_file(self, wrapper):
         """A wsgi.file_wrapper around a regular file goes out by sendfile(2)

@@ -687,13 +687,14 @@ _U64_pack = P.U64.pack
 _U64_unpack_from = P.U64.unpack_from
 
 
-def _data_parts(head, stream, data, tail):
-    """[head, DATA header, block, …, tail] for sendmsg, blocks ≤ 1 MiB."""
+def _data_parts(head, stream, data, tail, ftype=_DATA):
+    """[head, DATA header, block, …, tail] for sendmsg, blocks ≤ 1 MiB (OUTPUT
+    frames for wsgate.lend)."""
     parts = [head] if head else []
     view = memoryview(data)
     for i in range(0, len(data), P.MAX_DATA_FRAME):
         chunk = view[i:i + P.MAX_DATA_FRAME]
-        parts.append(_HEADER_pack(len(chunk), _DATA, stream))
+        parts.append(_HEADER_pack(len(chunk), ftype, stream))
         parts.append(chunk)
     if tail:
         parts.append(tail)
