@@ -8,8 +8,9 @@ dispatch socket and every connection it holds, reads each following request
 (wsgate.http11), serves it and answers it, and the master is out of the loop.
 A connection goes back to the master (RETURN, on the lend socket, with the
 bytes read and not served) when anything is unusual: a request the parser
-defers, a client that cannot take the response at once (the rest follows as
-OUTPUT, so a slow reader holds no worker), an idle connection, a request that
+defers, a client that cannot take a streamed response at once (the rest
+follows as OUTPUT, so a slow reader holds no worker; a whole response's rest
+is written here as the client reads, OWED, for up to 2 s), an idle connection, a request that
 runs long while others wait here (the master's SIGUSR2: the waiting ones go
 back so another worker serves them), the worker's own drain.
 
@@ -39,6 +40,7 @@ _HEADER_pack = P.HEADER.pack
 _NOSIGNAL = getattr(socket, "MSG_NOSIGNAL", 0)
 _PEEK = socket.MSG_PEEK | socket.MSG_DONTWAIT
 _EPOLLIN = select.EPOLLIN
+_EPOLLOUT = select.EPOLLOUT
 _monotonic = time.monotonic
 _time_ns = time.time_ns
 _IDLE = 2.0  # a connection idle this long goes back to the master
@@ -49,7 +51,8 @@ KEEP, HANDED, CLOSE = 0, 1, 2  # what became of a connection after a request
 
 class Page:
     """The shared page (lend.go: pageServing, pageSince, pageWritten,
-    pageServed, pageLineLen; the request line at _LINE_AT)."""
+    pageServed, pageAverage, pageIdle, pageLineLen; the request line at
+    _LINE_AT)."""
 
     __slots__ = ("mm", "q")
 
@@ -64,7 +67,7 @@ _LINE_MAX = 1024
 
 
 class Conn:
-    __slots__ = ("id", "sock", "fd", "consts", "buf", "last", "out_poll", "errors", "stderr")
+    __slots__ = ("id", "sock", "fd", "consts", "buf", "last", "out_poll", "errors", "stderr", "out")
 
     def __init__(self, cid, sock, consts, buf):
         self.id = cid
@@ -76,6 +79,10 @@ class Conn:
         self.out_poll = None
         self.errors = None  # wsgi.errors and sys.stderr of its requests (LentErrors), made once
         self.stderr = None
+        # The rest of a response the socket could not take at once
+        # (memoryviews), written as the client reads while other requests
+        # are served; None when nothing is owed.
+        self.out = None
 
     def writable(self, ms):
         """Whether the socket takes more bytes within ms milliseconds."""
@@ -150,10 +157,19 @@ class Lender:
         disp_poll = select.poll()
         disp_poll.register(disp_fd, select.POLLIN)
         next_sweep = _monotonic() + _IDLE
+        page = self.page
         while True:
             try:
-                events = poll(_IDLE if conns else -1)
+                events = poll(0)
+                if not events:
+                    # Nothing to do: the page says so while this process
+                    # sleeps (the master moves connections from a busy
+                    # worker to an idle one, lend.go: rescue).
+                    page[5] = 1
+                    events = poll(_IDLE if conns else -1)
+                    page[5] = 0
             except InterruptedError:
+                page[5] = 0
                 continue
             if len(events) > 1:
                 # The master's requests first: they waited in the dispatch
@@ -172,7 +188,11 @@ class Lender:
                         return
                 else:
                     c = conns.get(fd)
-                    if c is not None:
+                    if c is None:
+                        pass
+                    elif c.out is not None:
+                        self._writable(c)
+                    else:
                         self._readable(c)
             if conns:
                 now = _monotonic()
@@ -232,7 +252,7 @@ class Lender:
         self.ep.register(c.fd, _EPOLLIN)
         self._begin(c)
         what = self._serve(c, environ, body)
-        if what == KEEP and c.buf:
+        if what == KEEP and c.buf and c.out is None:
             self._serve_buffer(c)
         else:
             self._settle(c, what)
@@ -294,7 +314,9 @@ class Lender:
             # Counted here, not in _serve: the master counts the request
             # that lent the connection (it dispatched it).
             self.page[3] += 1
-            if what != KEEP:
+            if what != KEEP or c.out is not None:
+                # (A response still being written: the requests after it
+                # wait until the client has all of it.)
                 del buf[:pos]
                 self._settle(c, what)
                 return
@@ -306,6 +328,8 @@ class Lender:
             self._give_back(c, 0, bytes(c.buf))
         elif what == KEEP:
             c.last = _monotonic()
+            if c.out is not None:
+                self.ep.modify(c.fd, _EPOLLOUT)  # reading waits until the response is out
         elif what == HANDED_DONE:
             pass
         elif what == HANDED:
@@ -319,6 +343,33 @@ class Lender:
         self._end()
 
     # ------------------------------------------------------------ one request
+
+    def _writable(self, c):
+        """The client made room: more of the response owed to it. Once it
+        has all of it, the connection is read again (and the requests
+        already in its buffer are served)."""
+        out = c.out
+        try:
+            while out:
+                part = out[0]
+                n = c.sock.send(part, _NOSIGNAL)
+                if n < len(part):
+                    out[0] = part[n:]
+                    return
+                del out[0]
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            c.out = None
+            self._give_back(c, P.RETURN_CLOSE)  # the client is gone
+            return
+        c.out = None
+        self.lend.send(_owed_frame(c.id, 0))
+        c.last = _monotonic()
+        self.ep.modify(c.fd, _EPOLLIN)
+        if c.buf:
+            self._begin(c)
+            self._serve_buffer(c)
 
     def _begin(self, c):
         q = self.page
@@ -400,17 +451,31 @@ class Lender:
         c.sock.close()
 
     def _give_back(self, c, flags, rest=b""):
+        """The connection goes back to the master, with what is still owed
+        of a response (as OUTPUT, which the master writes first)."""
         self._forget(c)
-        self.lend.send(_return_frame(c.id, flags, rest))
+        out = c.out
+        if out is None:
+            self.lend.send(_return_frame(c.id, flags, rest))
+            return
+        c.out = None
+        parts = [_return_frame(c.id, P.RETURN_OUTPUT, b"")]
+        for piece in out:
+            parts += W._data_parts(b"", c.id, piece, b"", P.OUTPUT)
+        parts.append(_return_frame(c.id, flags, rest))
+        self.lend.sendv(parts)
 
     def _return_all(self):
         for c in list(self.conns.values()):
             self._give_back(c, 0, bytes(c.buf))
 
     def _return_idle(self, now):
+        """Idle connections go back, and so do responses a client has been
+        reading for longer than that: the master writes the rest (the
+        worker's memory is not held for a slow reader)."""
         for c in list(self.conns.values()):
-            if c is not self.serving and now - c.last > _IDLE and not c.buf:
-                self._give_back(c, 0)
+            if c is not self.serving and now - c.last > _IDLE and (not c.buf or c.out is not None):
+                self._give_back(c, 0, bytes(c.buf))
 
     def _rescue(self, signum, frame):
         """SIGUSR2, from the master (lend.go, watchLent): the request being
@@ -423,7 +488,8 @@ class Lender:
             return
         serving = self.serving
         ready = {fd for fd, _ev in self.ep.poll(0)}  # the connections with a request waiting (level-triggered: nothing consumed)
-        waiting = [c for fd, c in self.conns.items() if fd in ready and c is not serving and not c.buf]
+        waiting = [c for fd, c in self.conns.items()
+                   if fd in ready and c is not serving and not c.buf and c.out is None]
         for c in waiting:
             self._give_back(c, 0)
 
@@ -457,6 +523,10 @@ def _handed_close(lender, c):
 HANDED_DONE = 3  # handed over and ended: nothing left to settle
 
 
+def _owed_frame(cid, owed):
+    return _HEADER_pack(1, P.OWED, cid) + bytes((owed,))
+
+
 def _return_frame(cid, flags, rest):
     return _HEADER_pack(1 + len(rest), P.RETURN, cid) + bytes((flags,)) + rest
 
@@ -483,7 +553,7 @@ def _check_name(name):
 class LentResponse(W.Response):
     """start_response and the body, written to the client as HTTP/1.1."""
 
-    __slots__ = ("lender", "conn", "status", "headers", "chunked", "handed", "declared", "count")
+    __slots__ = ("lender", "conn", "status", "headers", "chunked", "handed", "declared", "count", "whole")
 
     def __init__(self, lender, conn, is_head):
         W.Response.__init__(self, None, conn.id, is_head)
@@ -495,6 +565,9 @@ class LentResponse(W.Response):
         self.handed = False  # the master writes the rest (OUTPUT)
         self.declared = None  # the application's Content-Length
         self.count = 0  # body bytes sent
+        # The response's bytes are all in memory (a list the application
+        # returned): what the socket cannot take at once is owed, not waited for.
+        self.whole = False
 
     def start_response(self, status, headers, exc_info=None):
         """worker.Response.start_response's checks, without encoding START."""
@@ -536,11 +609,26 @@ class LentResponse(W.Response):
         if self.handed:
             self._hand(data)
             return
-        sock = self.conn.sock
+        conn = self.conn
+        if conn.out is not None:
+            conn.out.append(memoryview(data))  # after the part already owed
+            return
+        sock = conn.sock
         total = len(data)
         n = 0
         try:
-            n = sock.send(data, _NOSIGNAL)
+            try:
+                n = sock.send(data, _NOSIGNAL)
+            except (BlockingIOError, InterruptedError):
+                if not self.whole:
+                    raise
+            if n < total and self.whole:
+                # The loop writes the rest as the client reads, serving
+                # other requests meanwhile; the master knows, so that a
+                # crash closes this connection instead of serving it again.
+                conn.out = [memoryview(data)[n:]]
+                self.lender.lend.send(_owed_frame(conn.id, 1))
+                return
             if n < total:
                 view = memoryview(data)
                 while n < total:
@@ -624,6 +712,7 @@ class LentResponse(W.Response):
 
     def send_list(self, blocks):
         data = b"".join(blocks)
+        self.whole = True
         if self.status is None:
             raise AssertionError("the application returned without calling start_response")
         length = None

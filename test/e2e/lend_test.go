@@ -17,6 +17,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"reflect"
 	"sort"
@@ -536,6 +537,53 @@ func TestLendWorkerSegv(t *testing.T) {
 		if next := b.pid(t); next == pid {
 			t.Errorf("%s: the other connection's request served by the dead worker %d", tc.name, pid)
 		}
+	}
+}
+
+// TestLendWorkerDiesOwingAResponse: a worker that dies while a client has
+// not yet read all of a response it wrote (the rest waits in the worker, to
+// be written as the client reads: OWED) costs that connection, which the
+// master closes; it is not served again as if the response were whole, and
+// the other connection the worker held is served by its replacement.
+func TestLendWorkerDiesOwingAResponse(t *testing.T) {
+	s := lendStart(t, "--workers", "1")
+	other := s.lendDial(t)
+	pid := other.pid(t)
+	c := s.lendDial(t)
+	if mine := c.pid(t); mine != pid {
+		t.Fatalf("the two connections are served by %d and %d with one worker", pid, mine)
+	}
+	// More than the kernel's socket buffers take: the worker owes the rest.
+	const size = 48 << 20
+	resp := c.head(t, "/big?size="+strconv.Itoa(size)+"&seed=owed")
+	if got := resp.Header.Get("X-Pid"); got != strconv.Itoa(pid) {
+		t.Fatalf("the big response came from %s, not the connection's worker %d", got, pid)
+	}
+	first := make([]byte, 64<<10)
+	if _, err := io.ReadFull(resp.Body, first); err != nil {
+		t.Fatal(err)
+	}
+	// The worker is free meanwhile: the other connection is served.
+	if again := other.pid(t); again != pid {
+		t.Fatalf("the other connection moved from worker %d to %d", pid, again)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// A hang guard, not a timing: a connection given back as if whole would
+	// wait here for the rest until the server's idle timeout.
+	c.SetReadDeadline(time.Now().Add(lendHangGuard))
+	rest, err := io.ReadAll(resp.Body)
+	if err == nil || errors.Is(err, os.ErrDeadlineExceeded) || len(first)+len(rest) >= size {
+		t.Fatalf("after the worker died: %d of %d bytes (%v), want the body cut short by a closed connection",
+			len(first)+len(rest), size, err)
+	}
+	if more, err := io.ReadAll(c.br); len(more) > 0 || (err != nil && !errors.Is(err, syscall.ECONNRESET)) {
+		t.Errorf("after the cut-short body %q (%v), want the connection closed", more, err)
+	}
+	harness.WaitFor(t, "the killed worker to be reaped", func() bool { return harness.ProcessReaped(pid) })
+	if next := other.pid(t); next == pid {
+		t.Errorf("the other connection's request served by the dead worker %d", pid)
 	}
 }
 
