@@ -47,7 +47,7 @@ import (
 const (
 	pageServing = 0 // id of the connection being served, 0 for none
 	pageSince   = 1 // when that request began, unix ns
-	pageWritten = 2 // response bytes written to the client for it
+	pageWritten = 2 // response bytes the worker has begun to write for it (counted before each write)
 	pageServed  = 3 // requests the worker read from lent connections itself (not the ones the master sent)
 	pageAverage = 4 // moving average of a request's time there, ns
 	pageIdle    = 5 // 1 while the worker waits with nothing to do
@@ -680,8 +680,9 @@ func (p *Pool) watchLent(stop <-chan struct{}) {
 // rescueLong is how long a request may run before the connections waiting
 // on its worker go back to the master even though no other worker idles:
 // they then wait in the master's queue for whichever worker frees first,
-// not behind this request.
-const rescueLong = 100 * time.Millisecond
+// not behind this request. Not less: with every worker in a slow request,
+// moving them only parks them behind another (docs/architecture.md).
+const rescueLong = 500 * time.Millisecond
 
 // rescue asks a worker (SIGUSR2; lend.py, _rescue) to hand back the lent
 // connections that have a request waiting while it serves another, so that

@@ -26,7 +26,7 @@ class Rig:
 
     def __init__(self, app, sndbuf=None):
         self.stream_master, stream_worker = socket.socketpair()
-        _disp_master, disp_worker = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.disp_master, disp_worker = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.lend_master, lend_worker = socket.socketpair()
         self.page_file = tempfile.TemporaryFile()
         self.page_file.truncate(4096)
@@ -364,3 +364,54 @@ def test_max_requests_hands_every_connection_back(served):
     (ftype, stream, payload), = rig.frames()
     assert (ftype, stream, payload) == (P.RETURN, 7, b"\0")
     assert rig.lender.conns == {}
+
+
+def test_the_page_counts_response_bytes_before_they_are_written():
+    # A worker that dies just after a write (the client it woke may run
+    # first) must not look to the master as if it had sent nothing: that
+    # request would be answered 502 on top of its response.
+    rig = Rig(hello)
+    seen = []
+
+    class Watched:
+        def __init__(self, sock):
+            self.sock = sock
+
+        def send(self, data, flags=0):
+            seen.append((rig.page(2), len(data)))
+            return self.sock.send(data, flags)
+
+        def __getattr__(self, name):
+            return getattr(self.sock, name)
+    rig.conn.sock = Watched(rig.conn.sock)
+    rig.send(get("/a"))
+    assert rig.response()[2] == b"hello /a"
+    assert seen and all(counted >= size > 0 for counted, size in seen), seen
+
+
+def test_the_loop_serves_the_quickest_connections_first():
+    order = []
+
+    def app(environ, start_response):
+        order.append(environ["PATH_INFO"])
+        return hello(environ, start_response)
+    rig = Rig(app)
+    quick_client, quick_server = socket.socketpair()
+    quick_server.setblocking(False)
+    quick = lend.Conn(8, quick_server, {}, bytearray())
+    rig.lender.conns[quick.fd] = quick
+    rig.lender.ep.register(quick.fd, lend._EPOLLIN)
+    rig.conn.cost, quick.cost = 0.2, 0.001  # the first connection's requests have been slow
+    # Both waiting when the loop looks, the slow one's first.
+    rig.client.sendall(get("/slow"))
+    quick_client.sendall(get("/quick"))
+    got = []
+
+    def client():
+        got.append(rig.response()[2])
+        got.append(quick_client.recv(4096))
+        rig.disp_master.close()  # the master's EOF ends the loop
+    threading.Thread(target=client, daemon=True).start()
+    rig.lender.run()  # on the main thread: it installs the SIGUSR2 handler
+    assert got[0] == b"hello /slow" and got[1].endswith(b"hello /quick")
+    assert order == ["/quick", "/slow"]

@@ -46,6 +46,8 @@ _time_ns = time.time_ns
 _IDLE = 2.0  # a connection idle this long goes back to the master
 _DRAIN_WAIT = 5  # ms a response waits for a client to make room before the master takes the rest
 
+_SLOW = 0.002  # a request this long ends the batch of ready connections being served
+
 KEEP, HANDED, CLOSE = 0, 1, 2  # what became of a connection after a request
 
 
@@ -67,7 +69,7 @@ _LINE_MAX = 1024
 
 
 class Conn:
-    __slots__ = ("id", "sock", "fd", "consts", "buf", "last", "out_poll", "errors", "stderr", "out")
+    __slots__ = ("id", "sock", "fd", "consts", "buf", "last", "out_poll", "errors", "stderr", "out", "cost")
 
     def __init__(self, cid, sock, consts, buf):
         self.id = cid
@@ -83,6 +85,7 @@ class Conn:
         # (memoryviews), written as the client reads while other requests
         # are served; None when nothing is owed.
         self.out = None
+        self.cost = 0.0  # moving average of its requests' times, seconds: the loop serves cheap ones first
 
     def writable(self, ms):
         """Whether the socket takes more bytes within ms milliseconds."""
@@ -137,6 +140,7 @@ class Lender:
         self.in_app = False  # the application runs: SIGUSR2 may hand waiting connections back
         self.serving = None  # the Conn being served
         self.since = 0.0  # when its request began (monotonic)
+        self.took = 0.0  # how long the last one took
         self.avg = 0.002  # moving average of a request's time, seconds
         self.returning = False  # the server drains: keep no connection
         self.max_head = min(max_head, http11.MAX_HEAD)  # never more than the master's --max-header-size
@@ -173,8 +177,12 @@ class Lender:
                 continue
             if len(events) > 1:
                 # The master's requests first: they waited in the dispatch
-                # socket for the request this worker was on (parked).
-                events.sort(key=lambda e: e[0] != disp_fd)
+                # socket for the request this worker was on (parked). Then
+                # the connections whose requests have been the quickest: a
+                # connection that asks for a slow view again waits for the
+                # quick ones that came meanwhile, not they for it (each waits
+                # at most for the others of this batch: no starvation).
+                events.sort(key=lambda e: -1.0 if e[0] == disp_fd else _cost(conns, e[0]))
             for fd, _ev in events:
                 if fd == disp_fd:
                     # Every request waiting there, before any connection:
@@ -194,6 +202,10 @@ class Lender:
                         self._writable(c)
                     else:
                         self._readable(c)
+                        if self.took > _SLOW:
+                            # Look again before the next connection: the
+                            # quick requests that came meanwhile go first.
+                            break
             if conns:
                 now = _monotonic()
                 if now >= next_sweep:
@@ -383,8 +395,11 @@ class Lender:
         if self.serving is not None:
             q = self.page
             q[0] = 0
-            self.avg += (_monotonic() - self.since - self.avg) / 8
+            took = self.took = _monotonic() - self.since
+            self.avg += (took - self.avg) / 8
             q[4] = int(self.avg * 1e9)  # the master's rescue delay is 4 of these
+            c = self.serving
+            c.cost += (took - c.cost) / 2
             self.serving = None
             self.since = 0.0
 
@@ -523,6 +538,11 @@ def _handed_close(lender, c):
 HANDED_DONE = 3  # handed over and ended: nothing left to settle
 
 
+def _cost(conns, fd):
+    c = conns.get(fd)
+    return c.cost if c is not None else 0.0
+
+
 def _owed_frame(cid, owed):
     return _HEADER_pack(1, P.OWED, cid) + bytes((owed,))
 
@@ -616,6 +636,10 @@ class LentResponse(W.Response):
         sock = conn.sock
         total = len(data)
         n = 0
+        # Counted before the write: a worker that dies just after it (the
+        # client woken by the write can run first) must not have its
+        # request answered 502 by the master on top of the response.
+        self.lender.page[2] += total
         try:
             try:
                 n = sock.send(data, _NOSIGNAL)
@@ -646,8 +670,6 @@ class LentResponse(W.Response):
             self._hand(memoryview(data)[n:])
         except OSError:
             raise W.ClientGone("the client closed the connection")
-        finally:
-            self.lender.page[2] += n
 
     def _hand(self, data):
         now = _monotonic()
@@ -683,7 +705,7 @@ class LentResponse(W.Response):
             count = min(count, self.declared)
         sent = 0
         sock_fd = self.conn.fd
-        page = self.lender.page
+        self.lender.page[2] += count  # before the writes, as in _out
         while sent < count and not self.handed:
             try:
                 n = os.sendfile(sock_fd, fd, offset + sent, count - sent)
@@ -694,7 +716,6 @@ class LentResponse(W.Response):
             if not n:
                 break  # the file shrank
             sent += n
-            page[2] += n
         self.count += sent
         if sent < count:
             f.seek(offset + sent)

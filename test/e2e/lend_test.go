@@ -66,6 +66,26 @@ func (s *lendServer) workers(t *testing.T) []lendWorker {
 
 // lent is the number of requests the live workers read from their lent
 // connections themselves (the master sent them the others).
+// serving counts the requests the live workers are serving, as `wsgate
+// status` shows them.
+func (s *lendServer) serving(t *testing.T) int {
+	t.Helper()
+	var pools []struct {
+		Live []struct {
+			Requests []json.RawMessage `json:"requests"`
+		} `json:"live_workers"`
+	}
+	out := wsgateCmd(t, "status", "--json", "--control-socket", s.ctl)
+	if err := json.Unmarshal([]byte(out), &pools); err != nil || len(pools) != 1 {
+		t.Fatalf("wsgate status --json: %v in %.300q", err, out)
+	}
+	n := 0
+	for _, w := range pools[0].Live {
+		n += len(w.Requests)
+	}
+	return n
+}
+
 func (s *lendServer) lent(t *testing.T) int64 {
 	t.Helper()
 	var n int64
@@ -567,6 +587,12 @@ func TestLendWorkerDiesOwingAResponse(t *testing.T) {
 	if again := other.pid(t); again != pid {
 		t.Fatalf("the other connection moved from worker %d to %d", pid, again)
 	}
+	// Killed once it has finished that request (its page says it serves
+	// nothing): until then the master closes the connection, which a client
+	// may retry, rather than give it back.
+	harness.WaitFor(t, "the worker to finish the other connection's request", func() bool {
+		return s.serving(t) == 0
+	})
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
