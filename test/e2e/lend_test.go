@@ -410,17 +410,24 @@ func lendNoDate(b []byte) []byte {
 }
 
 // TestLendSlowReader: a client that stops reading a 10 MiB response on a
-// lent connection holds no worker (the worker hands what the socket does not
-// take to the master and serves on): with one worker, other requests are
+// lent connection holds no worker: with one worker, other requests are
 // served meanwhile, and the slow client still gets every byte. The same
-// while a client reads at about 10 KB/s.
+// while a client reads at about 10 KB/s. A list body's rest is written by
+// the worker as the client reads, then by the master (list); a generator's
+// goes to the master (stream).
 func TestLendSlowReader(t *testing.T) {
+	for _, body := range []string{"list", "stream"} {
+		t.Run(body, func(t *testing.T) { lendSlowReader(t, "&body="+body) })
+	}
+}
+
+func lendSlowReader(t *testing.T, kind string) {
 	s := lendStart(t, "--workers", "1", "--timeout", "10")
 	const size = 10 << 20
 	c := s.lendDial(t)
 	c.do(t, "GET", "/hello")
 	before := s.lent(t)
-	resp := c.head(t, "/big?size="+strconv.Itoa(size)+"&seed=slow")
+	resp := c.head(t, "/big?size="+strconv.Itoa(size)+"&seed=slow"+kind)
 	first := make([]byte, 10<<10)
 	if _, err := io.ReadFull(resp.Body, first); err != nil {
 		t.Fatal(err)
@@ -440,7 +447,7 @@ func TestLendSlowReader(t *testing.T) {
 	// A client reading at about 10 KB/s until the other requests are done.
 	d := s.lendDial(t)
 	d.do(t, "GET", "/hello")
-	resp = d.head(t, "/big?size="+strconv.Itoa(size)+"&seed=trickle")
+	resp = d.head(t, "/big?size="+strconv.Itoa(size)+"&seed=trickle"+kind)
 	othersDone := make(chan struct{})
 	got := make(chan []byte, 1)
 	go func() {
