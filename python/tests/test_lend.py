@@ -415,3 +415,25 @@ def test_the_loop_serves_the_quickest_connections_first():
     rig.lender.run()  # on the main thread: it installs the SIGUSR2 handler
     assert got[0] == b"hello /slow" and got[1].endswith(b"hello /quick")
     assert order == ["/quick", "/slow"]
+
+
+def test_a_connection_passed_over_for_quicker_ones_is_not_starved():
+    rig = Rig(hello)
+    quick_server = socket.socketpair()[1]
+    quick = lend.Conn(8, quick_server, {}, bytearray())
+    rig.lender.conns[quick.fd] = quick
+    slow = rig.conn
+    slow.cost, quick.cost = 0.08, 0.06
+    conns = rig.lender.conns
+    t = 100.0
+    # Both ready at every look; the quick one is served each time (its wait
+    # starts again), the slow one keeps waiting from its first look.
+    order = []
+    for _ in range(10):
+        ranked = sorted((slow.fd, quick.fd), key=lambda fd: lend._rank(conns, fd, t))
+        served = conns[ranked[0]]
+        order.append("slow" if served is slow else "quick")
+        served.ready = 0.0
+        t += 0.06
+    assert order[0] == "quick"
+    assert "slow" in order[:2], order  # its 20 ms of extra cost is made up after 40 ms of waiting
