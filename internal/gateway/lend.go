@@ -628,7 +628,7 @@ func (w *worker) pageLoad(i int) uint64 {
 // pages: it kills a worker whose request passed the timeout, recycles one
 // past max_requests or max_worker_memory, and rescues the connections
 // waiting on a busy worker when another worker idles or the request runs
-// long (rescue). It looks every 2 ms while connections are lent, else at the
+// long (rescue). It looks every 5 ms while connections are lent, else at the
 // pace the limits need.
 func (p *Pool) watchLent(stop <-chan struct{}) {
 	calm := 500 * time.Millisecond
@@ -640,7 +640,7 @@ func (p *Pool) watchLent(stop <-chan struct{}) {
 	if p.cfg.Timeout > 0 {
 		calm = min(calm, max(p.cfg.Timeout/5, 20*time.Millisecond))
 	}
-	const busy = 2 * time.Millisecond
+	const busy = 5 * time.Millisecond
 	t := time.NewTimer(calm)
 	defer t.Stop()
 	for {
