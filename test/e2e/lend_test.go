@@ -484,28 +484,41 @@ func lendSlowReader(t *testing.T, kind string) {
 }
 
 // TestLendSlowUpload: a client sending its request body slowly on a lent
-// connection holds no worker (the worker hands the connection back with the
-// part it read, and the master reads a body of up to 64 KiB before it takes
-// a worker): with one worker, other requests are served meanwhile, and the
-// upload arrives whole. (A larger body streams to the worker as it comes,
-// with --lend or without: a slow one holds its worker.)
+// connection holds no worker: with one worker, other requests are served
+// meanwhile, and the upload arrives whole. A body of up to 64 KiB: the
+// worker hands the connection back with the part it read, and the master
+// reads the body before it takes a worker. A larger one: the master watches
+// it arrive, finds it slow and reads it into a file first (spool.go). The
+// same on the master's path (--lend=false).
 func TestLendSlowUpload(t *testing.T) {
-	s := lendStart(t, "--workers", "1", "--timeout", "10")
-	c := s.lendDial(t)
-	c.do(t, "GET", "/hello")
-	upload := gwLines()[:60000]
-	head := fmt.Sprintf("POST /read?mode=chunks HTTP/1.1\r\nHost: lend.test\r\nContent-Length: %d\r\n\r\n", len(upload))
-	if _, err := io.WriteString(c, head+string(upload[:1000])); err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		name string
+		size int
+		args []string
+	}{
+		{"60KB", 60000, nil},
+		{"1MiB", 1 << 20, nil},
+		{"1MiB-nolend", 1 << 20, []string{"--lend=false"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := lendStart(t, append([]string{"--workers", "1", "--timeout", "10"}, tc.args...)...)
+			c := s.lendDial(t)
+			c.do(t, "GET", "/hello")
+			upload := bytes.Repeat(gwLines(), 1+tc.size/len(gwLines()))[:tc.size]
+			head := fmt.Sprintf("POST /read?mode=chunks HTTP/1.1\r\nHost: lend.test\r\nContent-Length: %d\r\n\r\n", len(upload))
+			if _, err := io.WriteString(c, head+string(upload[:1000])); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 5 {
+				gwOK(t, fmt.Sprintf("request %d while a client sends its body slowly", i), gwGet(t, s.URL+"/hello"))
+			}
+			if _, err := c.Write(upload[1000:]); err != nil {
+				t.Fatal(err)
+			}
+			c.readUpload(t, "the slow upload", upload)
+			c.do(t, "GET", "/hello")
+		})
 	}
-	for i := range 5 {
-		gwOK(t, fmt.Sprintf("request %d while a lent connection sends its body slowly", i), gwGet(t, s.URL+"/hello"))
-	}
-	if _, err := c.Write(upload[1000:]); err != nil {
-		t.Fatal(err)
-	}
-	c.readUpload(t, "the slow upload", upload)
-	c.do(t, "GET", "/hello")
 }
 
 // TestLendWorkerSegv: a worker killed by SIGSEGV costs the request it was
