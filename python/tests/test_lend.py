@@ -40,7 +40,7 @@ class Rig:
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, sndbuf)
         server.setblocking(False)
         consts = {"REMOTE_ADDR": "127.0.0.1", "REMOTE_PORT": "4242", "wsgi.url_scheme": "http"}
-        self.conn = lend.Conn(7, server, consts, bytearray())
+        self.conn = lend.Conn(7, server, self.lender.conn_env(consts), bytearray())
         self.lender.conns[self.conn.fd] = self.conn
         self.lend_master.settimeout(5)
         self.client.settimeout(5)
