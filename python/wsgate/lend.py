@@ -168,6 +168,7 @@ class Lender:
                 events = poll(_IDLE if conns else -1)
             except InterruptedError:
                 continue
+            fresh = False
             if len(events) > 1:
                 # The master's requests first: they waited in the dispatch
                 # socket for the request this worker was on (parked).
@@ -187,8 +188,9 @@ class Lender:
                     c = conns.get(fd)
                     if c is not None:
                         self._readable(c)
+                        fresh = True
             if conns:
-                now = _monotonic()
+                now = self.clock if fresh else _monotonic()  # _readable's _end read the clock
                 if now >= next_sweep:
                     next_sweep = now + _IDLE
                     self._return_idle(now)
@@ -413,7 +415,10 @@ class Lender:
             self.in_app = False
             if errors._pending:
                 errors.flush()
-            W._request_done()
+            # W._request_done(), inlined: serving.stderr is c.stderr (set above)
+            serving.stderr = serving.request = None
+            if c.stderr._pending:
+                c.stderr.flush()
             self.served += 1
             if self.max_requests and self.served >= self.max_requests:
                 self.returning = True
@@ -526,14 +531,10 @@ class LentResponse(W.Response):
     __slots__ = ("lender", "conn", "status", "headers", "chunked", "handed", "declared", "count")
 
     def __init__(self, lender, conn, is_head):
-        # W.Response.__init__'s fields, set here: this runs once a request.
-        self.chan = None
-        self.stream = conn.id
-        self.direct = False
+        # The fields of W.Response.__init__ this class reads, set here: this
+        # runs once a request (next_poll is set when the output is handed over).
         self.is_head = self.head = is_head
-        self.start = None
         self.sent = False
-        self.next_poll = 0.0
         self.lender = lender
         self.conn = conn
         self.status = None
@@ -609,6 +610,7 @@ class LentResponse(W.Response):
                             raise
         except (BlockingIOError, InterruptedError):
             self.handed = True
+            self.next_poll = 0.0
             self.lender.lend.send(_return_frame(self.conn.id, P.RETURN_OUTPUT, b""))
             self._hand(memoryview(data)[n:])
         except OSError:
@@ -684,7 +686,9 @@ class LentResponse(W.Response):
         length = None
         if not self.has_length and (self.is_head or not self.head):
             length = len(data)
-        head = self._head(length, False)
+        head = _response_head(self.status, self.headers, length, False)  # self._head, inlined
+        self.sent = True
+        self.chunked = False
         if not self.head:
             data = self._fit(data)
         if self.head or not data:
