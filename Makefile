@@ -31,11 +31,19 @@ STRICT := WSGATE_TEST_STRICT=1
 
 export WSGATE_TEST_PYTHON := $(VPY)
 
-.PHONY: build venv venv-dj42 venv-dist system-venv dist test test-go test-master-path test-python test-pythons test-django42 test-dist lint mutants demo bench clean FORCE
+.PHONY: build speedups venv venv-dj42 venv-dist system-venv dist test test-go test-master-path test-python test-pythons test-django42 test-dist lint mutants demo bench clean FORCE
 
 build: $(BIN)
 
-$(BIN): FORCE
+# The optional C module (python/wsgate/_speedups.c) for the venv's interpreter
+# (else $(PYTHON)), before go build embeds the runtime: scripts/speedups.sh says
+# why when it cannot build it and never fails the build (docs/install.md).
+SPEEDUPS_PY = $(if $(wildcard $(VPY)),$(VPY),$(PYTHON))
+
+speedups:
+	@./scripts/speedups.sh $(SPEEDUPS_PY)
+
+$(BIN): speedups FORCE
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/wsgate
 
 # What `$(PYTHON) -m venv` needs, before the first venv is made: nothing when

@@ -21,6 +21,7 @@ bytes.translate, decodes it as latin-1 once, splits it once, and maps header
 names (and Host values) to environ entries through bounded caches.
 """
 
+import os
 import re
 import time
 from urllib.parse import unquote
@@ -437,3 +438,21 @@ def chunk(data):
 def chunk_parts(data):
     """chunk() as three buffers for sendmsg, without copying data."""
     return (b"%x\r\n" % len(data), data, b"\r\n")
+
+
+# The optional C module (python/wsgate/_speedups.c, docs/architecture.md "The
+# C speedups"): its parse and response_head serve the plain request and
+# response themselves and call the Python functions above for everything
+# else. `make` builds it for one interpreter; any other one, and
+# WSGATE_NO_SPEEDUPS=1, keeps the Python functions.
+_py_parse, _py_head = parse, response_head
+SPEEDUPS = None  # the C module, when it is in use
+if not os.environ.get("WSGATE_NO_SPEEDUPS"):
+    try:
+        from wsgate import _speedups
+    except ImportError:
+        pass
+    else:
+        _speedups.configure(_methods, _keys, _servers, _names, _py_parse, _py_head, _date_line, MAX_HEAD, MAX_BODY)
+        parse, response_head = _speedups.parse, _speedups.response_head
+        SPEEDUPS = _speedups
