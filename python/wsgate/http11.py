@@ -447,12 +447,15 @@ def chunk_parts(data):
 # WSGATE_NO_SPEEDUPS=1, keeps the Python functions.
 _py_parse, _py_head = parse, response_head
 SPEEDUPS = None  # the C module, when it is in use
-if not os.environ.get("WSGATE_NO_SPEEDUPS"):
+if os.environ.get("WSGATE_NO_SPEEDUPS"):
+    SPEEDUPS_STATE = "Python (WSGATE_NO_SPEEDUPS is set)"
+else:
     try:
         from wsgate import _speedups
     except ImportError:
-        pass
+        SPEEDUPS_STATE = "Python (no wsgate._speedups built for this interpreter)"
     else:
         _speedups.configure(_methods, _keys, _servers, _names, _py_parse, _py_head, _date_line, MAX_HEAD, MAX_BODY)
         parse, response_head = _speedups.parse, _speedups.response_head
         SPEEDUPS = _speedups
+        SPEEDUPS_STATE = "C (wsgate._speedups)"
