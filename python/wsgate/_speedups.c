@@ -18,6 +18,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <string.h>
+#include <time.h>
 
 #if PY_VERSION_HEX < 0x030A0000
 static inline PyObject *
@@ -581,9 +582,18 @@ fast_head(PyObject *status, PyObject *headers, PyObject *length_obj, PyObject *c
     PyObject *date = NULL;
     const char *date_p = NULL;
     if (!has_date) {
-        date = PyObject_CallNoArgs(date_line);
-        if (date == NULL)
-            return NULL; /* an error: raised */
+        /* http11._date_line() changes once a second (int(time.time()), the second time() gives): ask it then only */
+        static time_t date_second = -1;
+        static PyObject *date_cached;
+        time_t now = time(NULL);
+        if (now != date_second || date_cached == NULL) {
+            PyObject *fresh = PyObject_CallNoArgs(date_line);
+            if (fresh == NULL)
+                return NULL; /* an error: raised */
+            Py_XSETREF(date_cached, fresh);
+            date_second = now;
+        }
+        date = Py_NewRef(date_cached);
         date_p = latin1_data(date, &date_n);
         if (date_p == NULL) {
             Py_DECREF(date);

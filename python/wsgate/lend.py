@@ -563,7 +563,12 @@ class LentResponse(W.Response):
                 length = value
         # The Content-Length response_head sends (an invalid one is dropped, as
         # net/http does): the first one decides (http11.app_length).
-        declared = None if length is None else http11.length_value(length)
+        if length is None:
+            declared = None
+        elif length.isdigit() and length.isascii() and len(length) <= 18:
+            declared = int(length)  # http11.length_value's common case, inlined
+        else:
+            declared = http11.length_value(length)
         if code is None:
             if _CONTROL_CHARS(status):
                 raise ValueError("control character in the status or a header: %r" % ([status] + list(headers),))
