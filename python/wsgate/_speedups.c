@@ -427,21 +427,38 @@ parse_args(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, Py_ssize_
     return 1;
 }
 
+/* What a function answers once its C path has run: r, or the error it set, or
+ * when it declined (NULL, no error) the Python function's answer — None
+ * for the try_ functions, which have no fallback. */
+static PyObject *
+answer(PyObject *r, PyObject *fallback, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (r != NULL || PyErr_Occurred())
+        return r;
+    if (fallback == NULL)
+        Py_RETURN_NONE;
+    return PyObject_Vectorcall(fallback, args, nargs, kwnames);
+}
+
+static PyObject *
+parse_or(PyObject *fallback, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    Py_ssize_t pos, max_head, max_body;
+    PyObject *r = NULL;
+    if (!configured())
+        return NULL;
+    if (parse_args(args, nargs, kwnames, &pos, &max_head, &max_body))
+        r = fast_parse(args[0], pos, args[2], max_head, max_body);
+    return answer(r, fallback, args, nargs, kwnames);
+}
+
 PyDoc_STRVAR(try_parse_doc, "try_parse(buf, pos, conn, max_head, max_body): parse()'s result for a plain request, "
                             "None when the Python parser must decide (tests compare the two).");
 
 static PyObject *
 sp_try_parse(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    Py_ssize_t pos, max_head, max_body;
-    if (!configured())
-        return NULL;
-    if (!parse_args(args, nargs, kwnames, &pos, &max_head, &max_body))
-        Py_RETURN_NONE;
-    PyObject *r = fast_parse(args[0], pos, args[2], max_head, max_body);
-    if (r == NULL && !PyErr_Occurred())
-        Py_RETURN_NONE;
-    return r;
+    return parse_or(NULL, args, nargs, kwnames);
 }
 
 PyDoc_STRVAR(parse_doc, "parse(buf, pos, conn, max_head=MAX_HEAD, max_body=MAX_BODY, mount=''): wsgate.http11.parse, "
@@ -450,15 +467,7 @@ PyDoc_STRVAR(parse_doc, "parse(buf, pos, conn, max_head=MAX_HEAD, max_body=MAX_B
 static PyObject *
 sp_parse(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    Py_ssize_t pos, max_head, max_body;
-    if (!configured())
-        return NULL;
-    if (parse_args(args, nargs, kwnames, &pos, &max_head, &max_body)) {
-        PyObject *r = fast_parse(args[0], pos, args[2], max_head, max_body);
-        if (r != NULL || PyErr_Occurred())
-            return r;
-    }
-    return PyObject_Vectorcall(py_parse, args, nargs, kwnames);
+    return parse_or(py_parse, args, nargs, kwnames);
 }
 
 /* ------------------------------------------------------------------------ response_head */
@@ -648,9 +657,14 @@ head_args(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 }
 
 static PyObject *
-head_from(PyObject *const *args, Py_ssize_t nargs)
+head_or(PyObject *fallback, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    return fast_head(args[0], args[1], nargs > 2 ? args[2] : Py_None, nargs > 3 ? args[3] : Py_False);
+    PyObject *r = NULL;
+    if (!configured())
+        return NULL;
+    if (head_args(args, nargs, kwnames))
+        r = fast_head(args[0], args[1], nargs > 2 ? args[2] : Py_None, nargs > 3 ? args[3] : Py_False);
+    return answer(r, fallback, args, nargs, kwnames);
 }
 
 PyDoc_STRVAR(try_head_doc, "try_head(status, headers, length=None, chunked=False): response_head()'s bytes for a "
@@ -659,14 +673,7 @@ PyDoc_STRVAR(try_head_doc, "try_head(status, headers, length=None, chunked=False
 static PyObject *
 sp_try_head(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    if (!configured())
-        return NULL;
-    if (!head_args(args, nargs, kwnames))
-        Py_RETURN_NONE;
-    PyObject *r = head_from(args, nargs);
-    if (r == NULL && !PyErr_Occurred())
-        Py_RETURN_NONE;
-    return r;
+    return head_or(NULL, args, nargs, kwnames);
 }
 
 PyDoc_STRVAR(head_doc, "response_head(status, headers, length=None, chunked=False, date=None): "
@@ -675,14 +682,7 @@ PyDoc_STRVAR(head_doc, "response_head(status, headers, length=None, chunked=Fals
 static PyObject *
 sp_head(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    if (!configured())
-        return NULL;
-    if (head_args(args, nargs, kwnames)) {
-        PyObject *r = head_from(args, nargs);
-        if (r != NULL || PyErr_Occurred())
-            return r;
-    }
-    return PyObject_Vectorcall(py_head, args, nargs, kwnames);
+    return head_or(py_head, args, nargs, kwnames);
 }
 
 PyDoc_STRVAR(configure_doc, "configure(methods, keys, servers, names, py_parse, py_head, date_line, max_head, "
