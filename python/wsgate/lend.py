@@ -79,7 +79,7 @@ class Conn:
         self.errors = None  # wsgi.errors and sys.stderr of its requests (LentErrors), made once
         self.stderr = None
         self.line = b""  # the request line of its current request (for LentErrors)
-        self.request = (None, cid)  # worker._serving.request while it is served (Lender._serve)
+        self.request = None  # worker._serving.request while it is served: (lend channel, id), made with errors
 
     def writable(self, ms):
         """Whether the socket takes more bytes within ms milliseconds."""
@@ -242,7 +242,6 @@ class Lender:
         self.chan.send(_HEADER_pack(0, P.LENT, stream))
         sock = socket.socket(fileno=fds[0])
         c = Conn(cid, sock, self.conn_env(http11.conn_constants(environ)), bytearray(buffered))
-        c.request = (self.lend, cid)
         self.conns[c.fd] = c
         self.ep.register(c.fd, _EPOLLIN)
         self._begin(c)
