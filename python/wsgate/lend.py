@@ -272,7 +272,11 @@ class Lender:
             if r.__class__ is tuple and r[2] == len(data):
                 what = self._serve(c, r[0], r[1])
                 self.page[3] += 1  # see _serve_buffer
-                self._settle(c, what)
+                if what == KEEP and not self.returning:
+                    self._end()  # _settle's KEEP, inlined
+                    c.last = self.clock
+                else:
+                    self._settle(c, what)
                 return
         c.buf += data
         self._serve_buffer(c)
