@@ -20,6 +20,13 @@ command -v "$python" >/dev/null 2>&1 || skip "no interpreter $python"
 read -r include suffix < <("$python" -c 'import sysconfig; print(sysconfig.get_paths()["include"], sysconfig.get_config_var("EXT_SUFFIX"))' 2>/dev/null) ||
 	skip "$python cannot tell its include directory"
 [ -n "$suffix" ] || skip "$python has no EXT_SUFFIX"
+out=python/wsgate/_speedups$suffix
+# A module built for another interpreter would be embedded too, and loaded by that interpreter.
+for old in python/wsgate/_speedups.*.so; do
+	[ -e "$old" ] && [ "$old" != "$out" ] && rm -f "$old"
+done
+[ "$out" -nt "$src" ] && [ "$out" -nt "$0" ] && exit 0
+# (skip removes a module older than its source: it must not outlive the code it mirrors.)
 if [ ! -f "$include/Python.h" ]; then
 	# Debian splits the headers of its python3 off into python3-dev.
 	real=$(readlink -f "$(command -v "$python")")
@@ -31,12 +38,6 @@ if [ ! -f "$include/Python.h" ]; then
 fi
 cc="${CC:-gcc}"
 command -v "$cc" >/dev/null 2>&1 || skip "no C compiler ($cc)"
-out=python/wsgate/_speedups$suffix
-# A module built for another interpreter would be embedded too, and loaded by that interpreter.
-for old in python/wsgate/_speedups.*.so; do
-	[ -e "$old" ] && [ "$old" != "$out" ] && rm -f "$old"
-done
-[ "$out" -nt "$src" ] && [ "$out" -nt "$0" ] && exit 0
 if ! log=$("$cc" -O2 -Wall -Wno-unused-parameter -Wno-missing-field-initializers -shared -fPIC \
 	-I"$include" -o "$out.tmp" "$src" 2>&1); then
 	rm -f "$out.tmp"
