@@ -18,9 +18,10 @@ LDFLAGS := -X github.com/wsgate/wsgate/internal/version.stamped=$(VERSION)
 # Debian packages: `python3 -m venv` needs python3-venv (Debian splits it off
 # CPython); the tests drive real clients (git for hg/trac fixtures, chromium
 # for the browser test, ab from apache2-utils, systemd-socket-activate from
-# systemd); the benchmark needs wrk, and nginx for the static-file case.
+# systemd) and gcc for the C speedups test-python requires; the benchmark
+# needs wrk, and nginx for the static-file case.
 VENV_DEBS  := python3-venv
-TEST_DEBS  := git chromium curl apache2-utils systemd
+TEST_DEBS  := git chromium curl apache2-utils systemd gcc
 BENCH_DEBS := wrk nginx
 # The demo mounts git http-backend (the git package) behind Django's login.
 DEMO_DEBS  := git
@@ -31,11 +32,19 @@ STRICT := WSGATE_TEST_STRICT=1
 
 export WSGATE_TEST_PYTHON := $(VPY)
 
-.PHONY: build venv venv-dj42 venv-dist system-venv dist test test-go test-master-path test-python test-pythons test-django42 test-dist lint mutants demo bench clean FORCE
+.PHONY: build speedups venv venv-dj42 venv-dist system-venv dist test test-go test-master-path test-no-speedups test-python test-pythons test-django42 test-dist lint mutants demo bench clean FORCE
 
 build: $(BIN)
 
-$(BIN): FORCE
+# The optional C module (python/wsgate/_speedups.c) for the venv's interpreter
+# (else $(PYTHON)), before go build embeds the runtime: scripts/speedups.sh says
+# why when it cannot build it and never fails the build (docs/install.md).
+SPEEDUPS_PY = $(if $(wildcard $(VPY)),$(VPY),$(PYTHON))
+
+speedups:
+	@./scripts/speedups.sh $(SPEEDUPS_PY)
+
+$(BIN): speedups FORCE
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/wsgate
 
 # What `$(PYTHON) -m venv` needs, before the first venv is made: nothing when
@@ -98,7 +107,8 @@ lint:
 
 test: venv venv-dj42 build lint
 	./scripts/system-deps.sh $(TEST_DEBS)
-	$(MAKE) -k test-go test-master-path test-python test-pythons test-django42 test-dist
+	$(MAKE) build
+	$(MAKE) -k test-go test-master-path test-no-speedups test-python test-pythons test-django42 test-dist
 
 test-go:
 	$(STRICT) WSGATE_BIN=$(BIN) $(GO) test -count=1 -timeout 25m ./...
@@ -110,8 +120,16 @@ test-master-path:
 	$(STRICT) WSGATE_BIN=$(BIN) WSGATE_LEND=false $(GO) test -count=1 -timeout 15m ./test/e2e \
 		-run 'TestGateway|TestHTTP11|TestMaxWorker|TestStatusShows|TestJSONLog|TestServeZero|TestTimeoutLogs'
 
+# The worker's HTTP/1.1 code again without the C speedups (WSGATE_NO_SPEEDUPS=1):
+# the pure-Python parser and response writer every other interpreter runs, in
+# process and held to the master (python/tests/test_speedups.py holds the C
+# module to them; test-python requires it: WSGATE_TEST_SPEEDUPS=1).
+test-no-speedups:
+	cd python && $(STRICT) WSGATE_NO_SPEEDUPS=1 $(VPY) -m pytest -q tests/test_http11.py tests/test_lend.py tests/test_worker.py
+	$(STRICT) WSGATE_BIN=$(BIN) WSGATE_NO_SPEEDUPS=1 $(GO) test -count=1 -timeout 15m ./test/e2e -run 'Lend|HTTP11|Differential'
+
 test-python:
-	cd python && $(STRICT) WSGATE_BIN=$(BIN) $(VPY) -m pytest -q tests
+	cd python && $(STRICT) WSGATE_BIN=$(BIN) WSGATE_TEST_SPEEDUPS=1 $(VPY) -m pytest -q tests
 	$(STRICT) $(VPY) -m pytest -q bench/test_wrkparse.py bench/test_run.py bench/test_djadmin.py
 
 # The runtime's Django-free tests on every CPython 3.9+ the machine has, each in

@@ -21,6 +21,7 @@ bytes.translate, decodes it as latin-1 once, splits it once, and maps header
 names (and Host values) to environ entries through bounded caches.
 """
 
+import os
 import re
 import time
 from urllib.parse import unquote
@@ -112,8 +113,10 @@ def parse(buf, pos, conn, max_head=MAX_HEAD, max_body=MAX_BODY, mount=""):
 
     environ holds the CGI keys and wsgi.url_scheme exactly as the master
     sends them (latin-1 str); body is the request body (bytes); end is the
-    index after the request in buf. conn holds the connection's constants
-    (conn_constants()), copied into every environ. max_head bounds the
+    index after the request in buf; buf is bytes or a bytearray. conn holds
+    the connection's constants (conn_constants(), and whatever else every
+    environ of the connection holds, e.g. the worker's wsgi.* entries: no
+    HTTP_* or CGI request key), copied into every environ. max_head bounds the
     request line and headers with their final CRLF CRLF: give the master's
     --max-header-size or less. A body longer than max_body is deferred.
     mount is the application's mount point (the master's Handler mount, ""
@@ -135,7 +138,10 @@ def parse(buf, pos, conn, max_head=MAX_HEAD, max_body=MAX_BODY, mount=""):
         return DEFER
     if target[:1] != "/" or "\t" in target:
         return DEFER  # not origin-form ("*", absolute-form), or a HTAB
-    environ = {}
+    # The connection's entries first: a header's key (HTTP_*, CONTENT_TYPE)
+    # is never one of them, and copying a whole dict is cheaper than
+    # inserting its entries one by one.
+    environ = conn.copy()
     host = length = pragma = None
     del lines[0]
     for line in lines:
@@ -209,7 +215,6 @@ def parse(buf, pos, conn, max_head=MAX_HEAD, max_body=MAX_BODY, mount=""):
     script_name = ""
     if mount and path.startswith(mount) and (len(path) == len(mount) or path[len(mount)] == "/"):
         script_name, path = mount, path[len(mount):]
-    environ.update(conn)
     environ["REQUEST_METHOD"] = method
     environ["SCRIPT_NAME"] = script_name
     environ["PATH_INFO"] = path
@@ -298,24 +303,38 @@ def _split_host_port(hostport):
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_date = [-1, b""]
+_date = [-1, b"", ""]  # the second, its date as bytes and as the "Date: ...\r\n" line
+_time = time.time
 
 
 def http_date():
     """The IMF-fixdate of now (RFC 9110 5.6.7), as bytes: made at most once a
     second."""
-    now = int(time.time())
+    now = int(_time())
     if now != _date[0]:
-        t = time.gmtime(now)
-        _date[1] = ("%s, %02d %s %04d %02d:%02d:%02d GMT" % (
-            _DAYS[t.tm_wday], t.tm_mday, _MONTHS[t.tm_mon - 1], t.tm_year, t.tm_hour, t.tm_min, t.tm_sec,
-        )).encode("ascii")
-        _date[0] = now
+        _new_date(now)
     return _date[1]
 
 
-# Response header name → (canonical name, code): net/http writes the
-# canonical form (textproto.CanonicalMIMEHeaderKey).
+def _date_line():
+    """"Date: <http_date()>\r\n", made at most once a second."""
+    now = int(_time())
+    if now != _date[0]:
+        _new_date(now)
+    return _date[2]
+
+
+def _new_date(now):
+    t = time.gmtime(now)
+    text = "%s, %02d %s %04d %02d:%02d:%02d GMT" % (
+        _DAYS[t.tm_wday], t.tm_mday, _MONTHS[t.tm_mon - 1], t.tm_year, t.tm_hour, t.tm_min, t.tm_sec)
+    _date[1] = text.encode("ascii")
+    _date[2] = "Date: " + text + "\r\n"
+    _date[0] = now
+
+
+# Response header name → (canonical name, code, "Canonical-Name: "): net/http
+# writes the canonical form (textproto.CanonicalMIMEHeaderKey).
 _PLAIN, _CLEN, _DATE, _CTYPE = 0, 1, 2, 3
 _RESPONSE_SPECIAL = {"Content-Length": _CLEN, "Date": _DATE, "Content-Type": _CTYPE}
 _names = {}
@@ -325,7 +344,7 @@ _go_int = re.compile(r"[+-]?[0-9]{1,18}\Z").match
 
 def _canonical(name):
     canonical = "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
-    entry = (canonical, _RESPONSE_SPECIAL.get(canonical, _PLAIN))
+    entry = (canonical, _RESPONSE_SPECIAL.get(canonical, _PLAIN), canonical + ": ")
     if len(_names) < _KEYS_MAX:
         _names[name] = entry
     return entry
@@ -343,8 +362,16 @@ def app_length(headers):
     body is framed by response_head's length or chunked."""
     for name, value in headers:
         if (_names.get(name) or _canonical(name))[1] == _CLEN:
-            return int(value) if _go_int(value) and int(value) >= 0 else None
+            return length_value(value)
     return None
+
+
+def length_value(value):
+    """A Content-Length value as net/http takes it: its number if
+    strconv.ParseInt reads it as 0 or more, else None."""
+    if value.isdigit() and value.isascii() and len(value) <= 18:
+        return int(value)  # the common spelling, without the regular expression
+    return int(value) if _go_int(value) and int(value) >= 0 else None
 
 
 def response_head(status, headers, length=None, chunked=False, date=None):
@@ -364,15 +391,16 @@ def response_head(status, headers, length=None, chunked=False, date=None):
     The application's reason phrase is kept (net/http writes its own).
     """
     code = status[:3]
-    empty = no_body(status)
+    empty = code == "204" or code == "304" or code[0] == "1"
     lines = ["HTTP/1.1 ", status, "\r\n"]
     app_length = has_date = None
+    names = _names
     for name, value in headers:
-        entry = _names.get(name)
+        entry = names.get(name)
         if entry is None:
             entry = _canonical(name)
-        canonical, kind = entry
-        if kind:
+        if entry[1]:
+            kind = entry[1]
             if kind == _CLEN:
                 if empty:
                     continue
@@ -384,9 +412,9 @@ def response_head(status, headers, length=None, chunked=False, date=None):
                 has_date = True
             elif code == "304":
                 continue  # Content-Type: net/http suppresses it on a 304
-        lines += canonical, ": ", value.strip(" \t"), "\r\n"
+        lines += entry[2], value.strip(" \t"), "\r\n"
     if not has_date:
-        lines += "Date: ", (date or http_date()).decode("ascii"), "\r\n"
+        lines.append(_date_line() if date is None else "Date: " + date.decode("ascii") + "\r\n")
     if not empty and not app_length:
         if chunked:
             lines.append("Transfer-Encoding: chunked\r\n")
@@ -410,3 +438,24 @@ def chunk(data):
 def chunk_parts(data):
     """chunk() as three buffers for sendmsg, without copying data."""
     return (b"%x\r\n" % len(data), data, b"\r\n")
+
+
+# The optional C module (python/wsgate/_speedups.c, docs/architecture.md "The
+# C speedups"): its parse and response_head serve the plain request and
+# response themselves and call the Python functions above for everything
+# else. `make` builds it for one interpreter; any other one, and
+# WSGATE_NO_SPEEDUPS=1, keeps the Python functions.
+_py_parse, _py_head = parse, response_head
+SPEEDUPS = None  # the C module, when it is in use
+if os.environ.get("WSGATE_NO_SPEEDUPS"):
+    SPEEDUPS_STATE = "Python (WSGATE_NO_SPEEDUPS is set)"
+else:
+    try:
+        from wsgate import _speedups
+    except ImportError:
+        SPEEDUPS_STATE = "Python (no wsgate._speedups built for this interpreter)"
+    else:
+        _speedups.configure(_methods, _keys, _servers, _names, _py_parse, _py_head, _date_line, MAX_HEAD, MAX_BODY)
+        parse, response_head = _speedups.parse, _speedups.response_head
+        SPEEDUPS = _speedups
+        SPEEDUPS_STATE = "C (wsgate._speedups)"

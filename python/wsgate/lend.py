@@ -69,18 +69,23 @@ _LINE_MAX = 1024
 
 
 class Conn:
-    __slots__ = ("id", "sock", "fd", "consts", "buf", "last", "out_poll", "errors", "stderr", "out", "cost", "ready")
+    __slots__ = ("id", "sock", "fd", "env", "buf", "last", "out_poll", "errors", "stderr", "line", "request", "out",
+                 "cost", "ready")
 
-    def __init__(self, cid, sock, consts, buf):
+    def __init__(self, cid, sock, env, buf):
         self.id = cid
         self.sock = sock
         self.fd = sock.fileno()
-        self.consts = consts
+        # What every environ of the connection starts with: its constants
+        # (http11.conn_constants) and the worker's base environ (Lender.conn_env).
+        self.env = env
         self.buf = buf
         self.last = _monotonic()
         self.out_poll = None
         self.errors = None  # wsgi.errors and sys.stderr of its requests (LentErrors), made once
         self.stderr = None
+        self.line = b""  # the request line of its current request (for LentErrors)
+        self.request = None  # worker._serving.request while it is served: (lend channel, id), made with errors
         # The rest of a response the socket could not take at once
         # (memoryviews), written as the client reads while other requests
         # are served; None when nothing is owed.
@@ -149,6 +154,15 @@ class Lender:
         # connection: the master sees the count on the page and recycles it.
         self.max_requests = max_requests
         self.served = 0
+        self.line = None  # the request line on the page
+        self.clock = 0.0  # _monotonic() at the last _end
+
+    def conn_env(self, consts):
+        """Conn.env of a connection with these constants: the base environ
+        wins, as it does over the master's environ of a first request."""
+        env = dict(consts)
+        env.update(self.base)
+        return env
 
     # ------------------------------------------------------------ the loop
 
@@ -176,6 +190,7 @@ class Lender:
             except InterruptedError:
                 page[5] = 0
                 continue
+            fresh = False
             if len(events) > 1:
                 # The master's requests first: they waited in the dispatch
                 # socket for the request this worker was on (parked). Then
@@ -204,12 +219,13 @@ class Lender:
                         self._writable(c)
                     else:
                         self._readable(c)
+                        fresh = True
                         if self.took > _SLOW:
                             # Look again before the next connection: the
                             # quick requests that came meanwhile go first.
                             break
             if conns:
-                now = _monotonic()
+                now = self.clock if fresh else _monotonic()  # _readable's _end read the clock
                 if now >= next_sweep:
                     next_sweep = now + _IDLE
                     self._return_idle(now)
@@ -260,11 +276,11 @@ class Lender:
             body = b"".join(parts)
         self.chan.send(_HEADER_pack(0, P.LENT, stream))
         sock = socket.socket(fileno=fds[0])
-        consts = http11.conn_constants(environ)
-        c = Conn(cid, sock, consts, bytearray(buffered))
+        c = Conn(cid, sock, self.conn_env(http11.conn_constants(environ)), bytearray(buffered))
         self.conns[c.fd] = c
         self.ep.register(c.fd, _EPOLLIN)
         self._begin(c)
+        environ.update(self.base)
         what = self._serve(c, environ, body)
         if what == KEEP and c.buf and c.out is None:
             self._serve_buffer(c)
@@ -286,6 +302,18 @@ class Lender:
             self._give_back(c, P.RETURN_CLOSE)  # the client closed it
             self._end()
             return
+        if not c.buf:
+            # The common case: one whole request came, and nothing before it.
+            r = http11.parse(data, 0, c.env, self.max_head)
+            if r.__class__ is tuple and r[2] == len(data):
+                what = self._serve(c, r[0], r[1])
+                self.page[3] += 1  # see _serve_buffer
+                if what == KEEP and not self.returning and c.out is None:
+                    self._end()  # _settle's KEEP, inlined
+                    c.last = self.clock
+                else:
+                    self._settle(c, what)
+                return
         c.buf += data
         self._serve_buffer(c)
 
@@ -302,7 +330,7 @@ class Lender:
                 del buf[:]
                 self._settle(c, KEEP)
                 return
-            r = parse(buf, pos, c.consts, max_head)
+            r = parse(buf, pos, c.env, max_head)
             if r is http11.NEED_MORE:
                 try:
                     more = c.sock.recv(65536)
@@ -342,9 +370,11 @@ class Lender:
         if what == KEEP and self.returning:
             self._give_back(c, 0, bytes(c.buf))
         elif what == KEEP:
-            c.last = _monotonic()
+            self._end()
+            c.last = self.clock  # the time _end took
             if c.out is not None:
                 self.ep.modify(c.fd, _EPOLLOUT)  # reading waits until the response is out
+            return
         elif what == HANDED_DONE:
             pass
         elif what == HANDED:
@@ -395,10 +425,11 @@ class Lender:
         self.since = _monotonic()
 
     def _end(self):
+        self.clock = now = _monotonic()
         if self.serving is not None:
             q = self.page
             q[0] = 0
-            took = self.took = _monotonic() - self.since
+            took = self.took = now - self.since
             self.avg += (took - self.avg) / 8
             q[4] = int(self.avg * 1e9)  # the master's rescue delay is 4 of these
             c = self.serving
@@ -407,36 +438,42 @@ class Lender:
             self.since = 0.0
 
     def _serve(self, c, environ, body):
-        """Serve one request; KEEP, HANDED or CLOSE."""
-        line = (environ["REQUEST_METHOD"] + " " + environ["REQUEST_URI"]).encode("latin-1")[:_LINE_MAX]
-        self.page_mm[_LINE_AT:_LINE_AT + len(line)] = line
-        self.page[8] = len(line)
-        environ.update(self.base)
-        prefix = _LINE_PREFIX(len(line)) + line
+        """Serve one request (environ: the connection's Conn.env and the
+        request's keys); KEEP, HANDED or CLOSE."""
+        method = environ["REQUEST_METHOD"]
+        line = (method + " " + environ["REQUEST_URI"]).encode("latin-1")[:_LINE_MAX]
+        if line != self.line:  # the page keeps the last one: a repeated line is not written again
+            self.page_mm[_LINE_AT:_LINE_AT + len(line)] = line
+            self.page[8] = len(line)
+            self.line = line
+        c.line = line
         errors = c.errors
         if errors is None:
-            errors = c.errors = LentErrors(self.lend, c.id, P.LOG, prefix)
-            c.stderr = LentErrors(self.lend, c.id, P.STDERR, prefix)
-        else:
-            errors._prefix = c.stderr._prefix = prefix
+            errors = c.errors = LentErrors(self.lend, c, P.LOG)
+            c.stderr = LentErrors(self.lend, c, P.STDERR)
+            c.request = (self.lend, c.id)
         environ["wsgi.input"] = io.BytesIO(body)
         environ["wsgi.errors"] = errors
-        resp = LentResponse(self, c, environ["REQUEST_METHOD"] == "HEAD")
+        resp = LentResponse(self, c, method == "HEAD")
         result = None
-        W._serving.request = (self.lend, c.id)
-        W._serving.stderr = c.stderr
+        serving = W._serving
+        serving.request = c.request
+        serving.stderr = c.stderr
         what = KEEP
         self.in_app = True
         try:
             result = self.app(environ, resp.start_response)
-            W.send_result(resp, result)
-            if resp.length_wrong():
+            if result.__class__ is list and not resp.sent:
+                resp.send_list(result)  # W.send_result's most common case
+            else:
+                W.send_result(resp, result)
+            if resp.declared is not None and resp.count != resp.declared and not resp.head:
                 what = CLOSE  # fewer or more bytes than its Content-Length: the client cannot tell where it ends
         except W.ClientGone:
             what = CLOSE
         except Exception:
             errors.flush()
-            text = prefix + traceback.format_exc().encode("utf-8", "replace")
+            text = _line_prefix(line) + traceback.format_exc().encode("utf-8", "replace")
             self.lend.send(_HEADER_pack(len(text), P.ERROR, c.id) + text)
             if resp.sent:
                 what = CLOSE  # cut short: the client must not take it for whole
@@ -446,10 +483,15 @@ class Lender:
                 except W.ClientGone:
                     what = CLOSE
         finally:
-            W.close_result(result, errors)
+            if result.__class__ is not list:
+                W.close_result(result, errors)
             self.in_app = False
-            errors.flush()
-            W._request_done()
+            if errors._pending:
+                errors.flush()
+            # W._request_done(), inlined: serving.stderr is c.stderr (set above)
+            serving.stderr = serving.request = None
+            if c.stderr._pending:
+                c.stderr.flush()
             self.served += 1
             if self.max_requests and self.served >= self.max_requests:
                 self.returning = True
@@ -514,20 +556,25 @@ class Lender:
 _LINE_PREFIX = struct.Struct(">H").pack
 
 
+def _line_prefix(line):
+    return _LINE_PREFIX(len(line)) + line
+
+
 class LentErrors(W.Errors):
     """wsgi.errors (and sys.stderr) of a request on a lent connection: each
-    frame on the lend socket starts with the request line (u16 length, then
-    "METHOD URI"), so the master's log line names the request even when it
-    reads the frame after the worker has moved on."""
+    frame on the lend socket starts with the request line of the
+    connection's current request (u16 length, then "METHOD URI"), so the
+    master's log line names the request even when it reads the frame after
+    the worker has moved on."""
 
-    __slots__ = ("_prefix",)
+    __slots__ = ("_conn",)
 
-    def __init__(self, chan, stream, ftype, prefix):
-        W.Errors.__init__(self, chan, stream, ftype)
-        self._prefix = prefix
+    def __init__(self, chan, conn, ftype):
+        W.Errors.__init__(self, chan, conn.id, ftype)
+        self._conn = conn
 
     def _send(self, text):
-        data = self._prefix + text.encode("utf-8", "replace")
+        data = _line_prefix(self._conn.line) + text.encode("utf-8", "replace")
         self._chan.send(_HEADER_pack(len(data), self._type, self._stream) + data)
 
 
@@ -565,6 +612,8 @@ def _return_frame(cid, flags, rest):
 
 
 _CONTROL_CHARS = W._CONTROL_CHARS
+_response_head = http11.response_head
+_GOOD_STATUS = {}  # status → its code, for the statuses seen valid (W.check_status, no control character)
 _GOOD_NAMES = set()  # header names seen valid (a token, not hop-by-hop)
 _LENGTH_NAMES = set()  # the spellings of Content-Length seen
 
@@ -589,7 +638,10 @@ class LentResponse(W.Response):
     __slots__ = ("lender", "conn", "status", "headers", "chunked", "handed", "declared", "count", "whole")
 
     def __init__(self, lender, conn, is_head):
-        W.Response.__init__(self, None, conn.id, is_head)
+        # The fields of W.Response.__init__ this class reads, set here: this
+        # runs once a request (next_poll is set when the output is handed over).
+        self.is_head = self.head = is_head
+        self.sent = False
         self.lender = lender
         self.conn = conn
         self.status = None
@@ -604,26 +656,39 @@ class LentResponse(W.Response):
 
     def start_response(self, status, headers, exc_info=None):
         """worker.Response.start_response's checks, without encoding START."""
-        W.check_status(status, exc_info, self.sent, self.status is not None)
-        length = False
+        code = None
+        if status.__class__ is str and exc_info is None and self.status is None:
+            code = _GOOD_STATUS.get(status)
+        if code is None:
+            W.check_status(status, exc_info, self.sent, self.status is not None)
+        length = None
         for name, value in headers:
             if name not in _GOOD_NAMES:
                 _check_name(name)
-            if type(value) is not str:
+            if value.__class__ is not str:
                 raise TypeError("header %r: value must be str, not %s" % (name, type(value).__name__))
             if _CONTROL_CHARS(value):
                 raise ValueError("control character in the status or a header: %r" % ([status] + list(headers),))
-            if name in _LENGTH_NAMES:
-                length = True
-        # The Content-Length response_head sends (an invalid one is dropped, as net/http does).
-        declared = http11.app_length(headers) if length else None
-        if _CONTROL_CHARS(status):
-            raise ValueError("control character in the status or a header: %r" % ([status] + list(headers),))
+            if length is None and name in _LENGTH_NAMES:
+                length = value
+        # The Content-Length response_head sends (an invalid one is dropped, as
+        # net/http does): the first one decides (http11.app_length).
+        if length is None:
+            declared = None
+        elif length.isdigit() and length.isascii() and len(length) <= 18:
+            declared = int(length)  # http11.length_value's common case, inlined
+        else:
+            declared = http11.length_value(length)
+        if code is None:
+            if _CONTROL_CHARS(status):
+                raise ValueError("control character in the status or a header: %r" % ([status] + list(headers),))
+            code = int(status[:3])
+            if len(_GOOD_STATUS) < 1024:
+                _GOOD_STATUS[status] = code
         self.status = status
         self.headers = headers
         self.declared = declared
         self.has_length = declared is not None
-        code = int(status[:3])
         self.code = code
         self.head = self.is_head or code < 200 or code == 204 or code == 304
         return self.write
@@ -631,7 +696,7 @@ class LentResponse(W.Response):
     def _head(self, length, chunked):
         if self.status is None:
             raise AssertionError("the application sent a body before calling start_response")
-        head = http11.response_head(self.status, self.headers, length, chunked, http11.http_date())
+        head = _response_head(self.status, self.headers, length, chunked)
         self.sent = True  # only now: a value that is not latin-1 failed above, and the app gets its 500
         self.chunked = chunked
         return head
@@ -679,6 +744,7 @@ class LentResponse(W.Response):
                             raise
         except (BlockingIOError, InterruptedError):
             self.handed = True
+            self.next_poll = 0.0
             self.lender.lend.send(_return_frame(self.conn.id, P.RETURN_OUTPUT, b""))
             self._hand(memoryview(data)[n:])
         except OSError:
@@ -752,7 +818,9 @@ class LentResponse(W.Response):
         length = None
         if not self.has_length and (self.is_head or not self.head):
             length = len(data)
-        head = self._head(length, False)
+        head = _response_head(self.status, self.headers, length, False)  # self._head, inlined
+        self.sent = True
+        self.chunked = False
         if not self.head:
             data = self._fit(data)
         if self.head or not data:

@@ -897,6 +897,10 @@ def run(chans, app, workers, lend=None):
     lend socket's and the shared page's descriptors) the one channel is
     served by the lending loop (wsgate.lend)."""
     ready = bytes((P.CTL_READY,)) + P.U32.pack(os.getpid())
+    if lend is not None:
+        # One line, before any request (docs/serve.md): which HTTP/1.1 parser serves the lent connections.
+        from wsgate import http11
+        sys.stderr.write("wsgate worker %d: lent connections: HTTP/1.1 parser in %s\n" % (os.getpid(), http11.SPEEDUPS_STATE))
     try:
         for chan in chans:
             chan.send(P.frame(P.CONTROL_FROM_WORKER, 0, ready))

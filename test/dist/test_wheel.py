@@ -52,12 +52,14 @@ def pins(*names):
 
 
 def checkout_files():
-    """The runtime files the binary embeds: path inside the package -> bytes."""
+    """The runtime files the binary embeds: path inside the package -> bytes.
+    Not the C speedups `make build` compiled for the checkout's interpreter
+    (git-ignored, so never packaged: a wheel's workers run pure Python)."""
     out = {}
     for dirpath, dirnames, filenames in os.walk(PACKAGE):
         dirnames[:] = [d for d in dirnames if d != "__pycache__"]
         for name in filenames:
-            if not name.endswith(".pyc"):
+            if not name.endswith(".pyc") and not re.match(r"_speedups\..*\.so(\.tmp)?$", name):
                 path = os.path.join(dirpath, name)
                 with open(path, "rb") as f:
                     out["wsgate/" + os.path.relpath(path, PACKAGE).replace(os.sep, "/")] = f.read()
