@@ -688,11 +688,11 @@ const rescueLong = 500 * time.Millisecond
 // connections that have a request waiting while it serves another, so that
 // the master gives those requests to a free worker:
 //   - when another worker idles (it waits with nothing to do, as its page
-//     says, and none of the master's requests is queued on it) and this one's request has run past
-//     the rescue delay (four of its usual service times, 10 to 100 ms) or
-//     it holds more than its share of connections (a replacement, a reload
-//     or --max-requests starts a worker while the others hold every
-//     connection: it would get none);
+//     says, and none of the master's requests is queued on it) and this
+//     one's request has run past the rescue delay (four of its usual
+//     service times, 10 to 100 ms) or it holds more than its share of
+//     connections (a replacement, a reload or --max-requests starts a
+//     worker while the others hold every connection: it would get none);
 //   - when its request has run past rescueLong, whether or not a worker idles.
 //
 // A rescue moves connections through the master's path and lends them

@@ -19,8 +19,9 @@ import (
 // it would cost two more copies and the disk for nothing.
 //
 // Fast or slow is decided by watching the body arrive in the kernel's
-// receive queue (FIONREAD), which reads nothing: a client that has
-// spoolFast bytes (or its whole body) waiting within spoolProbe is fast.
+// receive queue (SIOCINQ, the socket's FIONREAD), which reads nothing: a
+// client that has spoolFast bytes (or its whole body) waiting within
+// spoolProbe is fast.
 
 const (
 	spoolProbe = 20 * time.Millisecond
