@@ -247,40 +247,54 @@ func (p *Pool) unpark(s *slot) {
 }
 
 // takeFree takes the token of an idle slot whose worker is ready and not
-// busy on a lent connection, leaving the other tokens in place; failing
-// that, the token of the busy one with the fewest requests parked on it,
-// then whose request began last. nil only when no slot is idle.
+// busy on a lent connection, of the worker holding the fewest lent
+// connections, leaving the other tokens in place; failing that, the token
+// of the busy one with the fewest requests parked on it, then whose request
+// began last. nil only when no slot is idle.
+//
+// The fewest connections: the request is likely to lend its connection,
+// and a worker between two requests is "not busy" for an instant; taking
+// the first such one piled the connections of a burst of new clients on one
+// worker, to be moved again by rescues.
 func (p *Pool) takeFree() (chosen *slot) {
-	var busy []*slot
+	var taken []*slot
 	defer func() {
-		for _, s := range busy {
+		for _, s := range taken {
 			if s != chosen {
 				p.pushToken(p.idle, s)
 			}
 		}
 	}()
-	var young *slot
-	var youngest time.Duration
-	var fewest int64
+	var best *slot
+	var bestBusy bool
+	var bestAge time.Duration
+	var bestParked, bestHeld int64
 	for range cap(p.idle) {
 		var s *slot
 		select {
 		case s = <-p.idle:
 		default:
-			return young
+			return best
 		}
 		if s.w.State() != StateReady {
 			continue // a draining worker's token: dropped, as acquire does
 		}
-		age, busyNow := s.lentAge()
-		if !busyNow {
-			return s
+		taken = append(taken, s)
+		age, busy := s.lentAge()
+		parked, held := s.parked.Load(), s.w.lentHeld.Load()
+		better := best == nil
+		switch {
+		case better:
+		case busy != bestBusy:
+			better = !busy
+		case !busy:
+			better = held < bestHeld
+		default:
+			better = parked < bestParked || (parked == bestParked && age < bestAge)
 		}
-		busy = append(busy, s)
-		// The fewest requests parked there, then the youngest request.
-		if n := s.parked.Load(); young == nil || n < fewest || (n == fewest && age < youngest) {
-			young, youngest, fewest = s, age, n
+		if better {
+			best, bestBusy, bestAge, bestParked, bestHeld = s, busy, age, parked, held
 		}
 	}
-	return young
+	return best
 }

@@ -61,6 +61,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			flags |= protocol.FlagBodyInline
+		} else {
+			// A larger one too when its client sends it slowly (spool.go).
+			body, err := spoolSlowBody(r)
+			if err != nil {
+				http.Error(w, "400 Bad Request: "+errBodyBrokeOff.Error(), http.StatusBadRequest)
+				return
+			}
+			if body != nil {
+				defer body.Close()
+				r.Body = body
+				h.pool.log.Debug("slow request body read into a file before taking a worker", "uri", r.RequestURI, "bytes", r.ContentLength)
+			}
 		}
 	}
 	if directEligible(r) {

@@ -47,9 +47,10 @@ import (
 const (
 	pageServing = 0 // id of the connection being served, 0 for none
 	pageSince   = 1 // when that request began, unix ns
-	pageWritten = 2 // response bytes written to the client for it
+	pageWritten = 2 // response bytes the worker has begun to write for it (counted before each write)
 	pageServed  = 3 // requests the worker read from lent connections itself (not the ones the master sent)
 	pageAverage = 4 // moving average of a request's time there, ns
+	pageIdle    = 5 // 1 while the worker waits with nothing to do
 	pageLineLen = 8 // length of the request line below
 	// The request being served, "METHOD URI" (latin-1, cut at
 	// pageLineMax), at this byte offset: status, stack dumps and log lines
@@ -78,6 +79,7 @@ type lentConn struct {
 	w    *worker // the worker it was sent to
 	lent bool    // the worker answered LENT: it has the connection
 	out  *output // the rest of a response the client could not take at once
+	owed bool    // the worker is writing the rest of a response as the client reads (OWED)
 }
 
 func (l *lender) add(conn net.Conn, give component.GiveBack) *lentConn {
@@ -162,6 +164,17 @@ func (l *lender) readReturns(w *worker) {
 			} else if c == nil {
 				w.pool.log.Debug("OUTPUT for a connection not lent", "conn", hd.Stream)
 			}
+		case protocol.Owed:
+			if len(payload) != 1 {
+				w.pool.log.Error("worker broke the protocol; killing it", "pid", w.pid, "error", "OWED without its flag")
+				w.kill("protocol violation")
+				return
+			}
+			l.mu.Lock()
+			if c := l.conns[hd.Stream]; c != nil {
+				c.owed = payload[0] == 1
+			}
+			l.mu.Unlock()
 		case protocol.Log, protocol.Stderr, protocol.Error:
 			method, uri, text, ok := splitLentText(payload)
 			if !ok {
@@ -285,7 +298,8 @@ func (c *lentConn) close() {
 }
 
 // reclaim takes back every connection lent to w, which has exited: the one
-// it was serving is answered or closed, the others go back untouched.
+// it was serving is answered or closed, so are those it still owed part of a
+// response (OWED), the others go back untouched.
 func (l *lender) reclaim(w *worker) {
 	var mine []*lentConn
 	l.mu.Lock()
@@ -309,6 +323,9 @@ func (l *lender) reclaim(w *worker) {
 		switch {
 		case c.out != nil:
 			c.out.end(true, nil) // cut short: what came is written, then the connection closes
+		case uint64(c.id) != serving && c.owed:
+			w.pool.log.Error("worker lost while a client was still reading its response; closing the connection", "pid", w.pid, "conn", c.id)
+			c.close()
 		case uint64(c.id) != serving:
 			c.finish(false, nil)
 		case written == 0:
@@ -610,8 +627,9 @@ func (w *worker) pageLoad(i int) uint64 {
 // does not see, what the exchange does for its own, by reading the workers'
 // pages: it kills a worker whose request passed the timeout, recycles one
 // past max_requests or max_worker_memory, and rescues the connections
-// waiting on a worker whose request runs long (rescue). It looks every 2 ms
-// while connections are lent, else at the pace the limits need.
+// waiting on a busy worker when another worker idles or the request runs
+// long (rescue). It looks every 5 ms while connections are lent, else at the
+// pace the limits need.
 func (p *Pool) watchLent(stop <-chan struct{}) {
 	calm := 500 * time.Millisecond
 	if p.cfg.MaxWorkerMemory > 0 || p.cfg.MaxRequests > 0 {
@@ -622,7 +640,7 @@ func (p *Pool) watchLent(stop <-chan struct{}) {
 	if p.cfg.Timeout > 0 {
 		calm = min(calm, max(p.cfg.Timeout/5, 20*time.Millisecond))
 	}
-	const busy = 2 * time.Millisecond
+	const busy = 5 * time.Millisecond
 	t := time.NewTimer(calm)
 	defer t.Stop()
 	for {
@@ -638,8 +656,7 @@ func (p *Pool) watchLent(stop <-chan struct{}) {
 			if w.lendConn == nil || w.State() != StateReady {
 				continue
 			}
-			held := w.lentHeld.Load()
-			lent = lent || held > 0
+			lent = lent || w.lentHeld.Load() > 0
 			if p.timedOut(w, now) {
 				continue
 			}
@@ -649,12 +666,9 @@ func (p *Pool) watchLent(stop <-chan struct{}) {
 				p.retire(w, "max-worker-memory")
 			} else {
 				ready = append(ready, w)
-				if held > 0 {
-					w.rescue(now)
-				}
 			}
 		}
-		balance(ready, now)
+		rescue(ready, now)
 		if lent {
 			t.Reset(busy)
 		} else {
@@ -663,34 +677,92 @@ func (p *Pool) watchLent(stop <-chan struct{}) {
 	}
 }
 
-// balance evens out the connections the workers hold. A connection stays
-// with the worker it was lent to, so a worker that starts while others
-// hold every connection (a replacement, a reload, --max-requests) would get
-// none and idle while they queue: when one worker holds more than its share
-// and another less, the first is asked (SIGUSR2, as a rescue) to hand back
-// the connections with a request waiting, and the master lends them to
-// the free worker. At most every 10 ms per worker.
-func balance(ws []*worker, now time.Time) {
-	if len(ws) < 2 {
-		return
-	}
+// rescueLong is how long a request may run before the connections waiting
+// on its worker go back to the master even though no other worker idles:
+// they then wait in the master's queue for whichever worker frees first,
+// not behind this request. Not less: with every worker in a slow request,
+// moving them only parks them behind another (docs/architecture.md).
+const rescueLong = 500 * time.Millisecond
+
+// rescue asks a worker (SIGUSR2; lend.py, _rescue) to hand back the lent
+// connections that have a request waiting while it serves another, so that
+// the master gives those requests to a free worker:
+//   - when another worker idles (it waits with nothing to do, as its page
+//     says, and none of the master's requests is queued on it) and this one's request has run past
+//     the rescue delay (four of its usual service times, 10 to 100 ms) or
+//     it holds more than its share of connections (a replacement, a reload
+//     or --max-requests starts a worker while the others hold every
+//     connection: it would get none);
+//   - when its request has run past rescueLong, whether or not a worker idles.
+//
+// A rescue moves connections through the master's path and lends them
+// again, so it is not asked for while every worker is busy and requests are
+// short: on a loaded machine a request that waited for a core looks long,
+// and moving its neighbours would only queue them elsewhere. At most once
+// per rescue delay per worker.
+func rescue(ws []*worker, now time.Time) {
+	idle := false
 	var total int64
-	most, least := ws[0], ws[0]
+	for _, w := range ws {
+		w.idle = w.isIdle()
+		idle = idle || w.idle
+		total += w.lentHeld.Load()
+	}
+	fair := (total + int64(len(ws)) - 1) / max(int64(len(ws)), 1)
 	for _, w := range ws {
 		held := w.lentHeld.Load()
-		total += held
-		if held > most.lentHeld.Load() {
-			most = w
+		if held == 0 || w.idle {
+			continue
 		}
-		if held < least.lentHeld.Load() {
-			least = w
+		delay := min(max(4*time.Duration(w.pageLoad(pageAverage)), 10*time.Millisecond), rescueLong)
+		age, busy := w.requestAge(now)
+		switch {
+		case busy && age >= rescueLong:
+		case idle && (busy && age >= delay || held > fair):
+		default:
+			continue
+		}
+		w.askRescue(now, delay)
+	}
+}
+
+// isIdle reports whether the worker waits with nothing to do: its page
+// says so (it sets the flag only when a look at its sockets found nothing
+// ready, so a worker merely waiting for a core is not idle), and none of
+// the master's requests is queued on it.
+func (w *worker) isIdle() bool {
+	if w.pageLoad(pageIdle) != 1 || w.pageLoad(pageServing) != 0 {
+		return false
+	}
+	for _, s := range w.slots {
+		s.mu.Lock()
+		queued := len(s.queue) > 0
+		s.mu.Unlock()
+		if queued {
+			return false
 		}
 	}
-	fair := (total + int64(len(ws)) - 1) / int64(len(ws))
-	if most.lentHeld.Load() <= fair || least.lentHeld.Load() >= fair-1 {
-		return
+	return true
+}
+
+// requestAge is how long the request the worker serves has run, lent or the
+// master's (the oldest queued on it), and whether it serves one.
+func (w *worker) requestAge(now time.Time) (time.Duration, bool) {
+	began := int64(w.pageLoad(pageSince))
+	if w.pageLoad(pageServing) == 0 {
+		began = 0
 	}
-	most.askRescue(now, 10*time.Millisecond)
+	for _, s := range w.slots {
+		s.mu.Lock()
+		if len(s.queue) > 0 && (began == 0 || s.headSince.UnixNano() < began) {
+			began = s.headSince.UnixNano()
+		}
+		s.mu.Unlock()
+	}
+	if began == 0 {
+		return 0, false
+	}
+	return time.Duration(now.UnixNano() - began), true
 }
 
 // askRescue sends w SIGUSR2 (lend.py, _rescue: hand back the connections
@@ -720,36 +792,6 @@ func (p *Pool) timedOut(w *worker, now time.Time) bool {
 	awaitStacks(w.dumpStacks("request timed out: " + ri.Method + " " + ri.URI))
 	w.kill("timeout")
 	return true
-}
-
-// rescue signals w (SIGUSR2) when the request it serves, lent or the
-// master's, has run past the rescue delay (four of its usual service times,
-// 10 to 100 ms: a rescue moves connections, so it waits longer than the
-// master's take-back of one request; 100 ms at most, as an average swollen
-// by slow requests must not leave fast ones waiting) while it holds lent
-// connections: the
-// worker hands back the ones with a request waiting (lend.py, _rescue), and
-// those requests go to a free worker. Again every delay while the request
-// runs on: a request may come on a connection it holds at any time.
-func (w *worker) rescue(now time.Time) {
-	began := int64(w.pageLoad(pageSince))
-	if w.pageLoad(pageServing) == 0 {
-		began = 0
-	}
-	for _, s := range w.slots {
-		s.mu.Lock()
-		if len(s.queue) > 0 && (began == 0 || s.headSince.UnixNano() < began) {
-			began = s.headSince.UnixNano()
-		}
-		s.mu.Unlock()
-	}
-	if began == 0 {
-		return
-	}
-	delay := min(max(4*time.Duration(w.pageLoad(pageAverage)), 10*time.Millisecond), 100*time.Millisecond)
-	if now.UnixNano()-began >= int64(delay) {
-		w.askRescue(now, delay)
-	}
 }
 
 // lentRequest is the request the worker is serving on a lent connection,

@@ -73,6 +73,7 @@ type worker struct {
 	lendTimedOut atomic.Uint32 // the lent connection whose request passed the timeout
 	lentHeld     atomic.Int64  // connections it holds now (lender)
 	rescued      int64         // when it was last signalled to rescue its connections, unix ns (watchLent)
+	idle         bool          // it waited with nothing to do at watchLent's last look
 }
 
 func (w *worker) State() State { return State(w.state.Load()) }

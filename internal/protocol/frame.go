@@ -71,6 +71,12 @@ const (
 	// already HTTP, the client's socket could not take at once (after a
 	// Return with ReturnOutput, until the Return that ends them).
 	Output Type = 30
+	// Owed (lend socket, stream = the connection's id): u8 1 = the worker
+	// has written part of a response there and writes the rest as the client
+	// reads it, between its other requests; 0 = it wrote all of it. A
+	// connection owed a response is closed, not served again, if the worker
+	// dies.
+	Owed Type = 31
 )
 
 // Return flags.
@@ -110,7 +116,7 @@ var typeNames = map[Type]string{
 	Start: "START", Data: "DATA", File: "FILE", End: "END", Error: "ERROR", Log: "LOG",
 	Credit: "CREDIT", CtlFromW: "CONTROL", Stderr: "STDERR", Direct: "DIRECT", Wrote: "WROTE",
 	BodyRead: "BODY_READ",
-	Lent:     "LENT", Return: "RETURN", Output: "OUTPUT",
+	Lent:     "LENT", Return: "RETURN", Output: "OUTPUT", Owed: "OWED",
 }
 
 func (t Type) String() string {
@@ -122,7 +128,7 @@ func (t Type) String() string {
 
 // FromWorker reports whether t is a type a worker may send.
 func (t Type) FromWorker() bool {
-	return t >= Start && t <= Output
+	return t >= Start && t <= Owed
 }
 
 // Header is a decoded frame header.

@@ -26,7 +26,7 @@ class Rig:
 
     def __init__(self, app, sndbuf=None):
         self.stream_master, stream_worker = socket.socketpair()
-        _disp_master, disp_worker = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.disp_master, disp_worker = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.lend_master, lend_worker = socket.socketpair()
         self.page_file = tempfile.TemporaryFile()
         self.page_file.truncate(4096)
@@ -42,6 +42,7 @@ class Rig:
         consts = {"REMOTE_ADDR": "127.0.0.1", "REMOTE_PORT": "4242", "wsgi.url_scheme": "http"}
         self.conn = lend.Conn(7, server, self.lender.conn_env(consts), bytearray())
         self.lender.conns[self.conn.fd] = self.conn
+        self.lender.ep.register(self.conn.fd, lend._EPOLLIN)
         self.lend_master.settimeout(5)
         self.client.settimeout(5)
         self.reader = self.client.makefile("rb")
@@ -190,12 +191,15 @@ def test_an_application_error_is_a_500_and_a_traceback_naming_the_request():
     assert b"RuntimeError: boom" in payload
 
 
-def test_a_client_that_does_not_read_gets_the_rest_from_the_master():
+def test_a_streamed_response_a_client_does_not_read_goes_to_the_master():
     size = 4 << 20
 
     def app(environ, start_response):
-        start_response("200 OK", [("Content-Type", "application/octet-stream")])
-        return [os.urandom(1024) * (size // 1024)]
+        # A generator: the worker cannot keep the rest and serve on, since
+        # producing it is the application's work.
+        start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(size))])
+        for _ in range(size // (256 << 10)):
+            yield os.urandom(1024) * 256
     rig = Rig(app, sndbuf=65536)
     # The master's side of the lend socket reads all along, as lend.go does.
     got = bytearray()
@@ -217,18 +221,99 @@ def test_a_client_that_does_not_read_gets_the_rest_from_the_master():
     assert frames[-1] == (P.RETURN, 7, b"\0")  # the output ends: the connection goes back
     handed = b"".join(p for t, _, p in frames if t == P.OUTPUT)
     assert handed
-    direct = b""
-    while True:
-        try:
-            more = rig.client.recv(1 << 20, socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            break
-        if not more:
-            break
-        direct += more
-    head, _, body = (direct + handed).partition(b"\r\n\r\n")
+    head, _, body = (_drain(rig.client) + handed).partition(b"\r\n\r\n")
     assert b"Content-Length: %d" % size in head
     assert len(body) == size
+    assert rig.conn.fd not in rig.lender.conns
+
+
+def _drain(sock):
+    """What the client's socket holds now."""
+    data = b""
+    timeout = sock.gettimeout()
+    sock.setblocking(False)
+    try:
+        while True:
+            try:
+                more = sock.recv(1 << 20)
+            except BlockingIOError:
+                return data
+            if not more:
+                return data
+            data += more
+    finally:
+        sock.settimeout(timeout)
+
+
+def _big_list(size):
+    body = os.urandom(1024) * (size // 1024)
+
+    def app(environ, start_response):
+        if environ["PATH_INFO"] != "/big":
+            return hello(environ, start_response)
+        start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(size))])
+        return [body]
+    return app, body
+
+
+def test_a_whole_response_the_socket_cannot_take_is_owed_and_written_as_the_client_reads():
+    app, big = _big_list(4 << 20)
+    rig = Rig(app, sndbuf=65536)
+    # A second request in the same read: it is served only after the whole
+    # first response, on the same connection.
+    rig.send(get("/big") + get("/after"))
+    assert rig.page(0) == 0, "the worker must be free while the client has not read the response"
+    assert rig.frames() == [(P.OWED, 7, b"\1")]
+    assert rig.conn.out is not None and rig.conn.fd in rig.lender.conns
+    received = b""
+    while rig.conn.out is not None:
+        received += _drain(rig.client)
+        rig.lender._writable(rig.conn)
+    assert rig.frames() == [(P.OWED, 7, b"\0")]
+    received += _drain(rig.client)
+    head, _, rest = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK") and b"Content-Length: %d" % len(big) in head
+    assert rest[:len(big)] == big
+    second = rest[len(big):]
+    assert second.startswith(b"HTTP/1.1 200 OK") and second.endswith(b"hello /after")
+    assert rig.page(3) == 2 and rig.conn.fd in rig.lender.conns
+
+
+def test_an_owed_response_the_client_does_not_read_goes_to_the_master(monkeypatch):
+    app, big = _big_list(4 << 20)
+    rig = Rig(app, sndbuf=65536)
+    rig.send(get("/big") + get("/after"))
+    assert rig.frames() == [(P.OWED, 7, b"\1")]
+    direct = _drain(rig.client)
+    # Past the idle time the rest goes to the master, with the unserved request.
+    got = bytearray()
+    done = threading.Event()
+
+    def master():
+        while not done.is_set():
+            got.extend(rig.lend_master.recv(1 << 20))
+            done.set() if _ends_with_final_return(got) else None
+    threading.Thread(target=master, daemon=True).start()
+    rig.lender._return_idle(lend._monotonic() + lend._IDLE + 1)
+    assert done.wait(10), "the owed output never ended with a RETURN"
+    frames = _parse(bytes(got))
+    assert frames[0] == (P.RETURN, 7, bytes((P.RETURN_OUTPUT,)))
+    assert frames[-1] == (P.RETURN, 7, b"\0" + get("/after"))
+    handed = b"".join(p for t, _, p in frames if t == P.OUTPUT)
+    head, _, body = (direct + handed).partition(b"\r\n\r\n")
+    assert b"Content-Length: %d" % len(big) in head and body == big
+    assert rig.conn.fd not in rig.lender.conns
+
+
+def test_an_owed_response_to_a_client_that_left_closes_the_connection():
+    app, _ = _big_list(4 << 20)
+    rig = Rig(app, sndbuf=65536)
+    rig.send(get("/big"))
+    assert rig.frames() == [(P.OWED, 7, b"\1")]
+    rig.reader.close()  # (its file holds the socket open)
+    rig.client.close()
+    rig.lender._writable(rig.conn)
+    assert rig.frames() == [(P.RETURN, 7, bytes((P.RETURN_CLOSE,)))]
     assert rig.conn.fd not in rig.lender.conns
 
 
@@ -308,3 +393,76 @@ def test_an_application_that_forks_keeps_serving_and_its_child_parses():
         status, _, body = rig.response()
         assert (status, body) == ("HTTP/1.1 200 OK", b"child 0")
     assert rig.page(3) == 2
+
+
+def test_the_page_counts_response_bytes_before_they_are_written():
+    # A worker that dies just after a write (the client it woke may run
+    # first) must not look to the master as if it had sent nothing: that
+    # request would be answered 502 on top of its response.
+    rig = Rig(hello)
+    seen = []
+
+    class Watched:
+        def __init__(self, sock):
+            self.sock = sock
+
+        def send(self, data, flags=0):
+            seen.append((rig.page(2), len(data)))
+            return self.sock.send(data, flags)
+
+        def __getattr__(self, name):
+            return getattr(self.sock, name)
+    rig.conn.sock = Watched(rig.conn.sock)
+    rig.send(get("/a"))
+    assert rig.response()[2] == b"hello /a"
+    assert seen and all(counted >= size > 0 for counted, size in seen), seen
+
+
+def test_the_loop_serves_the_quickest_connections_first():
+    order = []
+
+    def app(environ, start_response):
+        order.append(environ["PATH_INFO"])
+        return hello(environ, start_response)
+    rig = Rig(app)
+    quick_client, quick_server = socket.socketpair()
+    quick_server.setblocking(False)
+    quick = lend.Conn(8, quick_server, {}, bytearray())
+    rig.lender.conns[quick.fd] = quick
+    rig.lender.ep.register(quick.fd, lend._EPOLLIN)
+    rig.conn.cost, quick.cost = 0.2, 0.001  # the first connection's requests have been slow
+    # Both waiting when the loop looks, the slow one's first.
+    rig.client.sendall(get("/slow"))
+    quick_client.sendall(get("/quick"))
+    got = []
+
+    def client():
+        got.append(rig.response()[2])
+        got.append(quick_client.recv(4096))
+        rig.disp_master.close()  # the master's EOF ends the loop
+    threading.Thread(target=client, daemon=True).start()
+    rig.lender.run()  # on the main thread: it installs the SIGUSR2 handler
+    assert got[0] == b"hello /slow" and got[1].endswith(b"hello /quick")
+    assert order == ["/quick", "/slow"]
+
+
+def test_a_connection_passed_over_for_quicker_ones_is_not_starved():
+    rig = Rig(hello)
+    quick_server = socket.socketpair()[1]
+    quick = lend.Conn(8, quick_server, {}, bytearray())
+    rig.lender.conns[quick.fd] = quick
+    slow = rig.conn
+    slow.cost, quick.cost = 0.08, 0.06
+    conns = rig.lender.conns
+    t = 100.0
+    # Both ready at every look; the quick one is served each time (its wait
+    # starts again), the slow one keeps waiting from its first look.
+    order = []
+    for _ in range(10):
+        ranked = sorted((slow.fd, quick.fd), key=lambda fd: lend._rank(conns, fd, t))
+        served = conns[ranked[0]]
+        order.append("slow" if served is slow else "quick")
+        served.ready = 0.0
+        t += 0.06
+    assert order[0] == "quick"
+    assert "slow" in order[:2], order  # its 20 ms of extra cost is made up after 40 ms of waiting

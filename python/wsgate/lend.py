@@ -8,8 +8,9 @@ dispatch socket and every connection it holds, reads each following request
 (wsgate.http11), serves it and answers it, and the master is out of the loop.
 A connection goes back to the master (RETURN, on the lend socket, with the
 bytes read and not served) when anything is unusual: a request the parser
-defers, a client that cannot take the response at once (the rest follows as
-OUTPUT, so a slow reader holds no worker), an idle connection, a request that
+defers, a client that cannot take a streamed response at once (the rest
+follows as OUTPUT, so a slow reader holds no worker; a whole response's rest
+is written here as the client reads, OWED, for up to 2 s), an idle connection, a request that
 runs long while others wait here (the master's SIGUSR2: the waiting ones go
 back so another worker serves them), the worker's own drain.
 
@@ -39,17 +40,21 @@ _HEADER_pack = P.HEADER.pack
 _NOSIGNAL = getattr(socket, "MSG_NOSIGNAL", 0)
 _PEEK = socket.MSG_PEEK | socket.MSG_DONTWAIT
 _EPOLLIN = select.EPOLLIN
+_EPOLLOUT = select.EPOLLOUT
 _monotonic = time.monotonic
 _time_ns = time.time_ns
 _IDLE = 2.0  # a connection idle this long goes back to the master
 _DRAIN_WAIT = 5  # ms a response waits for a client to make room before the master takes the rest
+
+_SLOW = 0.002  # a request this long ends the batch of ready connections being served
 
 KEEP, HANDED, CLOSE = 0, 1, 2  # what became of a connection after a request
 
 
 class Page:
     """The shared page (lend.go: pageServing, pageSince, pageWritten,
-    pageServed, pageLineLen; the request line at _LINE_AT)."""
+    pageServed, pageAverage, pageIdle, pageLineLen; the request line at
+    _LINE_AT)."""
 
     __slots__ = ("mm", "q")
 
@@ -64,7 +69,8 @@ _LINE_MAX = 1024
 
 
 class Conn:
-    __slots__ = ("id", "sock", "fd", "env", "buf", "last", "out_poll", "errors", "stderr", "line", "request")
+    __slots__ = ("id", "sock", "fd", "env", "buf", "last", "out_poll", "errors", "stderr", "line", "request", "out", "cost",
+                 "ready")
 
     def __init__(self, cid, sock, env, buf):
         self.id = cid
@@ -80,6 +86,12 @@ class Conn:
         self.stderr = None
         self.line = b""  # the request line of its current request (for LentErrors)
         self.request = None  # worker._serving.request while it is served: (lend channel, id), made with errors
+        # The rest of a response the socket could not take at once
+        # (memoryviews), written as the client reads while other requests
+        # are served; None when nothing is owed.
+        self.out = None
+        self.cost = 0.0  # moving average of its requests' times, seconds: the loop serves cheap ones first
+        self.ready = 0.0  # when the loop first saw it ready and passed it over (monotonic), 0 if not
 
     def writable(self, ms):
         """Whether the socket takes more bytes within ms milliseconds."""
@@ -134,6 +146,7 @@ class Lender:
         self.in_app = False  # the application runs: SIGUSR2 may hand waiting connections back
         self.serving = None  # the Conn being served
         self.since = 0.0  # when its request began (monotonic)
+        self.took = 0.0  # how long the last one took
         self.avg = 0.002  # moving average of a request's time, seconds
         self.returning = False  # the server drains: keep no connection
         self.max_head = min(max_head, http11.MAX_HEAD)  # never more than the master's --max-header-size
@@ -163,16 +176,30 @@ class Lender:
         disp_poll = select.poll()
         disp_poll.register(disp_fd, select.POLLIN)
         next_sweep = _monotonic() + _IDLE
+        page = self.page
         while True:
             try:
-                events = poll(_IDLE if conns else -1)
+                events = poll(0)
+                if not events:
+                    # Nothing to do: the page says so while this process
+                    # sleeps (the master moves connections from a busy
+                    # worker to an idle one, lend.go: rescue).
+                    page[5] = 1
+                    events = poll(_IDLE if conns else -1)
+                    page[5] = 0
             except InterruptedError:
+                page[5] = 0
                 continue
             fresh = False
             if len(events) > 1:
                 # The master's requests first: they waited in the dispatch
-                # socket for the request this worker was on (parked).
-                events.sort(key=lambda e: e[0] != disp_fd)
+                # socket for the request this worker was on (parked). Then
+                # the connections whose requests have been the quickest: a
+                # connection that asks for a slow view again waits for the
+                # quick ones that came meanwhile, not they for it; its wait
+                # counts against its cost, so none starves (_rank).
+                now = _monotonic()
+                events.sort(key=lambda e: -1e9 if e[0] == disp_fd else _rank(conns, e[0], now))
             for fd, _ev in events:
                 if fd == disp_fd:
                     # Every request waiting there, before any connection:
@@ -186,9 +213,17 @@ class Lender:
                         return
                 else:
                     c = conns.get(fd)
-                    if c is not None:
+                    if c is None:
+                        pass
+                    elif c.out is not None:
+                        self._writable(c)
+                    else:
                         self._readable(c)
                         fresh = True
+                        if self.took > _SLOW:
+                            # Look again before the next connection: the
+                            # quick requests that came meanwhile go first.
+                            break
             if conns:
                 now = self.clock if fresh else _monotonic()  # _readable's _end read the clock
                 if now >= next_sweep:
@@ -247,13 +282,14 @@ class Lender:
         self._begin(c)
         environ.update(self.base)
         what = self._serve(c, environ, body)
-        if what == KEEP and c.buf:
+        if what == KEEP and c.buf and c.out is None:
             self._serve_buffer(c)
         else:
             self._settle(c, what)
         return True
 
     def _readable(self, c):
+        c.ready = 0.0
         self._begin(c)
         try:
             data = c.sock.recv(65536)
@@ -272,7 +308,7 @@ class Lender:
             if r.__class__ is tuple and r[2] == len(data):
                 what = self._serve(c, r[0], r[1])
                 self.page[3] += 1  # see _serve_buffer
-                if what == KEEP and not self.returning:
+                if what == KEEP and not self.returning and c.out is None:
                     self._end()  # _settle's KEEP, inlined
                     c.last = self.clock
                 else:
@@ -321,7 +357,9 @@ class Lender:
             # Counted here, not in _serve: the master counts the request
             # that lent the connection (it dispatched it).
             self.page[3] += 1
-            if what != KEEP:
+            if what != KEEP or c.out is not None:
+                # (A response still being written: the requests after it
+                # wait until the client has all of it.)
                 del buf[:pos]
                 self._settle(c, what)
                 return
@@ -334,6 +372,8 @@ class Lender:
         elif what == KEEP:
             self._end()
             c.last = self.clock  # the time _end took
+            if c.out is not None:
+                self.ep.modify(c.fd, _EPOLLOUT)  # reading waits until the response is out
             return
         elif what == HANDED_DONE:
             pass
@@ -349,6 +389,33 @@ class Lender:
 
     # ------------------------------------------------------------ one request
 
+    def _writable(self, c):
+        """The client made room: more of the response owed to it. Once it
+        has all of it, the connection is read again (and the requests
+        already in its buffer are served)."""
+        out = c.out
+        try:
+            while out:
+                part = out[0]
+                n = c.sock.send(part, _NOSIGNAL)
+                if n < len(part):
+                    out[0] = part[n:]
+                    return
+                del out[0]
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            c.out = None
+            self._give_back(c, P.RETURN_CLOSE)  # the client is gone
+            return
+        c.out = None
+        self.lend.send(_owed_frame(c.id, 0))
+        c.last = _monotonic()
+        self.ep.modify(c.fd, _EPOLLIN)
+        if c.buf:
+            self._begin(c)
+            self._serve_buffer(c)
+
     def _begin(self, c):
         q = self.page
         q[1] = _time_ns()
@@ -362,8 +429,11 @@ class Lender:
         if self.serving is not None:
             q = self.page
             q[0] = 0
-            self.avg += (now - self.since - self.avg) / 8
+            took = self.took = now - self.since
+            self.avg += (took - self.avg) / 8
             q[4] = int(self.avg * 1e9)  # the master's rescue delay is 4 of these
+            c = self.serving
+            c.cost += (took - c.cost) / 4
             self.serving = None
             self.since = 0.0
 
@@ -441,17 +511,31 @@ class Lender:
         c.sock.close()
 
     def _give_back(self, c, flags, rest=b""):
+        """The connection goes back to the master, with what is still owed
+        of a response (as OUTPUT, which the master writes first)."""
         self._forget(c)
-        self.lend.send(_return_frame(c.id, flags, rest))
+        out = c.out
+        if out is None:
+            self.lend.send(_return_frame(c.id, flags, rest))
+            return
+        c.out = None
+        parts = [_return_frame(c.id, P.RETURN_OUTPUT, b"")]
+        for piece in out:
+            parts += W._data_parts(b"", c.id, piece, b"", P.OUTPUT)
+        parts.append(_return_frame(c.id, flags, rest))
+        self.lend.sendv(parts)
 
     def _return_all(self):
         for c in list(self.conns.values()):
             self._give_back(c, 0, bytes(c.buf))
 
     def _return_idle(self, now):
+        """Idle connections go back, and so do responses a client has been
+        reading for longer than that: the master writes the rest (the
+        worker's memory is not held for a slow reader)."""
         for c in list(self.conns.values()):
-            if c is not self.serving and now - c.last > _IDLE and not c.buf:
-                self._give_back(c, 0)
+            if c is not self.serving and now - c.last > _IDLE and (not c.buf or c.out is not None):
+                self._give_back(c, 0, bytes(c.buf))
 
     def _rescue(self, signum, frame):
         """SIGUSR2, from the master (lend.go, watchLent): the request being
@@ -464,7 +548,8 @@ class Lender:
             return
         serving = self.serving
         ready = {fd for fd, _ev in self.ep.poll(0)}  # the connections with a request waiting (level-triggered: nothing consumed)
-        waiting = [c for fd, c in self.conns.items() if fd in ready and c is not serving and not c.buf]
+        waiting = [c for fd, c in self.conns.items()
+                   if fd in ready and c is not serving and not c.buf and c.out is None]
         for c in waiting:
             self._give_back(c, 0)
 
@@ -503,6 +588,25 @@ def _handed_close(lender, c):
 HANDED_DONE = 3  # handed over and ended: nothing left to settle
 
 
+def _rank(conns, fd, now):
+    """Where a ready connection goes in the loop's order: its requests'
+    usual time, less half of how long it has been waiting: one passed over
+    for quicker ones comes first once it has waited twice the difference
+    (a view that takes 200 ms waits for the quick requests of two turns, not
+    more; among requests that cost about the same the order stays close to
+    their arrival)."""
+    c = conns.get(fd)
+    if c is None:
+        return 0.0
+    if not c.ready:
+        c.ready = now
+    return c.cost - (now - c.ready) * 0.5
+
+
+def _owed_frame(cid, owed):
+    return _HEADER_pack(1, P.OWED, cid) + bytes((owed,))
+
+
 def _return_frame(cid, flags, rest):
     return _HEADER_pack(1 + len(rest), P.RETURN, cid) + bytes((flags,)) + rest
 
@@ -531,7 +635,7 @@ def _check_name(name):
 class LentResponse(W.Response):
     """start_response and the body, written to the client as HTTP/1.1."""
 
-    __slots__ = ("lender", "conn", "status", "headers", "chunked", "handed", "declared", "count")
+    __slots__ = ("lender", "conn", "status", "headers", "chunked", "handed", "declared", "count", "whole")
 
     def __init__(self, lender, conn, is_head):
         # The fields of W.Response.__init__ this class reads, set here: this
@@ -546,6 +650,9 @@ class LentResponse(W.Response):
         self.handed = False  # the master writes the rest (OUTPUT)
         self.declared = None  # the application's Content-Length
         self.count = 0  # body bytes sent
+        # The response's bytes are all in memory (a list the application
+        # returned): what the socket cannot take at once is owed, not waited for.
+        self.whole = False
 
     def start_response(self, status, headers, exc_info=None):
         """worker.Response.start_response's checks, without encoding START."""
@@ -600,11 +707,30 @@ class LentResponse(W.Response):
         if self.handed:
             self._hand(data)
             return
-        sock = self.conn.sock
+        conn = self.conn
+        if conn.out is not None:
+            conn.out.append(memoryview(data))  # after the part already owed
+            return
+        sock = conn.sock
         total = len(data)
         n = 0
+        # Counted before the write: a worker that dies just after it (the
+        # client woken by the write can run first) must not have its
+        # request answered 502 by the master on top of the response.
+        self.lender.page[2] += total
         try:
-            n = sock.send(data, _NOSIGNAL)
+            try:
+                n = sock.send(data, _NOSIGNAL)
+            except (BlockingIOError, InterruptedError):
+                if not self.whole:
+                    raise
+            if n < total and self.whole:
+                # The loop writes the rest as the client reads, serving
+                # other requests meanwhile; the master knows, so that a
+                # crash closes this connection instead of serving it again.
+                conn.out = [memoryview(data)[n:]]
+                self.lender.lend.send(_owed_frame(conn.id, 1))
+                return
             if n < total:
                 view = memoryview(data)
                 while n < total:
@@ -623,8 +749,6 @@ class LentResponse(W.Response):
             self._hand(memoryview(data)[n:])
         except OSError:
             raise W.ClientGone("the client closed the connection")
-        finally:
-            self.lender.page[2] += n
 
     def _hand(self, data):
         now = _monotonic()
@@ -660,7 +784,7 @@ class LentResponse(W.Response):
             count = min(count, self.declared)
         sent = 0
         sock_fd = self.conn.fd
-        page = self.lender.page
+        self.lender.page[2] += count  # before the writes, as in _out
         while sent < count and not self.handed:
             try:
                 n = os.sendfile(sock_fd, fd, offset + sent, count - sent)
@@ -671,7 +795,6 @@ class LentResponse(W.Response):
             if not n:
                 break  # the file shrank
             sent += n
-            page[2] += n
         self.count += sent
         if sent < count:
             f.seek(offset + sent)
@@ -689,6 +812,7 @@ class LentResponse(W.Response):
 
     def send_list(self, blocks):
         data = b"".join(blocks)
+        self.whole = True
         if self.status is None:
             raise AssertionError("the application returned without calling start_response")
         length = None

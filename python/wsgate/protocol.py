@@ -50,6 +50,7 @@ BODY_READ = 27
 LENT = 28  # the worker has the connection of a FLAG_LEND request (stream socket)
 RETURN = 29  # lend socket: u8 flags, then the unserved bytes read from the client
 OUTPUT = 30  # lend socket: response bytes the client's socket could not take at once
+OWED = 31  # lend socket: u8 1 = part of a response written, the rest follows as the client reads; 0 = all written
 
 # REQUEST flags (first payload byte)
 FLAG_HAS_BODY = 1
@@ -76,7 +77,7 @@ NAMES = {
     DIRECT_ACK: "DIRECT_ACK", BODY_LOAN: "BODY_LOAN", CONTROL_TO_WORKER: "CONTROL", START: "START", DATA: "DATA", FILE: "FILE",
     END: "END", ERROR: "ERROR", LOG: "LOG", CREDIT: "CREDIT", CONTROL_FROM_WORKER: "CONTROL",
     STDERR: "STDERR", DIRECT: "DIRECT", WROTE: "WROTE", BODY_READ: "BODY_READ",
-    LENT: "LENT", RETURN: "RETURN", OUTPUT: "OUTPUT",
+    LENT: "LENT", RETURN: "RETURN", OUTPUT: "OUTPUT", OWED: "OWED",
 }
 
 # room for the one descriptor a DIRECT_ACK carries (and a few more, to be closed)

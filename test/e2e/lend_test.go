@@ -17,6 +17,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"reflect"
 	"sort"
@@ -65,6 +66,26 @@ func (s *lendServer) workers(t *testing.T) []lendWorker {
 
 // lent is the number of requests the live workers read from their lent
 // connections themselves (the master sent them the others).
+// serving counts the requests the live workers are serving, as `wsgate
+// status` shows them.
+func (s *lendServer) serving(t *testing.T) int {
+	t.Helper()
+	var pools []struct {
+		Live []struct {
+			Requests []json.RawMessage `json:"requests"`
+		} `json:"live_workers"`
+	}
+	out := wsgateCmd(t, "status", "--json", "--control-socket", s.ctl)
+	if err := json.Unmarshal([]byte(out), &pools); err != nil || len(pools) != 1 {
+		t.Fatalf("wsgate status --json: %v in %.300q", err, out)
+	}
+	n := 0
+	for _, w := range pools[0].Live {
+		n += len(w.Requests)
+	}
+	return n
+}
+
 func (s *lendServer) lent(t *testing.T) int64 {
 	t.Helper()
 	var n int64
@@ -389,17 +410,24 @@ func lendNoDate(b []byte) []byte {
 }
 
 // TestLendSlowReader: a client that stops reading a 10 MiB response on a
-// lent connection holds no worker (the worker hands what the socket does not
-// take to the master and serves on): with one worker, other requests are
+// lent connection holds no worker: with one worker, other requests are
 // served meanwhile, and the slow client still gets every byte. The same
-// while a client reads at about 10 KB/s.
+// while a client reads at about 10 KB/s. A list body's rest is written by
+// the worker as the client reads, then by the master (list); a generator's
+// goes to the master (stream).
 func TestLendSlowReader(t *testing.T) {
+	for _, body := range []string{"list", "stream"} {
+		t.Run(body, func(t *testing.T) { lendSlowReader(t, "&body="+body) })
+	}
+}
+
+func lendSlowReader(t *testing.T, kind string) {
 	s := lendStart(t, "--workers", "1", "--timeout", "10")
 	const size = 10 << 20
 	c := s.lendDial(t)
 	c.do(t, "GET", "/hello")
 	before := s.lent(t)
-	resp := c.head(t, "/big?size="+strconv.Itoa(size)+"&seed=slow")
+	resp := c.head(t, "/big?size="+strconv.Itoa(size)+"&seed=slow"+kind)
 	first := make([]byte, 10<<10)
 	if _, err := io.ReadFull(resp.Body, first); err != nil {
 		t.Fatal(err)
@@ -419,7 +447,7 @@ func TestLendSlowReader(t *testing.T) {
 	// A client reading at about 10 KB/s until the other requests are done.
 	d := s.lendDial(t)
 	d.do(t, "GET", "/hello")
-	resp = d.head(t, "/big?size="+strconv.Itoa(size)+"&seed=trickle")
+	resp = d.head(t, "/big?size="+strconv.Itoa(size)+"&seed=trickle"+kind)
 	othersDone := make(chan struct{})
 	got := make(chan []byte, 1)
 	go func() {
@@ -456,28 +484,41 @@ func TestLendSlowReader(t *testing.T) {
 }
 
 // TestLendSlowUpload: a client sending its request body slowly on a lent
-// connection holds no worker (the worker hands the connection back with the
-// part it read, and the master reads a body of up to 64 KiB before it takes
-// a worker): with one worker, other requests are served meanwhile, and the
-// upload arrives whole. (A larger body streams to the worker as it comes,
-// with --lend or without: a slow one holds its worker.)
+// connection holds no worker: with one worker, other requests are served
+// meanwhile, and the upload arrives whole. A body of up to 64 KiB: the
+// worker hands the connection back with the part it read, and the master
+// reads the body before it takes a worker. A larger one: the master watches
+// it arrive, finds it slow and reads it into a file first (spool.go). The
+// same on the master's path (--lend=false).
 func TestLendSlowUpload(t *testing.T) {
-	s := lendStart(t, "--workers", "1", "--timeout", "10")
-	c := s.lendDial(t)
-	c.do(t, "GET", "/hello")
-	upload := gwLines()[:60000]
-	head := fmt.Sprintf("POST /read?mode=chunks HTTP/1.1\r\nHost: lend.test\r\nContent-Length: %d\r\n\r\n", len(upload))
-	if _, err := io.WriteString(c, head+string(upload[:1000])); err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		name string
+		size int
+		args []string
+	}{
+		{"60KB", 60000, nil},
+		{"1MiB", 1 << 20, nil},
+		{"1MiB-nolend", 1 << 20, []string{"--lend=false"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := lendStart(t, append([]string{"--workers", "1", "--timeout", "10"}, tc.args...)...)
+			c := s.lendDial(t)
+			c.do(t, "GET", "/hello")
+			upload := bytes.Repeat(gwLines(), 1+tc.size/len(gwLines()))[:tc.size]
+			head := fmt.Sprintf("POST /read?mode=chunks HTTP/1.1\r\nHost: lend.test\r\nContent-Length: %d\r\n\r\n", len(upload))
+			if _, err := io.WriteString(c, head+string(upload[:1000])); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 5 {
+				gwOK(t, fmt.Sprintf("request %d while a client sends its body slowly", i), gwGet(t, s.URL+"/hello"))
+			}
+			if _, err := c.Write(upload[1000:]); err != nil {
+				t.Fatal(err)
+			}
+			c.readUpload(t, "the slow upload", upload)
+			c.do(t, "GET", "/hello")
+		})
 	}
-	for i := range 5 {
-		gwOK(t, fmt.Sprintf("request %d while a lent connection sends its body slowly", i), gwGet(t, s.URL+"/hello"))
-	}
-	if _, err := c.Write(upload[1000:]); err != nil {
-		t.Fatal(err)
-	}
-	c.readUpload(t, "the slow upload", upload)
-	c.do(t, "GET", "/hello")
 }
 
 // TestLendWorkerSegv: a worker killed by SIGSEGV costs the request it was
@@ -536,6 +577,59 @@ func TestLendWorkerSegv(t *testing.T) {
 		if next := b.pid(t); next == pid {
 			t.Errorf("%s: the other connection's request served by the dead worker %d", tc.name, pid)
 		}
+	}
+}
+
+// TestLendWorkerDiesOwingAResponse: a worker that dies while a client has
+// not yet read all of a response it wrote (the rest waits in the worker, to
+// be written as the client reads: OWED) costs that connection, which the
+// master closes; it is not served again as if the response were whole, and
+// the other connection the worker held is served by its replacement.
+func TestLendWorkerDiesOwingAResponse(t *testing.T) {
+	s := lendStart(t, "--workers", "1")
+	other := s.lendDial(t)
+	pid := other.pid(t)
+	c := s.lendDial(t)
+	if mine := c.pid(t); mine != pid {
+		t.Fatalf("the two connections are served by %d and %d with one worker", pid, mine)
+	}
+	// More than the kernel's socket buffers take: the worker owes the rest.
+	const size = 48 << 20
+	resp := c.head(t, "/big?size="+strconv.Itoa(size)+"&seed=owed")
+	if got := resp.Header.Get("X-Pid"); got != strconv.Itoa(pid) {
+		t.Fatalf("the big response came from %s, not the connection's worker %d", got, pid)
+	}
+	first := make([]byte, 64<<10)
+	if _, err := io.ReadFull(resp.Body, first); err != nil {
+		t.Fatal(err)
+	}
+	// The worker is free meanwhile: the other connection is served.
+	if again := other.pid(t); again != pid {
+		t.Fatalf("the other connection moved from worker %d to %d", pid, again)
+	}
+	// Killed once it has finished that request (its page says it serves
+	// nothing): until then the master closes the connection, which a client
+	// may retry, rather than give it back.
+	harness.WaitFor(t, "the worker to finish the other connection's request", func() bool {
+		return s.serving(t) == 0
+	})
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// A hang guard, not a timing: a connection given back as if whole would
+	// wait here for the rest until the server's idle timeout.
+	c.SetReadDeadline(time.Now().Add(lendHangGuard))
+	rest, err := io.ReadAll(resp.Body)
+	if err == nil || errors.Is(err, os.ErrDeadlineExceeded) || len(first)+len(rest) >= size {
+		t.Fatalf("after the worker died: %d of %d bytes (%v), want the body cut short by a closed connection",
+			len(first)+len(rest), size, err)
+	}
+	if more, err := io.ReadAll(c.br); len(more) > 0 || (err != nil && !errors.Is(err, syscall.ECONNRESET)) {
+		t.Errorf("after the cut-short body %q (%v), want the connection closed", more, err)
+	}
+	harness.WaitFor(t, "the killed worker to be reaped", func() bool { return harness.ProcessReaped(pid) })
+	if next := other.pid(t); next == pid {
+		t.Errorf("the other connection's request served by the dead worker %d", pid)
 	}
 }
 

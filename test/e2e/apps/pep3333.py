@@ -407,7 +407,8 @@ def crash_view(environ, start_response):
 def big_view(environ, start_response):
     """A large list body (the worker may write it to the client itself):
     ?size= bytes of a pattern that differs per position, its SHA-256 and the
-    worker's pid in headers; ?declared= overrides Content-Length."""
+    worker's pid in headers; ?declared= overrides Content-Length; ?body=stream
+    makes it a generator of 64 KiB pieces."""
     q = query(environ)
     size = int(q["size"])
     unit = hashlib.sha256(q.get("seed", "").encode()).digest() * 2048  # 64 KiB
@@ -415,6 +416,8 @@ def big_view(environ, start_response):
     start_response("200 OK", [("Content-Type", "application/octet-stream"),
                               ("Content-Length", q.get("declared", str(size))),
                               ("X-Sha256", hashlib.sha256(body).hexdigest()), ("X-Pid", str(os.getpid()))])
+    if q.get("body") == "stream":
+        return (body[i:i + 65536] for i in range(0, size, 65536))
     return [body]
 
 
