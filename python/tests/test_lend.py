@@ -366,35 +366,6 @@ def test_max_requests_hands_every_connection_back(served):
     assert rig.lender.conns == {}
 
 
-def forking(environ, start_response):
-    """Forks; the child parses a request with wsgate.http11 as this process
-    has it (the C module or not) and exits 0 if the environ is right."""
-    from wsgate import http11
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            r = http11.parse(get("/child?x=1"), 0, {"wsgi.url_scheme": "http"}, http11.MAX_HEAD)
-            code = 0 if r[0]["PATH_INFO"] == "/child" and r[0]["QUERY_STRING"] == "x=1" else 2
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    body = b"child %d" % os.waitstatus_to_exitcode(status)
-    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
-    return [body]
-
-
-# Other tests here leave threads behind; the child only parses and exits.
-@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
-def test_an_application_that_forks_keeps_serving_and_its_child_parses():
-    rig = Rig(forking)
-    for path in ("/a", "/b"):
-        rig.send(get(path))
-        status, _, body = rig.response()
-        assert (status, body) == ("HTTP/1.1 200 OK", b"child 0")
-    assert rig.page(3) == 2
-
-
 def test_the_page_counts_response_bytes_before_they_are_written():
     # A worker that dies just after a write (the client it woke may run
     # first) must not look to the master as if it had sent nothing: that
@@ -466,3 +437,32 @@ def test_a_connection_passed_over_for_quicker_ones_is_not_starved():
         t += 0.06
     assert order[0] == "quick"
     assert "slow" in order[:2], order  # its 20 ms of extra cost is made up after 40 ms of waiting
+
+
+def forking(environ, start_response):
+    """Forks; the child parses a request with wsgate.http11 as this process
+    has it (the C module or not) and exits 0 if the environ is right."""
+    from wsgate import http11
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            r = http11.parse(get("/child?x=1"), 0, {"wsgi.url_scheme": "http"}, http11.MAX_HEAD)
+            code = 0 if r[0]["PATH_INFO"] == "/child" and r[0]["QUERY_STRING"] == "x=1" else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    body = b"child %d" % os.waitstatus_to_exitcode(status)
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+# Other tests here leave threads behind; the child only parses and exits.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_an_application_that_forks_keeps_serving_and_its_child_parses():
+    rig = Rig(forking)
+    for path in ("/a", "/b"):
+        rig.send(get(path))
+        status, _, body = rig.response()
+        assert (status, body) == ("HTTP/1.1 200 OK", b"child 0")
+    assert rig.page(3) == 2

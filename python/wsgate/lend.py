@@ -69,8 +69,8 @@ _LINE_MAX = 1024
 
 
 class Conn:
-    __slots__ = ("id", "sock", "fd", "env", "buf", "last", "out_poll", "errors", "stderr", "line", "request", "out", "cost",
-                 "ready")
+    __slots__ = ("id", "sock", "fd", "env", "buf", "last", "out_poll", "errors", "stderr", "line", "request", "out",
+                 "cost", "ready")
 
     def __init__(self, cid, sock, env, buf):
         self.id = cid
