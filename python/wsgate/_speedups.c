@@ -685,6 +685,61 @@ sp_head(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnam
     return head_or(py_head, args, nargs, kwnames);
 }
 
+/* ------------------------------------------------------------------------ start_response's header checks */
+
+PyDoc_STRVAR(checked_length_doc,
+             "checked_length(headers, good_names, length_names): the value of the first header named in length_names, "
+             "or None, when every header is a (str, str) tuple whose name is in good_names and whose value is "
+             "latin-1 text without a control character (HTAB aside); False when the Python checks must decide "
+             "(wsgate.lend.LentResponse.start_response).");
+
+static PyObject *
+sp_checked_length(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyAnySet_Check(args[1]) || !PyAnySet_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "checked_length(headers, good_names, length_names)");
+        return NULL;
+    }
+    PyObject *headers = args[0], *const *items;
+    Py_ssize_t n;
+    if (PyList_CheckExact(headers)) {
+        items = (PyObject *const *)((PyListObject *)headers)->ob_item;
+        n = PyList_GET_SIZE(headers);
+    } else if (PyTuple_CheckExact(headers)) {
+        items = (PyObject *const *)((PyTupleObject *)headers)->ob_item;
+        n = PyTuple_GET_SIZE(headers);
+    } else {
+        Py_RETURN_FALSE;
+    }
+    PyObject *length = Py_None;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = items[i];
+        if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 2)
+            Py_RETURN_FALSE;
+        PyObject *name = PyTuple_GET_ITEM(item, 0), *value = PyTuple_GET_ITEM(item, 1);
+        Py_ssize_t vn;
+        const unsigned char *v = (const unsigned char *)latin1_data(value, &vn);
+        if (!PyUnicode_CheckExact(name) || v == NULL)
+            Py_RETURN_FALSE;
+        int good = PySet_Contains(args[1], name);
+        if (good < 0)
+            return NULL;
+        if (!good)
+            Py_RETURN_FALSE;
+        for (Py_ssize_t j = 0; j < vn; j++) /* worker._CONTROL_CHARS: [\x01-\x08\x0a-\x1f\x7f] */
+            if ((v[j] >= 0x01 && v[j] <= 0x08) || (v[j] >= 0x0a && v[j] <= 0x1f) || v[j] == 0x7f)
+                Py_RETURN_FALSE;
+        if (length == Py_None) {
+            int is_length = PySet_Contains(args[2], name);
+            if (is_length < 0)
+                return NULL;
+            if (is_length)
+                length = value;
+        }
+    }
+    return Py_NewRef(length);
+}
+
 PyDoc_STRVAR(configure_doc, "configure(methods, keys, servers, names, py_parse, py_head, date_line, max_head, "
                             "max_body): http11's caches (read, never written), the Python functions for everything "
                             "else, and parse()'s defaults.");
@@ -711,6 +766,7 @@ static PyMethodDef methods_def[] = {
     {"try_parse", (PyCFunction)(void (*)(void))sp_try_parse, METH_FASTCALL | METH_KEYWORDS, try_parse_doc},
     {"response_head", (PyCFunction)(void (*)(void))sp_head, METH_FASTCALL | METH_KEYWORDS, head_doc},
     {"try_head", (PyCFunction)(void (*)(void))sp_try_head, METH_FASTCALL | METH_KEYWORDS, try_head_doc},
+    {"checked_length", (PyCFunction)(void (*)(void))sp_checked_length, METH_FASTCALL, checked_length_doc},
     {NULL, NULL, 0, NULL},
 };
 
