@@ -484,6 +484,24 @@ latin1_data(PyObject *s, Py_ssize_t *n)
 
 #define MAX_FAST_HEADERS 64
 
+/* The items of an exact list or tuple of headers (*n of them) in *items: 1,
+ * else 0. (An empty list's items are NULL.) */
+static int
+header_items(PyObject *headers, PyObject *const **items, Py_ssize_t *n)
+{
+    if (PyList_CheckExact(headers)) {
+        *n = PyList_GET_SIZE(headers);
+        *items = (PyObject *const *)((PyListObject *)headers)->ob_item;
+        return 1;
+    }
+    if (PyTuple_CheckExact(headers)) {
+        *n = PyTuple_GET_SIZE(headers);
+        *items = (PyObject *const *)((PyTupleObject *)headers)->ob_item;
+        return 1;
+    }
+    return 0;
+}
+
 /*
  * http11._py_head(status, headers, length, chunked) with date None for the
  * plain shape: a str status and a list or tuple of (str, str) tuples whose
@@ -499,15 +517,8 @@ fast_head(PyObject *status, PyObject *headers, PyObject *length_obj, PyObject *c
     if (status_p == NULL || status_n < 3)
         return NULL;
     PyObject *const *items;
-    if (PyList_CheckExact(headers)) {
-        items = (PyObject *const *)((PyListObject *)headers)->ob_item;
-        n_headers = PyList_GET_SIZE(headers);
-    } else if (PyTuple_CheckExact(headers)) {
-        items = (PyObject *const *)((PyTupleObject *)headers)->ob_item;
-        n_headers = PyTuple_GET_SIZE(headers);
-    } else {
+    if (!header_items(headers, &items, &n_headers))
         return NULL;
-    }
     if (n_headers > MAX_FAST_HEADERS)
         return NULL;
     int empty = (memcmp(status_p, "204", 3) == 0 || memcmp(status_p, "304", 3) == 0 || status_p[0] == '1');
@@ -700,17 +711,10 @@ sp_checked_length(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "checked_length(headers, good_names, length_names)");
         return NULL;
     }
-    PyObject *headers = args[0], *const *items;
     Py_ssize_t n;
-    if (PyList_CheckExact(headers)) {
-        items = (PyObject *const *)((PyListObject *)headers)->ob_item;
-        n = PyList_GET_SIZE(headers);
-    } else if (PyTuple_CheckExact(headers)) {
-        items = (PyObject *const *)((PyTupleObject *)headers)->ob_item;
-        n = PyTuple_GET_SIZE(headers);
-    } else {
+    PyObject *const *items;
+    if (!header_items(args[0], &items, &n))
         Py_RETURN_FALSE;
-    }
     PyObject *length = Py_None;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *item = items[i];
