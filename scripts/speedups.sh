@@ -20,6 +20,9 @@ command -v "$python" >/dev/null 2>&1 || skip "no interpreter $python"
 read -r include suffix < <("$python" -c 'import sysconfig; print(sysconfig.get_paths()["include"], sysconfig.get_config_var("EXT_SUFFIX"))' 2>/dev/null) ||
 	skip "$python cannot tell its include directory"
 [ -n "$suffix" ] || skip "$python has no EXT_SUFFIX"
+# The module relies on the GIL (its static state, the caches it reads): a free-threaded build runs Python.
+[ "$("$python" -c 'import sysconfig; print(sysconfig.get_config_var("Py_GIL_DISABLED") or 0)' 2>/dev/null)" = 0 ] ||
+	skip "$python is a free-threaded build"
 out=python/wsgate/_speedups$suffix
 # A module built for another interpreter would be embedded too, and loaded by that interpreter.
 for old in python/wsgate/_speedups.*.so; do

@@ -254,6 +254,8 @@ def test_no_reference_leaks():
              ("404 X", [("Date", "d"), ("X-A", " v ")], 5, False), ("200 OK", [("Content-Length", "+1")], None, True),
              ("200 \u20ac", [], None, False), ("304 N", [("Content-Type", "t")], None, True)]
 
+    good, lengths = {"Content-Type", "Content-Length", "X-A"}, {"Content-Length"}
+
     def run(n):
         for _ in range(n):
             for r in reqs:
@@ -261,6 +263,7 @@ def test_no_reference_leaks():
                 SP.parse(bytearray(r), 0, CONN, 64, 8)
             for h in heads:
                 outcome(SP.response_head, *h)
+                SP.checked_length(h[1], good, lengths)
 
     run(200)
     gc.collect()
@@ -268,3 +271,47 @@ def test_no_reference_leaks():
     run(3000)
     gc.collect()
     assert sys.getallocatedblocks() - before < 100
+
+
+def start_response_outcome(headers, checked_length):
+    """What LentResponse.start_response makes of headers with this
+    checked_length (None: the Python loop alone)."""
+    from wsgate import lend
+
+    class Conn:
+        id = 1
+    saved = lend._checked_length
+    lend._checked_length = checked_length
+    try:
+        resp = lend.LentResponse(None, Conn(), False)
+        try:
+            resp.start_response("200 OK", headers)
+        except Exception as exc:
+            return ("raised", type(exc), str(exc))
+        return ("ok", resp.declared, resp.has_length)
+    finally:
+        lend._checked_length = saved
+
+
+def test_the_c_header_check_gives_start_responses_verdict():
+    from wsgate import lend
+    rng = random.Random(5)
+    names = ["Content-Type", "Content-Length", "content-length", "X-A", "Set-Cookie", "Bad Name", "Connection",
+             "X_B", "", "É", 7]
+    values = ["text/plain", "13", "+7", " 5", "", "a\tb", "a\x01b", "a\nb", "a\x7f", "caf\xe9", "\u20ac", "x" * 100, 5,
+              b"13"]
+    taken = 0
+    for i in range(4000):
+        headers = [(rng.choice(names), rng.choice(values)) for _ in range(rng.randrange(5))]
+        if i % 17 == 0:
+            headers = [list(h) for h in headers]
+        if i % 19 == 0:
+            headers = tuple(headers)
+        # The Python loop first: it fills the sets of names seen valid that the C check reads.
+        want = start_response_outcome(headers, None)
+        fast = SP.checked_length(headers, lend._GOOD_NAMES, lend._LENGTH_NAMES)
+        if fast is not False:
+            taken += 1
+            assert want[0] == "ok", (headers, want)
+        assert start_response_outcome(headers, SP.checked_length) == want, headers
+    assert taken > 500

@@ -484,6 +484,24 @@ latin1_data(PyObject *s, Py_ssize_t *n)
 
 #define MAX_FAST_HEADERS 64
 
+/* The items of an exact list or tuple of headers (*n of them) in *items: 1,
+ * else 0. (An empty list's items are NULL.) */
+static int
+header_items(PyObject *headers, PyObject *const **items, Py_ssize_t *n)
+{
+    if (PyList_CheckExact(headers)) {
+        *n = PyList_GET_SIZE(headers);
+        *items = (PyObject *const *)((PyListObject *)headers)->ob_item;
+        return 1;
+    }
+    if (PyTuple_CheckExact(headers)) {
+        *n = PyTuple_GET_SIZE(headers);
+        *items = (PyObject *const *)((PyTupleObject *)headers)->ob_item;
+        return 1;
+    }
+    return 0;
+}
+
 /*
  * http11._py_head(status, headers, length, chunked) with date None for the
  * plain shape: a str status and a list or tuple of (str, str) tuples whose
@@ -499,15 +517,8 @@ fast_head(PyObject *status, PyObject *headers, PyObject *length_obj, PyObject *c
     if (status_p == NULL || status_n < 3)
         return NULL;
     PyObject *const *items;
-    if (PyList_CheckExact(headers)) {
-        items = (PyObject *const *)((PyListObject *)headers)->ob_item;
-        n_headers = PyList_GET_SIZE(headers);
-    } else if (PyTuple_CheckExact(headers)) {
-        items = (PyObject *const *)((PyTupleObject *)headers)->ob_item;
-        n_headers = PyTuple_GET_SIZE(headers);
-    } else {
+    if (!header_items(headers, &items, &n_headers))
         return NULL;
-    }
     if (n_headers > MAX_FAST_HEADERS)
         return NULL;
     int empty = (memcmp(status_p, "204", 3) == 0 || memcmp(status_p, "304", 3) == 0 || status_p[0] == '1');
@@ -685,6 +696,54 @@ sp_head(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnam
     return head_or(py_head, args, nargs, kwnames);
 }
 
+/* ------------------------------------------------------------------------ start_response's header checks */
+
+PyDoc_STRVAR(checked_length_doc,
+             "checked_length(headers, good_names, length_names): the value of the first header named in length_names, "
+             "or None, when every header is a (str, str) tuple whose name is in good_names and whose value is "
+             "latin-1 text without a control character (HTAB aside); False when the Python checks must decide "
+             "(wsgate.lend.LentResponse.start_response).");
+
+static PyObject *
+sp_checked_length(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyAnySet_Check(args[1]) || !PyAnySet_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "checked_length(headers, good_names, length_names)");
+        return NULL;
+    }
+    Py_ssize_t n;
+    PyObject *const *items;
+    if (!header_items(args[0], &items, &n))
+        Py_RETURN_FALSE;
+    PyObject *length = Py_None;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = items[i];
+        if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 2)
+            Py_RETURN_FALSE;
+        PyObject *name = PyTuple_GET_ITEM(item, 0), *value = PyTuple_GET_ITEM(item, 1);
+        Py_ssize_t vn;
+        const unsigned char *v = (const unsigned char *)latin1_data(value, &vn);
+        if (!PyUnicode_CheckExact(name) || v == NULL)
+            Py_RETURN_FALSE;
+        int good = PySet_Contains(args[1], name);
+        if (good < 0)
+            return NULL;
+        if (!good)
+            Py_RETURN_FALSE;
+        for (Py_ssize_t j = 0; j < vn; j++) /* worker._CONTROL_CHARS: [\x01-\x08\x0a-\x1f\x7f] */
+            if ((v[j] >= 0x01 && v[j] <= 0x08) || (v[j] >= 0x0a && v[j] <= 0x1f) || v[j] == 0x7f)
+                Py_RETURN_FALSE;
+        if (length == Py_None) {
+            int is_length = PySet_Contains(args[2], name);
+            if (is_length < 0)
+                return NULL;
+            if (is_length)
+                length = value;
+        }
+    }
+    return Py_NewRef(length);
+}
+
 PyDoc_STRVAR(configure_doc, "configure(methods, keys, servers, names, py_parse, py_head, date_line, max_head, "
                             "max_body): http11's caches (read, never written), the Python functions for everything "
                             "else, and parse()'s defaults.");
@@ -711,6 +770,7 @@ static PyMethodDef methods_def[] = {
     {"try_parse", (PyCFunction)(void (*)(void))sp_try_parse, METH_FASTCALL | METH_KEYWORDS, try_parse_doc},
     {"response_head", (PyCFunction)(void (*)(void))sp_head, METH_FASTCALL | METH_KEYWORDS, head_doc},
     {"try_head", (PyCFunction)(void (*)(void))sp_try_head, METH_FASTCALL | METH_KEYWORDS, try_head_doc},
+    {"checked_length", (PyCFunction)(void (*)(void))sp_checked_length, METH_FASTCALL, checked_length_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -614,6 +614,7 @@ def _return_frame(cid, flags, rest):
 
 _CONTROL_CHARS = W._CONTROL_CHARS
 _response_head = http11.response_head
+_checked_length = http11.SPEEDUPS.checked_length if http11.SPEEDUPS is not None else None
 _GOOD_STATUS = {}  # status → its code, for the statuses seen valid (W.check_status, no control character)
 _GOOD_NAMES = set()  # header names seen valid (a token, not hop-by-hop)
 _LENGTH_NAMES = set()  # the spellings of Content-Length seen
@@ -662,16 +663,19 @@ class LentResponse(W.Response):
             code = _GOOD_STATUS.get(status)
         if code is None:
             W.check_status(status, exc_info, self.sent, self.status is not None)
-        length = None
-        for name, value in headers:
-            if name not in _GOOD_NAMES:
-                _check_name(name)
-            if value.__class__ is not str:
-                raise TypeError("header %r: value must be str, not %s" % (name, type(value).__name__))
-            if _CONTROL_CHARS(value):
-                raise ValueError("control character in the status or a header: %r" % ([status] + list(headers),))
-            if length is None and name in _LENGTH_NAMES:
-                length = value
+        # The C speedups check the usual headers at once (False: these ones are for the loop below).
+        length = False if _checked_length is None else _checked_length(headers, _GOOD_NAMES, _LENGTH_NAMES)
+        if length is False:
+            length = None
+            for name, value in headers:
+                if name not in _GOOD_NAMES:
+                    _check_name(name)
+                if value.__class__ is not str:
+                    raise TypeError("header %r: value must be str, not %s" % (name, type(value).__name__))
+                if _CONTROL_CHARS(value):
+                    raise ValueError("control character in the status or a header: %r" % ([status] + list(headers),))
+                if length is None and name in _LENGTH_NAMES:
+                    length = value
         # The Content-Length response_head sends (an invalid one is dropped, as
         # net/http does): the first one decides (http11.app_length).
         if length is None:
