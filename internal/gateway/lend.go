@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -50,7 +51,7 @@ const (
 	pageWritten = 2 // response bytes the worker has begun to write for it (counted before each write)
 	pageServed  = 3 // requests the worker read from lent connections itself (not the ones the master sent)
 	pageAverage = 4 // moving average of a request's time there, ns
-	pageIdle    = 5 // 1 while the worker waits with nothing to do
+	pageIdle    = 5 // 1 while the worker waits in epoll for something to do
 	pageLineLen = 8 // length of the request line below
 	// The request being served, "METHOD URI" (latin-1, cut at
 	// pageLineMax), at this byte offset: status, stack dumps and log lines
@@ -690,9 +691,10 @@ const rescueLong = 500 * time.Millisecond
 //   - when another worker idles (it waits with nothing to do, as its page
 //     says, and none of the master's requests is queued on it) and this
 //     one's request has run past the rescue delay (four of its usual
-//     service times, 10 to 100 ms) or it holds more than its share of
-//     connections (a replacement, a reload or --max-requests starts a
-//     worker while the others hold every connection: it would get none);
+//     service times, 10 to 100 ms), or it holds more than its share of
+//     connections while the idle one holds under half its share (a
+//     replacement, a reload or --max-requests starts a worker while the
+//     others hold every connection: it would get none);
 //   - when its request has run past rescueLong, whether or not a worker idles.
 //
 // A rescue moves connections through the master's path and lends them
@@ -703,12 +705,20 @@ const rescueLong = 500 * time.Millisecond
 func rescue(ws []*worker, now time.Time) {
 	idle := false
 	var total int64
+	idleHeld := int64(math.MaxInt64) // the fewest connections an idle worker holds
 	for _, w := range ws {
 		w.idle = w.isIdle()
-		idle = idle || w.idle
-		total += w.lentHeld.Load()
+		held := w.lentHeld.Load()
+		total += held
+		if w.idle {
+			idle = true
+			idleHeld = min(idleHeld, held)
+		}
 	}
 	fair := (total + int64(len(ws)) - 1) / max(int64(len(ws)), 1)
+	// Uneven enough to move connections for: an idle worker holding under
+	// half its share (not 15 against 17: both are busy most of the time).
+	starved := idle && idleHeld < fair/2
 	for _, w := range ws {
 		held := w.lentHeld.Load()
 		if held == 0 || w.idle {
@@ -718,7 +728,7 @@ func rescue(ws []*worker, now time.Time) {
 		age, busy := w.requestAge(now)
 		switch {
 		case busy && age >= rescueLong:
-		case idle && (busy && age >= delay || held > fair):
+		case idle && busy && age >= delay, starved && held > fair:
 		default:
 			continue
 		}
@@ -727,9 +737,8 @@ func rescue(ws []*worker, now time.Time) {
 }
 
 // isIdle reports whether the worker waits with nothing to do: its page
-// says so (it sets the flag only when a look at its sockets found nothing
-// ready, so a worker merely waiting for a core is not idle), and none of
-// the master's requests is queued on it.
+// says so (the flag is set while it waits in epoll), and none of the
+// master's requests is queued on it.
 func (w *worker) isIdle() bool {
 	if w.pageLoad(pageIdle) != 1 || w.pageLoad(pageServing) != 0 {
 		return false
