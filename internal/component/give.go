@@ -20,6 +20,12 @@ func WithGiveBack(ctx context.Context, g GiveBack) context.Context {
 	return context.WithValue(ctx, giveBackKey{}, g)
 }
 
+// Kept wraps a connection handed back with GiveBack whose requests the
+// server should serve itself from now on: its requests carry no GiveBack,
+// so the gateway does not lend it again (a connection whose requests are
+// slow gains nothing from being lent).
+type Kept struct{ net.Conn }
+
 // GiveBackOf is the GiveBack of the server a request came in on, nil when
 // none was recorded (tests that serve the gateway alone).
 func GiveBackOf(ctx context.Context) GiveBack {

@@ -81,6 +81,7 @@ type lentConn struct {
 	lent bool    // the worker answered LENT: it has the connection
 	out  *output // the rest of a response the client could not take at once
 	owed bool    // the worker is writing the rest of a response as the client reads (OWED)
+	keep bool    // returned with ReturnKeep: the server serves it from now on, not lent again
 }
 
 func (l *lender) add(conn net.Conn, give component.GiveBack) *lentConn {
@@ -225,6 +226,7 @@ func (l *lender) returned(id uint32, flags byte, rest []byte) {
 	l.mu.Unlock()
 	rest = append([]byte(nil), rest...)
 	closeAfter := flags&protocol.ReturnClose != 0
+	c.keep = flags&protocol.ReturnKeep != 0
 	if c.out != nil {
 		c.out.end(closeAfter, rest)
 		return
@@ -282,6 +284,9 @@ func (c *lentConn) finish(closeIt bool, rest []byte) {
 		return
 	}
 	conn, err := c.netConn()
+	if err == nil && c.keep {
+		conn = component.Kept{Conn: conn}
+	}
 	if err != nil || !c.give(conn, rest) {
 		c.close()
 	}

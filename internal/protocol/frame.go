@@ -83,6 +83,7 @@ const (
 const (
 	ReturnClose  = 1 << 0 // the connection ends: close it once its output is written
 	ReturnOutput = 1 << 1 // Output frames follow, then a Return that ends them
+	ReturnKeep   = 1 << 2 // the master serves the connection from now on: it is not lent again
 )
 
 // Request flags (first payload byte of a Request frame).

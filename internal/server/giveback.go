@@ -45,6 +45,10 @@ func (l *backListener) Addr() net.Addr { return l.addr }
 // give is the server's component.GiveBack.
 func (l *backListener) give(c net.Conn, buffered []byte) bool {
 	inner := c
+	kept, ok := inner.(component.Kept)
+	if ok {
+		inner = kept.Conn
+	}
 	if fc, ok := inner.(*framedConn); ok {
 		inner = fc.Conn
 	}
@@ -63,7 +67,7 @@ func (l *backListener) give(c net.Conn, buffered []byte) bool {
 	default:
 	}
 	select {
-	case l.conns <- &framedConn{Conn: inner}:
+	case l.conns <- &framedConn{Conn: inner, kept: ok}:
 		return true
 	case <-l.done:
 		return false
@@ -125,6 +129,9 @@ func (c *prefixConn) ReadFrom(r io.Reader) (int64, error) {
 func giveBackContext(l *backListener) func(context.Context, net.Conn) context.Context {
 	give := component.GiveBack(l.give)
 	return func(ctx context.Context, c net.Conn) context.Context {
+		if fc, ok := c.(*framedConn); ok && fc.kept {
+			return rememberConn(ctx, c) // given back for good (component.Kept): not lent again
+		}
 		return component.WithGiveBack(rememberConn(ctx, c), give)
 	}
 }

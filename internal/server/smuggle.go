@@ -31,6 +31,7 @@ type framedConn struct {
 	sawTE    bool
 	received atomic.Int64 // bytes read from the socket
 	skip     atomic.Int64 // bytes a worker read from the socket, still to be counted by net/http
+	kept     bool         // handed back as component.Kept: served here from now on
 }
 
 type framedConnKey struct{}

@@ -61,6 +61,7 @@ FLAG_BODY_LOAN = 16  # a CREDIT may be answered with BODY_LOAN (the client's soc
 FLAG_LEND = 32  # the client's socket rides along: answer LENT, then serve the connection
 RETURN_CLOSE = 1  # RETURN flags: close the connection once its output is written
 RETURN_OUTPUT = 2  # OUTPUT frames follow, then a RETURN that ends them
+RETURN_KEEP = 4  # the master serves the connection from now on: it is not lent again
 # WROTE flags
 WROTE_CLIENT_FAILED = 1
 # one dispatch message (a REQUEST frame and its inline body) is at most this long

@@ -845,6 +845,40 @@ func TestLendTakeBack(t *testing.T) {
 	}
 }
 
+// TestLendSlowRequestKeepsItsConnectionOnTheMaster: a connection whose
+// request on a lent connection took over 20 ms goes back to the master for
+// good: its later requests are served on the master's path (lending gains
+// nothing against a slow request), while a connection of quick requests
+// stays lent.
+func TestLendSlowRequestKeepsItsConnectionOnTheMaster(t *testing.T) {
+	s := lendStart(t, "--workers", "1")
+	c := s.lendDial(t)
+	c.do(t, "GET", "/hello") // lends it
+	before := s.lent(t)
+	c.do(t, "GET", "/hello")
+	if lent := s.lent(t); lent != before+1 {
+		t.Fatalf("lent_requests %d after one quick request on a lent connection, want %d", lent, before+1)
+	}
+	if resp, body := c.do(t, "GET", "/sleep?ms=60"); resp.StatusCode != 200 {
+		t.Fatalf("GET /sleep: %d %q", resp.StatusCode, body)
+	}
+	slow := s.lent(t)
+	for i := range 3 {
+		if resp, body := c.do(t, "GET", "/hello"); resp.StatusCode != 200 {
+			t.Fatalf("request %d after the slow one: %d %q", i, resp.StatusCode, body)
+		}
+	}
+	if lent := s.lent(t); lent != slow {
+		t.Errorf("lent_requests %d after three quick requests that followed a slow one, want %d: the connection was lent again", lent, slow)
+	}
+	quick := s.lendDial(t)
+	quick.do(t, "GET", "/hello")
+	quick.do(t, "GET", "/hello")
+	if lent := s.lent(t); lent != slow+1 {
+		t.Errorf("lent_requests %d after a new connection's second request, want %d: quick connections are still lent", lent, slow+1)
+	}
+}
+
 // TestLendNewConnectionsNotBehindALentRequest: while one worker of two is
 // held by a request of a lent connection, new connections' first requests,
 // which the master dispatches, are served by the other worker. The master's

@@ -376,6 +376,12 @@ def block_view(environ, start_response):
     return text(start_response, str(os.getpid()))
 
 
+def sleep_view(environ, start_response):
+    """Answer after ?ms= milliseconds of sleep: a slow request that needs no test to release it."""
+    time.sleep(int(query(environ)["ms"]) / 1000)
+    return text(start_response, str(os.getpid()))
+
+
 def crash_view(environ, start_response):
     """Kill this worker the way ?how= says, before or after the headers."""
     q = query(environ)
@@ -502,7 +508,7 @@ VALIDATED = {
     "lazy": lazy_view,
     "cookies": cookies_view,
     "badlength": badlength_view,
-    "block": block_view,
+    "block": block_view, "sleep": sleep_view,
     "crash": crash_view,
     "vfile": file_view,
 }
