@@ -43,6 +43,10 @@ class Rig:
         self.conn = lend.Conn(7, server, self.lender.conn_env(consts), bytearray())
         self.lender.conns[self.conn.fd] = self.conn
         self.lender.ep.register(self.conn.fd, lend._EPOLLIN)
+        # A request slower than 20 ms would send the connection back for
+        # good (the master's path serves it), which these tests are not
+        # about: a loaded machine must not turn a fork into a hand-back.
+        self.lender.heavy = 60.0
         self.lend_master.settimeout(5)
         self.client.settimeout(5)
         self.reader = self.client.makefile("rb")
@@ -499,3 +503,16 @@ def test_a_large_body_goes_out_with_its_head_in_one_write():
     reader.join(10)
     assert got and got[0][2] == big
     assert writes[0] > len(big), writes  # the head and the whole body, offered in one call
+
+
+def test_a_slow_request_sends_its_connection_back_for_good():
+    def slow(environ, start_response):
+        import time
+        time.sleep(0.03)
+        return hello(environ, start_response)
+    rig = Rig(slow)
+    rig.lender.heavy = lend._HEAVY
+    rig.send(get("/slow"))
+    assert rig.response()[2] == b"hello /slow"
+    assert rig.frames() == [(P.RETURN, 7, bytes((P.RETURN_KEEP,)))]
+    assert rig.conn.fd not in rig.lender.conns

@@ -149,6 +149,7 @@ class Lender:
         self.serving = None  # the Conn being served
         self.since = 0.0  # when its request began (monotonic)
         self.took = 0.0  # how long the last one took
+        self.heavy = _HEAVY  # a request longer than this sends its connection back for good (_keep_off)
         self.avg = 0.002  # moving average of a request's time, seconds
         self.returning = False  # the server drains: keep no connection
         self.max_head = min(max_head, http11.MAX_HEAD)  # never more than the master's --max-header-size
@@ -315,7 +316,7 @@ class Lender:
                 if what == KEEP and not self.returning and c.out is None:
                     self._end()  # _settle's KEEP, inlined
                     c.last = self.clock
-                    if self.took > _HEAVY:
+                    if self.took > self.heavy:
                         self._keep_off(c)
                 else:
                     self._settle(c, what)
@@ -380,7 +381,7 @@ class Lender:
             c.last = self.clock  # the time _end took
             if c.out is not None:
                 self.ep.modify(c.fd, _EPOLLOUT)  # reading waits until the response is out
-            elif self.took > _HEAVY:
+            elif self.took > self.heavy:
                 self._keep_off(c)
             return
         elif what == HANDED_DONE:
