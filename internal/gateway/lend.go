@@ -729,7 +729,7 @@ func rescue(ws []*worker, now time.Time) {
 		if held == 0 || w.idle {
 			continue
 		}
-		delay := min(max(4*time.Duration(w.pageLoad(pageAverage)), 10*time.Millisecond), rescueLong)
+		delay := min(max(4*time.Duration(w.pageLoad(pageAverage)), 10*time.Millisecond), 100*time.Millisecond)
 		age, busy := w.requestAge(now)
 		switch {
 		case busy && age >= rescueLong:
