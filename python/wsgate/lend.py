@@ -746,11 +746,7 @@ class LentResponse(W.Response):
                 if not self.whole:
                     raise
             if n < total and self.whole:
-                # The loop writes the rest as the client reads, serving
-                # other requests meanwhile; the master knows, so that a
-                # crash closes this connection instead of serving it again.
-                conn.out = [memoryview(data)[n:]]
-                self.lender.lend.send(_owed_frame(conn.id, 1))
+                self._owe([memoryview(data)[n:]])
                 return
             if n < total:
                 view = memoryview(data)
@@ -874,11 +870,14 @@ class LentResponse(W.Response):
         except OSError:
             raise W.ClientGone("the client closed the connection")
         if n < total:
-            if n < split:
-                conn.out = [memoryview(head)[n:], memoryview(data)]
-            else:
-                conn.out = [memoryview(data)[n - split:]]
-            self.lender.lend.send(_owed_frame(conn.id, 1))
+            self._owe([memoryview(head)[n:], memoryview(data)] if n < split else [memoryview(data)[n - split:]])
+
+    def _owe(self, rest):
+        """The loop writes rest (memoryviews) as the client reads, serving
+        other requests meanwhile; the master knows (OWED), so that a crash
+        closes this connection instead of serving it again."""
+        self.conn.out = rest
+        self.lender.lend.send(_owed_frame(self.conn.id, 1))
 
     def write(self, data):
         if type(data) is not bytes:
