@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"sync"
 	"time"
+
+	"github.com/wsgate/wsgate/internal/component"
 )
 
 // ErrQueueFull is returned by acquire when QueueSize requests already wait.
@@ -184,15 +186,28 @@ func (p *Pool) serviceTime() time.Duration { return time.Duration(p.service.Load
 // if that one runs long (awaitLentWorker). Such a request counts as queued
 // (parked), for --queue-size. Only when every slot has a request of the
 // master's does a request wait here, in line for the next token.
+//
+// A request of a slow connection (component.SlowConn: one the worker handed
+// back for good because its requests take long) lets the others in the line
+// go first: a quick request would otherwise wait for a whole slow one to
+// end on the worker it is given to, and another behind it (the mixed
+// case's p99, docs/architecture.md "Lent connections").
 func (p *Pool) acquireLending(ctx context.Context) (*slot, error) {
-	if s := p.takeFree(nil); s != nil {
-		return s, nil
+	slow := component.SlowConn(ctx)
+	if !slow || p.quickWaiting.Load() == 0 {
+		if s := p.takeFree(nil); s != nil {
+			return s, nil
+		}
 	}
 	if p.waiting.Add(1) > int64(p.cfg.QueueSize) {
 		p.waiting.Add(-1)
 		return nil, ErrQueueFull
 	}
 	defer p.waiting.Add(-1)
+	if !slow {
+		p.quickWaiting.Add(1)
+		defer p.quickDone()
+	}
 	var expired <-chan time.Time
 	if p.cfg.Timeout > 0 {
 		t := time.NewTimer(p.cfg.Timeout)
@@ -205,17 +220,57 @@ func (p *Pool) acquireLending(ctx context.Context) (*slot, error) {
 		// instead let a request that came later take a token that freed
 		// first, and the unlucky ones waited for seconds (the 10 MiB upload
 		// case's p99: 1.1 s, 172 ms without lending).
+		idle := p.idle
+		var yield <-chan struct{}
+		if slow {
+			if gone := p.quickLine(); gone != nil {
+				idle, yield = nil, gone // out of the line until the quick ones have their slots
+			}
+		}
 		select {
-		case first := <-p.idle:
+		case first := <-idle:
+			if slow && p.quickWaiting.Load() > 0 {
+				p.pushToken(p.idle, first) // a quick request came meanwhile: to it
+				continue
+			}
 			if s := p.takeFree(first); s != nil {
 				return s, nil
 			}
+		case <-yield:
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-expired:
 			return nil, errQueueTimeout
 		}
 	}
+}
+
+// quickLine is a channel closed once no quick request waits in
+// acquireLending's line, nil if none waits now.
+func (p *Pool) quickLine() <-chan struct{} {
+	p.quickMu.Lock()
+	defer p.quickMu.Unlock()
+	if p.quickWaiting.Load() == 0 {
+		return nil
+	}
+	if p.quickGone == nil {
+		p.quickGone = make(chan struct{})
+	}
+	return p.quickGone
+}
+
+// quickDone takes a quick request out of the line, letting the slow ones
+// back in when it was the last.
+func (p *Pool) quickDone() {
+	if p.quickWaiting.Add(-1) != 0 {
+		return
+	}
+	p.quickMu.Lock()
+	if p.quickGone != nil && p.quickWaiting.Load() == 0 {
+		close(p.quickGone)
+		p.quickGone = nil
+	}
+	p.quickMu.Unlock()
 }
 
 // parkOn counts a request acquire gave a slot whose worker is busy on a
@@ -242,7 +297,7 @@ func (p *Pool) unpark(s *slot) {
 }
 
 // takeFree takes the token of an idle slot whose worker is ready and not
-// busy on a lent connection, of the worker holding the fewest lent
+// busy (busyAge), of the worker holding the fewest lent
 // connections, leaving the other tokens in place; failing that, the token
 // of the busy one with the fewest requests parked on it, then whose request
 // began last. nil only when no slot is idle.
@@ -284,7 +339,7 @@ func (p *Pool) takeFree(first *slot) (chosen *slot) {
 			continue // a draining worker's token: dropped, as acquire does
 		}
 		taken = append(taken, s)
-		age, busy := s.lentAge()
+		age, busy := s.busyAge()
 		parked, held := s.parked.Load(), s.w.lentHeld.Load()
 		better := best == nil
 		switch {

@@ -93,7 +93,13 @@ func (x *exchange) run(scriptName, pathInfo string, flags byte, inline []byte) {
 	}
 	defer func() {
 		if x.healthy {
-			x.h.pool.observe(time.Since(began))
+			took := time.Since(began)
+			x.h.pool.observe(took)
+			if x.h.lendable && x.lendConn == nil {
+				// (a lent request's exchange ends at LENT, before the
+				// application has run: it says nothing of the path)
+				x.h.pool.slow.note(x.r.URL.Path, took)
+			}
 		}
 	}()
 	// Reads carry the deadline; writes get it only when they may block

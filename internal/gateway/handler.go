@@ -78,7 +78,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if directEligible(r) {
 		flags |= protocol.FlagDirect
 	}
-	if h.lendEligible(r, flags) && h.serveLending(w, r, scriptName, pathInfo, flags, inline) {
+	if h.lendable && h.pool.slow.slow(r.URL.Path) {
+		// A slow view's request: served here, after the quick ones waiting
+		// (slowpaths.go).
+		r = r.WithContext(component.WithSlowConn(r.Context()))
+	} else if h.lendEligible(r, flags) && h.serveLending(w, r, scriptName, pathInfo, flags, inline) {
 		return
 	}
 	var sock component.BodySocket

@@ -150,12 +150,13 @@ func (l *lender) readReturns(w *worker) {
 		}
 		switch hd.Type {
 		case protocol.Return:
-			w.pool.log.Debug("lent connection returned", "conn", hd.Stream, "bytes", len(payload))
 			if len(payload) < 1 {
 				w.pool.log.Error("worker broke the protocol; killing it", "pid", w.pid, "error", "empty RETURN")
 				w.kill("protocol violation")
 				return
 			}
+			w.pool.log.Debug("lent connection returned", "worker", w.id, "conn", hd.Stream, "flags", payload[0],
+				"bytes", len(payload)-1)
 			l.returned(hd.Stream, payload[0], payload[1:])
 		case protocol.Output:
 			l.mu.Lock()
@@ -731,13 +732,20 @@ func rescue(ws []*worker, now time.Time) {
 		}
 		delay := min(max(4*time.Duration(w.pageLoad(pageAverage)), 10*time.Millisecond), 100*time.Millisecond)
 		age, busy := w.requestAge(now)
+		var why string
 		switch {
 		case busy && age >= rescueLong:
-		case idle && busy && age >= delay, starved && held > fair:
+			why = "its request runs long"
+		case idle && busy && age >= delay:
+			why = "another worker idles"
+		case starved && held > fair:
+			why = "another worker holds too few connections"
 		default:
 			continue
 		}
-		w.askRescue(now, delay)
+		if w.askRescue(now, delay) {
+			w.pool.log.Debug("rescue asked", "worker", w.id, "why", why, "age", age.Round(time.Millisecond).String(), "held", held)
+		}
 	}
 }
 
@@ -780,13 +788,13 @@ func (w *worker) requestAge(now time.Time) (time.Duration, bool) {
 }
 
 // askRescue sends w SIGUSR2 (lend.py, _rescue: hand back the connections
-// with a request waiting), at most once per every.
-func (w *worker) askRescue(now time.Time, every time.Duration) {
+// with a request waiting), at most once per every; whether it did.
+func (w *worker) askRescue(now time.Time, every time.Duration) bool {
 	if now.UnixNano()-w.rescued < int64(every) {
-		return
+		return false
 	}
 	w.rescued = now.UnixNano()
-	_ = w.proc.Signal(syscall.SIGUSR2)
+	return w.proc.Signal(syscall.SIGUSR2) == nil
 }
 
 // timedOut kills w if its lent request has passed the timeout.
@@ -843,6 +851,21 @@ func (s *slot) lentAge() (time.Duration, bool) {
 	}
 	since := int64(s.w.pageLoad(pageSince))
 	return time.Duration(max(time.Now().UnixNano()-since, 0)), true
+}
+
+// busyAge is lentAge, counting also a request of the master's that the
+// slot's worker is serving or has queued: one parked there (parkOn) leaves
+// the token in the idle channel while the worker serves it, and a request
+// given that token would wait for it.
+func (s *slot) busyAge() (time.Duration, bool) {
+	age, busy := s.lentAge()
+	s.mu.Lock()
+	if len(s.queue) > 0 {
+		busy = true
+		age = max(age, time.Since(s.headSince))
+	}
+	s.mu.Unlock()
+	return age, busy
 }
 
 // awaitLentWorker waits, for an exchange at the head of its slot whose

@@ -2,11 +2,13 @@
 over socketpairs: a "client" socket stands for the TCP connection, the lend
 socket's other end for the master (internal/gateway/lend.go)."""
 
+import marshal
 import os
 import socket
 import struct
 import tempfile
 import threading
+import time
 
 import pytest
 
@@ -102,6 +104,36 @@ class Rig:
 
     def page(self, i):
         return self.lender.page[i]
+
+    def park(self, stream, path):
+        """A request of the master's for path, waiting in the dispatch socket."""
+        environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "SCRIPT_NAME": "", "QUERY_STRING": "",
+                   "SERVER_NAME": "example.test", "SERVER_PORT": "8080", "SERVER_PROTOCOL": "HTTP/1.1"}
+        self.disp_master.send(P.frame(P.REQUEST, stream, bytes([0]) + marshal.dumps(environ)))
+
+    def await_ends(self, n):
+        """Read the stream socket up to the ENDs of n requests of the master's."""
+        data = b""
+        self.stream_master.settimeout(5)
+        while True:
+            data += self.stream_master.recv(65536)
+            try:
+                frames = P.decode_frames(data)
+            except P.ProtocolError:  # a frame cut short: more to come
+                continue
+            if sum(f[0] == P.END for f in frames) == n:
+                return
+
+
+def recording(seen, slow_path=None, slow_seconds=0.01):
+    """hello, noting each request's PATH_INFO in seen; slow_path takes
+    slow_seconds."""
+    def app(environ, start_response):
+        seen.append(environ["PATH_INFO"])
+        if environ["PATH_INFO"] == slow_path:
+            time.sleep(slow_seconds)
+        return hello(environ, start_response)
+    return app
 
 
 def get(path, extra=""):
@@ -395,11 +427,7 @@ def test_the_page_counts_response_bytes_before_they_are_written():
 
 def test_the_loop_serves_the_quickest_connections_first():
     order = []
-
-    def app(environ, start_response):
-        order.append(environ["PATH_INFO"])
-        return hello(environ, start_response)
-    rig = Rig(app)
+    rig = Rig(recording(order))
     quick_client, quick_server = socket.socketpair()
     quick_server.setblocking(False)
     quick = lend.Conn(8, quick_server, {}, bytearray())
@@ -419,6 +447,66 @@ def test_the_loop_serves_the_quickest_connections_first():
     rig.lender.run()  # on the main thread: it installs the SIGUSR2 handler
     assert got[0] == b"hello /slow" and got[1].endswith(b"hello /quick")
     assert order == ["/quick", "/slow"]
+
+
+@pytest.mark.parametrize("disp_cost, conn_cost, want", [
+    (0.2, 0.001, ["/quick", "/parked"]),  # the master's requests here have been slow: the quick one first
+    (0.0, 0.2, ["/parked", "/quick"]),  # and the other way round
+])
+def test_the_masters_requests_are_ranked_by_their_cost_too(disp_cost, conn_cost, want):
+    order = []
+    rig = Rig(recording(order))
+    rig.lender.disp_cost, rig.conn.cost = disp_cost, conn_cost
+    # A request of the master's parked in the dispatch socket, and one on the
+    # lent connection, both waiting when the loop looks.
+    rig.park(5, "/parked")
+    rig.client.sendall(get("/quick"))
+    got = []
+
+    def master():
+        got.append(rig.response()[2])
+        rig.await_ends(1)
+        rig.disp_master.close()  # the master's EOF ends the loop
+    threading.Thread(target=master, daemon=True).start()
+    rig.lender.run()
+    assert got == [b"hello /quick"]
+    assert order == want
+    # What the dispatched request took moves the dispatch socket's cost.
+    assert rig.lender.disp_cost != disp_cost
+
+
+def test_a_slow_request_of_the_masters_lets_waiting_connections_in_before_the_next():
+    order = []
+    rig = Rig(recording(order, "/slow"))
+    rig.conn.cost = 0.0001
+    # Two requests of the master's parked in the dispatch socket, the first
+    # slow, and one on the lent connection.
+    rig.park(5, "/slow")
+    rig.park(7, "/second")
+    rig.client.sendall(get("/quick"))
+
+    def master():
+        rig.response()
+        rig.await_ends(2)
+        rig.disp_master.close()
+    threading.Thread(target=master, daemon=True).start()
+    rig.lender.run()
+    assert order == ["/slow", "/quick", "/second"]
+
+
+def test_a_draining_worker_hands_back_a_waiting_request_before_serving_it():
+    served = []
+    rig = Rig(recording(served))
+    rig.lender.disp_cost, rig.conn.cost = 0.2, 0.0001  # the master's requests here have been slow
+    request = get("/after-the-drain")
+    rig.client.sendall(request)
+    master_side = rig.conn.sock.dup()  # the master's descriptor of the connection
+    rig.disp_master.close()  # the master's EOF: this worker drains
+    rig.lender.run()
+    assert served == []
+    # Handed back with the request unread: the master's server reads it.
+    assert rig.frames() == [(P.RETURN, rig.conn.id, bytes([0]))]
+    assert master_side.recv(4096, socket.MSG_PEEK) == request
 
 
 def test_a_connection_passed_over_for_quicker_ones_is_not_starved():
@@ -507,12 +595,16 @@ def test_a_large_body_goes_out_with_its_head_in_one_write():
 
 def test_a_slow_request_sends_its_connection_back_for_good():
     def slow(environ, start_response):
-        import time
-        time.sleep(0.03)
+        time.sleep(float(environ["QUERY_STRING"]))
         return hello(environ, start_response)
     rig = Rig(slow)
     rig.lender.heavy = lend._HEAVY
-    rig.send(get("/slow"))
+    # One request past 20 ms but not four times that (a hiccup): it stays.
+    rig.send(get("/slow?0.03"))
+    assert rig.response()[2] == b"hello /slow"
+    assert rig.frames() == []
+    # One past 80 ms: back for good.
+    rig.send(get("/slow?0.09"))
     assert rig.response()[2] == b"hello /slow"
     assert rig.frames() == [(P.RETURN, 7, bytes((P.RETURN_KEEP,)))]
     assert rig.conn.fd not in rig.lender.conns

@@ -42,13 +42,14 @@ _MORE = getattr(socket, "MSG_MORE", 0)
 _PEEK = socket.MSG_PEEK | socket.MSG_DONTWAIT
 _EPOLLIN = select.EPOLLIN
 _EPOLLOUT = select.EPOLLOUT
+_EPOLLHUP = select.EPOLLHUP
 _monotonic = time.monotonic
 _time_ns = time.time_ns
 _IDLE = 2.0  # a connection idle this long goes back to the master
 _DRAIN_WAIT = 5  # ms a response waits for a client to make room before the master takes the rest
 
 _SLOW = 0.002  # a request this long ends the batch of ready connections being served
-_HEAVY = 0.020  # a request this long sends its connection back to the master for good
+_HEAVY = 0.020  # a connection whose requests take this long (Conn.cost) goes back to the master for good
 
 KEEP, HANDED, CLOSE = 0, 1, 2  # what became of a connection after a request
 
@@ -149,7 +150,7 @@ class Lender:
         self.serving = None  # the Conn being served
         self.since = 0.0  # when its request began (monotonic)
         self.took = 0.0  # how long the last one took
-        self.heavy = _HEAVY  # a request longer than this sends its connection back for good (_keep_off)
+        self.heavy = _HEAVY  # a connection whose cost passes this goes back for good (_keep_off)
         self.avg = 0.002  # moving average of a request's time, seconds
         self.returning = False  # the server drains: keep no connection
         self.max_head = min(max_head, http11.MAX_HEAD)  # never more than the master's --max-header-size
@@ -159,6 +160,11 @@ class Lender:
         self.served = 0
         self.line = None  # the request line on the page
         self.clock = 0.0  # _monotonic() at the last _end
+        # The dispatch socket ranks in the loop's order as a connection
+        # does (_rank): the master's requests' usual time here, less half of
+        # how long they have waited to be read.
+        self.disp_cost = 0.0
+        self.disp_ready = 0.0
 
     def conn_env(self, consts):
         """Conn.env of a connection with these constants: the base environ
@@ -197,25 +203,36 @@ class Lender:
                 page[5] = 0
             fresh = False
             if len(events) > 1:
-                # The master's requests first: they waited in the dispatch
-                # socket for the request this worker was on (parked). Then
-                # the connections whose requests have been the quickest: a
-                # connection that asks for a slow view again waits for the
-                # quick ones that came meanwhile, not they for it; its wait
-                # counts against its cost, so none starves (_rank).
+                # The connections whose requests have been the quickest
+                # first: a connection that asks for a slow view again waits
+                # for the quick ones that came meanwhile, not they for it;
+                # its wait counts against its cost, so none starves (_rank).
+                # The dispatch socket is ranked the same way by its own
+                # requests' cost: the master parks the requests of the
+                # connections it keeps (the slow ones, _keep_off) behind this
+                # worker's, and a quick request must not wait for them.
                 now = _monotonic()
-                events.sort(key=lambda e: -1e9 if e[0] == disp_fd else _rank(conns, e[0], now))
+                events.sort(key=lambda e: self._disp_rank(now, e[1]) if e[0] == disp_fd else _rank(conns, e[0], now))
             for fd, _ev in events:
                 if fd == disp_fd:
-                    # Every request waiting there, before any connection:
-                    # the master parked them behind this worker's request.
+                    # The requests waiting there (the master parked them
+                    # behind this worker's request), while they are quick:
+                    # after a slow one, the connections that became ready
+                    # meanwhile are weighed against the rest again.
+                    self.disp_ready = 0.0
                     try:
-                        self._dispatch()
-                        while disp_poll.poll(0):
+                        while True:
+                            began = _monotonic()
                             self._dispatch()
+                            took = _monotonic() - began
+                            self.disp_cost += (took - self.disp_cost) / 4
+                            if took > _SLOW or not disp_poll.poll(0):
+                                break
                     except EOFError:
                         self._return_all()
                         return
+                    if took > _SLOW:
+                        break
                 else:
                     c = conns.get(fd)
                     if c is None:
@@ -234,6 +251,16 @@ class Lender:
                 if now >= next_sweep:
                     next_sweep = now + _IDLE
                     self._return_idle(now)
+
+    def _disp_rank(self, now, ev):
+        """_rank for the dispatch socket; first when the master has closed
+        it (this worker drains: its connections go back before another
+        request of theirs is served here)."""
+        if ev & _EPOLLHUP:
+            return -1e9
+        if not self.disp_ready:
+            self.disp_ready = now
+        return self.disp_cost - (now - self.disp_ready) * 0.5
 
     def _dispatch(self):
         """A REQUEST from the master: lent with its connection, or served
@@ -316,7 +343,7 @@ class Lender:
                 if what == KEEP and not self.returning and c.out is None:
                     self._end()  # _settle's KEEP, inlined
                     c.last = self.clock
-                    if self.took > self.heavy:
+                    if c.cost > self.heavy:
                         self._keep_off(c)
                 else:
                     self._settle(c, what)
@@ -381,7 +408,7 @@ class Lender:
             c.last = self.clock  # the time _end took
             if c.out is not None:
                 self.ep.modify(c.fd, _EPOLLOUT)  # reading waits until the response is out
-            elif self.took > self.heavy:
+            elif c.cost > self.heavy:
                 self._keep_off(c)
             return
         elif what == HANDED_DONE:
@@ -535,7 +562,9 @@ class Lender:
         self.lend.sendv(parts)
 
     def _keep_off(self, c):
-        """A connection whose request took over _HEAVY goes back to the
+        """A connection whose requests take over _HEAVY (its cost, the
+        moving average: one request of 80 ms or more, or a few past 20, not
+        one that waited for a core on a loaded machine) goes back to the
         master for good (RETURN_KEEP): lending saves the master ~0.1 ms a
         request, nothing against a slow one, and the master's path served
         the admin case (60-80 ms requests) as fast or faster."""

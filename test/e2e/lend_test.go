@@ -47,45 +47,60 @@ func lendStart(t *testing.T, extra ...string) *lendServer {
 
 // lendWorker is one live worker as `wsgate status --json` shows it.
 type lendWorker struct {
-	PID    int   `json:"pid"`
-	Served int64 `json:"requests_served"`
-	Lent   int64 `json:"lent_requests"`
+	PID      int   `json:"pid"`
+	Served   int64 `json:"requests_served"`
+	Lent     int64 `json:"lent_requests"`
+	Requests []struct {
+		Age float64 `json:"age_seconds"`
+	} `json:"requests"` // the requests it is serving
 }
 
-func (s *lendServer) workers(t *testing.T) []lendWorker {
-	t.Helper()
-	var pools []struct {
-		Live []lendWorker `json:"live_workers"`
-	}
-	out := wsgateCmd(t, "status", "--json", "--control-socket", s.ctl)
-	if err := json.Unmarshal([]byte(out), &pools); err != nil || len(pools) != 1 {
-		t.Fatalf("status --json (%v):\n%s", err, out)
-	}
-	return pools[0].Live
+// lendPool is the server's one pool as `wsgate status --json` shows it.
+type lendPool struct {
+	Queued int          `json:"queued"` // requests waiting for a worker
+	Live   []lendWorker `json:"live_workers"`
 }
 
-// lent is the number of requests the live workers read from their lent
-// connections themselves (the master sent them the others).
-// serving counts the requests the live workers are serving, as `wsgate
-// status` shows them.
-func (s *lendServer) serving(t *testing.T) int {
+func (s *lendServer) status(t *testing.T) lendPool {
 	t.Helper()
-	var pools []struct {
-		Live []struct {
-			Requests []json.RawMessage `json:"requests"`
-		} `json:"live_workers"`
-	}
+	var pools []lendPool
 	out := wsgateCmd(t, "status", "--json", "--control-socket", s.ctl)
 	if err := json.Unmarshal([]byte(out), &pools); err != nil || len(pools) != 1 {
 		t.Fatalf("wsgate status --json: %v in %.300q", err, out)
 	}
+	return pools[0]
+}
+
+func (s *lendServer) workers(t *testing.T) []lendWorker {
+	t.Helper()
+	return s.status(t).Live
+}
+
+// serving counts the requests the live workers are serving.
+func (s *lendServer) serving(t *testing.T) int {
+	t.Helper()
 	n := 0
-	for _, w := range pools[0].Live {
+	for _, w := range s.workers(t) {
 		n += len(w.Requests)
 	}
 	return n
 }
 
+// oldest is the age of the oldest request being served, in seconds (0 if
+// none).
+func (s *lendServer) oldest(t *testing.T) float64 {
+	t.Helper()
+	oldest := 0.0
+	for _, w := range s.workers(t) {
+		for _, r := range w.Requests {
+			oldest = max(oldest, r.Age)
+		}
+	}
+	return oldest
+}
+
+// lent is the number of requests the live workers read from their lent
+// connections themselves (the master sent them the others).
 func (s *lendServer) lent(t *testing.T) int64 {
 	t.Helper()
 	var n int64
@@ -845,9 +860,9 @@ func TestLendTakeBack(t *testing.T) {
 	}
 }
 
-// TestLendSlowRequestKeepsItsConnectionOnTheMaster: a connection whose
-// request on a lent connection took over 20 ms goes back to the master for
-// good: its later requests are served on the master's path (lending gains
+// TestLendSlowRequestKeepsItsConnectionOnTheMaster: a lent connection
+// whose requests take over 20 ms (their moving average, lend.py's
+// Conn.cost: a quarter of a 100 ms one) goes back to the master for good: its later requests are served on the master's path (lending gains
 // nothing against a slow request), while a connection of quick requests
 // stays lent.
 func TestLendSlowRequestKeepsItsConnectionOnTheMaster(t *testing.T) {
@@ -859,7 +874,7 @@ func TestLendSlowRequestKeepsItsConnectionOnTheMaster(t *testing.T) {
 	if lent := s.lent(t); lent != before+1 {
 		t.Fatalf("lent_requests %d after one quick request on a lent connection, want %d", lent, before+1)
 	}
-	if resp, body := c.do(t, "GET", "/sleep?ms=60"); resp.StatusCode != 200 {
+	if resp, body := c.do(t, "GET", "/sleep?ms=100"); resp.StatusCode != 200 {
 		t.Fatalf("GET /sleep: %d %q", resp.StatusCode, body)
 	}
 	slow := s.lent(t)
@@ -876,6 +891,96 @@ func TestLendSlowRequestKeepsItsConnectionOnTheMaster(t *testing.T) {
 	quick.do(t, "GET", "/hello")
 	if lent := s.lent(t); lent != slow+1 {
 		t.Errorf("lent_requests %d after a new connection's second request, want %d: quick connections are still lent", lent, slow+1)
+	}
+}
+
+// TestLendQuickRequestsGoBeforeSlowOnes: once the master has seen a path's
+// request take long, a new request for it is not lent, and when it waits
+// for a worker a quick request that came after it goes first
+// (internal/gateway/slowpaths.go): the quick one waits for the request in
+// progress only, not also for the slow one queued before it.
+func TestLendQuickRequestsGoBeforeSlowOnes(t *testing.T) {
+	s := lendStart(t, "--workers", "1", "--timeout", "30")
+	c := s.lendDial(t)
+	// The connection's first request is lent; a slow one hands it back for
+	// good, and the master serves its requests from then on.
+	if resp, body := c.do(t, "GET", "/sleep?ms=100"); resp.StatusCode != 200 {
+		t.Fatalf("GET /sleep: %d %q", resp.StatusCode, body)
+	}
+	lent := s.lent(t)
+	// The master learns that /block is slow: one runs 30 ms on its path.
+	if _, err := io.WriteString(c, lendRequest("GET", "/block?id=teach")); err != nil {
+		t.Fatal(err)
+	}
+	harness.WaitFile(t, s.gwRecord("teach.started"))
+	harness.WaitFor(t, "the request to run 30 ms", func() bool { return s.oldest(t) >= 0.03 })
+	s.gwRelease(t, "teach")
+	if resp, body := gwReadResponse(t, c.br, "GET"); resp.StatusCode != 200 {
+		t.Fatalf("GET /block?id=teach: %d %q", resp.StatusCode, body)
+	}
+	// The one worker, held by a request of the master's; a slow request,
+	// then a quick one, wait for it.
+	if _, err := io.WriteString(c, lendRequest("GET", "/block?id=held")); err != nil {
+		t.Fatal(err)
+	}
+	harness.WaitFile(t, s.gwRecord("held.started"))
+	slow, quick := s.lendDial(t), s.lendDial(t)
+	if _, err := io.WriteString(slow, lendRequest("GET", "/block?id=slow")); err != nil {
+		t.Fatal(err)
+	}
+	harness.WaitFor(t, "the slow request to queue", func() bool { return s.status(t).Queued == 1 })
+	if _, err := io.WriteString(quick, lendRequest("GET", "/pid")); err != nil {
+		t.Fatal(err)
+	}
+	harness.WaitFor(t, "the quick request to queue", func() bool { return s.status(t).Queued == 2 })
+	answered := make(chan string, 1)
+	go func() {
+		req, _ := http.NewRequest("GET", "/", nil)
+		resp, err := http.ReadResponse(quick.br, req)
+		if err != nil {
+			answered <- err.Error()
+			return
+		}
+		body, _ := io.ReadAll(resp.Body)
+		answered <- fmt.Sprintf("%d %s", resp.StatusCode, body)
+	}()
+	s.gwRelease(t, "held")
+	if resp, body := gwReadResponse(t, c.br, "GET"); resp.StatusCode != 200 {
+		t.Fatalf("the held request: %d %q", resp.StatusCode, body)
+	}
+	// Which goes first: the quick request's answer, or the slow one's start
+	// (it holds the worker until released).
+	var answer string
+	slowFirst := false
+	harness.WaitFor(t, "the quick request's answer or the slow one's start", func() bool {
+		select {
+		case answer = <-answered:
+			return true
+		default:
+		}
+		_, err := os.Stat(s.gwRecord("slow.started"))
+		slowFirst = err == nil
+		return slowFirst
+	})
+	s.gwRelease(t, "slow")
+	if slowFirst {
+		t.Fatal("the slow request, queued first, went first: the quick one waits for it")
+	}
+	if !strings.HasPrefix(answer, "200 ") {
+		t.Fatalf("the quick request: %q", answer)
+	}
+	if resp, body := gwReadResponse(t, slow.br, "GET"); resp.StatusCode != 200 {
+		t.Fatalf("the slow request: %d %q", resp.StatusCode, body)
+	}
+	// The quick request's connection was lent with it: its next request is
+	// the worker's; the slow one's was not: its next comes through the master.
+	quick.pid(t)
+	if got := s.lent(t); got != lent+1 {
+		t.Errorf("lent_requests %d after a second request on the quick connection, want %d: it was not lent", got, lent+1)
+	}
+	slow.pid(t)
+	if got := s.lent(t); got != lent+1 {
+		t.Errorf("lent_requests %d after a second request on the slow connection, want %d: a request for a slow path was lent", got, lent+1)
 	}
 }
 
