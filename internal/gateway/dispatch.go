@@ -139,6 +139,9 @@ func (p *Pool) retire(w *worker, reason string) {
 // hold tokens of workers that drained while no request came (reloads with
 // no traffic): when it is full they are dropped.
 func (p *Pool) pushToken(ch chan *slot, s *slot) bool {
+	if ch == p.idle && p.lending() {
+		defer p.handOff()
+	}
 	select {
 	case ch <- s:
 		return true
@@ -180,21 +183,20 @@ func (p *Pool) serviceTime() time.Duration { return time.Duration(p.service.Load
 // acquireLending is acquire for a pool whose workers serve lent
 // connections: an idle token only means no request of the master's is in
 // flight there, so the shared pages say which workers are free. A free one
-// is taken; failing that, the busy one whose request began last: its
-// dispatch socket is read before its connections when that request ends
-// (lend.py), so the request waits for one request at most, and is taken back
-// if that one runs long (awaitLentWorker). Such a request counts as queued
-// (parked), for --queue-size. Only when every slot has a request of the
-// master's does a request wait here, in line for the next token.
-//
-// A request of a slow connection (component.SlowConn: one the worker handed
-// back for good because its requests take long) lets the others in the line
-// go first: a quick request would otherwise wait for a whole slow one to
-// end on the worker it is given to, and another behind it (the mixed
-// case's p99, docs/architecture.md "Lent connections").
+// is taken; failing that, the busy one whose request began last: the
+// request waits in its dispatch socket for the request running there and
+// the quicker connections waiting beside it (lend.py's loop order), and is
+// taken back if that one runs long (awaitLentWorker). Such a request counts
+// as queued (parked), for --queue-size. Only when every slot has a request
+// of the master's does a request wait here, in line (line.go): first come
+// first served, quick requests before slow ones (slow: a request for a
+// slow path or from a slow connection, component.SlowConn), since a quick
+// request would otherwise wait for a whole slow one to end on the worker it
+// is given to, and another behind it (the mixed case's p99,
+// docs/architecture.md "Lent connections").
 func (p *Pool) acquireLending(ctx context.Context) (*slot, error) {
 	slow := component.SlowConn(ctx)
-	if !slow || p.quickWaiting.Load() == 0 {
+	if !slow || !p.line.quickWaiting() {
 		if s := p.takeFree(nil); s != nil {
 			return s, nil
 		}
@@ -204,10 +206,6 @@ func (p *Pool) acquireLending(ctx context.Context) (*slot, error) {
 		return nil, ErrQueueFull
 	}
 	defer p.waiting.Add(-1)
-	if !slow {
-		p.quickWaiting.Add(1)
-		defer p.quickDone()
-	}
 	var expired <-chan time.Time
 	if p.cfg.Timeout > 0 {
 		t := time.NewTimer(p.cfg.Timeout)
@@ -215,62 +213,25 @@ func (p *Pool) acquireLending(ctx context.Context) (*slot, error) {
 		expired = t.C
 	}
 	for {
-		// In line for the next token, first come first served (Go queues
-		// a channel's receivers in order): looking again every millisecond
-		// instead let a request that came later take a token that freed
-		// first, and the unlucky ones waited for seconds (the 10 MiB upload
-		// case's p99: 1.1 s, 172 ms without lending).
-		idle := p.idle
-		var yield <-chan struct{}
-		if slow {
-			if gone := p.quickLine(); gone != nil {
-				idle, yield = nil, gone // out of the line until the quick ones have their slots
-			}
-		}
+		w := p.line.join(slow)
+		p.handOff() // a token may have come back before this request joined
+		var err error
 		select {
-		case first := <-idle:
-			if slow && p.quickWaiting.Load() > 0 {
-				p.pushToken(p.idle, first) // a quick request came meanwhile: to it
-				continue
-			}
+		case first := <-w.ch:
 			if s := p.takeFree(first); s != nil {
 				return s, nil
 			}
-		case <-yield:
+			continue // every token was a draining worker's: in line again
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			err = ctx.Err()
 		case <-expired:
-			return nil, errQueueTimeout
+			err = errQueueTimeout
 		}
+		if !p.line.leave(w) {
+			p.pushToken(p.idle, <-w.ch) // handed one meanwhile: to the next
+		}
+		return nil, err
 	}
-}
-
-// quickLine is a channel closed once no quick request waits in
-// acquireLending's line, nil if none waits now.
-func (p *Pool) quickLine() <-chan struct{} {
-	p.quickMu.Lock()
-	defer p.quickMu.Unlock()
-	if p.quickWaiting.Load() == 0 {
-		return nil
-	}
-	if p.quickGone == nil {
-		p.quickGone = make(chan struct{})
-	}
-	return p.quickGone
-}
-
-// quickDone takes a quick request out of the line, letting the slow ones
-// back in when it was the last.
-func (p *Pool) quickDone() {
-	if p.quickWaiting.Add(-1) != 0 {
-		return
-	}
-	p.quickMu.Lock()
-	if p.quickGone != nil && p.quickWaiting.Load() == 0 {
-		close(p.quickGone)
-		p.quickGone = nil
-	}
-	p.quickMu.Unlock()
 }
 
 // parkOn counts a request acquire gave a slot whose worker is busy on a

@@ -43,11 +43,7 @@ type Pool struct {
 	slow     slowPaths     // paths whose requests are slow (slowpaths.go)
 	lendStop chan struct{} // ends watchLent
 	lendOff  atomic.Bool   // the server drains: lend no more (StopLending)
-	// Requests in acquireLending's line that did not come on a slow
-	// connection (component.SlowConn): the slow ones let them go first.
-	quickWaiting atomic.Int64
-	quickMu      sync.Mutex
-	quickGone    chan struct{} // closed when quickWaiting falls to 0
+	line     line          // requests waiting for a token (acquireLending, line.go)
 
 	rosterMu sync.Mutex
 	live     map[*worker]struct{} // the workers not yet exited (inflight.go, roster)
