@@ -26,21 +26,6 @@ func WithGiveBack(ctx context.Context, g GiveBack) context.Context {
 // slow gains nothing from being lent).
 type Kept struct{ net.Conn }
 
-type slowConnKey struct{}
-
-// WithSlowConn marks a request's context as that of a Kept connection: its
-// requests have been slow, and the gateway lets other requests go before
-// them when they wait for a worker.
-func WithSlowConn(ctx context.Context) context.Context {
-	return context.WithValue(ctx, slowConnKey{}, true)
-}
-
-// SlowConn reports whether ctx is a Kept connection's (WithSlowConn).
-func SlowConn(ctx context.Context) bool {
-	slow, _ := ctx.Value(slowConnKey{}).(bool)
-	return slow
-}
-
 // GiveBackOf is the GiveBack of the server a request came in on, nil when
 // none was recorded (tests that serve the gateway alone).
 func GiveBackOf(ctx context.Context) GiveBack {

@@ -6,8 +6,6 @@ import (
 	"runtime"
 	"sync"
 	"time"
-
-	"github.com/wsgate/wsgate/internal/component"
 )
 
 // ErrQueueFull is returned by acquire when QueueSize requests already wait.
@@ -189,18 +187,16 @@ func (p *Pool) serviceTime() time.Duration { return time.Duration(p.service.Load
 // taken back if that one runs long (awaitLentWorker). Such a request counts
 // as queued (parked), for --queue-size. Only when every slot has a request
 // of the master's does a request wait here, in line (line.go): first come
-// first served, quick requests before slow ones (slow: a request for a
-// slow path or from a slow connection, component.SlowConn), since a quick
+// first served, requests for quick paths before those for slow ones
+// (slowpaths.go; the path comes in ctx, withLinePath), since a quick
 // request would otherwise wait for a whole slow one to end on the worker it
 // is given to, and another behind it (the mixed case's p99,
 // docs/architecture.md "Lent connections").
 func (p *Pool) acquireLending(ctx context.Context) (*slot, error) {
-	slow := component.SlowConn(ctx)
-	if !slow || !p.line.quickWaiting() {
-		if s := p.takeFree(nil); s != nil {
-			return s, nil
-		}
+	if s := p.takeFree(nil); s != nil {
+		return s, nil
 	}
+	path, _ := ctx.Value(linePathKey{}).(string)
 	if p.waiting.Add(1) > int64(p.cfg.QueueSize) {
 		p.waiting.Add(-1)
 		return nil, ErrQueueFull
@@ -213,7 +209,7 @@ func (p *Pool) acquireLending(ctx context.Context) (*slot, error) {
 		expired = t.C
 	}
 	for {
-		w := p.line.join(slow)
+		w := p.line.join(path)
 		p.handOff() // a token may have come back before this request joined
 		var err error
 		select {

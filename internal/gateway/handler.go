@@ -78,12 +78,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if directEligible(r) {
 		flags |= protocol.FlagDirect
 	}
-	if h.lendable && h.pool.slow.slow(r.URL.Path) {
-		// A slow view's request: served here, after the quick ones waiting
-		// (slowpaths.go).
-		r = r.WithContext(component.WithSlowConn(r.Context()))
-	} else if h.lendEligible(r, flags) && h.serveLending(w, r, scriptName, pathInfo, flags, inline) {
-		return
+	if h.lendable {
+		// A slow view's request is not lent, and in line for a worker it
+		// lets quick ones go first (slowpaths.go, line.go).
+		if !h.pool.slow.slow(r.URL.Path) && h.lendEligible(r, flags) && h.serveLending(w, r, scriptName, pathInfo, flags, inline) {
+			return
+		}
+		r = r.WithContext(withLinePath(r.Context(), r.URL.Path))
 	}
 	var sock component.BodySocket
 	if flags&(protocol.FlagHasBody|protocol.FlagBodyInline) == protocol.FlagHasBody {

@@ -130,9 +130,7 @@ func giveBackContext(l *backListener) func(context.Context, net.Conn) context.Co
 	give := component.GiveBack(l.give)
 	return func(ctx context.Context, c net.Conn) context.Context {
 		if fc, ok := c.(*framedConn); ok && fc.kept {
-			// Given back for good (component.Kept): not lent again, and
-			// its requests yield to others in the gateway's line.
-			return component.WithSlowConn(rememberConn(ctx, c))
+			return rememberConn(ctx, c) // given back for good (component.Kept): not lent again
 		}
 		return component.WithGiveBack(rememberConn(ctx, c), give)
 	}
