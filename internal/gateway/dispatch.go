@@ -254,8 +254,8 @@ func (p *Pool) unpark(s *slot) {
 }
 
 // takeFree takes the token of an idle slot whose worker is ready and not
-// busy (busyAge), of the worker holding the fewest lent
-// connections, leaving the other tokens in place; failing that, the token
+// busy (requestAge: neither on a lent request nor on one of the master's,
+// parked there or not), of the worker holding the fewest lent connections, leaving the other tokens in place; failing that, the token
 // of the busy one with the fewest requests parked on it, then whose request
 // began last. nil only when no slot is idle.
 //
@@ -279,6 +279,7 @@ func (p *Pool) takeFree(first *slot) (chosen *slot) {
 	var bestBusy bool
 	var bestAge time.Duration
 	var bestParked, bestHeld int64
+	now := time.Now()
 	for i := range cap(p.idle) + 1 {
 		var s *slot
 		if i == 0 {
@@ -296,7 +297,7 @@ func (p *Pool) takeFree(first *slot) (chosen *slot) {
 			continue // a draining worker's token: dropped, as acquire does
 		}
 		taken = append(taken, s)
-		age, busy := s.busyAge()
+		age, busy := s.w.requestAge(now) // a lending pool's worker has one slot
 		parked, held := s.parked.Load(), s.w.lentHeld.Load()
 		better := best == nil
 		switch {

@@ -843,31 +843,6 @@ func (w *worker) lentBusy() bool {
 	return w.lendConn != nil && w.pageLoad(pageServing) != 0
 }
 
-// lentAge is how long the lent request the slot's worker is serving has
-// run, and whether it is serving one.
-func (s *slot) lentAge() (time.Duration, bool) {
-	if !s.lentBusy() {
-		return 0, false
-	}
-	since := int64(s.w.pageLoad(pageSince))
-	return time.Duration(max(time.Now().UnixNano()-since, 0)), true
-}
-
-// busyAge is lentAge, counting also a request of the master's that the
-// slot's worker is serving or has queued: one parked there (parkOn) leaves
-// the token in the idle channel while the worker serves it, and a request
-// given that token would wait for it.
-func (s *slot) busyAge() (time.Duration, bool) {
-	age, busy := s.lentAge()
-	s.mu.Lock()
-	if len(s.queue) > 0 {
-		busy = true
-		age = max(age, time.Since(s.headSince))
-	}
-	s.mu.Unlock()
-	return age, busy
-}
-
 // awaitLentWorker waits, for an exchange at the head of its slot whose
 // worker is busy on a lent connection, until the worker takes the REQUEST;
 // if that takes longer than the usual rescue delay, another worker is free
@@ -899,17 +874,12 @@ func (x *exchange) awaitLentWorker() turnKind {
 // anyFree reports whether a ready worker is neither serving a lent request
 // nor one of the master's.
 func (p *Pool) anyFree() bool {
+	now := time.Now()
 	for _, w := range p.roster() {
-		if w.State() != StateReady || w.lentBusy() {
+		if w.State() != StateReady {
 			continue
 		}
-		free := true
-		for _, s := range w.slots {
-			s.mu.Lock()
-			free = free && len(s.queue) == 0
-			s.mu.Unlock()
-		}
-		if free {
+		if _, busy := w.requestAge(now); !busy {
 			return true
 		}
 	}
