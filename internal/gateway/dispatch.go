@@ -255,9 +255,10 @@ func (p *Pool) unpark(s *slot) {
 
 // takeFree takes the token of an idle slot whose worker is ready and not
 // busy (requestAge: neither on a lent request nor on one of the master's,
-// parked there or not), of the worker holding the fewest lent connections, leaving the other tokens in place; failing that, the token
-// of the busy one with the fewest requests parked on it, then whose request
-// began last. nil only when no slot is idle.
+// parked there or not), of the worker holding the fewest lent connections,
+// leaving the other tokens in place; failing that, the token of the busy
+// one with the fewest requests parked on it, then whose request began last.
+// nil only when no slot is idle.
 //
 // The fewest connections: the request is likely to lend its connection,
 // and a worker between two requests is "not busy" for an instant; taking

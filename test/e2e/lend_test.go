@@ -862,7 +862,8 @@ func TestLendTakeBack(t *testing.T) {
 
 // TestLendSlowRequestKeepsItsConnectionOnTheMaster: a lent connection
 // whose requests take over 20 ms (their moving average, lend.py's
-// Conn.cost: a quarter of a 100 ms one) goes back to the master for good: its later requests are served on the master's path (lending gains
+// Conn.cost: a quarter of a 100 ms one) goes back to the master for good:
+// its later requests are served on the master's path (lending gains
 // nothing against a slow request), while a connection of quick requests
 // stays lent.
 func TestLendSlowRequestKeepsItsConnectionOnTheMaster(t *testing.T) {
