@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/wsgate/wsgate/internal/component"
@@ -39,11 +40,16 @@ func TestQueueWaitReachesFacts(t *testing.T) {
 	p, _ := startPool(t, "routes", func(c *Config) {
 		c.Pipeline = 1 // the second request must queue, not pipeline
 	})
-	facts := make(chan *component.Facts, 2)
+	// By path: the handlers may end in either order (the queued request
+	// is quick and may be done before the held one has returned).
+	facts := map[string]*component.Facts{}
+	var mu sync.Mutex
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r, f := component.Attach(r)
 		NewHandler(p, "").ServeHTTP(w, r)
-		facts <- f
+		mu.Lock()
+		facts[r.URL.Path] = f
+		mu.Unlock()
 	}))
 	defer srv.Close()
 	_, first := held(t, srv.URL, dir, "first")
@@ -55,7 +61,11 @@ func TestQueueWaitReachesFacts(t *testing.T) {
 			t.Fatalf("got %q", got)
 		}
 	}
-	a, b := <-facts, <-facts
+	srv.Close() // waits for the handlers
+	a, b := facts["/hold"], facts["/hello"]
+	if a == nil || b == nil {
+		t.Fatalf("facts of /hold and /hello not both recorded: %v", facts)
+	}
 	if !a.Dispatched || !b.Dispatched {
 		t.Fatalf("Dispatched not set: %+v %+v", a, b)
 	}
