@@ -235,30 +235,119 @@ func (p *Pool) acquireLending(ctx context.Context) (*slot, error) {
 // ends, and settles instead of releasing). The slot's token goes back at
 // once, so that more requests may park there; the worker serves them in
 // order from its dispatch socket. ErrQueueFull if the queue is full.
-func (p *Pool) parkOn(s *slot) (parked bool, err error) {
-	if !p.lending() || !s.lentBusy() {
-		return false, nil
+//
+// A request that lends its connection (lend) is parked even on a worker
+// that is not busy: its exchange ends as soon as the worker has the
+// connection, and a token held until then hides the worker from takeFree.
+func (p *Pool) parkOn(s *slot, lend bool) (parking, error) {
+	if !p.lending() || !(lend || s.lentBusy()) {
+		return notParked, nil
 	}
 	p.pushToken(p.idle, s)
+	return p.park(s)
+}
+
+// park counts a request sent to s without its token: queued if the worker
+// is busy (on a lent connection, or with requests of the master's queued
+// there; ErrQueueFull past --queue-size), not if it only lends its
+// connection to a worker that is not.
+func (p *Pool) park(s *slot) (parking, error) {
+	if n, _ := s.queued(); n == 0 && !s.lentBusy() {
+		s.parked.Add(1)
+		return parkedLending, nil
+	}
 	if p.waiting.Add(1) > int64(p.cfg.QueueSize) {
 		p.waiting.Add(-1)
-		return false, ErrQueueFull
+		return notParked, ErrQueueFull
 	}
 	s.parked.Add(1)
-	return true, nil
+	return parkedQueued, nil
 }
 
-func (p *Pool) unpark(s *slot) {
+// parking is how a request was placed on its slot.
+type parking uint8
+
+const (
+	notParked     parking = iota // the exchange holds the slot's token
+	parkedQueued                 // behind the worker's lent request, counted as queued
+	parkedLending                // lending its connection to a worker not busy: not queued
+)
+
+func (p *Pool) unpark(s *slot, how parking) {
 	s.parked.Add(-1)
-	p.waiting.Add(-1)
+	if how == parkedQueued {
+		p.waiting.Add(-1)
+	}
 }
 
-// takeFree takes the token of an idle slot whose worker is ready and not
-// busy (requestAge: neither on a lent request nor on one of the master's,
-// parked there or not), of the worker holding the fewest lent connections,
-// leaving the other tokens in place; failing that, the token of the busy
-// one with the fewest requests parked on it, then whose request began last.
-// nil only when no slot is idle.
+// pickLending chooses the worker for a request that lends its connection
+// (a new keep-alive connection's first request): the ready worker slotRank
+// puts first, weighed from the roster rather than from the idle tokens; the
+// request parks there (park) without a token. A token may be out for a
+// while, handed to a waiter in line whose goroutine has not run yet, and
+// the worker it stands for is then invisible to takeFree: even with
+// lending requests giving their token back at once, the 32 connections wrk
+// opens at once went 30 to one worker and 2 to the other in one test run of
+// twenty (docs/architecture.md, "Lent connections"). A worker running a
+// request of the master's that holds its token is passed over: that
+// request may be slow, and the line (acquireLending) hands the request the
+// first token to come back instead. nil when no worker is ready or each
+// runs such a request.
+func (p *Pool) pickLending() *slot {
+	var best *slot
+	var bestRank slotRank
+	now := time.Now()
+	for _, w := range p.roster() {
+		if w.State() != StateReady || len(w.slots) != 1 {
+			continue
+		}
+		s := w.slots[0]
+		if _, tokenHeld := s.queued(); tokenHeld {
+			continue // a request of the master's runs there, maybe a slow one: the line knows better (acquireLending)
+		}
+		if r := rankSlot(s, now); best == nil || r.before(bestRank) {
+			best, bestRank = s, r
+		}
+	}
+	return best
+}
+
+// slotRank is what takeFree and pickLending weigh of a lending pool's slot.
+type slotRank struct {
+	busy, long   bool // serving a request (requestAge); for slowRequest or more
+	age          time.Duration
+	parked, held int64 // requests parked on it; connections its worker holds or is being sent
+}
+
+func rankSlot(s *slot, now time.Time) slotRank {
+	age, busy := s.w.requestAge(now) // a lending pool's worker has one slot
+	return slotRank{busy: busy, long: busy && age >= slowRequest, age: age, parked: s.parked.Load(), held: s.w.lentHeld.Load()}
+}
+
+// before reports whether a request should rather go to a than to b: a
+// worker not busy, of those the one holding the fewest connections; else
+// one whose request has not run long (a slow view: the request would wait
+// for all of it), then the one with the least ahead of the request (the
+// requests parked on it and the connections it serves in turn), then the
+// one whose request began last.
+func (a slotRank) before(b slotRank) bool {
+	switch {
+	case a.busy != b.busy:
+		return !a.busy
+	case !a.busy:
+		return a.held < b.held
+	case a.long != b.long:
+		return !a.long
+	case a.parked+a.held != b.parked+b.held:
+		return a.parked+a.held < b.parked+b.held
+	default:
+		return a.age < b.age
+	}
+}
+
+// takeFree takes the token of an idle slot of the ready worker slotRank
+// puts first, leaving the other tokens in place; nil only when no slot is
+// idle.
 //
 // The fewest connections: the request is likely to lend its connection,
 // and a worker between two requests is "not busy" for an instant; taking
@@ -277,9 +366,7 @@ func (p *Pool) takeFree(first *slot) (chosen *slot) {
 		}
 	}()
 	var best *slot
-	var bestBusy bool
-	var bestAge time.Duration
-	var bestParked, bestHeld int64
+	var bestRank slotRank
 	now := time.Now()
 	for i := range cap(p.idle) + 1 {
 		var s *slot
@@ -298,20 +385,8 @@ func (p *Pool) takeFree(first *slot) (chosen *slot) {
 			continue // a draining worker's token: dropped, as acquire does
 		}
 		taken = append(taken, s)
-		age, busy := s.w.requestAge(now) // a lending pool's worker has one slot
-		parked, held := s.parked.Load(), s.w.lentHeld.Load()
-		better := best == nil
-		switch {
-		case better:
-		case busy != bestBusy:
-			better = !busy
-		case !busy:
-			better = held < bestHeld
-		default:
-			better = parked < bestParked || (parked == bestParked && age < bestAge)
-		}
-		if better {
-			best, bestBusy, bestAge, bestParked, bestHeld = s, busy, age, parked, held
+		if r := rankSlot(s, now); best == nil || r.before(bestRank) {
+			best, bestRank = s, r
 		}
 	}
 	return best

@@ -243,9 +243,11 @@ func (x *exchange) awaitTurn() turnKind {
 			if s.w.State() != StateReady {
 				continue // a token of a draining worker: dropped, as acquire does
 			}
-			if s.lentBusy() {
+			if s.lentBusy() || (p.lending() && s.w.hasQueued()) {
 				// Idle to the queue, but busy with a lent connection's
-				// request: no better than waiting here.
+				// request, or with requests parked there (a lending
+				// pool's tokens go back at once, parkOn): no better than
+				// waiting here.
 				p.pushToken(p.idle, s)
 				idle = nil // not again this round
 				continue

@@ -145,16 +145,32 @@ func (h *Handler) dispatch(x exchange, scriptName, pathInfo string, flags byte, 
 	var next *slot // a free slot a withdrawn request was handed
 	for attempt := 0; ; {
 		s := next
-		parked := false
+		lend := flags&protocol.FlagLend != 0
+		picked := false
+		if s == nil && lend && p.lending() {
+			if s = p.pickLending(); s != nil {
+				picked = true
+				if f := component.FactsOf(x.r); f != nil {
+					f.Dispatched = true // (it waited for no token: QueueWait stays 0)
+				}
+			}
+		}
+		var err error
 		if s == nil {
-			var err error
 			s, err = p.acquireFor(x.r)
-			if err == nil {
-				parked, err = p.parkOn(s)
-			}
-			if err != nil {
-				return x, err
-			}
+		}
+		parked := notParked
+		switch {
+		case err != nil:
+		case picked:
+			parked, err = p.park(s)
+		default:
+			// (a slot handed to a withdrawn request too: a request lending
+			// its connection must not hold a token the others need to see)
+			parked, err = p.parkOn(s, lend)
+		}
+		if err != nil {
+			return x, err
 		}
 		if sent != nil {
 			sent(s)
@@ -164,12 +180,12 @@ func (h *Handler) dispatch(x exchange, scriptName, pathInfo string, flags byte, 
 		p.stats.busy.Add(1)
 		x.run(scriptName, pathInfo, flags, inline)
 		p.stats.busy.Add(-1)
-		if parked {
-			p.unpark(s)
+		if parked != notParked {
+			p.unpark(s, parked)
 		}
 		switch {
 		case x.reason == reasonSlotClosed:
-		case parked:
+		case parked != notParked:
 			p.settle(s, x.healthy, x.reason)
 		default:
 			p.release(s, x.healthy, x.reason)

@@ -32,8 +32,9 @@ type slot struct {
 	hdr   []byte      // a frame header written apart from its payload
 	bufs  net.Buffers // header + payload for one writev
 	once  sync.Once
-	// parked: requests sent here while the worker was busy on a lent
-	// connection, not answered yet (Pool.parkOn)
+	// parked: requests sent here without the slot's token (the worker was
+	// busy on a lent connection, or the request lends its connection), not
+	// answered yet (Pool.park)
 	parked atomic.Int64
 	// readDL is the read deadline set on conn (reader only: armReads).
 	readDL time.Time
@@ -52,6 +53,15 @@ type slot struct {
 	// unreceived: streams whose REQUEST was still in the dispatch socket
 	// when the slot closed; the worker never saw them.
 	unreceived []uint32
+}
+
+// queued is the number of exchanges on the slot, and whether one of them
+// holds the slot's token (a request of the master's that was not parked).
+func (s *slot) queued() (n int, tokenHeld bool) {
+	s.mu.Lock()
+	n = len(s.queue)
+	s.mu.Unlock()
+	return n, int64(n) > s.parked.Load()
 }
 
 // closeLocked closes the sockets (s.mu held): the worker thread reads EOF
