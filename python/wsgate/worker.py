@@ -16,6 +16,7 @@ built once per thread), wsgi.input, wsgi.errors and the start_response state.
 
 import argparse
 import faulthandler
+import gc
 import importlib
 import json
 import marshal
@@ -860,6 +861,8 @@ def main(argv=None):
         except OSError:
             sys.stderr.write("wsgate worker: cannot load the application: " + data.decode())
         return 3
+    gc.collect()
+    gc.freeze()
     if args.lend_fds:
         lend_fd, _, page_fd = args.lend_fds.partition(":")
         return run(chans, app, args.workers, (int(lend_fd), int(page_fd), args.max_head, args.max_requests))

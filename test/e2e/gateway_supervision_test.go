@@ -170,6 +170,28 @@ func TestGatewayWorkerCrash(t *testing.T) {
 	})
 }
 
+// TestGatewayWorkerFreezesTheLoadedApp: once a worker has loaded the
+// application, what the load made is in the collector's permanent
+// generation (gc.freeze), so collections no longer walk it; with --preload
+// the preloader does the same before forking.
+func TestGatewayWorkerFreezesTheLoadedApp(t *testing.T) {
+	for _, extra := range [][]string{nil, {"--preload"}} {
+		t.Run(fmt.Sprint(extra), func(t *testing.T) {
+			s := gwStart(t, append([]string{"--workers", "1"}, extra...)...)
+			r := gwGet(t, s.URL+"/gc")
+			gwOK(t, "GET /gc", r)
+			var frozen int
+			var walked bool
+			if _, err := fmt.Sscanf(string(r.body), "frozen=%d app-walked=%t", &frozen, &walked); err != nil {
+				t.Fatalf("GET /gc: %q: %v", r.body, err)
+			}
+			if frozen == 0 || walked {
+				t.Errorf("GET /gc: %q: the application's objects are not frozen", r.body)
+			}
+		})
+	}
+}
+
 // TestGatewayImportError: an application that cannot be loaded stops serve
 // with exit status 1 and one clear line, not a crash loop.
 func TestGatewayImportError(t *testing.T) {

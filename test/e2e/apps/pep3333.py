@@ -12,6 +12,7 @@ so the Go tests can check what happened inside the worker.
 """
 
 import ctypes
+import gc
 import hashlib
 import io
 import json
@@ -225,6 +226,14 @@ def hello_view(environ, start_response):
 
 def pid_view(environ, start_response):
     return text(start_response, str(os.getpid()))
+
+
+def gc_view(environ, start_response):
+    """How many objects the collector's permanent generation holds, and
+    whether this module's functions are among them (gc.get_objects() lists
+    only the generations it still walks)."""
+    walked = any(o is pid_view for o in gc.get_objects())
+    return text(start_response, "frozen=%d app-walked=%s" % (gc.get_freeze_count(), walked))
 
 
 def write_view(environ, start_response):
@@ -499,6 +508,7 @@ VALIDATED = {
     "echo": echo_view,
     "hello": hello_view,
     "pid": pid_view,
+    "gc": gc_view,
     "write": write_view,
     "stream": stream_view,
     "status": status_view,
