@@ -316,7 +316,7 @@ func (p *Pool) pickLending() *slot {
 type slotRank struct {
 	busy, long   bool // serving a request (requestAge); for slowRequest or more
 	age          time.Duration
-	parked, held int64 // requests parked on it; connections its worker holds or is being sent
+	parked, held int64 // requests parked on it (a connection being lent among them); connections its worker holds
 }
 
 func rankSlot(s *slot, now time.Time) slotRank {

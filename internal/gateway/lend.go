@@ -78,15 +78,10 @@ type lentConn struct {
 	fd   int      // after LENT: the master's own descriptor of the socket, out of the poller
 	give component.GiveBack
 	w    *worker // the worker it was sent to
-	// counted is the worker whose lentHeld counts it: from the moment its
-	// REQUEST is sent there, not from LENT, so that the connections of a
-	// burst of new clients are spread while the workers are still taking
-	// them (takeFree weighs lentHeld).
-	counted *worker
-	lent    bool    // the worker answered LENT: it has the connection
-	out     *output // the rest of a response the client could not take at once
-	owed    bool    // the worker is writing the rest of a response as the client reads (OWED)
-	keep    bool    // returned with ReturnKeep: the server serves it from now on, not lent again
+	lent bool    // the worker answered LENT: it has the connection
+	out  *output // the rest of a response the client could not take at once
+	owed bool    // the worker is writing the rest of a response as the client reads (OWED)
+	keep bool    // returned with ReturnKeep: the server serves it from now on, not lent again
 }
 
 func (l *lender) add(conn net.Conn, give component.GiveBack) *lentConn {
@@ -104,23 +99,11 @@ func (l *lender) add(conn net.Conn, give component.GiveBack) *lentConn {
 	return c
 }
 
-// sentTo records which worker the connection's REQUEST went to, and
-// counts it there (a request taken back and sent elsewhere moves it).
+// sentTo records which worker the connection's REQUEST went to.
 func (l *lender) sentTo(c *lentConn, w *worker) {
 	l.mu.Lock()
-	c.uncount()
 	c.w = w
-	w.lentHeld.Add(1)
-	c.counted = w
 	l.mu.Unlock()
-}
-
-// uncount takes the connection out of its worker's lentHeld; l.mu held.
-func (c *lentConn) uncount() {
-	if c.counted != nil {
-		c.counted.lentHeld.Add(-1)
-		c.counted = nil
-	}
 }
 
 // drop forgets a connection whose first request failed before the worker
@@ -128,7 +111,6 @@ func (c *lentConn) uncount() {
 func (l *lender) drop(c *lentConn) {
 	l.mu.Lock()
 	delete(l.conns, c.id)
-	c.uncount()
 	l.mu.Unlock()
 }
 
@@ -142,6 +124,7 @@ func (l *lender) gotLent(c *lentConn) {
 	}
 	c.setApart()
 	c.lent = true
+	c.w.lentHeld.Add(1)
 	gone := c.w != nil && c.w.lendGone
 	l.mu.Unlock()
 	if gone {
@@ -238,7 +221,9 @@ func (l *lender) returned(id uint32, flags byte, rest []byte) {
 		return
 	}
 	delete(l.conns, id)
-	c.uncount()
+	if c.lent {
+		c.w.lentHeld.Add(-1)
+	}
 	l.mu.Unlock()
 	rest = append([]byte(nil), rest...)
 	closeAfter := flags&protocol.ReturnClose != 0
@@ -336,7 +321,7 @@ func (l *lender) reclaim(w *worker) {
 	for id, c := range l.conns {
 		if c.w == w && c.lent {
 			delete(l.conns, id)
-			c.uncount()
+			w.lentHeld.Add(-1)
 			mine = append(mine, c)
 		}
 	}

@@ -71,7 +71,7 @@ type worker struct {
 	lastServing  uint64        // the page's pageServing when lendGone was set (lender.mu)
 	lastWritten  uint64        // and its pageWritten
 	lendTimedOut atomic.Uint32 // the lent connection whose request passed the timeout
-	lentHeld     atomic.Int64  // connections it holds now or is being sent (lender, lentConn.counted)
+	lentHeld     atomic.Int64  // connections it holds now (lender)
 	rescued      int64         // when it was last signalled to rescue its connections, unix ns (watchLent)
 	idle         bool          // it waited with nothing to do at watchLent's last look
 }
