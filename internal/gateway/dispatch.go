@@ -181,9 +181,9 @@ func (p *Pool) serviceTime() time.Duration { return time.Duration(p.service.Load
 // acquireLending is acquire for a pool whose workers serve lent
 // connections: an idle token only means no request of the master's is in
 // flight there, so the shared pages say which workers are free. A free one
-// is taken; failing that, the busy one whose request began last: the
-// request waits in its dispatch socket for the request running there and
-// the quicker connections waiting beside it (lend.py's loop order), and is
+// is taken; failing that, the busy one slotRank puts first: the request
+// waits in its dispatch socket for the request running there and the
+// quicker connections waiting beside it (lend.py's loop order), and is
 // taken back if that one runs long (awaitLentWorker). Such a request counts
 // as queued (parked), for --queue-size. Only when every slot has a request
 // of the master's does a request wait here, in line (line.go): first come

@@ -243,7 +243,7 @@ func (x *exchange) awaitTurn() turnKind {
 			if s.w.State() != StateReady {
 				continue // a token of a draining worker: dropped, as acquire does
 			}
-			if s.lentBusy() || (p.lending() && s.w.hasQueued()) {
+			if p.lending() && s.w.busy() {
 				// Idle to the queue, but busy with a lent connection's
 				// request, or with requests parked there (a lending
 				// pool's tokens go back at once, parkOn): no better than

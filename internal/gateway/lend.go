@@ -787,6 +787,13 @@ func (w *worker) requestAge(now time.Time) (time.Duration, bool) {
 	return time.Duration(now.UnixNano() - began), true
 }
 
+// busy reports whether the worker serves a request, lent or the master's
+// (requestAge).
+func (w *worker) busy() bool {
+	_, busy := w.requestAge(time.Now())
+	return busy
+}
+
 // askRescue sends w SIGUSR2 (lend.py, _rescue: hand back the connections
 // with a request waiting), at most once per every; whether it did.
 func (w *worker) askRescue(now time.Time, every time.Duration) bool {
